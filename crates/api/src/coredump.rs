@@ -1,0 +1,119 @@
+//! `Coredump`: one object per captured crash, created by the ingest (standalone or node agent).
+
+use serde::{Deserialize, Serialize};
+
+use crate::ObjectMeta;
+
+/// Plural resource name.
+pub const COREDUMPS: &str = "coredumps";
+/// Kind.
+pub const COREDUMP_KIND: &str = "Coredump";
+
+/// One captured crash.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Coredump {
+    /// Always [`crate::API_VERSION`].
+    pub api_version: String,
+    /// Always [`COREDUMP_KIND`].
+    pub kind: String,
+    /// Standard object metadata.
+    pub metadata: ObjectMeta,
+    /// Facts about the crash (immutable once recorded).
+    pub spec: CoredumpSpec,
+    /// What became of the core file.
+    #[serde(default)]
+    pub status: CoredumpStatus,
+}
+
+/// Facts about the crash, as captured on the crash path and resolved by the ingest.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CoredumpSpec {
+    /// Node (host name) where the crash happened.
+    #[serde(default)]
+    pub node_name: String,
+    /// Pod name, when the process ran in a known pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_name: Option<String>,
+    /// Pod UID (from the cgroup path), when the process ran in a pod.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "podUID")]
+    pub pod_uid: Option<String>,
+    /// Container name, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+    /// Container ID (from the cgroup path), e.g. `containerd://<64 hex>`.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "containerID")]
+    pub container_id: Option<String>,
+    /// Container image, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Process id in the initial pid namespace.
+    pub pid: u32,
+    /// Thread id (initial pid namespace) of the thread that crashed.
+    #[serde(default)]
+    pub tid: u32,
+    /// Executable path as the kernel saw it.
+    #[serde(default)]
+    pub executable: String,
+    /// Command line (bounded; arguments may be truncated).
+    #[serde(default)]
+    pub command_line: Vec<String>,
+    /// Signal number that caused the dump.
+    pub signal: i32,
+    /// Signal name, e.g. `SIGSEGV`.
+    #[serde(default)]
+    pub signal_name: String,
+    /// RFC 3339 time of the crash.
+    pub crash_time: String,
+    /// Real uid of the process.
+    #[serde(default)]
+    pub uid: u32,
+    /// Real gid of the process.
+    #[serde(default)]
+    pub gid: u32,
+}
+
+/// Outcome of storing the core.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CoredumpState {
+    /// The whole core is stored.
+    #[default]
+    Stored,
+    /// Only a prefix is stored (size limit).
+    Truncated,
+    /// Not stored: the namespace is over its quota.
+    QuotaExceeded,
+    /// Not stored: free-space floor, opt-out, or rate limit (see `message`).
+    Skipped,
+    /// Not stored: too many concurrent crashes.
+    RateLimited,
+    /// Capture failed (see `message`).
+    Failed,
+}
+
+/// What became of the core file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CoredumpStatus {
+    /// Outcome.
+    pub state: CoredumpState,
+    /// Human-readable detail for anything but `Stored`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// Bytes of core the kernel wrote (as far as read).
+    #[serde(default)]
+    pub raw_size: u64,
+    /// Bytes stored (compressed), 0 if nothing stored.
+    #[serde(default)]
+    pub stored_size: u64,
+    /// SHA-256 (hex) of the raw core as stored (the prefix when truncated).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sha256: String,
+    /// Compression of the stored blob (`zstd`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub compression: String,
+    /// Blob location relative to the store root (`<namespace>/<podUID>/<container>/<file>`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub blob_path: String,
+}

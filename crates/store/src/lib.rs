@@ -1,0 +1,25 @@
+//! Storage for coredump-detector, behind two traits so that every backend is interchangeable:
+//!
+//! * [`MetadataStore`]: Kubernetes-style objects (opaque JSON bytes) keyed by resource, namespace
+//!   and name, with a store-wide monotonically increasing revision used as `resourceVersion`,
+//!   optimistic concurrency, paginated lists and watches with a bounded history window.
+//!   Implementations: embedded (redb) for standalone and tests, etcd v3 for production.
+//! * [`BlobStore`]: core files laid out `<namespace>/<podUID>/<container>/<file>` (the seed's
+//!   filesystem layout), written atomically, streamed on read.
+//!
+//! The store knows nothing about Kubernetes object schemas: the API server puts
+//! `metadata.resourceVersion` into objects on the way out. [`conformance`] holds the one test
+//! suite every backend must pass.
+#![deny(missing_docs)]
+
+pub mod blob;
+pub mod conformance;
+pub mod error;
+pub mod metadata;
+
+pub use blob::{BlobInfo, BlobPath, BlobStore};
+pub use error::StoreError;
+pub use metadata::{
+    EventType, ListPage, ListRequest, MetadataStore, ObjectKey, Precondition, StoredObject,
+    WatchEvent, WatchStream,
+};
