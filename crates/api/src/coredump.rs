@@ -101,9 +101,13 @@ pub struct CoredumpStatus {
     /// Human-readable detail for anything but `Stored`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
-    /// Bytes of core the kernel wrote (as far as read).
+    /// Bytes of core the kernel wrote (all of them, also those dropped by a size limit).
     #[serde(default)]
     pub raw_size: u64,
+    /// Decompressed size of the stored core: the `Content-Length` of the `core` subresource.
+    /// Less than `rawSize` when truncated, 0 when nothing was stored.
+    #[serde(default)]
+    pub core_size: u64,
     /// Bytes stored (compressed), 0 if nothing stored.
     #[serde(default)]
     pub stored_size: u64,
