@@ -14,10 +14,13 @@ pub const COREDUMP_KIND: &str = "Coredump";
 #[serde(rename_all = "camelCase")]
 pub struct Coredump {
     /// Always [`crate::API_VERSION`].
+    #[serde(default)]
     pub api_version: String,
     /// Always [`COREDUMP_KIND`].
+    #[serde(default)]
     pub kind: String,
     /// Standard object metadata.
+    #[serde(default)]
     pub metadata: ObjectMeta,
     /// Facts about the crash (immutable once recorded).
     pub spec: CoredumpSpec,
@@ -43,7 +46,11 @@ pub struct CoredumpSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_name: Option<String>,
     /// Container ID (from the cgroup path), e.g. `containerd://<64 hex>`.
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "containerID")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "containerID"
+    )]
     pub container_id: Option<String>,
     /// Container image, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,6 +99,30 @@ pub enum CoredumpState {
     Failed,
 }
 
+impl CoredumpState {
+    /// The wire name, e.g. `QuotaExceeded`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stored => "Stored",
+            Self::Truncated => "Truncated",
+            Self::QuotaExceeded => "QuotaExceeded",
+            Self::Skipped => "Skipped",
+            Self::RateLimited => "RateLimited",
+            Self::Failed => "Failed",
+        }
+    }
+
+    /// Every state, in declaration order (for OpenAPI enums).
+    pub const ALL: [CoredumpState; 6] = [
+        Self::Stored,
+        Self::Truncated,
+        Self::QuotaExceeded,
+        Self::Skipped,
+        Self::RateLimited,
+        Self::Failed,
+    ];
+}
+
 /// What became of the core file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -120,4 +151,35 @@ pub struct CoredumpStatus {
     /// Blob location relative to the store root (`<namespace>/<podUID>/<container>/<file>`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub blob_path: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_names_match_serde() {
+        for state in CoredumpState::ALL {
+            assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
+        }
+    }
+
+    #[test]
+    fn round_trips_with_wire_names() {
+        let json = serde_json::json!({
+            "apiVersion": "coredump.fujitsu.com/v1alpha1", "kind": "Coredump",
+            "metadata": {"name": "c", "namespace": "n"},
+            "spec": {"nodeName": "node1", "podUID": "u", "containerID": "containerd://x", "pid": 7,
+                     "signal": 6, "crashTime": "2024-05-01T10:00:00Z", "commandLine": ["a", "b"]},
+            "status": {"state": "Stored", "coreSize": 10, "blobPath": "n/u/app/c.core.zst"}
+        });
+        let c: Coredump = serde_json::from_value(json).unwrap();
+        assert_eq!(c.spec.pod_uid.as_deref(), Some("u"));
+        assert_eq!(c.spec.container_id.as_deref(), Some("containerd://x"));
+        assert_eq!(c.status.core_size, 10);
+        let back = serde_json::to_value(&c).unwrap();
+        assert_eq!(back["spec"]["podUID"], "u");
+        assert_eq!(back["status"]["blobPath"], "n/u/app/c.core.zst");
+        assert_eq!(back["spec"]["commandLine"], serde_json::json!(["a", "b"]));
+    }
 }

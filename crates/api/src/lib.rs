@@ -1,13 +1,40 @@
 //! Kubernetes API types of group `coredump.fujitsu.com`, version `v1alpha1`, and the generic
-//! `meta.k8s.io` shapes clients expect (Status, List, Table, watch events). Pure data: no I/O,
-//! so the API server, the ingest and the CLI share one definition.
+//! `meta.k8s.io` shapes clients expect (Status, List, Table, watch events, discovery, OpenAPI),
+//! plus validation and selectors. Pure data and pure functions: no I/O, so the API server, the
+//! ingest and the CLI share one definition.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod coredump;
+pub mod discovery;
+pub mod endpoint;
+pub mod fields;
+pub mod labels;
 pub mod meta;
+pub mod openapi;
+pub mod resource;
+pub mod status;
+pub mod table;
+pub mod time;
+pub mod validation;
 
-pub use coredump::{Coredump, CoredumpSpec, CoredumpState, CoredumpStatus};
-pub use meta::ObjectMeta;
+pub use coredump::{
+    COREDUMP_KIND, COREDUMPS, Coredump, CoredumpSpec, CoredumpState, CoredumpStatus,
+};
+pub use endpoint::{
+    COREDUMP_ENDPOINT_KIND, COREDUMP_ENDPOINTS, CoredumpEndpoint, CoredumpEndpointSpec,
+    CoredumpEndpointStatus,
+};
+pub use fields::{FieldSelector, FieldSelectorError};
+pub use labels::{LabelSelector, LabelSelectorError};
+pub use meta::{
+    DeleteOptions, List, ListMeta, ObjectMeta, PartialObjectMetadata, Preconditions, WatchEvent,
+    WatchEventType,
+};
+pub use resource::Resource;
+pub use status::{Status, StatusCause, StatusDetails, StatusReason};
+pub use table::{IncludeObject, Table, TableColumnDefinition, TableRow};
 
 /// API group served.
 pub const GROUP: &str = "coredump.fujitsu.com";

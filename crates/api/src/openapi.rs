@@ -1,0 +1,706 @@
+//! OpenAPI v2 and v3 documents for `coredump.fujitsu.com/v1alpha1`. kube-apiserver merges the v2
+//! document and proxies the v3 one per group-version; `kubectl explain` finds our kinds through
+//! `x-kubernetes-group-version-kind`, and `kubectl create` skips client-side validation when the
+//! POST operations declare the `fieldValidation` parameter (the server then validates).
+//!
+//! Schemas are written once with a `$ref` prefix so both versions share them.
+
+use serde_json::{Map, Value, json};
+
+use crate::{CoredumpState, GROUP, VERSION};
+
+const META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1";
+const OURS: &str = "com.fujitsu.coredump.v1alpha1";
+
+/// Path of the v3 group-version document (`/openapi/v3/<this>`).
+pub const V3_GROUP_VERSION_PATH: &str = "apis/coredump.fujitsu.com/v1alpha1";
+
+fn gvk(kind: &str) -> Value {
+    json!([{"group": GROUP, "version": VERSION, "kind": kind}])
+}
+
+fn meta_gvk(kind: &str) -> Value {
+    json!([{"group": "", "version": "v1", "kind": kind}])
+}
+
+fn s(description: &str) -> Value {
+    json!({"type": "string", "description": description})
+}
+
+fn int(description: &str, format: &str) -> Value {
+    json!({"type": "integer", "format": format, "description": description})
+}
+
+fn string_map(description: &str) -> Value {
+    json!({"type": "object", "additionalProperties": {"type": "string"}, "description": description})
+}
+
+fn object(description: &str, properties: Value, required: &[&str], kind: Option<Value>) -> Value {
+    let mut o = json!({"type": "object", "description": description, "properties": properties});
+    if !required.is_empty() {
+        o["required"] = json!(required);
+    }
+    if let Some(k) = kind {
+        o["x-kubernetes-group-version-kind"] = k;
+    }
+    o
+}
+
+/// All schemas, `$ref`s prefixed with `prefix` (`#/definitions/` or `#/components/schemas/`).
+fn schemas(prefix: &str) -> Map<String, Value> {
+    let r = |name: &str| json!({"$ref": format!("{prefix}{name}")});
+    let rd = |name: &str, description: &str| json!({"allOf": [{"$ref": format!("{prefix}{name}")}], "description": description});
+    let type_meta = |kind_desc: &str| {
+        json!({
+            "apiVersion": s("APIVersion defines the versioned schema of this representation of an object."),
+            "kind": s(kind_desc),
+        })
+    };
+    let with = |mut base: Value, extra: Value| {
+        if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        base
+    };
+    let states: Vec<&str> = CoredumpState::ALL.iter().map(|s| s.as_str()).collect();
+    let mut m = Map::new();
+    let mut put = |name: String, v: Value| {
+        m.insert(name, v);
+    };
+
+    put(
+        format!("{META}.ObjectMeta"),
+        object(
+            "Standard object metadata.",
+            json!({
+                "name": s("Name, unique within a namespace."),
+                "generateName": s("Prefix for a server-generated name, used when name is empty."),
+                "namespace": s("Namespace of the object."),
+                "uid": s("Unique identifier assigned by the server."),
+                "resourceVersion": s("Opaque version for optimistic concurrency."),
+                "creationTimestamp": {"type": "string", "format": "date-time", "description": "Creation time (RFC 3339)."},
+                "labels": string_map("Labels, selectable with labelSelector."),
+                "annotations": string_map("Annotations."),
+            }),
+            &[],
+            None,
+        ),
+    );
+    put(
+        format!("{META}.ListMeta"),
+        object(
+            "Standard list metadata.",
+            json!({
+                "resourceVersion": s("Revision the list was read at."),
+                "continue": s("Token for the next page."),
+                "remainingItemCount": int("Number of items after this page.", "int64"),
+            }),
+            &[],
+            None,
+        ),
+    );
+    put(
+        format!("{META}.StatusCause"),
+        object(
+            "One field-level cause of a failure.",
+            json!({"reason": s("Machine-readable cause."), "message": s("Description."), "field": s("Field path.")}),
+            &[],
+            None,
+        ),
+    );
+    put(
+        format!("{META}.StatusDetails"),
+        object(
+            "Which object a failure concerns.",
+            json!({
+                "name": s("Object name."), "group": s("API group."), "kind": s("Resource."), "uid": s("Object UID."),
+                "causes": {"type": "array", "items": r(&format!("{META}.StatusCause")), "description": "Field-level causes."},
+                "retryAfterSeconds": int("Suggested retry delay.", "int32"),
+            }),
+            &[],
+            None,
+        ),
+    );
+    put(
+        format!("{META}.Status"),
+        object(
+            "Result of an operation that does not return an object.",
+            with(
+                type_meta("Status"),
+                json!({
+                    "metadata": rd(&format!("{META}.ListMeta"), "Unused."),
+                    "status": s("Success or Failure."),
+                    "message": s("Description."),
+                    "reason": s("Machine-readable reason."),
+                    "details": rd(&format!("{META}.StatusDetails"), "Which object."),
+                    "code": int("HTTP status code.", "int32"),
+                }),
+            ),
+            &[],
+            Some(meta_gvk("Status")),
+        ),
+    );
+    put(
+        format!("{META}.Preconditions"),
+        object(
+            "Conditions for a delete.",
+            json!({"uid": s("Required UID."), "resourceVersion": s("Required resourceVersion.")}),
+            &[],
+            None,
+        ),
+    );
+    put(
+        format!("{META}.DeleteOptions"),
+        object(
+            "Options of a delete.",
+            with(
+                type_meta("DeleteOptions"),
+                json!({
+                    "gracePeriodSeconds": int("Ignored: deletion is immediate.", "int64"),
+                    "preconditions": rd(&format!("{META}.Preconditions"), "Conditions that must hold."),
+                    "propagationPolicy": s("Ignored: nothing depends on these objects."),
+                    "dryRun": {"type": "array", "items": {"type": "string"}, "description": "All: validate only."},
+                }),
+            ),
+            &[],
+            Some(meta_gvk("DeleteOptions")),
+        ),
+    );
+
+    put(
+        format!("{OURS}.CoredumpSpec"),
+        object(
+            "Facts about the crash, recorded once and immutable.",
+            json!({
+                "nodeName": s("Node where the crash happened."),
+                "podName": s("Pod the process ran in."),
+                "podUID": s("UID of that pod."),
+                "containerName": s("Container of the process."),
+                "containerID": s("Container ID, e.g. containerd://<id>."),
+                "image": s("Container image."),
+                "pid": int("Process id in the initial pid namespace.", "int32"),
+                "tid": int("Thread id of the crashing thread.", "int32"),
+                "executable": s("Executable path as the kernel saw it."),
+                "commandLine": {"type": "array", "items": {"type": "string"}, "description": "Command line (may be truncated)."},
+                "signal": int("Signal number that caused the dump.", "int32"),
+                "signalName": s("Signal name, e.g. SIGSEGV."),
+                "crashTime": {"type": "string", "format": "date-time", "description": "Time of the crash (RFC 3339)."},
+                "uid": int("Real uid of the process.", "int32"),
+                "gid": int("Real gid of the process.", "int32"),
+            }),
+            &["pid", "signal", "crashTime"],
+            None,
+        ),
+    );
+    put(
+        format!("{OURS}.CoredumpStatus"),
+        object(
+            "What became of the core file.",
+            json!({
+                "state": {"type": "string", "enum": states, "description": "Outcome of storing the core."},
+                "message": s("Detail for anything but Stored."),
+                "rawSize": int("Bytes of core the kernel wrote.", "int64"),
+                "coreSize": int("Decompressed size of the stored core (Content-Length of the core subresource).", "int64"),
+                "storedSize": int("Bytes stored (compressed).", "int64"),
+                "sha256": s("SHA-256 (hex) of the stored core."),
+                "compression": s("Compression of the stored blob."),
+                "blobPath": s("Blob location: <namespace>/<podUID>/<container>/<file>."),
+            }),
+            &[],
+            None,
+        ),
+    );
+    put(
+        format!("{OURS}.Coredump"),
+        object(
+            "One captured crash. Its core file is served by the core subresource.",
+            with(
+                type_meta("Coredump"),
+                json!({
+                    "metadata": rd(&format!("{META}.ObjectMeta"), "Standard object metadata."),
+                    "spec": rd(&format!("{OURS}.CoredumpSpec"), "Facts about the crash."),
+                    "status": rd(&format!("{OURS}.CoredumpStatus"), "What became of the core file."),
+                }),
+            ),
+            &["spec"],
+            Some(gvk("Coredump")),
+        ),
+    );
+    put(
+        format!("{OURS}.CoredumpEndpointSpec"),
+        object(
+            "Which pod an endpoint serves.",
+            json!({"podUID": s("UID of the pod; its cores are stored under this UID.")}),
+            &["podUID"],
+            None,
+        ),
+    );
+    put(
+        format!("{OURS}.CoredumpEndpointStatus"),
+        object(
+            "Observed state of an endpoint.",
+            json!({
+                "coreCount": int("Number of stored cores of the pod.", "int64"),
+                "message": s("Free-form message."),
+            }),
+            &[],
+            None,
+        ),
+    );
+    put(
+        format!("{OURS}.CoredumpEndpoint"),
+        object(
+            "Access to the cores of one pod (metadata.name = pod name); the dump subresource streams them as tar.gz.",
+            with(
+                type_meta("CoredumpEndpoint"),
+                json!({
+                    "metadata": rd(&format!("{META}.ObjectMeta"), "Standard object metadata."),
+                    "spec": rd(&format!("{OURS}.CoredumpEndpointSpec"), "Which pod."),
+                    "status": rd(&format!("{OURS}.CoredumpEndpointStatus"), "Observed state."),
+                }),
+            ),
+            &["spec"],
+            Some(gvk("CoredumpEndpoint")),
+        ),
+    );
+    for kind in ["Coredump", "CoredumpEndpoint"] {
+        put(
+            format!("{OURS}.{kind}List"),
+            object(
+                &format!("A list of {kind} objects."),
+                with(
+                    type_meta(&format!("{kind}List")),
+                    json!({
+                        "metadata": rd(&format!("{META}.ListMeta"), "Standard list metadata."),
+                        "items": {"type": "array", "items": r(&format!("{OURS}.{kind}")), "description": "The objects."},
+                    }),
+                ),
+                &["items"],
+                Some(gvk(&format!("{kind}List"))),
+            ),
+        );
+    }
+    m
+}
+
+/// Which OpenAPI flavour a path table is built for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    V2,
+    V3,
+}
+
+fn param(flavor: Flavor, name: &str, location: &str, description: &str, required: bool) -> Value {
+    match flavor {
+        Flavor::V2 => {
+            json!({"name": name, "in": location, "description": description, "required": required, "type": "string", "uniqueItems": true})
+        }
+        Flavor::V3 => {
+            json!({"name": name, "in": location, "description": description, "required": required, "schema": {"type": "string", "uniqueItems": true}})
+        }
+    }
+}
+
+fn response(flavor: Flavor, reference: &str, description: &str) -> Value {
+    match flavor {
+        Flavor::V2 => json!({"description": description, "schema": {"$ref": reference}}),
+        Flavor::V3 => json!({"description": description, "content": {
+            "application/json": {"schema": {"$ref": reference}},
+            "application/yaml": {"schema": {"$ref": reference}},
+        }}),
+    }
+}
+
+fn binary_response(flavor: Flavor, content_type: &str, description: &str) -> Value {
+    match flavor {
+        Flavor::V2 => {
+            json!({"description": description, "schema": {"type": "string", "format": "binary"}})
+        }
+        Flavor::V3 => {
+            json!({"description": description, "content": {content_type: {"schema": {"type": "string", "format": "binary"}}}})
+        }
+    }
+}
+
+fn body(flavor: Flavor, reference: &str, content_types: &[&str]) -> (Option<Value>, Option<Value>) {
+    match flavor {
+        Flavor::V2 => (
+            Some(
+                json!({"name": "body", "in": "body", "required": true, "schema": {"$ref": reference}}),
+            ),
+            None,
+        ),
+        Flavor::V3 => {
+            let content: Map<String, Value> = content_types
+                .iter()
+                .map(|ct| ((*ct).to_owned(), json!({"schema": {"$ref": reference}})))
+                .collect();
+            (None, Some(json!({"required": true, "content": content})))
+        }
+    }
+}
+
+struct Op<'a> {
+    id: String,
+    action: &'a str,
+    kind: &'a str,
+    description: String,
+    params: Vec<Value>,
+    body_ref: Option<(String, &'a [&'a str])>,
+    ok: Value,
+}
+
+fn operation(flavor: Flavor, op: Op<'_>) -> Value {
+    let mut params = op.params;
+    let mut o = json!({
+        "description": op.description,
+        "operationId": op.id,
+        "tags": ["coredumpFujitsuCom_v1alpha1"],
+        "responses": {"200": op.ok, "401": {"description": "Unauthorized"}},
+        "x-kubernetes-action": op.action,
+        "x-kubernetes-group-version-kind": {"group": GROUP, "version": VERSION, "kind": op.kind},
+    });
+    if let Some((reference, types)) = op.body_ref {
+        let (p, rb) = body(flavor, &reference, types);
+        if let Some(p) = p {
+            params.push(p);
+        }
+        if let Some(rb) = rb {
+            o["requestBody"] = rb;
+        }
+    }
+    if flavor == Flavor::V2 {
+        o["consumes"] = json!(["*/*"]);
+        o["produces"] = json!(["application/json", "application/yaml"]);
+        o["schemes"] = json!(["https"]);
+    }
+    if !params.is_empty() {
+        o["parameters"] = Value::Array(params);
+    }
+    o
+}
+
+fn paths(flavor: Flavor, prefix: &str) -> Map<String, Value> {
+    let reference = |name: &str| format!("{prefix}{name}");
+    let p = |name: &str, loc: &str, desc: &str, req: bool| param(flavor, name, loc, desc, req);
+    let list_params = || {
+        vec![
+            p("labelSelector", "query", "Select objects by label.", false),
+            p(
+                "fieldSelector",
+                "query",
+                "Select objects by field (metadata.name, metadata.namespace, ...).",
+                false,
+            ),
+            p("limit", "query", "Page size.", false),
+            p("continue", "query", "Token of the next page.", false),
+            p(
+                "resourceVersion",
+                "query",
+                "Revision to list or watch from.",
+                false,
+            ),
+            p("timeoutSeconds", "query", "Watch duration.", false),
+            p("watch", "query", "Watch for changes.", false),
+            p(
+                "allowWatchBookmarks",
+                "query",
+                "Send BOOKMARK events.",
+                false,
+            ),
+        ]
+    };
+    let write_params = || {
+        vec![
+            p(
+                "dryRun",
+                "query",
+                "All: validate without persisting.",
+                false,
+            ),
+            p(
+                "fieldManager",
+                "query",
+                "Name of the actor making the change.",
+                false,
+            ),
+            p(
+                "fieldValidation",
+                "query",
+                "Ignore, Warn or Strict handling of unknown fields.",
+                false,
+            ),
+        ]
+    };
+    let mut out = Map::new();
+    let base = format!("/apis/{GROUP}/{VERSION}");
+    let ns = p("namespace", "path", "Object namespace.", true);
+    let name = p("name", "path", "Object name.", true);
+    for (kind, plural, sub, sub_type, sub_desc) in [
+        (
+            "CoredumpEndpoint",
+            "coredumpendpoints",
+            "dump",
+            "application/gzip",
+            "The pod's cores as tar.gz, entries <namespace>/<podUID>/<container>/<file>. Query: container.",
+        ),
+        (
+            "Coredump",
+            "coredumps",
+            "core",
+            "application/octet-stream",
+            "The decompressed core file; supports Range.",
+        ),
+    ] {
+        let item = reference(&format!("{OURS}.{kind}"));
+        let list = reference(&format!("{OURS}.{kind}List"));
+        let status = reference(&format!("{META}.Status"));
+        let delete_opts = reference(&format!("{META}.DeleteOptions"));
+        let create_types: &[&str] = &["application/json", "application/yaml"];
+        let patch_types: &[&str] = &[
+            "application/merge-patch+json",
+            "application/json-patch+json",
+        ];
+        let delete_types: &[&str] = &["application/json"];
+        out.insert(
+            format!("{base}/{plural}"),
+            json!({
+                "get": operation(flavor, Op {
+                    id: format!("list{kind}ForAllNamespaces"), action: "list", kind,
+                    description: format!("list or watch {kind} objects in all namespaces"),
+                    params: list_params(), body_ref: None, ok: response(flavor, &list, "OK"),
+                }),
+            }),
+        );
+        out.insert(format!("{base}/namespaces/{{namespace}}/{plural}"), json!({
+            "parameters": [ns.clone()],
+            "get": operation(flavor, Op {
+                id: format!("listNamespaced{kind}"), action: "list", kind,
+                description: format!("list or watch {kind} objects"),
+                params: list_params(), body_ref: None, ok: response(flavor, &list, "OK"),
+            }),
+            "post": operation(flavor, Op {
+                id: format!("createNamespaced{kind}"), action: "post", kind,
+                description: format!("create a {kind}"),
+                params: write_params(), body_ref: Some((item.clone(), create_types)),
+                ok: response(flavor, &item, "OK"),
+            }),
+            "delete": operation(flavor, Op {
+                id: format!("deleteCollectionNamespaced{kind}"), action: "deletecollection", kind,
+                description: format!("delete a collection of {kind} objects"),
+                params: list_params().into_iter().chain([p("dryRun", "query", "All: validate only.", false)]).collect(),
+                body_ref: Some((delete_opts.clone(), delete_types)),
+                ok: response(flavor, &status, "OK"),
+            }),
+        }));
+        out.insert(
+            format!("{base}/namespaces/{{namespace}}/{plural}/{{name}}"),
+            json!({
+                "parameters": [ns.clone(), name.clone()],
+                "get": operation(flavor, Op {
+                    id: format!("readNamespaced{kind}"), action: "get", kind,
+                    description: format!("read the specified {kind}"),
+                    params: vec![], body_ref: None, ok: response(flavor, &item, "OK"),
+                }),
+                "put": operation(flavor, Op {
+                    id: format!("replaceNamespaced{kind}"), action: "put", kind,
+                    description: format!("replace the specified {kind}"),
+                    params: write_params(), body_ref: Some((item.clone(), create_types)),
+                    ok: response(flavor, &item, "OK"),
+                }),
+                "patch": operation(flavor, Op {
+                    id: format!("patchNamespaced{kind}"), action: "patch", kind,
+                    description: format!("partially update the specified {kind}"),
+                    params: write_params(), body_ref: Some((item.clone(), patch_types)),
+                    ok: response(flavor, &item, "OK"),
+                }),
+                "delete": operation(flavor, Op {
+                    id: format!("deleteNamespaced{kind}"), action: "delete", kind,
+                    description: format!("delete the specified {kind}"),
+                    params: vec![p("dryRun", "query", "All: validate only.", false)],
+                    body_ref: Some((delete_opts.clone(), delete_types)),
+                    ok: response(flavor, &item, "OK"),
+                }),
+            }),
+        );
+        let sub_params = if sub == "dump" {
+            vec![p(
+                "container",
+                "query",
+                "Only this container's cores.",
+                false,
+            )]
+        } else {
+            vec![]
+        };
+        out.insert(
+            format!("{base}/namespaces/{{namespace}}/{plural}/{{name}}/{sub}"),
+            json!({
+                "parameters": [ns.clone(), name.clone()],
+                "get": operation(flavor, Op {
+                    id: format!("readNamespaced{kind}{}", capitalize(sub)), action: "get", kind,
+                    description: sub_desc.to_owned(),
+                    params: sub_params, body_ref: None, ok: binary_response(flavor, sub_type, "OK"),
+                }),
+            }),
+        );
+    }
+    out
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// The OpenAPI v2 (Swagger 2.0) document served at `/openapi/v2`.
+pub fn v2() -> Value {
+    json!({
+        "swagger": "2.0",
+        "info": {"title": "coredump-detector", "version": VERSION},
+        "paths": paths(Flavor::V2, "#/definitions/"),
+        "definitions": schemas("#/definitions/"),
+    })
+}
+
+/// The OpenAPI v3 document of our group-version, served at
+/// `/openapi/v3/apis/coredump.fujitsu.com/v1alpha1`.
+pub fn v3_group_version() -> Value {
+    json!({
+        "openapi": "3.0.0",
+        "info": {"title": "coredump-detector", "version": VERSION},
+        "paths": paths(Flavor::V3, "#/components/schemas/"),
+        "components": {"schemas": schemas("#/components/schemas/")},
+    })
+}
+
+/// The `/openapi/v3` discovery document: one entry pointing at the group-version document,
+/// with `hash` so clients can cache it.
+pub fn v3_root(hash: &str) -> Value {
+    json!({"paths": {V3_GROUP_VERSION_PATH: {
+        "serverRelativeURL": format!("/openapi/v3/{V3_GROUP_VERSION_PATH}?hash={hash}")
+    }}})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect_refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    if k == "$ref" {
+                        out.push(v.as_str().unwrap().to_owned());
+                    } else {
+                        collect_refs(v, out);
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|v| collect_refs(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn v3_refs_resolve() {
+        let doc = v3_group_version();
+        let mut refs = Vec::new();
+        collect_refs(&doc, &mut refs);
+        assert!(refs.len() > 20);
+        for r in refs {
+            let name = r.strip_prefix("#/components/schemas/").unwrap();
+            assert!(doc["components"]["schemas"].get(name).is_some(), "{r}");
+        }
+    }
+
+    #[test]
+    fn v2_refs_resolve() {
+        let doc = v2();
+        let mut refs = Vec::new();
+        collect_refs(&doc, &mut refs);
+        for r in refs {
+            let name = r.strip_prefix("#/definitions/").unwrap();
+            assert!(doc["definitions"].get(name).is_some(), "{r}");
+        }
+    }
+
+    #[test]
+    fn kinds_are_findable_by_gvk() {
+        let doc = v3_group_version();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for kind in [
+            "Coredump",
+            "CoredumpEndpoint",
+            "CoredumpList",
+            "CoredumpEndpointList",
+        ] {
+            let hits: Vec<&String> = schemas
+                .iter()
+                .filter(|(_, s)| {
+                    s["x-kubernetes-group-version-kind"]
+                        .as_array()
+                        .is_some_and(|a| a.iter().any(|g| g["kind"] == kind && g["group"] == GROUP))
+                })
+                .map(|(n, _)| n)
+                .collect();
+            assert_eq!(hits, vec![&format!("{OURS}.{kind}")]);
+        }
+        let get = &doc["paths"]["/apis/coredump.fujitsu.com/v1alpha1/namespaces/{namespace}/coredumps/{name}"]
+            ["get"];
+        assert_eq!(get["x-kubernetes-group-version-kind"]["kind"], "Coredump");
+        assert_eq!(get["x-kubernetes-action"], "get");
+    }
+
+    #[test]
+    fn create_declares_field_validation() {
+        let doc = v3_group_version();
+        let post = &doc["paths"]["/apis/coredump.fujitsu.com/v1alpha1/namespaces/{namespace}/coredumpendpoints"]
+            ["post"];
+        let names: Vec<&str> = post["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert!(names.contains(&"fieldValidation"), "{names:?}");
+        assert_eq!(
+            post["x-kubernetes-group-version-kind"]["kind"],
+            "CoredumpEndpoint"
+        );
+    }
+
+    #[test]
+    fn spec_schema_lists_every_field_of_the_type() {
+        let doc = v3_group_version();
+        let props = doc["components"]["schemas"][format!("{OURS}.CoredumpSpec")]["properties"]
+            .as_object()
+            .unwrap()
+            .clone();
+        let mut full = crate::Coredump::default();
+        full.spec.pod_name = Some("p".into());
+        full.spec.pod_uid = Some("u".into());
+        full.spec.container_name = Some("c".into());
+        full.spec.container_id = Some("i".into());
+        full.spec.image = Some("img".into());
+        let spec = serde_json::to_value(&full.spec).unwrap();
+        for key in spec.as_object().unwrap().keys() {
+            assert!(props.contains_key(key), "schema lacks spec.{key}");
+        }
+        let states = &doc["components"]["schemas"][format!("{OURS}.CoredumpStatus")]["properties"]
+            ["state"]["enum"];
+        assert_eq!(states.as_array().unwrap().len(), CoredumpState::ALL.len());
+    }
+
+    #[test]
+    fn v3_root_points_at_group_document() {
+        let root = v3_root("abc");
+        assert_eq!(
+            root["paths"]["apis/coredump.fujitsu.com/v1alpha1"]["serverRelativeURL"],
+            "/openapi/v3/apis/coredump.fujitsu.com/v1alpha1?hash=abc"
+        );
+    }
+}
