@@ -1,1 +1,24 @@
-//! Placeholder
+//! The crash path of coredump-detector.
+//!
+//! * [`pipeline`]: drain a core from the kernel at pipe speed, release the crashed process,
+//!   hash and compress behind the reader, bounded memory.
+//! * [`handler`]: the `core_pattern` pipe target (`coredump-detector handle ...`): limits,
+//!   concurrency slots, `/proc` metadata, atomic publication of a spool entry.
+//! * [`spool`]: the on-disk spool contract between the handler and the ingest.
+//! * [`kernel`]: `core_pattern` / `core_pipe_limit` management with restore on exit.
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod error;
+pub mod fsutil;
+pub mod handler;
+pub mod kernel;
+pub mod pipeline;
+pub mod procinfo;
+pub mod record;
+pub mod spool;
+pub mod sys;
+
+pub use config::{HandlerConfig, NonPodPolicy};
+pub use error::CaptureError;
+pub use record::{CaptureState, CoreEncoding, CrashRecord, PodRef};

@@ -1,1 +1,15 @@
-//! Placeholder
+//! Test support shared by the real-kernel and end-to-end tests:
+//!
+//! * [`kernel_lock`]: the machine-wide lock every test that touches `core_pattern` (or other
+//!   sysctls) takes, which restores the old values on every exit path, including panics,
+//!   Ctrl-C and SIGKILL of the test binary.
+//! * [`content`]: deterministic memory content (random, text-like, zero pages) that the
+//!   `crasher` program puts in its memory and tests find again in the core.
+//! * [`bins`]: locating workspace binaries (the crasher, the detector) from any test crate.
+//! * [`poll`]: waiting for a condition with a deadline instead of sleeping.
+#![deny(missing_docs)]
+
+pub mod bins;
+pub mod content;
+pub mod kernel_lock;
+pub mod poll;

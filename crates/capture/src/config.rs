@@ -1,0 +1,90 @@
+//! Handler configuration. `core_pattern` is limited to 127 bytes, so the pattern carries only the
+//! binary path and the kernel's specifiers; everything else lives in `handler.json` beside the
+//! installed handler binary, written atomically by whoever installs the handler.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::CaptureError;
+
+/// File name of the configuration, in the directory of the installed handler binary.
+pub const HANDLER_CONFIG: &str = "handler.json";
+
+/// What to do with crashes of processes that are not in a Kubernetes pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NonPodPolicy {
+    /// Capture them like pod crashes (standalone mode: this is one machine).
+    #[default]
+    Record,
+    /// Drain and discard the core, leaving no trace but a counter in the log.
+    Drop,
+}
+
+/// Limits and locations the crash path obeys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HandlerConfig {
+    /// Spool directory: entries appear here as `<id>/` once complete.
+    pub spool_dir: PathBuf,
+    /// Cores larger than this keep only this prefix (`Truncated`).
+    pub max_core_bytes: u64,
+    /// Free bytes that must remain on the spool filesystem; below it nothing more is written.
+    pub min_free_bytes: u64,
+    /// Crashes compressed concurrently by handlers; more spool raw for the ingest to compress.
+    pub max_compressing: u32,
+    /// Crashes handled concurrently at all; beyond this, crashes are recorded `RateLimited`.
+    pub max_handlers: u32,
+    /// zstd level for inline compression.
+    pub zstd_level: i32,
+    /// zstd worker threads per compressing handler (0 = compress on the handler's own thread).
+    pub zstd_workers: u32,
+    /// Crashes outside pods.
+    pub non_pod: NonPodPolicy,
+}
+
+impl Default for HandlerConfig {
+    fn default() -> Self {
+        HandlerConfig {
+            spool_dir: PathBuf::from("/var/lib/coredump-detector/spool"),
+            max_core_bytes: 16 << 30,
+            min_free_bytes: 1 << 30,
+            max_compressing: 2,
+            max_handlers: 32,
+            zstd_level: 1,
+            zstd_workers: 2,
+            non_pod: NonPodPolicy::Record,
+        }
+    }
+}
+
+impl HandlerConfig {
+    /// Reads the configuration beside the handler binary `exe`. Bounded: a config larger than
+    /// 64 KiB is refused.
+    pub fn load_beside(exe: &Path) -> Result<HandlerConfig, CaptureError> {
+        let path = exe
+            .parent()
+            .map(|dir| dir.join(HANDLER_CONFIG))
+            .unwrap_or_else(|| PathBuf::from(HANDLER_CONFIG));
+        Self::load(&path)
+    }
+
+    /// Reads a configuration file.
+    pub fn load(path: &Path) -> Result<HandlerConfig, CaptureError> {
+        let bytes = crate::fsutil::read_bounded(path, 64 << 10)?;
+        serde_json::from_slice(&bytes).map_err(|source| CaptureError::Config {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Writes the configuration atomically (temp file, fsync, rename).
+    pub fn store(&self, path: &Path) -> Result<(), CaptureError> {
+        let json = serde_json::to_vec_pretty(self).map_err(|source| CaptureError::Config {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        crate::fsutil::write_atomic(path, &json)
+    }
+}

@@ -1,0 +1,373 @@
+//! `coredump-detector handle`: the program the kernel runs for each crash (`core_pattern`
+//! `|<binary> handle %P %i %s %t %u %g`). It decides whether and how to keep the core (limits,
+//! concurrency slots), runs the [`crate::pipeline`], and publishes a spool entry. It never
+//! panics out, never leaves stdin unread, and logs to the kernel log because it has no stderr.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::Instant;
+
+use crate::pipeline::{self, Limits, Output};
+use crate::record::{CaptureState, CoreEncoding, CrashRecord};
+use crate::spool::{SlotKind, Spool};
+use crate::{CaptureError, HandlerConfig, NonPodPolicy, procinfo, sys};
+
+/// The kernel specifiers the handler expects, in order, after `handle`.
+pub const PATTERN_SPECIFIERS: &str = "%P %i %s %t %u %g";
+
+/// What the kernel told us about the crash through `core_pattern` specifiers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrashArgs {
+    /// `%P`: pid in the initial pid namespace.
+    pub pid: u32,
+    /// `%i`: tid in the initial pid namespace.
+    pub tid: u32,
+    /// `%s`: signal number.
+    pub signal: i32,
+    /// `%t`: seconds since the epoch.
+    pub time: i64,
+    /// `%u`: real uid.
+    pub uid: u32,
+    /// `%g`: real gid.
+    pub gid: u32,
+}
+
+impl CrashArgs {
+    /// Parses the arguments following `handle`, in [`PATTERN_SPECIFIERS`] order.
+    pub fn parse(args: &[OsString]) -> Result<CrashArgs, CaptureError> {
+        if args.len() != 6 {
+            return Err(CaptureError::Usage(format!(
+                "expected 6 arguments ({PATTERN_SPECIFIERS}), got {}",
+                args.len()
+            )));
+        }
+        fn num<T: std::str::FromStr>(arg: &OsString, what: &str) -> Result<T, CaptureError> {
+            arg.to_str()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| CaptureError::Usage(format!("{what} is not a number: {arg:?}")))
+        }
+        Ok(CrashArgs {
+            pid: num(&args[0], "%P")?,
+            tid: num(&args[1], "%i")?,
+            signal: num(&args[2], "%s")?,
+            time: num(&args[3], "%t")?,
+            uid: num(&args[4], "%u")?,
+            gid: num(&args[5], "%g")?,
+        })
+    }
+}
+
+/// Entry point of `coredump-detector handle`: returns the process exit code. Whatever happens
+/// (bad arguments, missing config, full disk, a panic), stdin is drained and closed and the
+/// failure is logged to the kernel log.
+pub fn main(args: &[OsString], exe: &Path) -> i32 {
+    sys::fill_standard_fds();
+    let outcome = std::panic::catch_unwind(|| -> Result<Option<CrashRecord>, CaptureError> {
+        let crash = CrashArgs::parse(args)?;
+        let config = HandlerConfig::load_beside(exe)?;
+        handle(crash, &config, Path::new("/proc"), sys::take_stdin())
+    });
+    match outcome {
+        Ok(Ok(Some(record))) if record.state == CaptureState::Stored => 0,
+        Ok(Ok(Some(record))) => {
+            kmsg(&format!(
+                "pid {} ({}) signal {}: core {:?}: {}",
+                record.pid, record.comm, record.signal, record.state, record.reason
+            ));
+            0
+        }
+        Ok(Ok(None)) => 0,
+        Ok(Err(e)) => {
+            kmsg(&format!("capture failed: {e}"));
+            drain_stdin();
+            1
+        }
+        Err(_) => {
+            kmsg("capture failed: handler panicked");
+            drain_stdin();
+            1
+        }
+    }
+}
+
+/// Handles one crash whose core arrives on `core`. Returns the published record, or `None`
+/// when policy says to keep no trace (non-pod crashes with [`NonPodPolicy::Drop`]).
+pub fn handle(
+    crash: CrashArgs,
+    config: &HandlerConfig,
+    proc_root: &Path,
+    core: File,
+) -> Result<Option<CrashRecord>, CaptureError> {
+    let started = Instant::now();
+    let info = procinfo::read(proc_root, crash.pid);
+    if info.pod.is_none() && config.non_pod == NonPodPolicy::Drop {
+        drain(core);
+        return Ok(None);
+    }
+    let spool = Spool::open(&config.spool_dir)?;
+    let mut record = CrashRecord {
+        id: Spool::new_id(crash.time, crash.pid),
+        pid: crash.pid,
+        tid: crash.tid,
+        signal: crash.signal,
+        time: crash.time,
+        uid: crash.uid,
+        gid: crash.gid,
+        hostname: rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned(),
+        comm: info.comm,
+        exe: info.exe,
+        cmdline: info.cmdline,
+        cgroup: info.cgroup,
+        pod: info.pod,
+        raw_size: 0,
+        kept_size: 0,
+        stored_size: 0,
+        sha256: String::new(),
+        encoding: CoreEncoding::None,
+        state: CaptureState::Stored,
+        reason: String::new(),
+        held_ms: 0,
+        done_ms: 0,
+    };
+
+    let Some(_handler_slot) = spool.try_slot(SlotKind::Handler, config.max_handlers) else {
+        return publish_without_core(
+            &spool,
+            record,
+            core,
+            started,
+            CaptureState::RateLimited,
+            format!("more than {} crashes in flight", config.max_handlers),
+        );
+    };
+    let free =
+        sys::free_bytes_at(spool.dir()).map_err(|e| CaptureError::io("statvfs", spool.dir(), e))?;
+    if free < config.min_free_bytes {
+        return publish_without_core(
+            &spool,
+            record,
+            core,
+            started,
+            CaptureState::Skipped,
+            format!(
+                "spool filesystem below its free-space floor: {free} bytes free, floor {}",
+                config.min_free_bytes
+            ),
+        );
+    }
+    let compress_slot = spool.try_slot(SlotKind::Compress, config.max_compressing);
+    let output = match compress_slot {
+        Some(_) => Output::Zstd {
+            level: config.zstd_level,
+            workers: config.zstd_workers,
+        },
+        None => Output::Raw,
+    };
+    let limits = Limits {
+        max_core_bytes: config.max_core_bytes,
+        min_free_bytes: config.min_free_bytes,
+    };
+    let entry = spool.begin(&record.id)?;
+    let captured = pipeline::capture(core, drop, entry.dir(), output, limits)?;
+    drop(compress_slot);
+    record.raw_size = captured.raw_size;
+    record.kept_size = captured.kept_size;
+    record.stored_size = captured.stored_size;
+    record.sha256 = captured.sha256;
+    record.encoding = captured.encoding;
+    record.state = captured.state;
+    record.reason = captured.reason;
+    record.held_ms = captured.held.as_millis() as u64;
+    record.done_ms = started.elapsed().as_millis() as u64;
+    spool.publish(entry, &record)?;
+    Ok(Some(record))
+}
+
+/// Drains the core, then publishes a record that says why no core was kept.
+fn publish_without_core(
+    spool: &Spool,
+    mut record: CrashRecord,
+    core: File,
+    started: Instant,
+    state: CaptureState,
+    reason: String,
+) -> Result<Option<CrashRecord>, CaptureError> {
+    record.raw_size = drain(core);
+    record.held_ms = started.elapsed().as_millis() as u64;
+    record.state = state;
+    record.reason = reason;
+    let entry = spool.begin(&record.id)?;
+    record.done_ms = started.elapsed().as_millis() as u64;
+    spool.publish(entry, &record)?;
+    Ok(Some(record))
+}
+
+/// Reads `core` to EOF, discarding it, and closes it. Returns the bytes read.
+pub fn drain(mut core: File) -> u64 {
+    let mut buf = [0u8; 64 << 10];
+    let mut total = 0u64;
+    loop {
+        match core.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => total += n as u64,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    total
+}
+
+/// Drains fd 0 if it is still open (after a failure before the pipeline took it).
+fn drain_stdin() {
+    if rustix::io::fcntl_getfd(rustix::stdio::stdin()).is_ok() {
+        drain(sys::take_stdin());
+    }
+}
+
+/// Writes one line to the kernel log: the handler's stdout and stderr go nowhere.
+pub fn kmsg(message: &str) {
+    if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open("/dev/kmsg") {
+        let _ = writeln!(f, "<4>coredump-detector[{}]: {message}", std::process::id());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn parses_specifiers() {
+        let a = CrashArgs::parse(&args(&["10", "11", "11", "1700000000", "1000", "100"])).unwrap();
+        assert_eq!(
+            a,
+            CrashArgs {
+                pid: 10,
+                tid: 11,
+                signal: 11,
+                time: 1_700_000_000,
+                uid: 1000,
+                gid: 100
+            }
+        );
+        assert!(CrashArgs::parse(&args(&["10"])).is_err());
+        assert!(CrashArgs::parse(&args(&["x", "1", "1", "1", "1", "1"])).is_err());
+    }
+
+    fn pipe_with(bytes: Vec<u8>) -> File {
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        std::thread::spawn(move || {
+            let mut w = File::from(w);
+            let _ = w.write_all(&bytes);
+        });
+        File::from(r)
+    }
+
+    fn config(dir: &Path) -> HandlerConfig {
+        HandlerConfig {
+            spool_dir: dir.join("spool"),
+            min_free_bytes: 0,
+            ..HandlerConfig::default()
+        }
+    }
+
+    #[test]
+    fn handles_a_core_from_a_pipe() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = config(tmp.path());
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let crash = CrashArgs::parse(&args(&["999999", "999999", "6", "5", "0", "0"])).unwrap();
+        let rec = handle(crash, &cfg, tmp.path(), pipe_with(data.clone()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(rec.state, CaptureState::Stored);
+        assert_eq!(rec.raw_size, data.len() as u64);
+        let spool = Spool::open(&cfg.spool_dir).unwrap();
+        assert_eq!(spool.ready().unwrap(), vec![rec.id.clone()]);
+        let zst = std::fs::read(spool.entry_dir(&rec.id).join("core.zst")).unwrap();
+        assert_eq!(zstd::decode_all(&zst[..]).unwrap(), data);
+        assert_eq!(spool.record(&rec.id).unwrap(), rec);
+    }
+
+    #[test]
+    fn rate_limited_when_no_handler_slot() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = HandlerConfig {
+            max_handlers: 1,
+            ..config(tmp.path())
+        };
+        let spool = Spool::open(&cfg.spool_dir).unwrap();
+        let _busy = spool.try_slot(SlotKind::Handler, 1).unwrap();
+        let crash = CrashArgs::parse(&args(&["5", "5", "11", "5", "0", "0"])).unwrap();
+        let rec = handle(crash, &cfg, tmp.path(), pipe_with(vec![7; 100_000]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(rec.state, CaptureState::RateLimited);
+        assert_eq!(rec.raw_size, 100_000, "the core is drained and counted");
+        assert_eq!(rec.encoding, CoreEncoding::None);
+        assert!(!spool.entry_dir(&rec.id).join("core.zst").exists());
+    }
+
+    #[test]
+    fn raw_spool_when_no_compress_slot() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = HandlerConfig {
+            max_compressing: 1,
+            ..config(tmp.path())
+        };
+        let spool = Spool::open(&cfg.spool_dir).unwrap();
+        let _busy = spool.try_slot(SlotKind::Compress, 1).unwrap();
+        let crash = CrashArgs::parse(&args(&["6", "6", "11", "5", "0", "0"])).unwrap();
+        let data = vec![3u8; 50_000];
+        let rec = handle(crash, &cfg, tmp.path(), pipe_with(data.clone()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (rec.state, rec.encoding),
+            (CaptureState::Stored, CoreEncoding::Raw)
+        );
+        assert_eq!(
+            std::fs::read(spool.entry_dir(&rec.id).join("core.raw")).unwrap(),
+            data
+        );
+    }
+
+    #[test]
+    fn skipped_below_free_space_floor() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = HandlerConfig {
+            min_free_bytes: u64::MAX,
+            ..config(tmp.path())
+        };
+        let crash = CrashArgs::parse(&args(&["7", "7", "11", "5", "0", "0"])).unwrap();
+        let rec = handle(crash, &cfg, tmp.path(), pipe_with(vec![1; 10]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(rec.state, CaptureState::Skipped);
+        assert!(rec.reason.contains("free-space floor"));
+        assert_eq!(rec.raw_size, 10);
+    }
+
+    #[test]
+    fn non_pod_crash_dropped_by_policy() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = HandlerConfig {
+            non_pod: NonPodPolicy::Drop,
+            ..config(tmp.path())
+        };
+        let crash = CrashArgs::parse(&args(&["8", "8", "11", "5", "0", "0"])).unwrap();
+        assert!(
+            handle(crash, &cfg, tmp.path(), pipe_with(vec![1; 10]))
+                .unwrap()
+                .is_none()
+        );
+    }
+}

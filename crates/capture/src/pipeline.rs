@@ -1,0 +1,483 @@
+//! The capture pipeline: drain a core from its source (the kernel's pipe or socket) at the
+//! source's speed, then let the source go, while a trailing thread hashes and compresses.
+//!
+//! Why this shape: the kernel holds the crashed process until we close our end of the pipe, and
+//! inline zstd on two cores is slower than the pipe. So the reader only copies bytes into an
+//! unnamed spill file (zero pages become holes, no disk written for them) and closes the source
+//! the moment it reads EOF. The compressor follows behind through the page cache and punches
+//! holes into the spill file behind itself, so disk use stays near the compressor's lag, not the
+//! core size. Memory is two fixed 1 MiB buffers plus zstd's state, whatever the core size.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use crate::record::{CaptureState, CoreEncoding};
+use crate::{CaptureError, sys};
+
+/// Bytes moved per read from the source and per compressor step.
+const CHUNK: usize = 1 << 20;
+/// Granularity of zero detection: a whole zero page becomes a hole.
+const PAGE: usize = 4096;
+/// How often (in bytes kept) the free-space floor is re-checked.
+const FREE_CHECK_INTERVAL: u64 = 64 << 20;
+
+/// What the pipeline should produce.
+#[derive(Debug, Clone, Copy)]
+pub enum Output {
+    /// Compress to `core.zst` while draining.
+    Zstd {
+        /// zstd level.
+        level: i32,
+        /// zstd worker threads (0: compress on the trailing thread itself).
+        workers: u32,
+    },
+    /// Keep the raw core as `core.raw` (sparse); someone compresses it later.
+    Raw,
+}
+
+/// Limits the pipeline enforces while draining.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Keep at most this many bytes of core.
+    pub max_core_bytes: u64,
+    /// Stop keeping bytes when the filesystem's free space would drop below this.
+    pub min_free_bytes: u64,
+}
+
+/// Result of one capture.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    /// Bytes the source delivered.
+    pub raw_size: u64,
+    /// Bytes kept (prefix length).
+    pub kept_size: u64,
+    /// Size of the core file written.
+    pub stored_size: u64,
+    /// SHA-256 of the kept bytes.
+    pub sha256: String,
+    /// Encoding of the core file written.
+    pub encoding: CoreEncoding,
+    /// `Stored` or `Truncated`.
+    pub state: CaptureState,
+    /// Why it is truncated.
+    pub reason: String,
+    /// Time from pipeline start until the source was released.
+    pub held: Duration,
+}
+
+/// Shared between the reader and the trailing thread.
+#[derive(Default)]
+struct Progress {
+    /// Bytes of the spill file that are final.
+    written: u64,
+    /// The reader has finished (EOF, error or limit) and `written` will not grow.
+    finished: bool,
+}
+
+/// Runs the pipeline: drains `source` into `dir` (which must exist and be private to this
+/// capture), calls `release` with the source as soon as it hit EOF, and writes `core.zst` or
+/// `core.raw` there. Never stops reading early: even past a limit the source is drained, so the
+/// kernel is never left blocked.
+pub fn capture<R: Read>(
+    mut source: R,
+    release: impl FnOnce(R),
+    dir: &Path,
+    output: Output,
+    limits: Limits,
+) -> Result<Captured, CaptureError> {
+    let started = Instant::now();
+    let spill_path = dir.join(crate::record::CORE_RAW);
+    let spill = match output {
+        Output::Zstd { .. } => sys::unnamed_file_in(dir)?,
+        Output::Raw => crate::fsutil::create_new_nofollow_rw(&spill_path)?,
+    };
+    let spill = Arc::new(spill);
+    let progress = Arc::new((Mutex::new(Progress::default()), Condvar::new()));
+
+    let trailer = {
+        let spill = Arc::clone(&spill);
+        let progress = Arc::clone(&progress);
+        let dir = dir.to_path_buf();
+        std::thread::Builder::new()
+            .name("core-trailer".into())
+            .spawn(move || trail(&spill, &progress, &dir, output))
+            .map_err(|e| CaptureError::io("spawn trailing thread for", dir_of(&spill_path), e))?
+    };
+
+    let drained = drain(&mut source, &spill, &spill_path, &progress, limits);
+    // Whatever happened, the kernel must get its process back now.
+    release(source);
+    let held = started.elapsed();
+    {
+        let (lock, cvar) = &*progress;
+        let mut p = lock.lock().unwrap_or_else(|e| e.into_inner());
+        p.finished = true;
+        cvar.notify_all();
+    }
+    let trailed = trailer.join().unwrap_or_else(|_| {
+        Err(CaptureError::Usage(
+            "trailing compressor thread panicked".into(),
+        ))
+    });
+    let drained = drained?;
+    let (stored_size, sha256) = trailed?;
+    Ok(Captured {
+        raw_size: drained.raw_size,
+        kept_size: drained.kept,
+        stored_size,
+        sha256,
+        encoding: match output {
+            Output::Zstd { .. } => CoreEncoding::Zstd,
+            Output::Raw => CoreEncoding::Raw,
+        },
+        state: if drained.truncation.is_some() {
+            CaptureState::Truncated
+        } else {
+            CaptureState::Stored
+        },
+        reason: drained.truncation.unwrap_or_default(),
+        held,
+    })
+}
+
+fn dir_of(path: &Path) -> PathBuf {
+    path.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+struct Drained {
+    raw_size: u64,
+    kept: u64,
+    truncation: Option<String>,
+}
+
+/// Reader side: copies non-zero pages into the spill file until EOF, then drains the rest.
+fn drain<R: Read>(
+    source: &mut R,
+    spill: &File,
+    spill_path: &Path,
+    progress: &(Mutex<Progress>, Condvar),
+    limits: Limits,
+) -> Result<Drained, CaptureError> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut raw_size = 0u64;
+    let mut kept = 0u64;
+    let mut truncation: Option<String> = None;
+    let mut next_free_check = 0u64;
+    loop {
+        let n = match source.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                // A broken source ends the core here; what we have is a prefix.
+                truncation.get_or_insert_with(|| format!("reading the core failed: {e}"));
+                break;
+            }
+        };
+        raw_size += n as u64;
+        if truncation.is_some() {
+            continue;
+        }
+        if kept >= next_free_check {
+            let free =
+                sys::free_bytes(spill).map_err(|e| CaptureError::io("statvfs", spill_path, e))?;
+            if free < limits.min_free_bytes.saturating_add(FREE_CHECK_INTERVAL) {
+                truncation = Some(format!(
+                    "free-space floor reached: {free} bytes free, floor {}",
+                    limits.min_free_bytes
+                ));
+                continue;
+            }
+            next_free_check = kept + FREE_CHECK_INTERVAL;
+        }
+        let room = limits.max_core_bytes.saturating_sub(kept);
+        let take = (n as u64).min(room) as usize;
+        write_sparse(spill, kept, &buf[..take])
+            .map_err(|e| CaptureError::io("write", spill_path, e))?;
+        kept += take as u64;
+        if take < n {
+            truncation = Some(format!(
+                "core larger than the limit of {} bytes",
+                limits.max_core_bytes
+            ));
+        }
+        let (lock, cvar) = progress;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).written = kept;
+        cvar.notify_one();
+    }
+    // Trailing zero pages were skipped: give the file its full length.
+    spill
+        .set_len(kept)
+        .map_err(|e| CaptureError::io("truncate", spill_path, e))?;
+    Ok(Drained {
+        raw_size,
+        kept,
+        truncation,
+    })
+}
+
+/// Writes `data` at `offset`, skipping whole zero pages (they stay holes).
+fn write_sparse(file: &File, offset: u64, data: &[u8]) -> std::io::Result<()> {
+    let mut start = 0;
+    while start < data.len() {
+        // Skip zero pages.
+        while start < data.len() && is_zero(&data[start..(start + PAGE).min(data.len())]) {
+            start += PAGE;
+        }
+        if start >= data.len() {
+            break;
+        }
+        let mut end = start;
+        while end < data.len() && !is_zero(&data[end..(end + PAGE).min(data.len())]) {
+            end += PAGE;
+        }
+        let end = end.min(data.len());
+        file.write_all_at(&data[start..end], offset + start as u64)?;
+        start = end;
+    }
+    Ok(())
+}
+
+fn is_zero(block: &[u8]) -> bool {
+    let mut words = block.chunks_exact(16);
+    // Compared as u128 words: the compiler turns this into wide vector compares.
+    words
+        .by_ref()
+        .all(|w| w.iter().fold(0u8, |acc, &b| acc | b) == 0)
+        && words.remainder().iter().all(|&b| b == 0)
+}
+
+/// Trailing side: hashes (and compresses) the spill file as it grows; returns the stored size
+/// and the hex SHA-256 of the kept bytes.
+fn trail(
+    spill: &File,
+    progress: &(Mutex<Progress>, Condvar),
+    dir: &Path,
+    output: Output,
+) -> Result<(u64, String), CaptureError> {
+    let zst_path = dir.join(crate::record::CORE_ZST);
+    let mut encoder = match output {
+        Output::Zstd { level, workers } => {
+            let file = crate::fsutil::create_new_nofollow(&zst_path)?;
+            let mut enc = zstd::stream::Encoder::new(file, level)
+                .map_err(|e| CaptureError::io("start zstd for", &zst_path, e))?;
+            let _ = enc.include_checksum(true);
+            if workers > 0 {
+                enc.multithread(workers)
+                    .map_err(|e| CaptureError::io("start zstd workers for", &zst_path, e))?;
+            }
+            Some(enc)
+        }
+        Output::Raw => None,
+    };
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut pos = 0u64;
+    loop {
+        let available = {
+            let (lock, cvar) = progress;
+            let mut p = lock.lock().unwrap_or_else(|e| e.into_inner());
+            while p.written <= pos && !p.finished {
+                p = cvar.wait(p).unwrap_or_else(|e| e.into_inner());
+            }
+            if p.written <= pos && p.finished {
+                break;
+            }
+            p.written
+        };
+        while pos < available {
+            let len = ((available - pos) as usize).min(CHUNK);
+            read_back(spill, &mut buf[..len], pos)
+                .map_err(|e| CaptureError::io("read back", &zst_path, e))?;
+            hasher.update(&buf[..len]);
+            if let Some(enc) = encoder.as_mut() {
+                enc.write_all(&buf[..len])
+                    .map_err(|e| CaptureError::io("compress into", &zst_path, e))?;
+                // The bytes are in zstd's buffers now: give the disk and page cache back.
+                sys::punch_hole(spill, pos, len as u64);
+            }
+            pos += len as u64;
+        }
+    }
+    let stored = match encoder {
+        Some(enc) => {
+            let file = enc
+                .finish()
+                .map_err(|e| CaptureError::io("finish", &zst_path, e))?;
+            file.sync_all()
+                .map_err(|e| CaptureError::io("fsync", &zst_path, e))?;
+            file.metadata()
+                .map_err(|e| CaptureError::io("stat", &zst_path, e))?
+                .len()
+        }
+        None => {
+            spill
+                .sync_all()
+                .map_err(|e| CaptureError::io("fsync", dir, e))?;
+            pos
+        }
+    };
+    Ok((stored, hex::encode(hasher.finalize())))
+}
+
+/// Reads `buf.len()` bytes at `pos` of the spill file. Bytes past its current end are zero: the
+/// reader skips trailing zero pages and sets the final length only at EOF.
+fn read_back(spill: &File, buf: &mut [u8], pos: u64) -> std::io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        match spill.read_at(&mut buf[done..], pos + done as u64) {
+            Ok(0) => {
+                buf[done..].fill(0);
+                return Ok(());
+            }
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(input: Vec<u8>, output: Output, limits: Limits) -> (Captured, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let released = std::cell::Cell::new(false);
+        let got = capture(
+            std::io::Cursor::new(input),
+            |_| released.set(true),
+            dir.path(),
+            output,
+            limits,
+        )
+        .unwrap();
+        assert!(released.get(), "source must be released");
+        (got, dir)
+    }
+
+    fn sample(len: usize) -> Vec<u8> {
+        let mut v = vec![0u8; len];
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for (i, chunk) in v.chunks_mut(PAGE).enumerate() {
+            if i % 3 == 0 {
+                continue; // zero page
+            }
+            for b in chunk {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = (x % 7) as u8; // compressible but not trivial
+            }
+        }
+        v.extend_from_slice(b"tail-not-page-aligned");
+        v
+    }
+
+    const NO_LIMITS: Limits = Limits {
+        max_core_bytes: u64::MAX,
+        min_free_bytes: 0,
+    };
+
+    #[test]
+    fn zstd_output_round_trips_and_hashes_input() {
+        let input = sample(5 * CHUNK + 123);
+        for workers in [0, 2] {
+            let (got, dir) = run(input.clone(), Output::Zstd { level: 1, workers }, NO_LIMITS);
+            let stored = std::fs::read(dir.path().join("core.zst")).unwrap();
+            assert_eq!(stored.len() as u64, got.stored_size);
+            assert_eq!(zstd::decode_all(&stored[..]).unwrap(), input);
+            assert_eq!(got.sha256, hex::encode(Sha256::digest(&input)));
+            assert_eq!(
+                (got.raw_size, got.kept_size),
+                (input.len() as u64, input.len() as u64)
+            );
+            assert_eq!(got.state, CaptureState::Stored);
+            assert!(
+                !dir.path().join("core.raw").exists(),
+                "spill file must be unnamed"
+            );
+        }
+    }
+
+    #[test]
+    fn raw_output_is_sparse_and_exact() {
+        let mut input = vec![0u8; 8 * PAGE];
+        input[5 * PAGE + 7] = 42;
+        let (got, dir) = run(input.clone(), Output::Raw, NO_LIMITS);
+        let path = dir.path().join("core.raw");
+        assert_eq!(std::fs::read(&path).unwrap(), input);
+        assert_eq!(got.encoding, CoreEncoding::Raw);
+        use std::os::unix::fs::MetadataExt;
+        let blocks = std::fs::metadata(&path).unwrap().blocks();
+        assert!(
+            blocks * 512 < input.len() as u64,
+            "zero pages must be holes ({blocks} blocks)"
+        );
+    }
+
+    #[test]
+    fn size_limit_keeps_prefix_and_drains_all() {
+        let input = sample(3 * CHUNK);
+        let limit = CHUNK as u64 + 5;
+        let limits = Limits {
+            max_core_bytes: limit,
+            min_free_bytes: 0,
+        };
+        let (got, dir) = run(
+            input.clone(),
+            Output::Zstd {
+                level: 1,
+                workers: 0,
+            },
+            limits,
+        );
+        assert_eq!(got.state, CaptureState::Truncated);
+        assert_eq!(got.raw_size, input.len() as u64);
+        assert_eq!(got.kept_size, limit);
+        let stored = std::fs::read(dir.path().join("core.zst")).unwrap();
+        assert_eq!(
+            zstd::decode_all(&stored[..]).unwrap(),
+            &input[..limit as usize]
+        );
+        assert!(got.reason.contains("limit"), "{}", got.reason);
+    }
+
+    #[test]
+    fn free_space_floor_keeps_nothing_more() {
+        let input = sample(CHUNK);
+        let limits = Limits {
+            max_core_bytes: u64::MAX,
+            min_free_bytes: u64::MAX / 2,
+        };
+        let (got, _dir) = run(
+            input.clone(),
+            Output::Zstd {
+                level: 1,
+                workers: 0,
+            },
+            limits,
+        );
+        assert_eq!(got.state, CaptureState::Truncated);
+        assert_eq!(got.kept_size, 0);
+        assert_eq!(got.raw_size, input.len() as u64);
+        assert!(got.reason.contains("free-space floor"), "{}", got.reason);
+    }
+
+    #[test]
+    fn zero_detection() {
+        assert!(is_zero(&[0; 4096]));
+        let mut page = [0u8; 4096];
+        page[4095] = 1;
+        assert!(!is_zero(&page));
+        assert!(!is_zero(&[0, 0, 1]));
+        assert!(is_zero(&[0, 0, 0]));
+    }
+}

@@ -1,0 +1,81 @@
+//! The narrow boundary with the kernel for the crash path: unnamed spill files, free space,
+//! hole punching, advisory locks, and the raw file descriptors the kernel hands a pipe helper.
+//! Everything `unsafe` in this crate lives here.
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::{FallocateFlags, FlockOperation, Mode, OFlags};
+
+use crate::CaptureError;
+
+/// Opens an unnamed file in `dir` (`O_TMPFILE`): it vanishes with the process if we die, so a
+/// killed handler leaves no half-written spill behind.
+pub fn unnamed_file_in(dir: &Path) -> Result<File, CaptureError> {
+    let fd = rustix::fs::open(
+        dir,
+        OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .map_err(|e| CaptureError::io("create unnamed file in", dir, e.into()))?;
+    Ok(File::from(fd))
+}
+
+/// Bytes available to unprivileged writers on the filesystem holding `file`.
+pub fn free_bytes(file: &File) -> std::io::Result<u64> {
+    let st = rustix::fs::fstatvfs(file.as_fd())?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+/// Bytes available on the filesystem holding `path`.
+pub fn free_bytes_at(path: &Path) -> std::io::Result<u64> {
+    let st = rustix::fs::statvfs(path)?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+/// Releases the disk blocks (and page cache) of a range already consumed. Best effort: a
+/// filesystem without hole punching just keeps the blocks until the file is closed.
+pub fn punch_hole(file: &File, offset: u64, len: u64) {
+    let _ = rustix::fs::fallocate(
+        file.as_fd(),
+        FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+        offset,
+        len,
+    );
+}
+
+/// Tries to take an exclusive advisory lock without waiting. The lock lives as long as `file`.
+pub fn try_lock(file: &File) -> bool {
+    rustix::fs::flock(file.as_fd(), FlockOperation::NonBlockingLockExclusive).is_ok()
+}
+
+/// Takes an exclusive advisory lock, waiting for it.
+pub fn lock(file: &File) -> std::io::Result<()> {
+    rustix::fs::flock(file.as_fd(), FlockOperation::LockExclusive).map_err(Into::into)
+}
+
+/// The kernel starts a pipe helper with only fd 0 (the core pipe): fds 1 and 2 may be closed,
+/// and the next file we open would become our "stdout". Point any closed fd among 0..=2 at
+/// `/dev/null` first, so no later open or print can land in the wrong file.
+pub fn fill_standard_fds() {
+    for _ in 0..3 {
+        match rustix::fs::open("/dev/null", OFlags::RDWR, Mode::empty()) {
+            // Landed above 2: all of 0..=2 are open; close this one again.
+            Ok(fd) if rustix::fd::AsRawFd::as_raw_fd(&fd) > 2 => return,
+            // Took a standard slot: keep it open for the life of the process.
+            Ok(fd) => std::mem::forget(fd),
+            Err(_) => return,
+        }
+    }
+}
+
+/// Takes ownership of fd 0 (the kernel's core pipe) as a `File`; dropping it closes the pipe and
+/// lets the kernel release the crashed process.
+pub fn take_stdin() -> File {
+    // SAFETY: fd 0 is open (`fill_standard_fds` runs first) and nothing else in the handler
+    // reads or closes it: `std::io::stdin` is never used on the crash path, so this is the only
+    // owner.
+    File::from(unsafe { OwnedFd::from_raw_fd(0) })
+}
