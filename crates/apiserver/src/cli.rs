@@ -1,0 +1,1 @@
+//! Command line of the `apiserver` role (filled in below).

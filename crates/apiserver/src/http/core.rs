@@ -1,0 +1,135 @@
+//! `coredumps/<name>/core`: the decompressed core, streamed from the zstd blob with
+//! `Content-Length: status.coreSize`. `Range: bytes=a-b` answers 206; the decoder skips to `a`
+//! (decode-and-skip: zstd frames are not seekable), which costs decoding time but no memory.
+
+use std::io::{self, Read};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use coredump_api::{Coredump, CoredumpState};
+
+use super::stream;
+use crate::AppState;
+use crate::error::ApiError;
+use crate::registry::blob_path_of;
+
+/// An inclusive byte range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    /// First byte.
+    pub start: u64,
+    /// Last byte (inclusive).
+    pub end: u64,
+}
+
+/// Parses a `Range` header against a content of `size` bytes. `Ok(None)`: serve everything
+/// (no header, another unit, or several ranges, which we may ignore per RFC 9110).
+pub fn parse_range(value: Option<&str>, size: u64) -> Result<Option<ByteRange>, ApiError> {
+    let Some(value) = value else { return Ok(None) };
+    let Some(spec) = value.trim().strip_prefix("bytes=") else { return Ok(None) };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let bad = || ApiError::RangeNotSatisfiable { size };
+    let (a, b) = spec.trim().split_once('-').ok_or_else(bad)?;
+    let (a, b) = (a.trim(), b.trim());
+    let range = if a.is_empty() {
+        let suffix: u64 = b.parse().map_err(|_| bad())?;
+        if suffix == 0 || size == 0 {
+            return Err(bad());
+        }
+        ByteRange { start: size.saturating_sub(suffix), end: size - 1 }
+    } else {
+        let start: u64 = a.parse().map_err(|_| bad())?;
+        let end = if b.is_empty() { size.saturating_sub(1) } else { b.parse::<u64>().map_err(|_| bad())?.min(size.saturating_sub(1)) };
+        if start >= size || end < start {
+            return Err(bad());
+        }
+        ByteRange { start, end }
+    };
+    Ok(Some(range))
+}
+
+/// `GET .../coredumps/<name>/core`.
+pub async fn core(State(state): State<AppState>, Path((ns, name)): Path<(String, String)>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let c: Coredump = state.registry.get(&ns, &name).await?;
+    let stored = matches!(c.status.state, CoredumpState::Stored | CoredumpState::Truncated);
+    let Some(path) = blob_path_of(&c).filter(|_| stored) else {
+        return Err(ApiError::NoCore { name, state: c.status.state.as_str().to_owned() });
+    };
+    let size = c.status.core_size;
+    let range = parse_range(headers.get(header::RANGE).and_then(|v| v.to_str().ok()), size)?;
+    let (skip, len) = match range {
+        Some(r) => (r.start, r.end - r.start + 1),
+        None => (0, size),
+    };
+    let blobs = state.registry.blob_store().clone();
+    let blob = tokio::task::spawn_blocking(move || blobs.open(&path))
+        .await
+        .map_err(|e| ApiError::Internal { message: format!("blob open task: {e}") })?;
+    let blob = match blob {
+        Ok(b) => b,
+        Err(e) if e.is_not_found() => return Err(ApiError::NoCore { name, state: "blob missing".to_owned() }),
+        Err(e) => return Err(e.into()),
+    };
+    let (mut writer, body) = stream::channel();
+    let label = format!("{ns}/{name}");
+    tokio::task::spawn_blocking(move || {
+        let result = (|| -> io::Result<()> {
+            let mut decoder = zstd::stream::read::Decoder::new(blob)?;
+            let skipped = io::copy(&mut (&mut decoder).take(skip), &mut io::sink())?;
+            if skipped < skip {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "core shorter than status.coreSize"));
+            }
+            let sent = writer.copy_from(&mut decoder, len)?;
+            if sent < len {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "core shorter than status.coreSize"));
+            }
+            io::Write::flush(&mut writer)
+        })();
+        if let Err(e) = result {
+            if e.kind() != io::ErrorKind::BrokenPipe {
+                tracing::warn!(coredump = %label, error = %e, "core download failed");
+            }
+            writer.fail(e);
+        }
+    });
+    let code = if range.is_some() { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
+    let mut resp = (code, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{ns}_{}.core\"", c.metadata.name)) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if let Some(r) = range
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{size}", r.start, r.end))
+    {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        let r = |v: &str| parse_range(Some(v), 100);
+        assert_eq!(r("bytes=0-9").unwrap(), Some(ByteRange { start: 0, end: 9 }));
+        assert_eq!(r("bytes=90-").unwrap(), Some(ByteRange { start: 90, end: 99 }));
+        assert_eq!(r("bytes=-10").unwrap(), Some(ByteRange { start: 90, end: 99 }));
+        assert_eq!(r("bytes=-500").unwrap(), Some(ByteRange { start: 0, end: 99 }));
+        assert_eq!(r("bytes=50-1000").unwrap(), Some(ByteRange { start: 50, end: 99 }));
+        assert_eq!(r("items=0-1").unwrap(), None);
+        assert_eq!(r("bytes=0-1,5-6").unwrap(), None);
+        assert_eq!(parse_range(None, 100).unwrap(), None);
+        for bad in ["bytes=100-", "bytes=5-4", "bytes=x-", "bytes=-0", "bytes=", "bytes=1"] {
+            assert!(matches!(r(bad), Err(ApiError::RangeNotSatisfiable { size: 100 })), "{bad}");
+        }
+        assert!(parse_range(Some("bytes=0-0"), 0).is_err());
+    }
+}

@@ -1,0 +1,12 @@
+//! The HTTP surface: handlers per concern, all returning [`crate::error::ApiError`] on failure.
+
+pub mod body;
+pub mod core;
+pub mod discovery;
+pub mod dump;
+pub mod negotiate;
+pub mod objects;
+pub mod params;
+pub mod render;
+pub mod stream;
+pub mod watch;

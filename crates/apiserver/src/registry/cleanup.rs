@@ -1,0 +1,71 @@
+//! What deleting an object implies for the blob store: a Coredump owns its blob, an endpoint
+//! owns every blob and Coredump of its pod. Clean-up runs after the object is gone; failures
+//! are logged (the object is already deleted, and the garbage collector sweeps orphaned blobs).
+
+use std::future::Future;
+
+use coredump_api::{Coredump, CoredumpEndpoint, DeleteOptions, Resource};
+use coredump_store::BlobPath;
+
+use super::{ListOptions, Registry};
+
+/// A kind the registry stores, with its delete side effects.
+pub trait Stored: Resource {
+    /// Removes what the deleted object owned.
+    fn after_delete(&self, registry: &Registry) -> impl Future<Output = ()> + Send;
+}
+
+/// The blob a Coredump names, if any (validation guarantees the four-segment shape).
+pub fn blob_path_of(c: &Coredump) -> Option<BlobPath> {
+    let mut parts = c.status.blob_path.split('/');
+    let (Some(namespace), Some(pod_uid), Some(container), Some(file), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    Some(BlobPath {
+        namespace: namespace.to_owned(),
+        pod_uid: pod_uid.to_owned(),
+        container: container.to_owned(),
+        file: file.to_owned(),
+    })
+}
+
+impl Stored for Coredump {
+    async fn after_delete(&self, registry: &Registry) {
+        let Some(path) = blob_path_of(self) else { return };
+        let blobs = registry.blob_store().clone();
+        let result = tokio::task::spawn_blocking(move || blobs.delete(&path)).await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(coredump = %self.metadata.name, error = %e, "deleting blob failed"),
+            Err(e) => tracing::warn!(coredump = %self.metadata.name, error = %e, "blob delete task failed"),
+        }
+    }
+}
+
+impl Stored for CoredumpEndpoint {
+    async fn after_delete(&self, registry: &Registry) {
+        let ns = self.metadata.namespace.clone();
+        let uid = self.spec.pod_uid.clone();
+        let opts = ListOptions {
+            fields: coredump_api::FieldSelector {
+                requirements: vec![coredump_api::fields::FieldRequirement {
+                    field: "spec.podUID".to_owned(),
+                    negated: false,
+                    value: uid.clone(),
+                }],
+            },
+            ..Default::default()
+        };
+        if let Err(e) = registry.delete_collection::<Coredump>(Some(&ns), &opts, &DeleteOptions::default()).await {
+            tracing::warn!(endpoint = %self.metadata.name, error = %e, "deleting the pod's Coredumps failed");
+        }
+        let blobs = registry.blob_store().clone();
+        match tokio::task::spawn_blocking(move || blobs.delete_pod(&ns, &uid)).await {
+            Ok(Ok(n)) => tracing::info!(endpoint = %self.metadata.name, blobs = n, "deleted the pod's blobs"),
+            Ok(Err(e)) => tracing::warn!(endpoint = %self.metadata.name, error = %e, "deleting the pod's blobs failed"),
+            Err(e) => tracing::warn!(endpoint = %self.metadata.name, error = %e, "blob delete task failed"),
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! The typed object layer shared by the HTTP handlers and in-process callers (the standalone
+//! ingest calls [`Registry::create_coredump`] directly). It owns Kubernetes object semantics on
+//! top of the opaque [`MetadataStore`]: defaults on create (uid, creationTimestamp, generated
+//! names), validation, `resourceVersion` preconditions, selectors, dry runs, and the blob
+//! clean-up that deleting an object implies.
+
+mod cleanup;
+mod codec;
+
+use std::sync::Arc;
+
+use coredump_api::validation::{FieldError, FieldErrorKind};
+use coredump_api::{
+    Coredump, CoredumpEndpoint, DeleteOptions, FieldSelector, LabelSelector, Resource,
+};
+use coredump_store::{BlobStore, ListRequest, MetadataStore, ObjectKey, Precondition, StoreError};
+use serde_json::Value;
+
+pub use cleanup::{Stored, blob_path_of};
+pub use codec::{decode, encode};
+
+use crate::error::ApiError;
+
+/// How many names `generateName` tries before giving up.
+const GENERATE_NAME_ATTEMPTS: usize = 8;
+
+/// Options of a write.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Validate and compute the result without persisting (`dryRun=All`).
+    pub dry_run: bool,
+}
+
+/// What to list.
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    /// `labelSelector`.
+    pub labels: LabelSelector,
+    /// `fieldSelector`.
+    pub fields: FieldSelector,
+    /// Page size (0 = all).
+    pub limit: usize,
+    /// Continue token of the previous page.
+    pub continue_token: Option<String>,
+}
+
+/// One page of objects.
+#[derive(Debug, Clone)]
+pub struct ObjectList<R> {
+    /// Matching objects of this page.
+    pub items: Vec<R>,
+    /// Store revision the page was read at.
+    pub resource_version: u64,
+    /// Token of the next page.
+    pub continue_token: Option<String>,
+}
+
+/// A JSON patch of one of the supported types.
+#[derive(Debug, Clone)]
+pub enum Patch {
+    /// RFC 7386 (`application/merge-patch+json`).
+    Merge(Value),
+    /// RFC 6902 (`application/json-patch+json`).
+    Json(json_patch::Patch),
+}
+
+/// Typed access to our objects and their blobs.
+#[derive(Clone)]
+pub struct Registry {
+    meta: Arc<dyn MetadataStore>,
+    blobs: Arc<dyn BlobStore>,
+}
+
+fn key<R: Resource>(namespace: &str, name: &str) -> ObjectKey {
+    ObjectKey { resource: R::PLURAL.to_owned(), namespace: namespace.to_owned(), name: name.to_owned() }
+}
+
+fn invalid<R: Resource>(name: &str, errors: Vec<FieldError>) -> ApiError {
+    ApiError::Invalid { kind: R::KIND.to_owned(), name: name.to_owned(), errors }
+}
+
+fn parse_revision(rv: &str) -> Option<u64> {
+    rv.parse().ok()
+}
+
+/// Random suffix for `generateName`, from the alphabet Kubernetes uses (no vowels, no
+/// look-alikes).
+fn name_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    bytes[..5].iter().map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char).collect()
+}
+
+impl Registry {
+    /// A registry over these stores.
+    pub fn new(meta: Arc<dyn MetadataStore>, blobs: Arc<dyn BlobStore>) -> Self {
+        Self { meta, blobs }
+    }
+
+    /// The metadata store (for watches).
+    pub fn metadata_store(&self) -> &Arc<dyn MetadataStore> {
+        &self.meta
+    }
+
+    /// The blob store (for downloads).
+    pub fn blob_store(&self) -> &Arc<dyn BlobStore> {
+        &self.blobs
+    }
+
+    /// Creates an object in `namespace` (the object's own namespace must be empty or equal).
+    /// Sets `uid`, `creationTimestamp`, `apiVersion`/`kind`, and the name from `generateName`.
+    pub async fn create<R: Stored>(&self, namespace: &str, mut obj: R, opts: &WriteOptions) -> Result<R, ApiError> {
+        check_type_meta::<R>(&obj)?;
+        let meta = obj.metadata_mut();
+        if meta.namespace.is_empty() {
+            namespace.clone_into(&mut meta.namespace);
+        } else if meta.namespace != namespace {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        meta.uid = uuid::Uuid::new_v4().to_string();
+        meta.creation_timestamp = Some(coredump_api::time::format_rfc3339(time::OffsetDateTime::now_utc()));
+        meta.resource_version.clear();
+        obj.set_type_meta();
+        let generate = obj.metadata().name.is_empty() && !obj.metadata().generate_name.is_empty();
+        for _ in 0..GENERATE_NAME_ATTEMPTS {
+            if generate {
+                let m = obj.metadata_mut();
+                m.name = format!("{}{}", m.generate_name, name_suffix());
+            }
+            let errors = obj.validate_create();
+            if !errors.is_empty() {
+                return Err(invalid::<R>(&obj.metadata().name, errors));
+            }
+            let k = key::<R>(namespace, &obj.metadata().name);
+            if opts.dry_run {
+                if self.meta.get(&k).await?.is_some() {
+                    return Err(StoreError::AlreadyExists(k).into());
+                }
+                return Ok(obj);
+            }
+            match self.meta.create(&k, encode(&obj)?).await {
+                Ok(revision) => {
+                    obj.metadata_mut().resource_version = revision.to_string();
+                    return Ok(obj);
+                }
+                Err(StoreError::AlreadyExists(_)) if generate => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApiError::Conflict {
+            resource: R::PLURAL.to_owned(),
+            name: obj.metadata().generate_name.clone(),
+            detail: "could not generate a unique name; try again".to_owned(),
+        })
+    }
+
+    /// Reads one object.
+    pub async fn get<R: Stored>(&self, namespace: &str, name: &str) -> Result<R, ApiError> {
+        let k = key::<R>(namespace, name);
+        match self.meta.get(&k).await? {
+            Some(stored) => decode(&stored),
+            None => Err(StoreError::NotFound(k).into()),
+        }
+    }
+
+    /// Lists one page of objects (all namespaces when `namespace` is `None`), filtered by the
+    /// selectors. A page may hold fewer than `limit` matches and still have a continue token.
+    pub async fn list<R: Stored>(&self, namespace: Option<&str>, opts: &ListOptions) -> Result<ObjectList<R>, ApiError> {
+        let page = self
+            .meta
+            .list(&ListRequest {
+                resource: R::PLURAL.to_owned(),
+                namespace: namespace.map(str::to_owned),
+                limit: opts.limit,
+                continue_token: opts.continue_token.clone(),
+            })
+            .await?;
+        let mut items = Vec::with_capacity(page.items.len());
+        for stored in &page.items {
+            let obj: R = decode(stored)?;
+            if matches(&obj, opts) {
+                items.push(obj);
+            }
+        }
+        Ok(ObjectList { items, resource_version: page.revision, continue_token: page.continue_token })
+    }
+
+    /// Every matching object, all pages.
+    pub async fn list_all<R: Stored>(&self, namespace: Option<&str>, opts: &ListOptions) -> Result<ObjectList<R>, ApiError> {
+        let mut opts = opts.clone();
+        opts.limit = 0;
+        opts.continue_token = None;
+        self.list(namespace, &opts).await
+    }
+
+    /// Replaces an object. `metadata.resourceVersion` is required and must be current (409
+    /// otherwise); `uid` and `creationTimestamp` are kept from the stored object.
+    pub async fn update<R: Stored>(&self, namespace: &str, name: &str, mut obj: R, opts: &WriteOptions) -> Result<R, ApiError> {
+        check_type_meta::<R>(&obj)?;
+        let meta = obj.metadata();
+        if meta.name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                meta.name
+            )));
+        }
+        if !meta.namespace.is_empty() && meta.namespace != namespace {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        let Some(expected) = parse_revision(&meta.resource_version) else {
+            return Err(invalid::<R>(name, vec![FieldError {
+                field: "metadata.resourceVersion".to_owned(),
+                kind: FieldErrorKind::Invalid(meta.resource_version.clone()),
+                detail: "must be specified for an update".to_owned(),
+            }]));
+        };
+        let old: R = self.get(namespace, name).await?;
+        let m = obj.metadata_mut();
+        namespace.clone_into(&mut m.namespace);
+        m.uid.clone_from(&old.metadata().uid);
+        m.creation_timestamp.clone_from(&old.metadata().creation_timestamp);
+        obj.set_type_meta();
+        let errors = obj.validate_update(&old);
+        if !errors.is_empty() {
+            return Err(invalid::<R>(name, errors));
+        }
+        let k = key::<R>(namespace, name);
+        if opts.dry_run {
+            if old.metadata().resource_version != expected.to_string() {
+                return Err(StoreError::Conflict { key: k, current: 0, expected }.into());
+            }
+            return Ok(obj);
+        }
+        let revision = self.meta.update(&k, encode(&obj)?, Precondition::Revision(expected)).await?;
+        obj.metadata_mut().resource_version = revision.to_string();
+        Ok(obj)
+    }
+
+    /// Applies a patch to the current object and stores the result. Without a
+    /// `resourceVersion` in the patch, a concurrent change is retried; with one, it must match.
+    pub async fn patch<R: Stored>(&self, namespace: &str, name: &str, patch: &Patch, opts: &WriteOptions) -> Result<R, ApiError> {
+        const ATTEMPTS: usize = 5;
+        let mut last = None;
+        for _ in 0..ATTEMPTS {
+            let current: R = self.get(namespace, name).await?;
+            let mut doc = serde_json::to_value(&current)
+                .map_err(|e| ApiError::Internal { message: format!("encoding {name}: {e}") })?;
+            match patch {
+                Patch::Merge(p) => json_patch::merge(&mut doc, p),
+                Patch::Json(p) => json_patch::patch(&mut doc, p)
+                    .map_err(|e| ApiError::Invalid {
+                        kind: R::KIND.to_owned(),
+                        name: name.to_owned(),
+                        errors: vec![FieldError {
+                            field: String::new(),
+                            kind: FieldErrorKind::Invalid(String::new()),
+                            detail: format!("the JSON patch could not be applied: {e}"),
+                        }],
+                    })?,
+            }
+            let pinned = doc["metadata"]["resourceVersion"] != current.metadata().resource_version.as_str();
+            let mut patched: R = serde_json::from_value(doc)
+                .map_err(|e| ApiError::bad_request(format!("the patched object is not a valid {}: {e}", R::KIND)))?;
+            if patched.metadata().resource_version.is_empty() {
+                patched.metadata_mut().resource_version.clone_from(&current.metadata().resource_version);
+            }
+            match self.update(namespace, name, patched, opts).await {
+                Err(e @ ApiError::Conflict { .. }) if !pinned => last = Some(e),
+                other => return other,
+            }
+        }
+        Err(last.unwrap_or(ApiError::Internal { message: "patch retries exhausted".to_owned() }))
+    }
+
+    /// Deletes an object (honouring preconditions and dry run), then what it owns: a
+    /// Coredump's blob; an endpoint's blobs and Coredump objects.
+    pub async fn delete<R: Stored>(&self, namespace: &str, name: &str, opts: &DeleteOptions) -> Result<R, ApiError> {
+        let current: R = self.get(namespace, name).await?;
+        let k = key::<R>(namespace, name);
+        let mut precondition = Precondition::None;
+        if let Some(pre) = &opts.preconditions {
+            if let Some(uid) = &pre.uid
+                && *uid != current.metadata().uid
+            {
+                return Err(ApiError::Conflict {
+                    resource: R::PLURAL.to_owned(),
+                    name: name.to_owned(),
+                    detail: format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        current.metadata().uid
+                    ),
+                });
+            }
+            if let Some(rv) = &pre.resource_version {
+                let expected = parse_revision(rv)
+                    .ok_or_else(|| ApiError::bad_request(format!("invalid resourceVersion precondition {rv:?}")))?;
+                precondition = Precondition::Revision(expected);
+            }
+        }
+        // Without a caller precondition, still delete exactly the version we read, so that the
+        // clean-up below matches the object that was removed.
+        if precondition == Precondition::None
+            && let Some(rv) = parse_revision(&current.metadata().resource_version)
+        {
+            precondition = Precondition::Revision(rv);
+        }
+        if opts.dry_run.iter().any(|d| d == "All") {
+            if let Precondition::Revision(expected) = precondition
+                && current.metadata().resource_version != expected.to_string()
+            {
+                return Err(StoreError::Conflict { key: k, current: 0, expected }.into());
+            }
+            return Ok(current);
+        }
+        let stored = self.meta.delete(&k, precondition).await?;
+        let deleted: R = decode(&stored)?;
+        deleted.after_delete(self).await;
+        Ok(deleted)
+    }
+
+    /// Deletes every matching object, returning those deleted.
+    pub async fn delete_collection<R: Stored>(&self, namespace: Option<&str>, list: &ListOptions, opts: &DeleteOptions) -> Result<Vec<R>, ApiError> {
+        let all: ObjectList<R> = self.list_all(namespace, list).await?;
+        let mut deleted = Vec::with_capacity(all.items.len());
+        for obj in all.items {
+            let m = obj.metadata();
+            match self.delete::<R>(&m.namespace, &m.name, opts).await {
+                Ok(d) => deleted.push(d),
+                Err(ApiError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Creates a Coredump (the in-process ingest's entry point).
+    pub async fn create_coredump(&self, obj: Coredump) -> Result<Coredump, ApiError> {
+        let ns = obj.metadata.namespace.clone();
+        self.create(&ns, obj, &WriteOptions::default()).await
+    }
+
+    /// Reads a Coredump.
+    pub async fn get_coredump(&self, namespace: &str, name: &str) -> Result<Coredump, ApiError> {
+        self.get(namespace, name).await
+    }
+
+    /// Lists all Coredumps (of one namespace, or all).
+    pub async fn list_coredumps(&self, namespace: Option<&str>) -> Result<Vec<Coredump>, ApiError> {
+        Ok(self.list_all(namespace, &ListOptions::default()).await?.items)
+    }
+
+    /// Deletes a Coredump and its blob.
+    pub async fn delete_coredump(&self, namespace: &str, name: &str) -> Result<Coredump, ApiError> {
+        self.delete(namespace, name, &DeleteOptions::default()).await
+    }
+
+    /// Creates a CoredumpEndpoint.
+    pub async fn create_endpoint(&self, obj: CoredumpEndpoint) -> Result<CoredumpEndpoint, ApiError> {
+        let ns = obj.metadata.namespace.clone();
+        self.create(&ns, obj, &WriteOptions::default()).await
+    }
+
+    /// Reads a CoredumpEndpoint.
+    pub async fn get_endpoint(&self, namespace: &str, name: &str) -> Result<CoredumpEndpoint, ApiError> {
+        self.get(namespace, name).await
+    }
+
+    /// Lists all CoredumpEndpoints (of one namespace, or all).
+    pub async fn list_endpoints(&self, namespace: Option<&str>) -> Result<Vec<CoredumpEndpoint>, ApiError> {
+        Ok(self.list_all(namespace, &ListOptions::default()).await?.items)
+    }
+
+    /// Deletes a CoredumpEndpoint, its pod's blobs and its pod's Coredumps.
+    pub async fn delete_endpoint(&self, namespace: &str, name: &str) -> Result<CoredumpEndpoint, ApiError> {
+        self.delete(namespace, name, &DeleteOptions::default()).await
+    }
+}
+
+/// Whether an object satisfies the selectors of a list.
+pub fn matches<R: Resource>(obj: &R, opts: &ListOptions) -> bool {
+    opts.labels.matches(&obj.metadata().labels) && opts.fields.matches(|f| obj.field(f))
+}
+
+/// A body naming another kind or group-version is a client error, not something to coerce.
+fn check_type_meta<R: Resource>(obj: &R) -> Result<(), ApiError> {
+    let (api_version, kind) = obj.type_meta();
+    if !kind.is_empty() && kind != R::KIND {
+        return Err(ApiError::bad_request(format!("the object kind {kind:?} is not {:?}", R::KIND)));
+    }
+    if !api_version.is_empty() && api_version != coredump_api::API_VERSION {
+        return Err(ApiError::bad_request(format!(
+            "the object apiVersion {api_version:?} is not {:?}",
+            coredump_api::API_VERSION
+        )));
+    }
+    Ok(())
+}

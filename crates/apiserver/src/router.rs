@@ -1,0 +1,58 @@
+//! The route table: every path we serve, wrapped in authentication and authorization.
+
+use axum::Router;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{MethodRouter, get};
+use coredump_api::{Coredump, CoredumpEndpoint, GROUP, VERSION};
+
+use crate::AppState;
+use crate::auth::authenticate_and_authorize;
+use crate::error::ApiError;
+use crate::http::{core, discovery, dump, objects};
+use crate::registry::Stored;
+
+fn resource_routes<R: Stored>(subresource: MethodRouter<AppState>) -> Router<AppState> {
+    let base = format!("/apis/{GROUP}/{VERSION}");
+    let plural = R::PLURAL;
+    Router::new()
+        .route(&format!("{base}/{plural}"), get(objects::list_all::<R>))
+        .route(
+            &format!("{base}/namespaces/{{namespace}}/{plural}"),
+            get(objects::list_namespaced::<R>)
+                .post(objects::create::<R>)
+                .delete(objects::delete_collection::<R>),
+        )
+        .route(
+            &format!("{base}/namespaces/{{namespace}}/{plural}/{{name}}"),
+            get(objects::get::<R>)
+                .put(objects::update::<R>)
+                .patch(objects::patch::<R>)
+                .delete(objects::delete::<R>),
+        )
+        .route(
+            &format!("{base}/namespaces/{{namespace}}/{plural}/{{name}}/{}", R::SUBRESOURCE),
+            subresource,
+        )
+}
+
+/// The whole API as an axum router (testable with `tower::ServiceExt::oneshot`; requests need
+/// a [`crate::auth::PeerCertificates`] extension to authenticate by certificate).
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(discovery::health))
+        .route("/livez", get(discovery::health))
+        .route("/readyz", get(discovery::health))
+        .route("/version", get(discovery::version))
+        .route("/apis", get(discovery::apis))
+        .route(&format!("/apis/{GROUP}"), get(discovery::group))
+        .route(&format!("/apis/{GROUP}/{VERSION}"), get(discovery::resources))
+        .route("/openapi/v2", get(discovery::openapi_v2))
+        .route("/openapi/v3", get(discovery::openapi_v3))
+        .route(&format!("/openapi/v3/apis/{GROUP}/{VERSION}"), get(discovery::openapi_v3_group_version))
+        .merge(resource_routes::<CoredumpEndpoint>(get(dump::dump)))
+        .merge(resource_routes::<Coredump>(get(core::core)))
+        .fallback(|| async { ApiError::NoRoute })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(from_fn_with_state(state.auth.clone(), authenticate_and_authorize))
+        .with_state(state)
+}
