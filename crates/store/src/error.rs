@@ -57,3 +57,26 @@ pub enum StoreError {
         source: std::io::Error,
     },
 }
+
+impl StoreError {
+    /// Wraps a backend failure with what we were doing.
+    pub fn backend(
+        operation: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Backend {
+            operation: operation.into(),
+            source: source.into(),
+        }
+    }
+
+    /// Whether this says "absent": a missing object ([`StoreError::NotFound`]) or a missing blob
+    /// ([`StoreError::Io`] whose kind is `NotFound`), so callers can answer 404 by type.
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            Self::NotFound(_) => true,
+            Self::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+            _ => false,
+        }
+    }
+}

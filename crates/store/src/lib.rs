@@ -15,7 +15,10 @@
 pub mod blob;
 pub mod conformance;
 pub mod error;
+mod key;
 pub mod metadata;
+pub mod redb_store;
+mod token;
 
 pub use blob::{BlobInfo, BlobPath, BlobStore};
 pub use error::StoreError;

@@ -1,4 +1,20 @@
-//! The metadata store contract (see the crate docs). Implementations live in submodules.
+//! The metadata store contract (see the crate docs). Implementations live in
+//! [`crate::redb_store`] and [`crate::etcd_store`]; [`crate::conformance`] checks them.
+//!
+//! Semantics every backend keeps (the conformance suite tests each one):
+//!
+//! * **Revisions** are store-wide, strictly increasing and never reused, also across restarts.
+//!   Every successful write gets a new revision; an object's `revision` is that of its last write.
+//! * **Key order** within a resource is the byte order of `<namespace>/<name>` (what Kubernetes
+//!   shows when its objects live in etcd). Key components must not contain `/` or NUL and must
+//!   not be empty ([`StoreError::Invalid`] otherwise).
+//! * **Lists are snapshots**: every page of one list shows the objects as of the revision of the
+//!   first page ([`ListPage::revision`]), even if they changed in between, as long as that
+//!   revision is still in the history window; afterwards the continue token is
+//!   [`StoreError::Expired`] (etcd's behaviour after compaction; Kubernetes answers `410 Gone`).
+//! * **History** of changes is kept for a bounded window; watches replay from it, then follow
+//!   live changes, and never skip an event silently: a watcher that falls out of the window gets
+//!   [`StoreError::Expired`] and must re-list.
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -131,4 +147,16 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// The current store revision (the latest committed write).
     async fn current_revision(&self) -> Result<u64, StoreError>;
+
+    /// Discards the history of changes before `revision` (etcd's compaction): afterwards a
+    /// continue token read at a revision below `revision`, or a watch with
+    /// `after_revision + 1 < revision`, is [`StoreError::Expired`]. Objects themselves are never
+    /// touched. `revision` must not exceed [`MetadataStore::current_revision`]
+    /// ([`StoreError::Invalid`] otherwise). Compacting to a revision at or below an earlier
+    /// compaction is a no-op. Backends whose history is bounded on its own may also discard
+    /// history without being asked. The default does nothing.
+    async fn compact(&self, revision: u64) -> Result<(), StoreError> {
+        let _ = revision;
+        Ok(())
+    }
 }
