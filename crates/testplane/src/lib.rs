@@ -1,0 +1,35 @@
+//! Test support for running our code against a *real* Kubernetes control plane: etcd plus
+//! kube-apiserver built from Go modules (`scripts/control-plane/build.sh`, cached outside the
+//! repository), with client-certificate auth, RBAC, service-account tokens and the aggregation
+//! layer configured like kubeadm does, and the real `kubectl` pointed at it.
+//!
+//! ```no_run
+//! let cp = coredump_testplane::shared()?;
+//! let ns = cp.create_namespace("demo")?;
+//! let out = cp.kubectl_ok(&["get", "namespace", &ns, "-o", "name"])?;
+//! assert_eq!(out.trim(), format!("namespace/{ns}"));
+//! # Ok::<(), coredump_testplane::HarnessError>(())
+//! ```
+//!
+//! Processes never outlive the test binary: they are killed on `Drop` and, should the binary
+//! die first, by the kernel (`PR_SET_PDEATHSIG`).
+#![deny(missing_docs)]
+
+mod binaries;
+mod control_plane;
+mod error;
+mod etcd;
+mod kubectl;
+mod pdeathsig;
+mod pki;
+mod process;
+mod shared;
+mod wait;
+mod workdir;
+
+pub use binaries::{Binaries, binaries};
+pub use control_plane::{ControlPlane, ControlPlaneOptions};
+pub use error::HarnessError;
+pub use etcd::{EtcdProcess, start_etcd};
+pub use pki::{IssuedCert, TestCa};
+pub use shared::shared;

@@ -1,0 +1,258 @@
+//! Child server processes that can never outlive the test binary.
+//!
+//! Two mechanisms: [`ManagedProcess`] kills and reaps its child on `Drop`, and every child gets
+//! `PR_SET_PDEATHSIG = SIGKILL`, so the kernel kills it when the test binary dies without
+//! running destructors (a panic in another thread, `SIGKILL`, a shared instance in a `static`).
+//! The death signal fires when the *thread* that forked the child exits, and the test harness
+//! runs each test on its own short-lived thread: so all children are spawned by one spawner
+//! thread that lives as long as the process.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Sender, channel};
+use std::sync::{Mutex, OnceLock};
+
+use crate::error::HarnessError;
+
+type SpawnRequest = (Command, Sender<std::io::Result<Child>>);
+
+/// Spawns `command` from the process-lifetime spawner thread, with the parent-death signal set.
+fn spawn_tied(command: Command) -> std::io::Result<Child> {
+    static SPAWNER: OnceLock<Mutex<Sender<SpawnRequest>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = channel::<SpawnRequest>();
+        std::thread::Builder::new()
+            .name("testplane-spawner".into())
+            .spawn(move || {
+                // The sender lives in a static, so this loop ends only with the process.
+                for (mut command, reply) in rx {
+                    crate::pdeathsig::kill_child_with_parent(&mut command);
+                    // The requester may have given up; nothing to do then.
+                    let _ = reply.send(command.spawn());
+                }
+            })
+            .map(|_| ())
+            .unwrap_or_else(|err| panic!("cannot start the testplane spawner thread: {err}"));
+        Mutex::new(tx)
+    });
+    let (reply_tx, reply_rx) = channel();
+    let sent = spawner
+        .lock()
+        .map_err(|_| std::io::Error::other("spawner lock poisoned"))?
+        .send((command, reply_tx));
+    sent.map_err(|_| std::io::Error::other("spawner thread is gone"))?;
+    reply_rx
+        .recv()
+        .map_err(|_| std::io::Error::other("spawner thread dropped the request"))?
+}
+
+/// A running server process whose output goes to a log file; killed and reaped on `Drop`.
+#[derive(Debug)]
+pub(crate) struct ManagedProcess {
+    component: &'static str,
+    child: Mutex<Child>,
+    log: PathBuf,
+}
+
+impl ManagedProcess {
+    /// Starts `program args…` with stdin closed and stdout+stderr appended to `log`.
+    pub(crate) fn spawn(
+        component: &'static str,
+        program: &Path,
+        args: &[String],
+        log: &Path,
+    ) -> Result<ManagedProcess, HarnessError> {
+        let out = File::options()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| HarnessError::io("open log", log, e))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| HarnessError::io("duplicate log handle", log, e))?;
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        let child = spawn_tied(command).map_err(|source| HarnessError::Spawn {
+            program: program.to_path_buf(),
+            source,
+        })?;
+        Ok(ManagedProcess {
+            component,
+            child: Mutex::new(child),
+            log: log.to_path_buf(),
+        })
+    }
+
+    /// The log file.
+    pub(crate) fn log(&self) -> &Path {
+        &self.log
+    }
+
+    /// `Some(status)` once the process has exited.
+    pub(crate) fn exited(&self) -> Option<ExitStatus> {
+        let mut child = self
+            .child
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        child.try_wait().ok().flatten()
+    }
+
+    /// The error for "exited during startup", with the log tail.
+    pub(crate) fn exited_error(&self, status: ExitStatus) -> HarnessError {
+        HarnessError::Exited {
+            component: self.component,
+            status,
+            log: self.log.clone(),
+            log_tail: log_tail(&self.log),
+        }
+    }
+
+    /// The error for "not ready in time", with the log tail.
+    pub(crate) fn not_ready_error(
+        &self,
+        waited: std::time::Duration,
+        last_probe: String,
+    ) -> HarnessError {
+        HarnessError::NotReady {
+            component: self.component,
+            waited,
+            last_probe,
+            log: self.log.clone(),
+            log_tail: log_tail(&self.log),
+        }
+    }
+
+    /// Kills (SIGKILL) and reaps the process; idempotent.
+    pub(crate) fn kill(&self) {
+        let mut child = self
+            .child
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if child.try_wait().ok().flatten().is_none() {
+            // Fails only if it already exited, which `wait` below handles.
+            let _ = child.kill();
+        }
+        let _ = child.wait();
+    }
+}
+
+impl Drop for ManagedProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The last 40 lines (at most 8 KiB) of a log file, for error messages.
+pub(crate) fn log_tail(path: &Path) -> String {
+    const MAX: u64 = 8 * 1024;
+    let Ok(mut file) = File::open(path) else {
+        return format!("(cannot open {})", path.display());
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = file.seek(SeekFrom::Start(len.saturating_sub(MAX)));
+    let mut bytes = Vec::new();
+    let _ = file.read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// A loopback port that was free a moment ago (the listener is closed before returning, so a
+/// server started right after can bind it; startup retries cover the rare race).
+pub(crate) fn free_port() -> Result<u16, HarnessError> {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .map_err(|source| HarnessError::Port { source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_tail_keeps_the_last_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.log");
+        let text: String = (0..100).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&path, text).unwrap();
+        let tail = log_tail(&path);
+        assert_eq!(tail.lines().next(), Some("line 60"));
+        assert_eq!(tail.lines().last(), Some("line 99"));
+        assert_eq!(tail.lines().count(), 40);
+    }
+
+    #[test]
+    fn drop_kills_the_child() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("sleep.log");
+        let process =
+            ManagedProcess::spawn("sleep", Path::new("sleep"), &["300".to_string()], &log).unwrap();
+        let pid = process.child.lock().unwrap().id();
+        assert!(Path::new(&format!("/proc/{pid}")).exists());
+        assert_eq!(process.exited(), None);
+        drop(process);
+        // Reaped by Drop: the pid is gone (or reused by an unrelated process, vanishingly rare).
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(!stat.starts_with("sleep"), "sleep {pid} survived: {stat:?}");
+    }
+
+    /// Helper for `children_die_with_the_test_binary`: run only in a child test process.
+    #[test]
+    #[ignore = "helper, started by children_die_with_the_test_binary"]
+    fn helper_spawn_sleep_then_hang() {
+        if std::env::var_os("TESTPLANE_PDEATHSIG_HELPER").is_none() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("sleep.log");
+        let process =
+            ManagedProcess::spawn("sleep", Path::new("sleep"), &["300".to_string()], &log).unwrap();
+        println!("SLEEP_PID={}", process.child.lock().unwrap().id());
+        // Bounded: the parent test SIGKILLs us long before this ends.
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    }
+
+    #[test]
+    fn children_die_with_the_test_binary() {
+        use std::io::BufRead;
+        let mut helper = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "process::tests::helper_spawn_sleep_then_hang"])
+            .args(["--ignored", "--nocapture", "--test-threads=1"])
+            .env("TESTPLANE_PDEATHSIG_HELPER", "1")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = std::io::BufReader::new(helper.stdout.take().unwrap());
+        let pid: u32 = stdout
+            .lines()
+            .map(|l| l.unwrap())
+            // libtest prints "test <name> ... " first, on the same line.
+            .find_map(|l| {
+                l.split_once("SLEEP_PID=")
+                    .map(|(_, p)| p.trim().parse().unwrap())
+            })
+            .unwrap();
+        let cmdline = || std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(cmdline().starts_with(b"sleep\x00300"), "{:?}", cmdline());
+        helper.kill().unwrap(); // SIGKILL: no destructor runs in the helper
+        helper.wait().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        // A killed child stays a zombie of init (or of a subreaper) until reaped; either way its
+        // cmdline becomes empty once it is dead.
+        while cmdline().starts_with(b"sleep") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sleep {pid} outlived its test binary"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
