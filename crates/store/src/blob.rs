@@ -1,7 +1,7 @@
 //! The blob store contract: core files under `<namespace>/<podUID>/<container>/<file>`.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::StoreError;
 
@@ -18,6 +18,95 @@ pub struct BlobPath {
     pub container: String,
     /// File name, e.g. `<coredump-name>.core.zst`.
     pub file: String,
+}
+
+/// Longest accepted path component, in bytes (a DNS subdomain, Kubernetes' longest name).
+pub const MAX_COMPONENT_LEN: usize = 253;
+
+/// Which component of a blob path, for error messages and the file-name-only rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Component {
+    Namespace,
+    PodUid,
+    Container,
+    File,
+}
+
+impl Component {
+    fn what(self) -> &'static str {
+        match self {
+            Self::Namespace => "blob namespace",
+            Self::PodUid => "blob pod UID",
+            Self::Container => "blob container",
+            Self::File => "blob file name",
+        }
+    }
+}
+
+/// Checks one component: a single non-empty segment of at most [`MAX_COMPONENT_LEN`] bytes,
+/// without `/` or NUL, not `.` or `..`; file names also may not start with `.`, which keeps
+/// them apart from the store's temporary names (`.<file>.tmp-<random>`).
+pub(crate) fn check_component(component: Component, value: &str) -> Result<(), StoreError> {
+    let bad = value.is_empty()
+        || value.len() > MAX_COMPONENT_LEN
+        || value.contains(['/', '\0'])
+        || value == "."
+        || value == ".."
+        || (component == Component::File && value.starts_with('.'));
+    if bad {
+        return Err(StoreError::Invalid {
+            what: component.what(),
+            value: value.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+impl BlobPath {
+    /// A validated path (see the type docs; file names also may not start with `.`).
+    pub fn new(
+        namespace: &str,
+        pod_uid: &str,
+        container: &str,
+        file: &str,
+    ) -> Result<Self, StoreError> {
+        let path = Self {
+            namespace: namespace.to_owned(),
+            pod_uid: pod_uid.to_owned(),
+            container: container.to_owned(),
+            file: file.to_owned(),
+        };
+        path.validate()?;
+        Ok(path)
+    }
+
+    /// Checks every component again: the fields are public, so stores validate before use.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        check_component(Component::Namespace, &self.namespace)?;
+        check_component(Component::PodUid, &self.pod_uid)?;
+        check_component(Component::Container, &self.container)?;
+        check_component(Component::File, &self.file)
+    }
+
+    /// `<namespace>/<podUID>/<container>/<file>`, relative to a store root (the seed layout,
+    /// also the layout inside `dump` archives).
+    pub fn relative(&self) -> PathBuf {
+        [&self.namespace, &self.pod_uid, &self.container, &self.file]
+            .iter()
+            .collect()
+    }
+
+    /// Parses what [`BlobPath::relative`] produced (`/`-separated, exactly four components).
+    pub fn parse_relative(text: &str) -> Result<Self, StoreError> {
+        let parts: Vec<&str> = text.split('/').collect();
+        match parts.as_slice() {
+            [namespace, pod_uid, container, file] => Self::new(namespace, pod_uid, container, file),
+            _ => Err(StoreError::Invalid {
+                what: "blob path",
+                value: text.to_owned(),
+            }),
+        }
+    }
 }
 
 /// What a listing returns for each blob.
@@ -59,4 +148,77 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Total stored bytes in one namespace (quota accounting).
     fn namespace_usage(&self, namespace: &str) -> Result<u64, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_path_round_trips() {
+        let p = BlobPath::new("default", "0b5e-uid", "app", "crash-1.core.zst").unwrap();
+        assert_eq!(
+            p.relative(),
+            PathBuf::from("default/0b5e-uid/app/crash-1.core.zst")
+        );
+        assert_eq!(
+            BlobPath::parse_relative("default/0b5e-uid/app/crash-1.core.zst").unwrap(),
+            p
+        );
+    }
+
+    #[test]
+    fn rejects_every_unsafe_component() {
+        let long = "x".repeat(MAX_COMPONENT_LEN + 1);
+        let ok_len = "x".repeat(MAX_COMPONENT_LEN);
+        for bad in ["", ".", "..", "a/b", "a\0b", long.as_str()] {
+            assert!(
+                BlobPath::new(bad, "p", "c", "f").is_err(),
+                "namespace {bad:?}"
+            );
+            assert!(BlobPath::new("n", bad, "c", "f").is_err(), "pod {bad:?}");
+            assert!(
+                BlobPath::new("n", "p", bad, "f").is_err(),
+                "container {bad:?}"
+            );
+            assert!(BlobPath::new("n", "p", "c", bad).is_err(), "file {bad:?}");
+        }
+        assert!(BlobPath::new("n", "p", "c", ".hidden").is_err());
+        assert!(BlobPath::new("n", "p", "c", ".f.tmp-1234").is_err());
+        // Only file names are kept apart from temporary names.
+        assert!(BlobPath::new(".n", ".p", ".c", "f").is_ok());
+        assert!(BlobPath::new(&ok_len, "p", "c", &ok_len).is_ok());
+    }
+
+    #[test]
+    fn parse_relative_needs_exactly_four_components() {
+        for bad in [
+            "a/b/c",
+            "a/b/c/d/e",
+            "/a/b/c",
+            "a/b/c/",
+            "a//c/d",
+            "a/b/c/.d",
+            "a/../c/d",
+        ] {
+            assert!(
+                matches!(
+                    BlobPath::parse_relative(bad),
+                    Err(StoreError::Invalid { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn fields_set_directly_are_still_validated() {
+        let p = BlobPath {
+            namespace: "..".into(),
+            pod_uid: "p".into(),
+            container: "c".into(),
+            file: "f".into(),
+        };
+        assert!(p.validate().is_err());
+    }
 }

@@ -15,6 +15,7 @@
 pub mod blob;
 pub mod conformance;
 pub mod error;
+pub mod fs_blob;
 mod key;
 pub mod metadata;
 pub mod redb_store;

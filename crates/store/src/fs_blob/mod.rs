@@ -1,0 +1,423 @@
+//! The filesystem [`BlobStore`]: the seed's layout `<root>/<namespace>/<podUID>/<container>/<file>`
+//! on any POSIX filesystem (local disk, NFS, CephFS, GlusterFS).
+//!
+//! Writes go to `.<file>.tmp-<random>` in the target directory, are fsynced, renamed over the
+//! final name and the directory is fsynced: a reader, or a restart at any moment, sees the whole
+//! blob or nothing, and of two concurrent writers of one path one wins whole. Every path step is
+//! opened relative to a directory descriptor with `O_NOFOLLOW` (see `dirs`), so a symlink planted
+//! under the root can neither redirect a write nor expose a file outside the root.
+
+mod dirs;
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
+
+use crate::StoreError;
+use crate::blob::{BlobInfo, BlobPath, BlobStore, Component, check_component};
+
+/// How often a write retries when a concurrent delete removed a directory it had just made.
+const PUT_ATTEMPTS: usize = 5;
+
+/// The filesystem blob store.
+#[derive(Debug)]
+pub struct FsBlobStore {
+    root: PathBuf,
+    root_fd: OwnedFd,
+}
+
+impl FsBlobStore {
+    /// Opens the store at `root`, creating the directory if needed. The root itself may be a
+    /// symlink (an administrator's choice); nothing below it is ever followed.
+    pub fn new(root: PathBuf) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(&root).map_err(|source| StoreError::Io {
+            path: root.clone(),
+            source,
+        })?;
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let root_fd =
+            rustix::fs::open(&root, flags, Mode::empty()).map_err(|e| StoreError::Io {
+                path: root.clone(),
+                source: e.into(),
+            })?;
+        Ok(Self { root, root_fd })
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Absolute path of a blob (for messages; never used to open anything).
+    fn display_path(&self, path: &BlobPath) -> PathBuf {
+        self.root.join(path.relative())
+    }
+
+    fn io_err(&self, at: impl AsRef<Path>) -> impl FnOnce(io::Error) -> StoreError {
+        let path = self.root.join(at);
+        move |source| StoreError::Io { path, source }
+    }
+
+    /// One attempt of [`BlobStore::put_file`]; `Ok(None)` asks for a retry.
+    fn try_put(
+        &self,
+        path: &BlobPath,
+        source: &Path,
+        src: &mut std::fs::File,
+        expected: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let racing = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
+        let mut parent = self.root_fd.as_fd();
+        let mut opened = Vec::with_capacity(3);
+        for name in [&path.namespace, &path.pod_uid, &path.container] {
+            let (fd, created) = match dirs::ensure_dir(parent, name) {
+                Ok(r) => r,
+                Err(e) if racing(&e) => return Ok(None),
+                Err(e) => {
+                    return Err(self
+                        .io_err(path.relative().parent().unwrap_or(Path::new("")))(
+                        e
+                    ));
+                }
+            };
+            if created {
+                // Make the new directory entry itself durable.
+                rustix::fs::fsync(parent).map_err(|e| self.io_err("")(e.into()))?;
+            }
+            opened.push(fd);
+            parent = opened[opened.len() - 1].as_fd();
+        }
+        let dir = parent;
+
+        if let Some(st) = dirs::stat(dir, &path.file).map_err(self.io_err(path.relative()))?
+            && dirs::file_type(&st) == FileType::RegularFile
+            && u64::try_from(st.st_size).ok() == Some(expected)
+        {
+            return Ok(Some(expected)); // idempotent ingest: already stored
+        }
+
+        let (temp_name, temp_file) = match create_temp(dir, &path.file) {
+            Ok(t) => t,
+            Err(e) if racing(&e) => return Ok(None),
+            Err(e) => return Err(self.io_err(path.relative())(e)),
+        };
+        let mut guard = TempGuard {
+            dir,
+            name: &temp_name,
+            armed: true,
+        };
+        let temp_path = path.relative().with_file_name(&temp_name);
+        let mut temp_file = temp_file;
+        let source_err = |e| StoreError::Io {
+            path: source.to_owned(),
+            source: e,
+        };
+        src.seek(SeekFrom::Start(0)).map_err(source_err)?;
+        let written = io::copy(src, &mut temp_file).map_err(self.io_err(&temp_path))?;
+        if written != expected {
+            return Err(StoreError::Io {
+                path: source.to_owned(),
+                source: io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("source changed while copying: {written} bytes, expected {expected}"),
+                ),
+            });
+        }
+        temp_file.sync_all().map_err(self.io_err(&temp_path))?;
+        drop(temp_file);
+        rustix::fs::renameat(dir, temp_name.as_str(), dir, path.file.as_str())
+            .map_err(|e| self.io_err(path.relative())(e.into()))?;
+        guard.armed = false;
+        rustix::fs::fsync(dir).map_err(|e| self.io_err(path.relative())(e.into()))?;
+        Ok(Some(written))
+    }
+
+    /// Visits every blob of one container directory.
+    fn scan_container(
+        &self,
+        dir: BorrowedFd<'_>,
+        at: (&str, &str, &str),
+        out: &mut Vec<BlobInfo>,
+    ) -> Result<(), StoreError> {
+        let (namespace, pod_uid, container) = at;
+        let rel = Path::new(namespace).join(pod_uid).join(container);
+        for name in dirs::entries(dir).map_err(self.io_err(&rel))? {
+            if check_component(Component::File, &name).is_err() {
+                continue; // temporary or foreign name
+            }
+            let Some(st) = dirs::stat(dir, &name).map_err(self.io_err(rel.join(&name)))? else {
+                continue; // deleted meanwhile
+            };
+            if dirs::file_type(&st) != FileType::RegularFile {
+                continue; // symlinks and special files are not blobs
+            }
+            out.push(BlobInfo {
+                path: BlobPath {
+                    namespace: namespace.to_owned(),
+                    pod_uid: pod_uid.to_owned(),
+                    container: container.to_owned(),
+                    file: name,
+                },
+                size: u64::try_from(st.st_size).unwrap_or(0),
+            });
+        }
+        Ok(())
+    }
+
+    /// Subdirectories (not symlinks) of `dir` with valid component names.
+    fn subdirs(
+        &self,
+        dir: BorrowedFd<'_>,
+        rel: &Path,
+        kind: Component,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for name in dirs::entries(dir).map_err(self.io_err(rel))? {
+            if check_component(kind, &name).is_err() {
+                continue;
+            }
+            if let Some(st) = dirs::stat(dir, &name).map_err(self.io_err(rel.join(&name)))?
+                && dirs::file_type(&st) == FileType::Directory
+            {
+                out.push(name);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every blob of one pod (all containers or one).
+    fn scan_pod(
+        &self,
+        namespace: &str,
+        pod_uid: &str,
+        container: Option<&str>,
+    ) -> Result<Vec<BlobInfo>, StoreError> {
+        let rel = Path::new(namespace).join(pod_uid);
+        let Some(pod_dir) =
+            dirs::walk(&self.root_fd, &[namespace, pod_uid]).map_err(self.io_err(&rel))?
+        else {
+            return Ok(Vec::new());
+        };
+        let containers = match container {
+            Some(c) => vec![c.to_owned()],
+            None => self.subdirs(pod_dir.as_fd(), &rel, Component::Container)?,
+        };
+        let mut out = Vec::new();
+        for c in containers {
+            let dir = match dirs::open_dir(pod_dir.as_fd(), &c) {
+                Ok(fd) => fd,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(self.io_err(rel.join(&c))(e)),
+            };
+            self.scan_container(dir.as_fd(), (namespace, pod_uid, &c), &mut out)?;
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+}
+
+/// Creates `.<file>.tmp-<random>` exclusively in `dir`.
+fn create_temp(dir: BorrowedFd<'_>, file: &str) -> io::Result<(String, std::fs::File)> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut last = io::Error::from(io::ErrorKind::AlreadyExists);
+    for _ in 0..16 {
+        // std's RandomState is seeded from the OS; mixing in the pid and a counter keeps names
+        // unique across processes and threads even if two seeds collided.
+        let mut h = RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        let name = format!(".{file}.tmp-{:016x}", h.finish());
+        match rustix::fs::openat(dir, name.as_str(), flags, Mode::from_raw_mode(0o644)) {
+            Ok(fd) => return Ok((name, std::fs::File::from(fd))),
+            Err(Errno::EXIST) => last = Errno::EXIST.into(),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(last)
+}
+
+/// Removes a temporary file unless the write completed.
+struct TempGuard<'a> {
+    dir: BorrowedFd<'a>,
+    name: &'a str,
+    armed: bool,
+}
+
+impl Drop for TempGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = rustix::fs::unlinkat(self.dir, self.name, AtFlags::empty());
+        }
+    }
+}
+
+impl BlobStore for FsBlobStore {
+    fn put_file(&self, path: &BlobPath, source: &Path) -> Result<u64, StoreError> {
+        path.validate()?;
+        // Open the source first: a missing source must not leave directories behind.
+        let source_err = |e| StoreError::Io {
+            path: source.to_owned(),
+            source: e,
+        };
+        let mut src = std::fs::File::open(source).map_err(source_err)?;
+        let expected = src.metadata().map_err(source_err)?.len();
+        for _ in 0..PUT_ATTEMPTS {
+            if let Some(size) = self.try_put(path, source, &mut src, expected)? {
+                return Ok(size);
+            }
+        }
+        Err(StoreError::Io {
+            path: self.display_path(path),
+            source: io::Error::other(format!(
+                "directories kept disappearing during {PUT_ATTEMPTS} attempts (concurrent deletes)"
+            )),
+        })
+    }
+
+    fn open(&self, path: &BlobPath) -> Result<Box<dyn Read + Send>, StoreError> {
+        path.validate()?;
+        let not_found = || StoreError::Io {
+            path: self.display_path(path),
+            source: io::ErrorKind::NotFound.into(),
+        };
+        let dir = dirs::walk(
+            &self.root_fd,
+            &[&path.namespace, &path.pod_uid, &path.container],
+        )
+        .map_err(self.io_err(path.relative()))?
+        .ok_or_else(not_found)?;
+        let file =
+            dirs::open_regular(dir.as_fd(), &path.file).map_err(self.io_err(path.relative()))?;
+        Ok(Box::new(file))
+    }
+
+    fn size(&self, path: &BlobPath) -> Result<Option<u64>, StoreError> {
+        path.validate()?;
+        let Some(dir) = dirs::walk(
+            &self.root_fd,
+            &[&path.namespace, &path.pod_uid, &path.container],
+        )
+        .map_err(self.io_err(path.relative()))?
+        else {
+            return Ok(None);
+        };
+        match dirs::stat(dir.as_fd(), &path.file).map_err(self.io_err(path.relative()))? {
+            None => Ok(None),
+            Some(st) if dirs::file_type(&st) == FileType::RegularFile => {
+                Ok(Some(u64::try_from(st.st_size).unwrap_or(0)))
+            }
+            Some(_) => Err(self.io_err(path.relative())(dirs::not_regular())),
+        }
+    }
+
+    fn list(
+        &self,
+        namespace: &str,
+        pod_uid: &str,
+        container: Option<&str>,
+    ) -> Result<Vec<BlobInfo>, StoreError> {
+        check_component(Component::Namespace, namespace)?;
+        check_component(Component::PodUid, pod_uid)?;
+        if let Some(c) = container {
+            check_component(Component::Container, c)?;
+        }
+        self.scan_pod(namespace, pod_uid, container)
+    }
+
+    fn delete(&self, path: &BlobPath) -> Result<(), StoreError> {
+        path.validate()?;
+        let Some(ns_dir) =
+            dirs::walk(&self.root_fd, &[&path.namespace]).map_err(self.io_err(&path.namespace))?
+        else {
+            return Ok(());
+        };
+        if let Some(pod_dir) =
+            dirs::walk(&ns_dir, &[&path.pod_uid]).map_err(self.io_err(path.relative()))?
+        {
+            if let Some(dir) =
+                dirs::walk(&pod_dir, &[&path.container]).map_err(self.io_err(path.relative()))?
+            {
+                match rustix::fs::unlinkat(&dir, path.file.as_str(), AtFlags::empty()) {
+                    Ok(()) | Err(Errno::NOENT) => {}
+                    Err(e) => return Err(self.io_err(path.relative())(e.into())),
+                }
+                rustix::fs::fsync(&dir).map_err(|e| self.io_err(path.relative())(e.into()))?;
+            }
+            dirs::remove_if_empty(pod_dir.as_fd(), &path.container);
+        }
+        dirs::remove_if_empty(ns_dir.as_fd(), &path.pod_uid);
+        dirs::remove_if_empty(self.root_fd.as_fd(), &path.namespace);
+        Ok(())
+    }
+
+    fn delete_pod(&self, namespace: &str, pod_uid: &str) -> Result<usize, StoreError> {
+        check_component(Component::Namespace, namespace)?;
+        check_component(Component::PodUid, pod_uid)?;
+        let rel = Path::new(namespace).join(pod_uid);
+        let Some(ns_dir) =
+            dirs::walk(&self.root_fd, &[namespace]).map_err(self.io_err(namespace))?
+        else {
+            return Ok(0);
+        };
+        let mut removed = 0;
+        if let Some(pod_dir) = dirs::walk(&ns_dir, &[pod_uid]).map_err(self.io_err(&rel))? {
+            for container in self.subdirs(pod_dir.as_fd(), &rel, Component::Container)? {
+                let crel = rel.join(&container);
+                let dir = match dirs::open_dir(pod_dir.as_fd(), &container) {
+                    Ok(fd) => fd,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(self.io_err(&crel)(e)),
+                };
+                for name in dirs::entries(dir.as_fd()).map_err(self.io_err(&crel))? {
+                    let Some(st) =
+                        dirs::stat(dir.as_fd(), &name).map_err(self.io_err(crel.join(&name)))?
+                    else {
+                        continue;
+                    };
+                    if dirs::file_type(&st) == FileType::Directory {
+                        continue; // not ours: leave it (and so the directory)
+                    }
+                    match rustix::fs::unlinkat(&dir, name.as_str(), AtFlags::empty()) {
+                        Ok(()) => {
+                            let blob = dirs::file_type(&st) == FileType::RegularFile
+                                && check_component(Component::File, &name).is_ok();
+                            removed += usize::from(blob);
+                        }
+                        Err(Errno::NOENT) => {}
+                        Err(e) => return Err(self.io_err(crel.join(&name))(e.into())),
+                    }
+                }
+                rustix::fs::fsync(&dir).map_err(|e| self.io_err(&crel)(e.into()))?;
+                dirs::remove_if_empty(pod_dir.as_fd(), &container);
+            }
+        }
+        dirs::remove_if_empty(ns_dir.as_fd(), pod_uid);
+        dirs::remove_if_empty(self.root_fd.as_fd(), namespace);
+        Ok(removed)
+    }
+
+    fn namespace_usage(&self, namespace: &str) -> Result<u64, StoreError> {
+        check_component(Component::Namespace, namespace)?;
+        let Some(ns_dir) =
+            dirs::walk(&self.root_fd, &[namespace]).map_err(self.io_err(namespace))?
+        else {
+            return Ok(0);
+        };
+        let mut total = 0u64;
+        for pod in self.subdirs(ns_dir.as_fd(), Path::new(namespace), Component::PodUid)? {
+            total += self
+                .scan_pod(namespace, &pod, None)?
+                .iter()
+                .map(|b| b.size)
+                .sum::<u64>();
+        }
+        Ok(total)
+    }
+}

@@ -1,0 +1,430 @@
+//! The filesystem blob store on a real filesystem: layout, atomic and idempotent writes,
+//! streaming reads, listing, deletion, quota accounting, concurrency, and symlinks planted
+//! under the root that must never redirect a write or a read outside it.
+// Helpers outside #[test] functions unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used)]
+
+use std::io::Read;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use coredump_store::fs_blob::FsBlobStore;
+use coredump_store::{BlobPath, BlobStore, StoreError};
+
+/// Deterministic, non-repeating-looking bytes.
+fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) as u8
+        })
+        .collect()
+}
+
+fn source(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn read_all(store: &FsBlobStore, path: &BlobPath) -> Vec<u8> {
+    let mut out = Vec::new();
+    store.open(path).unwrap().read_to_end(&mut out).unwrap();
+    out
+}
+
+fn bp(ns: &str, pod: &str, c: &str, f: &str) -> BlobPath {
+    BlobPath::new(ns, pod, c, f).unwrap()
+}
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    src: PathBuf,
+    outside: PathBuf,
+    store: FsBlobStore,
+}
+
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("blobs");
+    let src = tmp.path().join("src");
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    let store = FsBlobStore::new(root.clone()).unwrap();
+    Fixture {
+        _tmp: tmp,
+        root,
+        src,
+        outside,
+        store,
+    }
+}
+
+/// Names in a directory, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn put_stores_seed_layout_and_open_streams_the_same_bytes() {
+    let f = fixture();
+    let bytes = pattern(3 * 1024 * 1024 + 17, 1);
+    let path = bp("default", "uid-1", "app", "crash-1.core.zst");
+    let size = f
+        .store
+        .put_file(&path, &source(&f.src, "a", &bytes))
+        .unwrap();
+    assert_eq!(size, bytes.len() as u64);
+    // The seed layout on disk, byte for byte.
+    let on_disk = std::fs::read(f.root.join("default/uid-1/app/crash-1.core.zst")).unwrap();
+    assert_eq!(on_disk, bytes);
+    assert_eq!(read_all(&f.store, &path), bytes);
+    assert_eq!(f.store.size(&path).unwrap(), Some(bytes.len() as u64));
+    assert_eq!(
+        names(&f.root.join("default/uid-1/app")),
+        ["crash-1.core.zst"],
+        "temp file left"
+    );
+}
+
+#[test]
+fn put_is_idempotent_for_the_same_size_and_replaces_otherwise() {
+    let f = fixture();
+    let path = bp("ns", "pod", "c", "core");
+    let a = pattern(1000, 2);
+    let b = pattern(1000, 3);
+    let c = pattern(1500, 4);
+    f.store.put_file(&path, &source(&f.src, "a", &a)).unwrap();
+    assert_eq!(
+        f.store.put_file(&path, &source(&f.src, "b", &b)).unwrap(),
+        1000
+    );
+    assert_eq!(read_all(&f.store, &path), a, "same size must be left alone");
+    assert_eq!(
+        f.store.put_file(&path, &source(&f.src, "c", &c)).unwrap(),
+        1500
+    );
+    assert_eq!(read_all(&f.store, &path), c);
+}
+
+#[test]
+fn missing_blobs_and_sources() {
+    let f = fixture();
+    let path = bp("ns", "pod", "c", "nothing");
+    assert_eq!(f.store.size(&path).unwrap(), None);
+    let err = f.store.open(&path).err().unwrap();
+    assert!(err.is_not_found(), "{err:?}");
+    let err = f.store.put_file(&path, &f.src.join("missing")).unwrap_err();
+    match &err {
+        StoreError::Io { path, source } => {
+            assert_eq!(path, &f.src.join("missing"));
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        names(&f.root).is_empty(),
+        "a failed put left directories behind"
+    );
+    assert!(f.store.list("ns", "pod", None).unwrap().is_empty());
+    assert_eq!(f.store.namespace_usage("ns").unwrap(), 0);
+    f.store.delete(&path).unwrap();
+    assert_eq!(f.store.delete_pod("ns", "pod").unwrap(), 0);
+}
+
+#[test]
+fn list_is_sorted_and_skips_temp_files_symlinks_and_other_pods() {
+    let f = fixture();
+    for (c, file, len) in [
+        ("b", "2", 20),
+        ("a", "9", 30),
+        ("b", "1", 10),
+        ("a", "10", 40),
+    ] {
+        let s = source(&f.src, &format!("{c}{file}"), &pattern(len, len as u64));
+        f.store.put_file(&bp("ns", "pod", c, file), &s).unwrap();
+    }
+    f.store
+        .put_file(
+            &bp("ns", "other-pod", "a", "x"),
+            &source(&f.src, "o", b"zz"),
+        )
+        .unwrap();
+    std::fs::write(f.root.join("ns/pod/a/.9.tmp-0123456789abcdef"), b"partial").unwrap();
+    std::fs::write(f.outside.join("secret"), b"secret").unwrap();
+    symlink(f.outside.join("secret"), f.root.join("ns/pod/a/link")).unwrap();
+    symlink(&f.outside, f.root.join("ns/pod/linked-container")).unwrap();
+
+    let all: Vec<_> = f
+        .store
+        .list("ns", "pod", None)
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.path.container, i.path.file, i.size))
+        .collect();
+    let want = [
+        ("a", "10", 40),
+        ("a", "9", 30),
+        ("b", "1", 10),
+        ("b", "2", 20),
+    ]
+    .map(|(c, f, s)| (c.to_owned(), f.to_owned(), s as u64));
+    assert_eq!(all, want);
+    let one: Vec<_> = f
+        .store
+        .list("ns", "pod", Some("b"))
+        .unwrap()
+        .into_iter()
+        .map(|i| i.path)
+        .collect();
+    assert_eq!(one, [bp("ns", "pod", "b", "1"), bp("ns", "pod", "b", "2")]);
+    assert_eq!(f.store.namespace_usage("ns").unwrap(), 100 + 2);
+    assert!(matches!(
+        f.store.list("..", "pod", None),
+        Err(StoreError::Invalid { .. })
+    ));
+}
+
+#[test]
+fn delete_removes_the_blob_and_empty_parents_only() {
+    let f = fixture();
+    let keep = bp("ns", "pod", "a", "keep");
+    let gone = bp("ns", "pod", "b", "gone");
+    f.store
+        .put_file(&keep, &source(&f.src, "k", b"keep"))
+        .unwrap();
+    f.store
+        .put_file(&gone, &source(&f.src, "g", b"gone"))
+        .unwrap();
+    f.store.delete(&gone).unwrap();
+    assert_eq!(f.store.size(&gone).unwrap(), None);
+    assert!(
+        !f.root.join("ns/pod/b").exists(),
+        "empty container directory kept"
+    );
+    assert_eq!(read_all(&f.store, &keep), b"keep");
+    f.store.delete(&gone).unwrap(); // absent: fine
+    f.store.delete(&keep).unwrap();
+    assert!(names(&f.root).is_empty(), "empty namespace directory kept");
+}
+
+#[test]
+fn delete_pod_counts_blobs_and_leaves_other_pods() {
+    let f = fixture();
+    for (pod, c, file) in [
+        ("p1", "a", "1"),
+        ("p1", "a", "2"),
+        ("p1", "b", "3"),
+        ("p2", "a", "1"),
+    ] {
+        f.store
+            .put_file(
+                &bp("ns", pod, c, file),
+                &source(&f.src, "s", &pattern(100, 5)),
+            )
+            .unwrap();
+    }
+    std::fs::write(f.root.join("ns/p1/a/.1.tmp-00"), b"stale").unwrap();
+    assert_eq!(f.store.namespace_usage("ns").unwrap(), 400);
+    assert_eq!(f.store.delete_pod("ns", "p1").unwrap(), 3);
+    assert!(!f.root.join("ns/p1").exists());
+    assert_eq!(f.store.list("ns", "p2", None).unwrap().len(), 1);
+    assert_eq!(f.store.namespace_usage("ns").unwrap(), 100);
+}
+
+#[test]
+fn invalid_paths_are_rejected_before_touching_the_disk() {
+    let f = fixture();
+    let s = source(&f.src, "s", b"x");
+    for bad in [
+        BlobPath {
+            namespace: "..".into(),
+            pod_uid: "p".into(),
+            container: "c".into(),
+            file: "f".into(),
+        },
+        BlobPath {
+            namespace: "n".into(),
+            pod_uid: "a/b".into(),
+            container: "c".into(),
+            file: "f".into(),
+        },
+        BlobPath {
+            namespace: "n".into(),
+            pod_uid: "p".into(),
+            container: "c".into(),
+            file: ".f.tmp-1".into(),
+        },
+    ] {
+        assert!(
+            matches!(f.store.put_file(&bad, &s), Err(StoreError::Invalid { .. })),
+            "{bad:?}"
+        );
+        assert!(
+            matches!(f.store.open(&bad), Err(StoreError::Invalid { .. })),
+            "{bad:?}"
+        );
+        assert!(
+            matches!(f.store.delete(&bad), Err(StoreError::Invalid { .. })),
+            "{bad:?}"
+        );
+    }
+    assert!(names(&f.root).is_empty());
+    assert!(names(&f.outside).is_empty());
+}
+
+#[test]
+fn symlinked_directories_never_redirect_writes_outside_the_root() {
+    let f = fixture();
+    let s = source(&f.src, "s", b"core bytes");
+    // A namespace, a pod and a container directory each replaced by a symlink to outside.
+    symlink(&f.outside, f.root.join("ns-link")).unwrap();
+    std::fs::create_dir_all(f.root.join("ns/pod")).unwrap();
+    symlink(&f.outside, f.root.join("ns/pod-link")).unwrap();
+    symlink(&f.outside, f.root.join("ns/pod/c-link")).unwrap();
+    for path in [
+        bp("ns-link", "pod", "c", "f"),
+        bp("ns", "pod-link", "c", "f"),
+        bp("ns", "pod", "c-link", "f"),
+    ] {
+        let err = f.store.put_file(&path, &s).unwrap_err();
+        assert!(matches!(err, StoreError::Io { .. }), "{path:?}: {err:?}");
+    }
+    assert!(
+        names(&f.outside).is_empty(),
+        "a write escaped the root: {:?}",
+        names(&f.outside)
+    );
+}
+
+#[test]
+fn symlinks_never_expose_files_outside_the_root() {
+    let f = fixture();
+    std::fs::create_dir_all(f.outside.join("pod/c")).unwrap();
+    std::fs::write(f.outside.join("pod/c/f"), b"secret").unwrap();
+    std::fs::write(f.outside.join("secret"), b"secret").unwrap();
+    symlink(&f.outside, f.root.join("evil-ns")).unwrap();
+    std::fs::create_dir_all(f.root.join("ns/pod/c")).unwrap();
+    symlink(f.outside.join("secret"), f.root.join("ns/pod/c/f")).unwrap();
+
+    // Through a symlinked namespace directory.
+    let via_dir = bp("evil-ns", "pod", "c", "f");
+    assert!(f.store.open(&via_dir).is_err());
+    assert!(f.store.size(&via_dir).is_err());
+    assert!(f.store.list("evil-ns", "pod", None).is_err());
+    // A symlink as the blob itself.
+    let via_file = bp("ns", "pod", "c", "f");
+    let err = f.store.open(&via_file).err().unwrap();
+    assert!(matches!(err, StoreError::Io { .. }), "{err:?}");
+    assert!(f.store.size(&via_file).is_err());
+    assert!(f.store.list("ns", "pod", None).unwrap().is_empty());
+    // Writing over it replaces the link, not its target.
+    f.store
+        .put_file(&via_file, &source(&f.src, "s", b"mine"))
+        .unwrap();
+    assert_eq!(read_all(&f.store, &via_file), b"mine");
+    assert_eq!(std::fs::read(f.outside.join("secret")).unwrap(), b"secret");
+    // Deleting through a symlinked directory touches nothing outside.
+    assert!(f.store.delete(&via_dir).is_err());
+    assert!(f.store.delete_pod("evil-ns", "pod").is_err());
+    assert_eq!(std::fs::read(f.outside.join("pod/c/f")).unwrap(), b"secret");
+}
+
+#[test]
+fn a_planted_fifo_does_not_hang_a_read() {
+    let f = fixture();
+    std::fs::create_dir_all(f.root.join("ns/pod/c")).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(f.root.join("ns/pod/c/f"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let start = Instant::now();
+    let err = f.store.open(&bp("ns", "pod", "c", "f")).err().unwrap();
+    assert!(start.elapsed() < Duration::from_secs(5));
+    match err {
+        StoreError::Io { source, .. } => assert_eq!(source.kind(), std::io::ErrorKind::InvalidData),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn concurrent_puts_of_one_path_leave_one_whole_blob() {
+    let f = fixture();
+    let a = pattern(2 * 1024 * 1024, 7);
+    let b = pattern(3 * 1024 * 1024 + 1, 8);
+    let sa = source(&f.src, "a", &a);
+    let sb = source(&f.src, "b", &b);
+    let store = Arc::new(f.store);
+    let path = bp("ns", "pod", "c", "core");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    std::thread::scope(|s| {
+        for i in 0..6 {
+            let (store, path, src) = (&store, &path, if i % 2 == 0 { &sa } else { &sb });
+            s.spawn(move || {
+                for _ in 0..5 {
+                    // Delete first so every put really writes instead of taking the size shortcut.
+                    store.delete(path).unwrap();
+                    store.put_file(path, src).unwrap();
+                }
+            });
+        }
+        s.spawn(|| {
+            let mut checked = 0;
+            while checked < 40 && Instant::now() < deadline {
+                match store.open(&path) {
+                    Ok(mut r) => {
+                        let mut got = Vec::new();
+                        r.read_to_end(&mut got).unwrap();
+                        assert!(got == a || got == b, "torn blob of {} bytes", got.len());
+                        checked += 1;
+                    }
+                    Err(e) if e.is_not_found() => std::thread::yield_now(),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        });
+    });
+    let got = read_all(&store, &path);
+    assert!(got == a || got == b);
+    assert_eq!(names(&f.root.join("ns/pod/c")), ["core"], "temp files left");
+}
+
+#[test]
+fn puts_survive_concurrent_deletes_removing_their_directories() {
+    let f = fixture();
+    let store = Arc::new(f.store);
+    let src = source(&f.src, "s", &pattern(4096, 9));
+    std::thread::scope(|s| {
+        for name in ["x", "y", "z"] {
+            let (store, src) = (&store, &src);
+            s.spawn(move || {
+                let path = bp("ns", "pod", "c", name);
+                for _ in 0..100 {
+                    assert_eq!(store.put_file(&path, src).unwrap(), 4096);
+                    assert_eq!(store.size(&path).unwrap(), Some(4096));
+                    store.delete(&path).unwrap();
+                }
+            });
+        }
+    });
+    assert!(
+        names(&f.root).is_empty(),
+        "left behind: {:?}",
+        names(&f.root)
+    );
+}
