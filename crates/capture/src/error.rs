@@ -36,6 +36,14 @@ pub enum CaptureError {
     /// The handler's command line did not match what `core_pattern` passes.
     #[error("bad handler arguments: {0}")]
     Usage(String),
+    /// The coredump socket could not be set up.
+    #[error("coredump socket {path}: {message}")]
+    Socket {
+        /// The socket path.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// A kernel setting could not be applied.
     #[error("kernel setting {name}: {message}")]
     Sysctl {

@@ -1,7 +1,8 @@
 //! `coredump-detector handle`: the program the kernel runs for each crash (`core_pattern`
 //! `|<binary> handle %P %i %s %t %u %g`). It decides whether and how to keep the core (limits,
-//! concurrency slots), runs the [`crate::pipeline`], and publishes a spool entry. It never
-//! panics out, never leaves stdin unread, and logs to the kernel log because it has no stderr.
+//! concurrency slots, all in [`crate::admission`], shared with the socket server), runs the
+//! [`crate::pipeline`], and publishes a spool entry. It never panics out, never leaves stdin
+//! unread, and logs to the kernel log because it has no stderr.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -9,32 +10,19 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Instant;
 
-use crate::pipeline::{self, Limits, Output};
-use crate::record::{CaptureState, CoreEncoding, CrashRecord};
-use crate::spool::{SlotKind, Spool};
-use crate::{CaptureError, HandlerConfig, NonPodPolicy, procinfo, sys};
+use crate::admission::{self, CrashFacts, Verdict};
+use crate::record::{CaptureState, CrashRecord};
+use crate::spool::Spool;
+use crate::{CaptureError, HandlerConfig, procinfo, sys};
 
 /// The kernel specifiers the handler expects, in order, after `handle`.
 pub const PATTERN_SPECIFIERS: &str = "%P %i %s %t %u %g";
 
-/// What the kernel told us about the crash through `core_pattern` specifiers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CrashArgs {
-    /// `%P`: pid in the initial pid namespace.
-    pub pid: u32,
-    /// `%i`: tid in the initial pid namespace.
-    pub tid: u32,
-    /// `%s`: signal number.
-    pub signal: i32,
-    /// `%t`: seconds since the epoch.
-    pub time: i64,
-    /// `%u`: real uid.
-    pub uid: u32,
-    /// `%g`: real gid.
-    pub gid: u32,
-}
+/// What the kernel told us about the crash through `core_pattern` specifiers: the facts every
+/// capture path records, parsed from the handler's arguments.
+pub type CrashArgs = CrashFacts;
 
-impl CrashArgs {
+impl CrashFacts {
     /// Parses the arguments following `handle`, in [`PATTERN_SPECIFIERS`] order.
     pub fn parse(args: &[OsString]) -> Result<CrashArgs, CaptureError> {
         if args.len() != 6 {
@@ -93,7 +81,7 @@ pub fn main(args: &[OsString], exe: &Path) -> i32 {
 }
 
 /// Handles one crash whose core arrives on `core`. Returns the published record, or `None`
-/// when policy says to keep no trace (non-pod crashes with [`NonPodPolicy::Drop`]).
+/// when policy says to keep no trace (non-pod crashes with [`crate::NonPodPolicy::Drop`]).
 pub fn handle(
     crash: CrashArgs,
     config: &HandlerConfig,
@@ -102,109 +90,25 @@ pub fn handle(
 ) -> Result<Option<CrashRecord>, CaptureError> {
     let started = Instant::now();
     let info = procinfo::read(proc_root, crash.pid);
-    if info.pod.is_none() && config.non_pod == NonPodPolicy::Drop {
-        drain(core);
-        return Ok(None);
-    }
     let spool = Spool::open(&config.spool_dir)?;
-    let mut record = CrashRecord {
-        id: Spool::new_id(crash.time, crash.pid),
-        pid: crash.pid,
-        tid: crash.tid,
-        signal: crash.signal,
-        time: crash.time,
-        uid: crash.uid,
-        gid: crash.gid,
-        hostname: rustix::system::uname()
-            .nodename()
-            .to_string_lossy()
-            .into_owned(),
-        comm: info.comm,
-        exe: info.exe,
-        cmdline: info.cmdline,
-        cgroup: info.cgroup,
-        pod: info.pod,
-        raw_size: 0,
-        kept_size: 0,
-        stored_size: 0,
-        sha256: String::new(),
-        encoding: CoreEncoding::None,
-        state: CaptureState::Stored,
-        reason: String::new(),
-        held_ms: 0,
-        done_ms: 0,
-    };
-
-    let Some(_handler_slot) = spool.try_slot(SlotKind::Handler, config.max_handlers) else {
-        return publish_without_core(
-            &spool,
-            record,
-            core,
-            started,
-            CaptureState::RateLimited,
-            format!("more than {} crashes in flight", config.max_handlers),
-        );
-    };
-    let free =
-        sys::free_bytes_at(spool.dir()).map_err(|e| CaptureError::io("statvfs", spool.dir(), e))?;
-    if free < config.min_free_bytes {
-        return publish_without_core(
-            &spool,
-            record,
-            core,
-            started,
-            CaptureState::Skipped,
-            format!(
-                "spool filesystem below its free-space floor: {free} bytes free, floor {}",
-                config.min_free_bytes
-            ),
-        );
+    let in_pod = info.pod.is_some();
+    let record = admission::new_record(&crash, info);
+    match admission::admit(config, &spool, in_pod)? {
+        Verdict::Drop => {
+            drain(core);
+            Ok(None)
+        }
+        Verdict::Refuse { state, reason } => {
+            // A pipe cannot refuse: the kernel writes the whole core anyway, so drain it.
+            let raw_size = drain(core);
+            let held = started.elapsed();
+            admission::publish_refusal(&spool, record, state, reason, raw_size, held, started)
+                .map(Some)
+        }
+        Verdict::Admit(admitted) => {
+            admission::capture(&spool, admitted, record, core, drop, started, |_| {}).map(Some)
+        }
     }
-    let compress_slot = spool.try_slot(SlotKind::Compress, config.max_compressing);
-    let output = match compress_slot {
-        Some(_) => Output::Zstd {
-            level: config.zstd_level,
-            workers: config.zstd_workers,
-        },
-        None => Output::Raw,
-    };
-    let limits = Limits {
-        max_core_bytes: config.max_core_bytes,
-        min_free_bytes: config.min_free_bytes,
-    };
-    let entry = spool.begin(&record.id)?;
-    let captured = pipeline::capture(core, drop, entry.dir(), output, limits)?;
-    drop(compress_slot);
-    record.raw_size = captured.raw_size;
-    record.kept_size = captured.kept_size;
-    record.stored_size = captured.stored_size;
-    record.sha256 = captured.sha256;
-    record.encoding = captured.encoding;
-    record.state = captured.state;
-    record.reason = captured.reason;
-    record.held_ms = captured.held.as_millis() as u64;
-    record.done_ms = started.elapsed().as_millis() as u64;
-    spool.publish(entry, &record)?;
-    Ok(Some(record))
-}
-
-/// Drains the core, then publishes a record that says why no core was kept.
-fn publish_without_core(
-    spool: &Spool,
-    mut record: CrashRecord,
-    core: File,
-    started: Instant,
-    state: CaptureState,
-    reason: String,
-) -> Result<Option<CrashRecord>, CaptureError> {
-    record.raw_size = drain(core);
-    record.held_ms = started.elapsed().as_millis() as u64;
-    record.state = state;
-    record.reason = reason;
-    let entry = spool.begin(&record.id)?;
-    record.done_ms = started.elapsed().as_millis() as u64;
-    spool.publish(entry, &record)?;
-    Ok(Some(record))
 }
 
 /// Reads `core` to EOF, discarding it, and closes it. Returns the bytes read.
@@ -239,6 +143,9 @@ pub fn kmsg(message: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::NonPodPolicy;
+    use crate::record::CoreEncoding;
+    use crate::spool::SlotKind;
 
     fn args(v: &[&str]) -> Vec<OsString> {
         v.iter().map(OsString::from).collect()

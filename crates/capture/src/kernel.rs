@@ -257,7 +257,11 @@ mod tests {
         };
         std::fs::write(record_path(&paths), serde_json::to_vec(&left).unwrap()).unwrap();
         let guard = PatternGuard::install(paths.clone(), "|/y handle", 4, "next").unwrap();
-        assert_eq!(guard.record().previous_pattern, "core", "restored before recording");
+        assert_eq!(
+            guard.record().previous_pattern,
+            "core",
+            "restored before recording"
+        );
         assert_eq!(guard.record().previous_pipe_limit, 0);
         assert_eq!(read_setting(&paths.core_pipe_limit).unwrap(), "4");
         drop(guard);

@@ -4,10 +4,15 @@
 //!   hash and compress behind the reader, bounded memory.
 //! * [`handler`]: the `core_pattern` pipe target (`coredump-detector handle ...`): limits,
 //!   concurrency slots, `/proc` metadata, atomic publication of a spool entry.
+//! * [`admission`]: the decisions and the publication every crash goes through, whichever way
+//!   its core arrives.
+//! * [`socket`]: the kernel's coredump socket (`@@` in `core_pattern`, Linux >= 6.17): a server
+//!   in the long-running process, no process spawned per crash, refusal before any byte.
 //! * [`spool`]: the on-disk spool contract between the handler and the ingest.
 //! * [`kernel`]: `core_pattern` / `core_pipe_limit` management with restore on exit.
 #![deny(missing_docs)]
 
+pub mod admission;
 pub mod config;
 pub mod error;
 pub mod fsutil;
@@ -16,6 +21,7 @@ pub mod kernel;
 pub mod pipeline;
 pub mod procinfo;
 pub mod record;
+pub mod socket;
 pub mod spool;
 pub mod sys;
 

@@ -1,0 +1,310 @@
+//! The one decision-and-publication path every crash takes, whichever way its core arrives (the
+//! kernel's pipe to `coredump-detector handle`, or the coredump socket of the long-running
+//! process). The transports differ only before the first core byte (how they learn who crashed,
+//! and whether they can refuse without reading) and in how they let the kernel go; the limits,
+//! the record and the spool publication are decided here, once.
+//!
+//! Order of the checks, as the pipe handler always did: non-pod policy, then the concurrency
+//! bound (`RateLimited`), then the free-space floor (`Skipped`), then whether a compression slot
+//! is free (`core.zst` inline or `core.raw` for the ingest to compress). The size limit is
+//! enforced while the bytes flow (`Truncated`).
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use crate::pipeline::{self, Limits, Output};
+use crate::procinfo::ProcInfo;
+use crate::record::{CaptureState, CoreEncoding, CrashRecord};
+use crate::spool::{Slot, SlotKind, Spool};
+use crate::{CaptureError, HandlerConfig, NonPodPolicy, sys};
+
+/// What is known about a crash besides `/proc`: the pipe handler gets it from the kernel's
+/// `core_pattern` specifiers, the socket server from the peer's pidfd, `/proc` and the core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrashFacts {
+    /// Process id in the initial pid namespace (`%P`).
+    pub pid: u32,
+    /// Id of the thread that dumped, in the initial pid namespace (`%i`).
+    pub tid: u32,
+    /// Signal number (`%s`); 0 while unknown.
+    pub signal: i32,
+    /// Crash time, seconds since the epoch (`%t`).
+    pub time: i64,
+    /// Real uid (`%u`).
+    pub uid: u32,
+    /// Real gid (`%g`).
+    pub gid: u32,
+}
+
+/// What to do with a crash, decided before any core byte is read.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Keep no trace (a non-pod crash under [`NonPodPolicy::Drop`]).
+    Drop,
+    /// Keep a record but no core.
+    Refuse {
+        /// `RateLimited` or `Skipped`.
+        state: CaptureState,
+        /// Why, for the record.
+        reason: String,
+    },
+    /// Capture the core under these slots.
+    Admit(Admission),
+}
+
+/// The right to capture one core: the concurrency slots it holds (released when the capture
+/// is published or abandoned) and how the pipeline must write it.
+#[derive(Debug)]
+pub struct Admission {
+    _handler: Slot,
+    compress: Option<Slot>,
+    output: Output,
+    limits: Limits,
+}
+
+impl Admission {
+    /// How the core will be written (`core.zst` inline, or `core.raw`).
+    pub fn output(&self) -> Output {
+        self.output
+    }
+}
+
+/// Decides the fate of a crash. `in_pod` tells whether `/proc/<pid>/cgroup` named a pod.
+pub fn admit(config: &HandlerConfig, spool: &Spool, in_pod: bool) -> Result<Verdict, CaptureError> {
+    if !in_pod && config.non_pod == NonPodPolicy::Drop {
+        return Ok(Verdict::Drop);
+    }
+    let Some(handler) = spool.try_slot(SlotKind::Handler, config.max_handlers) else {
+        return Ok(Verdict::Refuse {
+            state: CaptureState::RateLimited,
+            reason: format!("more than {} crashes in flight", config.max_handlers),
+        });
+    };
+    let free =
+        sys::free_bytes_at(spool.dir()).map_err(|e| CaptureError::io("statvfs", spool.dir(), e))?;
+    if free < config.min_free_bytes {
+        return Ok(Verdict::Refuse {
+            state: CaptureState::Skipped,
+            reason: format!(
+                "spool filesystem below its free-space floor: {free} bytes free, floor {}",
+                config.min_free_bytes
+            ),
+        });
+    }
+    let compress = spool.try_slot(SlotKind::Compress, config.max_compressing);
+    let output = match compress {
+        Some(_) => Output::Zstd {
+            level: config.zstd_level,
+            workers: config.zstd_workers,
+        },
+        None => Output::Raw,
+    };
+    Ok(Verdict::Admit(Admission {
+        _handler: handler,
+        compress,
+        output,
+        limits: Limits {
+            max_core_bytes: config.max_core_bytes,
+            min_free_bytes: config.min_free_bytes,
+        },
+    }))
+}
+
+/// The record of a crash before its core is read: identity and metadata filled, sizes zero,
+/// state `Stored` until the capture says otherwise.
+pub fn new_record(crash: &CrashFacts, info: ProcInfo) -> CrashRecord {
+    CrashRecord {
+        id: Spool::new_id(crash.time, crash.pid),
+        pid: crash.pid,
+        tid: crash.tid,
+        signal: crash.signal,
+        time: crash.time,
+        uid: crash.uid,
+        gid: crash.gid,
+        hostname: rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned(),
+        comm: info.comm,
+        exe: info.exe,
+        cmdline: info.cmdline,
+        cgroup: info.cgroup,
+        pod: info.pod,
+        raw_size: 0,
+        kept_size: 0,
+        stored_size: 0,
+        sha256: String::new(),
+        encoding: CoreEncoding::None,
+        state: CaptureState::Stored,
+        reason: String::new(),
+        held_ms: 0,
+        done_ms: 0,
+    }
+}
+
+/// Captures an admitted core from `source` into a new spool entry and publishes it. `release`
+/// gets the source back the moment it reached EOF (the crashed process is let go then);
+/// `amend` may complete the record from what was learned meanwhile (the socket server learns
+/// the signal from the core itself) just before publication. `started` is when the crash
+/// reached us: `held_ms` and `done_ms` count from it.
+pub fn capture<R: Read>(
+    spool: &Spool,
+    admission: Admission,
+    mut record: CrashRecord,
+    source: R,
+    release: impl FnOnce(R),
+    started: Instant,
+    amend: impl FnOnce(&mut CrashRecord),
+) -> Result<CrashRecord, CaptureError> {
+    let entry = spool.begin(&record.id)?;
+    let waited = started.elapsed();
+    let captured = pipeline::capture(
+        source,
+        release,
+        entry.dir(),
+        admission.output,
+        admission.limits,
+    )?;
+    // The next crash may compress inline now; the handler slot stays until publication.
+    let Admission {
+        _handler, compress, ..
+    } = admission;
+    drop(compress);
+    record.raw_size = captured.raw_size;
+    record.kept_size = captured.kept_size;
+    record.stored_size = captured.stored_size;
+    record.sha256 = captured.sha256;
+    record.encoding = captured.encoding;
+    record.state = captured.state;
+    record.reason = captured.reason;
+    record.held_ms = (waited + captured.held).as_millis() as u64;
+    amend(&mut record);
+    record.done_ms = started.elapsed().as_millis() as u64;
+    spool.publish(entry, &record)?;
+    Ok(record)
+}
+
+/// Publishes a record without a core: `state` and `reason` say why, `raw_size` is what the
+/// kernel sent anyway (the pipe must be drained; a socket refusal costs nothing), `held` how long
+/// the crashed process waited for us.
+pub fn publish_refusal(
+    spool: &Spool,
+    mut record: CrashRecord,
+    state: CaptureState,
+    reason: String,
+    raw_size: u64,
+    held: Duration,
+    started: Instant,
+) -> Result<CrashRecord, CaptureError> {
+    record.raw_size = raw_size;
+    record.held_ms = held.as_millis() as u64;
+    record.state = state;
+    record.reason = reason;
+    record.encoding = CoreEncoding::None;
+    let entry = spool.begin(&record.id)?;
+    record.done_ms = started.elapsed().as_millis() as u64;
+    spool.publish(entry, &record)?;
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &std::path::Path) -> HandlerConfig {
+        HandlerConfig {
+            spool_dir: dir.join("spool"),
+            min_free_bytes: 0,
+            ..HandlerConfig::default()
+        }
+    }
+
+    #[test]
+    fn checks_run_in_order_policy_slots_floor() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = HandlerConfig {
+            non_pod: NonPodPolicy::Drop,
+            max_handlers: 1,
+            min_free_bytes: u64::MAX,
+            ..config(tmp.path())
+        };
+        let spool = Spool::open(&cfg.spool_dir).unwrap();
+        assert!(matches!(admit(&cfg, &spool, false).unwrap(), Verdict::Drop));
+        match admit(&cfg, &spool, true).unwrap() {
+            Verdict::Refuse { state, reason } => {
+                assert_eq!(state, CaptureState::Skipped);
+                assert!(reason.contains("free-space floor"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let _busy = spool.try_slot(SlotKind::Handler, 1).unwrap();
+        match admit(&cfg, &spool, true).unwrap() {
+            Verdict::Refuse { state, reason } => {
+                assert_eq!(state, CaptureState::RateLimited);
+                assert!(reason.contains("1 crashes in flight"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn admission_holds_its_handler_slot_until_dropped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = HandlerConfig {
+            max_handlers: 1,
+            max_compressing: 0,
+            ..config(tmp.path())
+        };
+        let spool = Spool::open(&cfg.spool_dir).unwrap();
+        let Verdict::Admit(first) = admit(&cfg, &spool, true).unwrap() else {
+            panic!("first crash must be admitted");
+        };
+        assert!(matches!(first.output(), Output::Raw), "no compress slot");
+        assert!(matches!(
+            admit(&cfg, &spool, true).unwrap(),
+            Verdict::Refuse {
+                state: CaptureState::RateLimited,
+                ..
+            }
+        ));
+        drop(first);
+        assert!(matches!(
+            admit(&cfg, &spool, true).unwrap(),
+            Verdict::Admit(_)
+        ));
+    }
+
+    #[test]
+    fn capture_amends_and_publishes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = config(tmp.path());
+        let spool = Spool::open(&cfg.spool_dir).unwrap();
+        let Verdict::Admit(admission) = admit(&cfg, &spool, true).unwrap() else {
+            panic!("admitted");
+        };
+        let facts = CrashFacts {
+            pid: 42,
+            tid: 42,
+            signal: 0,
+            time: 9,
+            uid: 1,
+            gid: 2,
+        };
+        let record = new_record(&facts, ProcInfo::default());
+        let data = vec![5u8; 70_000];
+        let published = capture(
+            &spool,
+            admission,
+            record,
+            std::io::Cursor::new(data.clone()),
+            drop,
+            Instant::now(),
+            |r| r.signal = 6,
+        )
+        .unwrap();
+        assert_eq!(published.signal, 6, "amended before publication");
+        assert_eq!(spool.record(&published.id).unwrap(), published);
+        let zst = std::fs::read(spool.entry_dir(&published.id).join("core.zst")).unwrap();
+        assert_eq!(zstd::decode_all(&zst[..]).unwrap(), data);
+    }
+}

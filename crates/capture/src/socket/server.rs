@@ -1,0 +1,478 @@
+//! The listening side: a root-only socket, one acceptor thread that answers every kernel
+//! request itself (fast: a few `/proc` reads and two small messages), one thread per admitted
+//! capture (bounded by the handler slots), one thread publishing refusal records.
+//!
+//! The acceptor never waits on a core: an admitted crash is handed to its own thread the moment
+//! the kernel confirmed our answer, so one slow core never delays the answer to the next crash,
+//! and crashes beyond the concurrency bound are refused at once (`REJECT`, the task goes free).
+
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::socket::refusals::{self, PendingRefusal};
+use crate::spool::{Spool, create_private_dir_all};
+use crate::{CaptureError, HandlerConfig};
+
+/// Pending connections the kernel may queue before `connect` fails (capped by
+/// `net.core.somaxconn`); a full queue loses the crash (`receive queue full` in the kernel log).
+const BACKLOG: i32 = 4096;
+/// Refusal records waiting for publication; beyond this they are counted as lost.
+const REFUSAL_QUEUE: usize = 1024;
+
+/// How the server runs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The socket path, in the initial mount namespace; its directory is made root-only.
+    pub socket_path: PathBuf,
+    /// Limits, spool and policies, the same the pipe handler obeys.
+    pub handler: HandlerConfig,
+    /// Where proc is mounted (tests substitute a recorded tree).
+    pub proc_root: PathBuf,
+    /// Longest wait for the kernel's request and mark; the kernel sends both at once, so only
+    /// a stuck peer ever hits it.
+    pub handshake_timeout: Duration,
+    /// How long a refusal record waits for the refused task's exit status (its signal, on
+    /// kernels that do not say it up front) before it is published without.
+    pub signal_wait: Duration,
+}
+
+impl ServerConfig {
+    /// Defaults for everything but the socket path and the handler configuration.
+    pub fn new(socket_path: impl Into<PathBuf>, handler: HandlerConfig) -> ServerConfig {
+        ServerConfig {
+            socket_path: socket_path.into(),
+            handler,
+            proc_root: PathBuf::from("/proc"),
+            handshake_timeout: Duration::from_secs(2),
+            signal_wait: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Counters of what the server did since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Cores captured and published (stored or truncated).
+    pub captured: u64,
+    /// Crashes answered `REJECT` with a record (rate limited, below the free-space floor).
+    pub refused: u64,
+    /// Crashes answered `REJECT` without a record (non-pod policy `drop`).
+    pub dropped: u64,
+    /// Connections that were not the kernel's, closed unanswered.
+    pub foreign: u64,
+    /// Kernel connections whose request or mark was malformed or missing.
+    pub protocol_errors: u64,
+    /// Captures that failed after admission (recorded `Failed` where possible).
+    pub failed: u64,
+    /// Refusal records that could not even be queued for publication.
+    pub records_lost: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) accepted: AtomicU64,
+    pub(crate) captured: AtomicU64,
+    pub(crate) refused: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) foreign: AtomicU64,
+    pub(crate) protocol_errors: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) records_lost: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> ServerStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ServerStats {
+            accepted: get(&self.accepted),
+            captured: get(&self.captured),
+            refused: get(&self.refused),
+            dropped: get(&self.dropped),
+            foreign: get(&self.foreign),
+            protocol_errors: get(&self.protocol_errors),
+            failed: get(&self.failed),
+            records_lost: get(&self.records_lost),
+        }
+    }
+}
+
+/// State shared by the acceptor, the capture threads and the refusal publisher.
+pub(crate) struct Shared {
+    pub(crate) config: ServerConfig,
+    pub(crate) spool: Spool,
+    pub(crate) counters: Counters,
+    inflight: Mutex<usize>,
+    idle: Condvar,
+    refusals: Mutex<Option<SyncSender<PendingRefusal>>>,
+}
+
+impl Shared {
+    /// Queues a refusal record for publication, counting it lost if the queue is full.
+    pub(crate) fn queue_refusal(&self, pending: PendingRefusal) {
+        let sender = self
+            .refusals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let queued = sender.is_some_and(|s| s.try_send(pending).is_ok());
+        if !queued {
+            Counters::bump(&self.counters.records_lost);
+            tracing::error!("coredump socket: refusal record lost (publication queue full)");
+        }
+    }
+
+    /// Marks one more capture in flight; the returned guard marks it done when dropped
+    /// (also when its thread panics).
+    pub(crate) fn begin_capture(self: &Arc<Shared>) -> InflightGuard {
+        *self.inflight.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        InflightGuard {
+            shared: Arc::clone(self),
+        }
+    }
+
+    fn wait_idle(&self) {
+        let mut n = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        while *n > 0 {
+            n = self.idle.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// One capture in flight, for [`CaptureServer::stop`] to wait on.
+pub(crate) struct InflightGuard {
+    shared: Arc<Shared>,
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        let mut n = self
+            .shared
+            .inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *n = n.saturating_sub(1);
+        self.shared.idle.notify_all();
+    }
+}
+
+/// A running capture server. [`CaptureServer::stop`] (or drop) stops accepting, lets every
+/// capture in flight finish, publishes the pending records and removes the socket file.
+pub struct CaptureServer {
+    shared: Arc<Shared>,
+    socket_path: PathBuf,
+    socket_ino: (u64, u64),
+    stop: Option<OwnedFd>,
+    acceptor: Option<JoinHandle<()>>,
+    publisher: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for CaptureServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaptureServer")
+            .field("socket_path", &self.socket_path)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl CaptureServer {
+    /// Binds the socket (replacing a stale one left by a killed server) and starts serving.
+    /// Marks this process non-dumpable: if it crashed itself with `core_pattern` pointing at
+    /// its own socket, the kernel would wait forever for an answer nobody can give.
+    pub fn start(config: ServerConfig) -> Result<CaptureServer, CaptureError> {
+        let spool = Spool::open(&config.handler.spool_dir)?;
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+            .map_err(|e| {
+                CaptureError::io("prctl(PR_SET_DUMPABLE) for", &config.socket_path, e.into())
+            })?;
+        let listener = bind(&config.socket_path)?;
+        let meta = std::fs::symlink_metadata(&config.socket_path)
+            .map_err(|e| CaptureError::io("stat", &config.socket_path, e))?;
+        let (stop_rx, stop_tx) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| CaptureError::io("create stop pipe for", &config.socket_path, e.into()))?;
+        let (refusal_tx, refusal_rx) = std::sync::mpsc::sync_channel(REFUSAL_QUEUE);
+        let socket_path = config.socket_path.clone();
+        let shared = Arc::new(Shared {
+            config,
+            spool,
+            counters: Counters::default(),
+            inflight: Mutex::new(0),
+            idle: Condvar::new(),
+            refusals: Mutex::new(Some(refusal_tx)),
+        });
+        let publisher = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("core-refusals".into())
+                .spawn(move || refusals::publish_loop(&shared, &refusal_rx))
+                .map_err(|e| CaptureError::io("spawn refusal publisher for", &socket_path, e))?
+        };
+        let acceptor = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("core-accept".into())
+                .spawn(move || accept_loop(&shared, &listener, &stop_rx))
+                .map_err(|e| CaptureError::io("spawn acceptor for", &socket_path, e))?
+        };
+        Ok(CaptureServer {
+            shared,
+            socket_path,
+            socket_ino: (meta.dev(), meta.ino()),
+            stop: Some(stop_tx),
+            acceptor: Some(acceptor),
+            publisher: Some(publisher),
+        })
+    }
+
+    /// The socket path.
+    pub fn socket_path(&self) -> &Path {
+        &self.socket_path
+    }
+
+    /// The `core_pattern` that sends crashes here: `@@<socket path>`.
+    pub fn pattern(&self) -> String {
+        format!("@@{}", self.socket_path.display())
+    }
+
+    /// What the server did so far.
+    pub fn stats(&self) -> ServerStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// Stops the server: accepts what the kernel already queued, waits for the captures in
+    /// flight, publishes pending refusal records, removes the socket file. Point
+    /// `core_pattern` elsewhere first, or crashes meanwhile find nobody listening.
+    pub fn stop(mut self) -> ServerStats {
+        self.shutdown();
+        self.stats()
+    }
+
+    fn shutdown(&mut self) {
+        // Closing the write end wakes the acceptor's poll.
+        drop(self.stop.take());
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+        self.shared.wait_idle();
+        drop(
+            self.shared
+                .refusals
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
+        if let Some(publisher) = self.publisher.take() {
+            let _ = publisher.join();
+        }
+        // Remove the socket only if it is still the one we bound.
+        if let Ok(meta) = std::fs::symlink_metadata(&self.socket_path)
+            && (meta.dev(), meta.ino()) == self.socket_ino
+        {
+            let _ = std::fs::remove_file(&self.socket_path);
+        }
+    }
+}
+
+impl Drop for CaptureServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Binds a listening socket at `path` in a root-only directory.
+fn bind(path: &Path) -> Result<UnixListener, CaptureError> {
+    let dir = path.parent().ok_or_else(|| CaptureError::Socket {
+        path: path.to_path_buf(),
+        message: "the socket path has no directory".into(),
+    })?;
+    create_private_dir_all(dir)?;
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| CaptureError::io("stat", dir, e))?;
+    if !meta.is_dir() || meta.uid() != rustix::process::geteuid().as_raw() {
+        return Err(CaptureError::Socket {
+            path: path.to_path_buf(),
+            message: format!("{} is not a directory owned by us", dir.display()),
+        });
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| CaptureError::io("chmod 0700", dir, e))?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => {
+            // Left by a server that was killed: nobody listens there any more (a live owner
+            // of the same path would hold the core_pattern lock, checked by the caller).
+            std::fs::remove_file(path).map_err(|e| CaptureError::io("remove stale", path, e))?;
+        }
+        Ok(_) => {
+            return Err(CaptureError::Socket {
+                path: path.to_path_buf(),
+                message: "exists and is not a socket; refusing to replace it".into(),
+            });
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(CaptureError::io("stat", path, e)),
+    }
+    let io = |op: &'static str| move |e: rustix::io::Errno| CaptureError::io(op, path, e.into());
+    let fd = rustix::net::socket_with(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::STREAM,
+        rustix::net::SocketFlags::CLOEXEC | rustix::net::SocketFlags::NONBLOCK,
+        None,
+    )
+    .map_err(io("create socket for"))?;
+    let addr = rustix::net::SocketAddrUnix::new(path).map_err(io("address"))?;
+    rustix::net::bind(&fd, &addr).map_err(io("bind"))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| CaptureError::io("chmod 0600", path, e))?;
+    rustix::net::listen(&fd, BACKLOG).map_err(io("listen on"))?;
+    Ok(UnixListener::from(fd))
+}
+
+/// Accepts connections until the stop pipe closes, then takes what is still queued.
+fn accept_loop(shared: &Arc<Shared>, listener: &UnixListener, stop: &OwnedFd) {
+    use rustix::event::{PollFd, PollFlags, poll};
+    loop {
+        let mut fds = [
+            PollFd::new(listener, PollFlags::IN),
+            PollFd::new(stop, PollFlags::IN),
+        ];
+        match poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "coredump socket: poll failed; stopping");
+                return;
+            }
+        }
+        let stopping = !fds[1].revents().is_empty();
+        accept_ready(shared, listener);
+        if stopping {
+            return;
+        }
+    }
+}
+
+/// Accepts and answers every connection ready now.
+fn accept_ready(shared: &Arc<Shared>, listener: &UnixListener) {
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                Counters::bump(&shared.counters.accepted);
+                crate::socket::conn::intake(shared, stream);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                // Out of descriptors or memory: back off instead of spinning; the kernel keeps
+                // the connection queued meanwhile.
+                tracing::error!(error = %e, "coredump socket: accept failed");
+                std::thread::sleep(Duration::from_millis(10));
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    fn config(dir: &Path) -> ServerConfig {
+        ServerConfig::new(
+            dir.join("run/capture.sock"),
+            HandlerConfig {
+                spool_dir: dir.join("spool"),
+                min_free_bytes: 0,
+                ..HandlerConfig::default()
+            },
+        )
+    }
+
+    #[test]
+    fn a_process_connecting_by_itself_is_closed_unanswered_and_counted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let server = CaptureServer::start(config(tmp.path())).unwrap();
+        let path = server.socket_path().to_path_buf();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let dir_mode = std::fs::metadata(path.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(dir_mode & 0o777, 0o700);
+        assert_eq!(server.pattern(), format!("@@{}", path.display()));
+
+        // Pretend to be the kernel: a well-formed request, but we are not dumping core.
+        let mut client = UnixStream::connect(&path).unwrap();
+        let mut request = 16u32.to_ne_bytes().to_vec();
+        request.extend_from_slice(&16u32.to_ne_bytes());
+        request.extend_from_slice(&0xfu64.to_ne_bytes());
+        // The server may hang up before or after this arrives; either way nothing comes back.
+        let _ = client.write_all(&request);
+        let mut answer = Vec::new();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        match client.read_to_end(&mut answer) {
+            Ok(_) => {}
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+        }
+        assert!(
+            answer.is_empty(),
+            "no answer to a non-kernel peer: {answer:?}"
+        );
+
+        let stats = server.stop();
+        assert_eq!(
+            stats,
+            ServerStats {
+                accepted: 1,
+                foreign: 1,
+                ..ServerStats::default()
+            }
+        );
+        assert!(!path.exists(), "the socket is removed on stop");
+        let spool = Spool::open(tmp.path().join("spool")).unwrap();
+        assert!(
+            spool.ready().unwrap().is_empty(),
+            "no record for a foreign peer"
+        );
+    }
+
+    #[test]
+    fn a_stale_socket_is_replaced_but_nothing_else() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = config(tmp.path());
+        std::fs::create_dir_all(cfg.socket_path.parent().unwrap()).unwrap();
+        // What a killed server leaves: a socket file nobody listens on.
+        drop(UnixListener::bind(&cfg.socket_path).unwrap());
+        assert!(UnixStream::connect(&cfg.socket_path).is_err(), "stale");
+        let server = CaptureServer::start(cfg.clone()).unwrap();
+        assert!(
+            UnixStream::connect(&cfg.socket_path).is_ok(),
+            "listening again"
+        );
+        drop(server);
+
+        std::fs::write(&cfg.socket_path, b"not a socket").unwrap();
+        let err = CaptureServer::start(cfg.clone()).unwrap_err();
+        assert!(err.to_string().contains("not a socket"), "{err}");
+        assert_eq!(std::fs::read(&cfg.socket_path).unwrap(), b"not a socket");
+    }
+}
