@@ -21,7 +21,7 @@ type SpawnRequest = (Command, Sender<std::io::Result<Child>>);
 
 /// Spawns `command` from the process-lifetime spawner thread, with the parent-death signal set.
 fn spawn_tied(command: Command) -> std::io::Result<Child> {
-    static SPAWNER: OnceLock<Mutex<Sender<SpawnRequest>>> = OnceLock::new();
+    static SPAWNER: OnceLock<Result<Mutex<Sender<SpawnRequest>>, String>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
         let (tx, rx) = channel::<SpawnRequest>();
         std::thread::Builder::new()
@@ -34,10 +34,12 @@ fn spawn_tied(command: Command) -> std::io::Result<Child> {
                     let _ = reply.send(command.spawn());
                 }
             })
-            .map(|_| ())
-            .unwrap_or_else(|err| panic!("cannot start the testplane spawner thread: {err}"));
-        Mutex::new(tx)
+            .map(|_| Mutex::new(tx))
+            .map_err(|err| format!("cannot start the spawner thread: {err}"))
     });
+    let spawner = spawner
+        .as_ref()
+        .map_err(|message| std::io::Error::other(message.clone()))?;
     let (reply_tx, reply_rx) = channel();
     let sent = spawner
         .lock()
