@@ -1,1 +1,226 @@
-//! Command line of the `apiserver` role (filled in below).
+//! The `coredump-detector apiserver` role: flags (the seed's `--tls-cert-file`,
+//! `--tls-private-key-file`, `--local-path`, `--backend-kind`, `--etcd-servers`, plus ours),
+//! parsed once into [`ApiserverArgs`], and [`run`], which opens the stores and serves.
+//!
+//! `--secure-port` defaults to 443: the seed's APIService points at Service port 443 and the
+//! container listens there; standalone mode passes its own unprivileged port.
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use coredump_store::BlobStore;
+use coredump_store::redb_store::RedbStore;
+
+use crate::auth::{
+    AllowGroupsAuthorizer, AuthLayerState, Authenticator, ClientCertAuthenticator,
+    UnionAuthenticator,
+};
+use crate::{AppState, Registry, ServerConfig};
+
+/// Storage backend of the blobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    /// A local (or network-mounted) filesystem under `--local-path`.
+    Local,
+}
+
+/// Flags of the `apiserver` role.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiserverArgs {
+    /// HTTPS port.
+    #[arg(long, default_value_t = 443)]
+    pub secure_port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
+    pub bind_address: IpAddr,
+    /// PEM serving certificate (chain).
+    #[arg(long)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of the serving certificate.
+    #[arg(long)]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// PEM CA bundle; client certificates signed by it authenticate (CN = user, O = groups).
+    /// Without it no request to the API is authenticated (only health probes are answered).
+    #[arg(long)]
+    pub client_ca_file: Option<PathBuf>,
+    /// Blob backend.
+    #[arg(long, value_enum, default_value_t = BackendKind::Local)]
+    pub backend_kind: BackendKind,
+    /// Root directory of the blobs (`<root>/<namespace>/<podUID>/<container>/<file>`).
+    #[arg(long, default_value = "/var/lib/coredump-detector/cores")]
+    pub local_path: PathBuf,
+    /// etcd endpoints for the metadata (accepted for seed compatibility; not yet supported:
+    /// giving any is an error until the etcd store lands).
+    #[arg(long, value_delimiter = ',')]
+    pub etcd_servers: Vec<String>,
+    /// Directory of the embedded metadata store.
+    #[arg(long, default_value = "/var/lib/coredump-detector/metadata")]
+    pub data_dir: PathBuf,
+    /// Groups whose members may do everything (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "system:masters")]
+    pub admin_groups: Vec<String>,
+}
+
+impl ApiserverArgs {
+    /// Listen address.
+    pub fn listen_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.bind_address, self.secure_port)
+    }
+}
+
+fn read(path: &PathBuf, what: &str) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {what} {}", path.display()))
+}
+
+/// Builds the server configuration (stores opened, certificates loaded) with this blob store.
+pub fn build(args: &ApiserverArgs, blobs: Arc<dyn BlobStore>) -> anyhow::Result<ServerConfig> {
+    if !args.etcd_servers.is_empty() {
+        bail!(
+            "--etcd-servers={} is not yet supported: the etcd metadata store is not available in \
+             this build; omit it to use the embedded store under --data-dir",
+            args.etcd_servers.join(",")
+        );
+    }
+    let (Some(cert), Some(key)) = (&args.tls_cert_file, &args.tls_private_key_file) else {
+        bail!("--tls-cert-file and --tls-private-key-file are required");
+    };
+    let tls = crate::tls::server_config(
+        &read(cert, "--tls-cert-file")?,
+        &read(key, "--tls-private-key-file")?,
+    )
+    .context("loading the serving certificate")?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating --data-dir {}", args.data_dir.display()))?;
+    let db = args.data_dir.join("metadata.redb");
+    let meta = RedbStore::open(&db)
+        .with_context(|| format!("opening the metadata store {}", db.display()))?;
+    let authenticator: Arc<dyn Authenticator> = match &args.client_ca_file {
+        Some(ca) => Arc::new(
+            ClientCertAuthenticator::from_pem(&read(ca, "--client-ca-file")?)
+                .context("loading --client-ca-file")?,
+        ),
+        None => {
+            tracing::warn!("no --client-ca-file: every API request will be refused with 401");
+            Arc::new(UnionAuthenticator(Vec::new()))
+        }
+    };
+    let auth = AuthLayerState {
+        authenticator,
+        authorizer: Arc::new(AllowGroupsAuthorizer::new(args.admin_groups.clone())),
+    };
+    let registry = Registry::new(Arc::new(meta), blobs);
+    Ok(ServerConfig {
+        bind: args.listen_addr(),
+        tls: Arc::new(tls),
+        state: AppState::new(registry, auth),
+    })
+}
+
+/// Runs the API server with this blob store until `shutdown` completes.
+pub async fn run_with(
+    args: ApiserverArgs,
+    blobs: Arc<dyn BlobStore>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let config = build(&args, blobs)?;
+    crate::serve(config, shutdown)
+        .await
+        .context("serving the API")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ApiserverArgs,
+    }
+
+    #[test]
+    fn seed_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--tls-cert-file=/c",
+            "--tls-private-key-file=/k",
+            "--local-path=/data",
+            "--backend-kind=local",
+            "--etcd-servers=http://a:2379,http://b:2379",
+            "--secure-port=8443",
+            "--admin-groups=system:masters,ops",
+        ])
+        .unwrap();
+        let a = cli.args;
+        assert_eq!(a.local_path, PathBuf::from("/data"));
+        assert_eq!(a.backend_kind, BackendKind::Local);
+        assert_eq!(a.etcd_servers, vec!["http://a:2379", "http://b:2379"]);
+        assert_eq!(a.listen_addr(), "0.0.0.0:8443".parse().unwrap());
+        assert_eq!(a.admin_groups, vec!["system:masters", "ops"]);
+    }
+
+    #[test]
+    fn defaults() {
+        let a = Cli::try_parse_from(["x"]).unwrap().args;
+        assert_eq!(a.secure_port, 443);
+        assert_eq!(a.admin_groups, vec!["system:masters"]);
+        assert!(a.etcd_servers.is_empty());
+        assert!(Cli::try_parse_from(["x", "--backend-kind=s3"]).is_err());
+    }
+
+    #[test]
+    fn etcd_is_refused_for_now() {
+        let mut a = Cli::try_parse_from(["x"]).unwrap().args;
+        a.etcd_servers = vec!["http://127.0.0.1:2379".into()];
+        let blobs: Arc<dyn BlobStore> = Arc::new(NoBlobs);
+        let err = build(&a, blobs).err().unwrap();
+        assert!(err.to_string().contains("not yet supported"), "{err}");
+    }
+
+    struct NoBlobs;
+    impl BlobStore for NoBlobs {
+        fn put_file(
+            &self,
+            _: &coredump_store::BlobPath,
+            _: &std::path::Path,
+        ) -> Result<u64, coredump_store::StoreError> {
+            Ok(0)
+        }
+        fn open(
+            &self,
+            p: &coredump_store::BlobPath,
+        ) -> Result<Box<dyn std::io::Read + Send>, coredump_store::StoreError> {
+            Err(coredump_store::StoreError::Invalid {
+                what: "blob",
+                value: p.file.clone(),
+            })
+        }
+        fn size(
+            &self,
+            _: &coredump_store::BlobPath,
+        ) -> Result<Option<u64>, coredump_store::StoreError> {
+            Ok(None)
+        }
+        fn list(
+            &self,
+            _: &str,
+            _: &str,
+            _: Option<&str>,
+        ) -> Result<Vec<coredump_store::BlobInfo>, coredump_store::StoreError> {
+            Ok(Vec::new())
+        }
+        fn delete(&self, _: &coredump_store::BlobPath) -> Result<(), coredump_store::StoreError> {
+            Ok(())
+        }
+        fn delete_pod(&self, _: &str, _: &str) -> Result<usize, coredump_store::StoreError> {
+            Ok(0)
+        }
+        fn namespace_usage(&self, _: &str) -> Result<u64, coredump_store::StoreError> {
+            Ok(0)
+        }
+    }
+}

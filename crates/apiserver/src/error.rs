@@ -89,7 +89,9 @@ pub enum ApiError {
         supported: String,
     },
     /// Request body content type not supported.
-    #[error("the body of the request was in an unknown format - accepted media types include: {supported} (got {content_type:?})")]
+    #[error(
+        "the body of the request was in an unknown format - accepted media types include: {supported} (got {content_type:?})"
+    )]
     UnsupportedMediaType {
         /// What the client sent.
         content_type: String,
@@ -131,7 +133,9 @@ fn join_errors(errors: &[FieldError]) -> String {
 impl ApiError {
     /// A `BadRequest` with this message.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::BadRequest { message: message.into() }
+        Self::BadRequest {
+            message: message.into(),
+        }
     }
 
     /// The Kubernetes reason and HTTP code of this error.
@@ -154,9 +158,10 @@ impl ApiError {
                 (R::UnsupportedMediaType, StatusCode::UNSUPPORTED_MEDIA_TYPE)
             }
             Self::TooLarge { .. } => (R::RequestEntityTooLarge, StatusCode::PAYLOAD_TOO_LARGE),
-            Self::RangeNotSatisfiable { .. } => {
-                (R::RequestedRangeNotSatisfiable, StatusCode::RANGE_NOT_SATISFIABLE)
-            }
+            Self::RangeNotSatisfiable { .. } => (
+                R::RequestedRangeNotSatisfiable,
+                StatusCode::RANGE_NOT_SATISFIABLE,
+            ),
             Self::Store(StoreError::Expired { .. }) => (R::Expired, StatusCode::GONE),
             Self::Store(_) | Self::Internal { .. } => {
                 (R::InternalError, StatusCode::INTERNAL_SERVER_ERROR)
@@ -178,7 +183,9 @@ impl ApiError {
             Self::NotFound { resource, name }
             | Self::AlreadyExists { resource, name }
             | Self::Conflict { resource, name, .. } => status.with_details(details(name, resource)),
-            Self::NoCore { name, .. } => status.with_details(details(name, coredump_api::COREDUMPS)),
+            Self::NoCore { name, .. } => {
+                status.with_details(details(name, coredump_api::COREDUMPS))
+            }
             Self::Invalid { kind, name, errors } => status.with_details(StatusDetails {
                 causes: errors
                     .iter()
@@ -198,10 +205,14 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::NotFound(key) => Self::NotFound { resource: key.resource, name: key.name },
-            StoreError::AlreadyExists(key) => {
-                Self::AlreadyExists { resource: key.resource, name: key.name }
-            }
+            StoreError::NotFound(key) => Self::NotFound {
+                resource: key.resource,
+                name: key.name,
+            },
+            StoreError::AlreadyExists(key) => Self::AlreadyExists {
+                resource: key.resource,
+                name: key.name,
+            },
             StoreError::Conflict { key, .. } => Self::Conflict {
                 resource: key.resource,
                 name: key.name,
@@ -236,8 +247,10 @@ impl IntoResponse for ApiError {
             resp.headers_mut().insert(header::CONTENT_RANGE, v);
         }
         if matches!(self, Self::Unauthorized) {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"kubernetes-master\""));
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"kubernetes-master\""),
+            );
         }
         resp
     }
@@ -250,17 +263,47 @@ mod tests {
     use coredump_store::ObjectKey;
 
     fn key() -> ObjectKey {
-        ObjectKey { resource: "coredumps".into(), namespace: "ns".into(), name: "c1".into() }
+        ObjectKey {
+            resource: "coredumps".into(),
+            namespace: "ns".into(),
+            name: "c1".into(),
+        }
     }
 
     #[test]
     fn store_errors_map_by_variant() {
         let cases: Vec<(StoreError, StatusReason, u16)> = vec![
             (StoreError::NotFound(key()), StatusReason::NotFound, 404),
-            (StoreError::AlreadyExists(key()), StatusReason::AlreadyExists, 409),
-            (StoreError::Conflict { key: key(), current: 3, expected: 2 }, StatusReason::Conflict, 409),
-            (StoreError::Expired { requested: 1, oldest: 5 }, StatusReason::Expired, 410),
-            (StoreError::Invalid { what: "continue token", value: "x".into() }, StatusReason::BadRequest, 400),
+            (
+                StoreError::AlreadyExists(key()),
+                StatusReason::AlreadyExists,
+                409,
+            ),
+            (
+                StoreError::Conflict {
+                    key: key(),
+                    current: 3,
+                    expected: 2,
+                },
+                StatusReason::Conflict,
+                409,
+            ),
+            (
+                StoreError::Expired {
+                    requested: 1,
+                    oldest: 5,
+                },
+                StatusReason::Expired,
+                410,
+            ),
+            (
+                StoreError::Invalid {
+                    what: "continue token",
+                    value: "x".into(),
+                },
+                StatusReason::BadRequest,
+                400,
+            ),
         ];
         for (err, reason, code) in cases {
             let status = ApiError::from(err).to_status();
@@ -271,14 +314,25 @@ mod tests {
     #[test]
     fn not_found_message_and_details_match_kubernetes() {
         let status = ApiError::from(StoreError::NotFound(key())).to_status();
-        assert_eq!(status.message, "coredumps.coredump.fujitsu.com \"c1\" not found");
+        assert_eq!(
+            status.message,
+            "coredumps.coredump.fujitsu.com \"c1\" not found"
+        );
         let d = status.details.unwrap();
-        assert_eq!((d.name.as_str(), d.kind.as_str(), d.group.as_str()), ("c1", "coredumps", GROUP));
+        assert_eq!(
+            (d.name.as_str(), d.kind.as_str(), d.group.as_str()),
+            ("c1", "coredumps", GROUP)
+        );
     }
 
     #[test]
     fn conflict_message_matches_kubernetes() {
-        let status = ApiError::from(StoreError::Conflict { key: key(), current: 3, expected: 2 }).to_status();
+        let status = ApiError::from(StoreError::Conflict {
+            key: key(),
+            current: 3,
+            expected: 2,
+        })
+        .to_status();
         assert_eq!(
             status.message,
             "Operation cannot be fulfilled on coredumps.coredump.fujitsu.com \"c1\": the object has been \

@@ -30,7 +30,10 @@ fn resource_routes<R: Stored>(subresource: MethodRouter<AppState>) -> Router<App
                 .delete(objects::delete::<R>),
         )
         .route(
-            &format!("{base}/namespaces/{{namespace}}/{plural}/{{name}}/{}", R::SUBRESOURCE),
+            &format!(
+                "{base}/namespaces/{{namespace}}/{plural}/{{name}}/{}",
+                R::SUBRESOURCE
+            ),
             subresource,
         )
 }
@@ -45,14 +48,24 @@ pub fn router(state: AppState) -> Router {
         .route("/version", get(discovery::version))
         .route("/apis", get(discovery::apis))
         .route(&format!("/apis/{GROUP}"), get(discovery::group))
-        .route(&format!("/apis/{GROUP}/{VERSION}"), get(discovery::resources))
+        .route(
+            &format!("/apis/{GROUP}/{VERSION}"),
+            get(discovery::resources),
+        )
+        .route("/api/v1/namespaces/{name}", get(discovery::namespace))
         .route("/openapi/v2", get(discovery::openapi_v2))
         .route("/openapi/v3", get(discovery::openapi_v3))
-        .route(&format!("/openapi/v3/apis/{GROUP}/{VERSION}"), get(discovery::openapi_v3_group_version))
+        .route(
+            &format!("/openapi/v3/apis/{GROUP}/{VERSION}"),
+            get(discovery::openapi_v3_group_version),
+        )
         .merge(resource_routes::<CoredumpEndpoint>(get(dump::dump)))
         .merge(resource_routes::<Coredump>(get(core::core)))
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(from_fn_with_state(state.auth.clone(), authenticate_and_authorize))
+        .layer(from_fn_with_state(
+            state.auth.clone(),
+            authenticate_and_authorize,
+        ))
         .with_state(state)
 }

@@ -49,16 +49,27 @@ pub enum ServeError {
 }
 
 /// Binds `config.bind` and serves until `shutdown` completes.
-pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+pub async fn serve(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
     let listener = TcpListener::bind(config.bind)
         .await
-        .map_err(|source| ServeError::Bind { addr: config.bind, source })?;
+        .map_err(|source| ServeError::Bind {
+            addr: config.bind,
+            source,
+        })?;
     serve_listener(listener, config.tls, config.state, shutdown).await;
     Ok(())
 }
 
 /// Serves on an already bound listener until `shutdown` completes (tests bind port 0 first).
-pub async fn serve_listener(listener: TcpListener, tls: Arc<rustls::ServerConfig>, state: AppState, shutdown: impl Future<Output = ()>) {
+pub async fn serve_listener(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    state: AppState,
+    shutdown: impl Future<Output = ()>,
+) {
     let acceptor = TlsAcceptor::from(tls);
     let app = crate::router(state);
     let graceful = GracefulShutdown::new();
@@ -112,7 +123,10 @@ pub async fn serve_listener(listener: TcpListener, tls: Arc<rustls::ServerConfig
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::info!("open connections did not finish in time; closing them");
     }
 }

@@ -12,19 +12,36 @@ use coredump_store::BlobPath;
 
 /// Deterministic, partly compressible test data.
 fn core_bytes(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| if i % 7 == 0 { seed } else { (i as u32).wrapping_mul(2654435761).to_le_bytes()[1] ^ seed }).collect()
+    (0..len)
+        .map(|i| {
+            if i % 7 == 0 {
+                seed
+            } else {
+                (i as u32).wrapping_mul(2654435761).to_le_bytes()[1] ^ seed
+            }
+        })
+        .collect()
 }
 
 fn blob(ns: &str, uid: &str, container: &str, file: &str) -> BlobPath {
-    BlobPath { namespace: ns.into(), pod_uid: uid.into(), container: container.into(), file: file.into() }
+    BlobPath {
+        namespace: ns.into(),
+        pod_uid: uid.into(),
+        container: container.into(),
+        file: file.into(),
+    }
 }
 
 /// Stores a zstd blob and its Coredump object; returns the raw core.
 async fn stored_core(h: &Harness, name: &str, uid: &str, container: &str, len: usize) -> Vec<u8> {
     let raw = core_bytes(len, name.len() as u8);
     let compressed = zstd::encode_all(&raw[..], 3).unwrap();
-    h.blobs.put_bytes(&blob("ns1", uid, container, &format!("{name}.core.zst")), &compressed);
-    h.create_coredump("ns1", coredump(name, "ns1", uid, container, len as u64)).await;
+    h.blobs.put_bytes(
+        &blob("ns1", uid, container, &format!("{name}.core.zst")),
+        &compressed,
+    );
+    h.create_coredump("ns1", coredump(name, "ns1", uid, container, len as u64))
+        .await;
     raw
 }
 
@@ -32,12 +49,23 @@ async fn stored_core(h: &Harness, name: &str, uid: &str, container: &str, len: u
 async fn core_streams_the_decompressed_core() {
     let h = Harness::new();
     let raw = stored_core(&h, "c1", "u1", "app", 3 * 1024 * 1024 + 17).await;
-    let resp = h.send(Who::Admin, Method::GET, &format!("{BASE}/namespaces/ns1/coredumps/c1/core"), &[], None).await;
+    let resp = h
+        .send(
+            Who::Admin,
+            Method::GET,
+            &format!("{BASE}/namespaces/ns1/coredumps/c1/core"),
+            &[],
+            None,
+        )
+        .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let hd = resp.headers().clone();
     assert_eq!(hd[header::CONTENT_LENGTH], raw.len().to_string().as_str());
     assert_eq!(hd[header::CONTENT_TYPE], "application/octet-stream");
-    assert_eq!(hd[header::CONTENT_DISPOSITION], "attachment; filename=\"ns1_c1.core\"");
+    assert_eq!(
+        hd[header::CONTENT_DISPOSITION],
+        "attachment; filename=\"ns1_c1.core\""
+    );
     assert_eq!(hd[header::ACCEPT_RANGES], "bytes");
     assert!(bytes(resp).await == raw, "core bytes differ");
 }
@@ -47,14 +75,35 @@ async fn core_ranges() {
     let h = Harness::new();
     let raw = stored_core(&h, "c1", "u1", "app", 1_000_000).await;
     let uri = format!("{BASE}/namespaces/ns1/coredumps/c1/core");
-    for (range, start, end) in [("bytes=0-99", 0usize, 99usize), ("bytes=999000-", 999_000, 999_999), ("bytes=-10", 999_990, 999_999), ("bytes=500000-500000", 500_000, 500_000)] {
-        let resp = h.send(Who::Admin, Method::GET, &uri, &[("range", range)], None).await;
+    for (range, start, end) in [
+        ("bytes=0-99", 0usize, 99usize),
+        ("bytes=999000-", 999_000, 999_999),
+        ("bytes=-10", 999_990, 999_999),
+        ("bytes=500000-500000", 500_000, 500_000),
+    ] {
+        let resp = h
+            .send(Who::Admin, Method::GET, &uri, &[("range", range)], None)
+            .await;
         assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT, "{range}");
-        assert_eq!(resp.headers()[header::CONTENT_RANGE], format!("bytes {start}-{end}/1000000").as_str());
-        assert_eq!(resp.headers()[header::CONTENT_LENGTH], (end - start + 1).to_string().as_str());
+        assert_eq!(
+            resp.headers()[header::CONTENT_RANGE],
+            format!("bytes {start}-{end}/1000000").as_str()
+        );
+        assert_eq!(
+            resp.headers()[header::CONTENT_LENGTH],
+            (end - start + 1).to_string().as_str()
+        );
         assert_eq!(bytes(resp).await, raw[start..=end], "{range}");
     }
-    let resp = h.send(Who::Admin, Method::GET, &uri, &[("range", "bytes=1000000-")], None).await;
+    let resp = h
+        .send(
+            Who::Admin,
+            Method::GET,
+            &uri,
+            &[("range", "bytes=1000000-")],
+            None,
+        )
+        .await;
     assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(resp.headers()[header::CONTENT_RANGE], "bytes */1000000");
     let (_, body) = json(resp).await;
@@ -64,17 +113,39 @@ async fn core_ranges() {
 #[tokio::test]
 async fn core_errors() {
     let h = Harness::new();
-    let (code, body) = h.call(Method::GET, &format!("{BASE}/namespaces/ns1/coredumps/nope/core"), None).await;
+    let (code, body) = h
+        .call(
+            Method::GET,
+            &format!("{BASE}/namespaces/ns1/coredumps/nope/core"),
+            None,
+        )
+        .await;
     assert_eq!(code, StatusCode::NOT_FOUND);
     assert_status(&body, "NotFound", 404);
     let mut failed = coredump("f1", "ns1", "u1", "app", 0);
     failed["status"] = serde_json::json!({"state": "QuotaExceeded", "message": "over quota"});
     h.create_coredump("ns1", failed).await;
-    let (code, body) = h.call(Method::GET, &format!("{BASE}/namespaces/ns1/coredumps/f1/core"), None).await;
+    let (code, body) = h
+        .call(
+            Method::GET,
+            &format!("{BASE}/namespaces/ns1/coredumps/f1/core"),
+            None,
+        )
+        .await;
     assert_eq!(code, StatusCode::NOT_FOUND);
-    assert_eq!(body["message"], "coredumps.coredump.fujitsu.com \"f1\" has no stored core (QuotaExceeded)");
-    h.create_coredump("ns1", coredump("gone", "ns1", "u1", "app", 10)).await;
-    let (code, body) = h.call(Method::GET, &format!("{BASE}/namespaces/ns1/coredumps/gone/core"), None).await;
+    assert_eq!(
+        body["message"],
+        "coredumps.coredump.fujitsu.com \"f1\" has no stored core (QuotaExceeded)"
+    );
+    h.create_coredump("ns1", coredump("gone", "ns1", "u1", "app", 10))
+        .await;
+    let (code, body) = h
+        .call(
+            Method::GET,
+            &format!("{BASE}/namespaces/ns1/coredumps/gone/core"),
+            None,
+        )
+        .await;
     assert_eq!(code, StatusCode::NOT_FOUND);
     assert_status(&body, "NotFound", 404);
 }
@@ -96,27 +167,54 @@ fn untar(gz: &[u8]) -> Vec<(String, Vec<u8>)> {
 async fn dump_streams_the_pods_blobs_as_tar_gz() {
     let h = Harness::new();
     h.create_endpoint("ns1", "web-0", "u1").await;
-    let files = [("app", "a.core.zst", 300_000usize), ("app", "b.core.zst", 10), ("sidecar", "c.core.zst", 70_000)];
+    let files = [
+        ("app", "a.core.zst", 300_000usize),
+        ("app", "b.core.zst", 10),
+        ("sidecar", "c.core.zst", 70_000),
+    ];
     let mut expected = Vec::new();
     for (c, f, n) in files {
         let data = core_bytes(n, n as u8);
         h.blobs.put_bytes(&blob("ns1", "u1", c, f), &data);
         expected.push((format!("ns1/u1/{c}/{f}"), data));
     }
-    h.blobs.put_bytes(&blob("ns1", "other-pod", "app", "x.core.zst"), b"not mine");
+    h.blobs
+        .put_bytes(&blob("ns1", "other-pod", "app", "x.core.zst"), b"not mine");
     let uri = format!("{BASE}/namespaces/ns1/coredumpendpoints/web-0/dump");
     let resp = h.send(Who::Admin, Method::GET, &uri, &[], None).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/gzip");
-    assert_eq!(resp.headers()[header::CONTENT_DISPOSITION], "attachment; filename=\"ns1_web-0.tar.gz\"");
-    assert!(untar(&bytes(resp).await) == expected, "archive entries differ");
+    assert_eq!(
+        resp.headers()[header::CONTENT_DISPOSITION],
+        "attachment; filename=\"ns1_web-0.tar.gz\""
+    );
+    assert!(
+        untar(&bytes(resp).await) == expected,
+        "archive entries differ"
+    );
 
-    let resp = h.send(Who::Admin, Method::GET, &format!("{uri}?container=sidecar"), &[], None).await;
+    let resp = h
+        .send(
+            Who::Admin,
+            Method::GET,
+            &format!("{uri}?container=sidecar"),
+            &[],
+            None,
+        )
+        .await;
     let entries = untar(&bytes(resp).await);
     assert_eq!(entries.len(), 1);
     assert!(entries[0] == expected[2]);
 
-    let resp = h.send(Who::Admin, Method::GET, &format!("{uri}?container=none"), &[], None).await;
+    let resp = h
+        .send(
+            Who::Admin,
+            Method::GET,
+            &format!("{uri}?container=none"),
+            &[],
+            None,
+        )
+        .await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(untar(&bytes(resp).await).is_empty());
 }
@@ -124,13 +222,28 @@ async fn dump_streams_the_pods_blobs_as_tar_gz() {
 #[tokio::test]
 async fn dump_errors() {
     let h = Harness::new();
-    let (code, body) = h.call(Method::GET, &format!("{BASE}/namespaces/ns1/coredumpendpoints/nope/dump"), None).await;
+    let (code, body) = h
+        .call(
+            Method::GET,
+            &format!("{BASE}/namespaces/ns1/coredumpendpoints/nope/dump"),
+            None,
+        )
+        .await;
     assert_eq!(code, StatusCode::NOT_FOUND);
     assert_status(&body, "NotFound", 404);
-    assert_eq!(body["message"], "coredumpendpoints.coredump.fujitsu.com \"nope\" not found");
+    assert_eq!(
+        body["message"],
+        "coredumpendpoints.coredump.fujitsu.com \"nope\" not found"
+    );
     h.create_endpoint("ns1", "web-0", "u1").await;
     for bad in ["..%2Fx", "a%2Fb", "", "..", "."] {
-        let (code, body) = h.call(Method::GET, &format!("{BASE}/namespaces/ns1/coredumpendpoints/web-0/dump?container={bad}"), None).await;
+        let (code, body) = h
+            .call(
+                Method::GET,
+                &format!("{BASE}/namespaces/ns1/coredumpendpoints/web-0/dump?container={bad}"),
+                None,
+            )
+            .await;
         assert_eq!(code, StatusCode::BAD_REQUEST, "{bad}");
         assert_status(&body, "BadRequest", 400);
     }
@@ -143,7 +256,13 @@ async fn deleting_a_coredump_deletes_its_blob() {
     stored_core(&h, "c2", "u1", "app", 100).await;
     let p1 = blob("ns1", "u1", "app", "c1.core.zst");
     assert!(h.blobs.exists(&p1));
-    let (code, _) = h.call(Method::DELETE, &format!("{BASE}/namespaces/ns1/coredumps/c1"), None).await;
+    let (code, _) = h
+        .call(
+            Method::DELETE,
+            &format!("{BASE}/namespaces/ns1/coredumps/c1"),
+            None,
+        )
+        .await;
     assert_eq!(code, StatusCode::OK);
     assert!(!h.blobs.exists(&p1));
     assert!(h.blobs.exists(&blob("ns1", "u1", "app", "c2.core.zst")));
@@ -155,7 +274,13 @@ async fn deleting_an_endpoint_deletes_the_pods_blobs_and_coredumps() {
     h.create_endpoint("ns1", "web-0", "u1").await;
     stored_core(&h, "c1", "u1", "app", 100).await;
     stored_core(&h, "c2", "u2", "app", 100).await;
-    let (code, _) = h.call(Method::DELETE, &format!("{BASE}/namespaces/ns1/coredumpendpoints/web-0"), None).await;
+    let (code, _) = h
+        .call(
+            Method::DELETE,
+            &format!("{BASE}/namespaces/ns1/coredumpendpoints/web-0"),
+            None,
+        )
+        .await;
     assert_eq!(code, StatusCode::OK);
     assert!(!h.blobs.exists(&blob("ns1", "u1", "app", "c1.core.zst")));
     assert!(h.blobs.exists(&blob("ns1", "u2", "app", "c2.core.zst")));
@@ -167,14 +292,21 @@ async fn deleting_an_endpoint_deletes_the_pods_blobs_and_coredumps() {
 #[tokio::test]
 async fn registry_is_usable_in_process() {
     let h = Harness::new();
-    let mut c: coredump_api::Coredump = serde_json::from_value(coredump("c9", "ns1", "u1", "app", 5)).unwrap();
+    let mut c: coredump_api::Coredump =
+        serde_json::from_value(coredump("c9", "ns1", "u1", "app", 5)).unwrap();
     c.metadata.namespace = "ns1".into();
     let created = h.registry.create_coredump(c).await.unwrap();
     assert!(!created.metadata.uid.is_empty());
     let got = h.registry.get_coredump("ns1", "c9").await.unwrap();
     assert_eq!(got, created);
     let err = h.registry.create_coredump(got.clone()).await.unwrap_err();
-    assert!(matches!(err, coredump_apiserver::ApiError::AlreadyExists { .. }));
+    assert!(matches!(
+        err,
+        coredump_apiserver::ApiError::AlreadyExists { .. }
+    ));
     h.registry.delete_coredump("ns1", "c9").await.unwrap();
-    assert!(matches!(h.registry.get_coredump("ns1", "c9").await, Err(coredump_apiserver::ApiError::NotFound { .. })));
+    assert!(matches!(
+        h.registry.get_coredump("ns1", "c9").await,
+        Err(coredump_apiserver::ApiError::NotFound { .. })
+    ));
 }

@@ -91,7 +91,12 @@ pub fn request_attributes(method: &Method, path: &str, query: Option<&str>) -> R
     }
     let named = !attrs.name.is_empty();
     let pairs = query_pairs(query);
-    let param = |k: &str| pairs.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.as_str());
+    let param = |k: &str| {
+        pairs
+            .iter()
+            .find(|(pk, _)| pk == k)
+            .map(|(_, v)| v.as_str())
+    };
     attrs.verb = match *method {
         Method::GET | Method::HEAD if named => "get",
         Method::GET | Method::HEAD if param("watch").is_some_and(is_watch) => "watch",
@@ -107,7 +112,8 @@ pub fn request_attributes(method: &Method, path: &str, query: Option<&str>) -> R
     if !named
         && matches!(attrs.verb.as_str(), "list" | "watch" | "deletecollection")
         && let Some(fs) = param("fieldSelector")
-        && let Ok(sel) = coredump_api::FieldSelector::parse(fs, &["metadata.name", "metadata.namespace"])
+        && let Ok(sel) =
+            coredump_api::FieldSelector::parse(fs, &["metadata.name", "metadata.namespace"])
         && let Some(n) = sel.exact_name()
     {
         attrs.name = n.to_owned();
@@ -121,7 +127,11 @@ mod tests {
 
     const BASE: &str = "/apis/coredump.fujitsu.com/v1alpha1";
 
-    fn attrs(method: Method, path: &str, query: Option<&str>) -> (String, String, String, String, String) {
+    fn attrs(
+        method: Method,
+        path: &str,
+        query: Option<&str>,
+    ) -> (String, String, String, String, String) {
         let a = request_attributes(&method, &format!("{BASE}{path}"), query);
         assert!(a.resource_request);
         assert_eq!(a.api_group, "coredump.fujitsu.com");
@@ -135,35 +145,85 @@ mod tests {
 
     #[test]
     fn verbs() {
-        assert_eq!(attrs(Method::GET, "/coredumps", None), t("list", "", "coredumps", "", ""));
-        assert_eq!(attrs(Method::GET, "/namespaces/a/coredumps", None), t("list", "a", "coredumps", "", ""));
-        assert_eq!(attrs(Method::GET, "/namespaces/a/coredumps", Some("watch=true")), t("watch", "a", "coredumps", "", ""));
-        assert_eq!(attrs(Method::GET, "/namespaces/a/coredumps", Some("watch=1")), t("watch", "a", "coredumps", "", ""));
-        assert_eq!(attrs(Method::GET, "/namespaces/a/coredumps", Some("watch=false")), t("list", "a", "coredumps", "", ""));
-        assert_eq!(attrs(Method::GET, "/namespaces/a/coredumps/x", None), t("get", "a", "coredumps", "x", ""));
-        assert_eq!(attrs(Method::GET, "/namespaces/a/coredumps/x/core", None), t("get", "a", "coredumps", "x", "core"));
-        assert_eq!(attrs(Method::POST, "/namespaces/a/coredumps", None), t("create", "a", "coredumps", "", ""));
-        assert_eq!(attrs(Method::PUT, "/namespaces/a/coredumps/x", None), t("update", "a", "coredumps", "x", ""));
-        assert_eq!(attrs(Method::PATCH, "/namespaces/a/coredumps/x", None), t("patch", "a", "coredumps", "x", ""));
-        assert_eq!(attrs(Method::DELETE, "/namespaces/a/coredumps/x", None), t("delete", "a", "coredumps", "x", ""));
-        assert_eq!(attrs(Method::DELETE, "/namespaces/a/coredumps", None), t("deletecollection", "a", "coredumps", "", ""));
+        assert_eq!(
+            attrs(Method::GET, "/coredumps", None),
+            t("list", "", "coredumps", "", "")
+        );
+        assert_eq!(
+            attrs(Method::GET, "/namespaces/a/coredumps", None),
+            t("list", "a", "coredumps", "", "")
+        );
+        assert_eq!(
+            attrs(Method::GET, "/namespaces/a/coredumps", Some("watch=true")),
+            t("watch", "a", "coredumps", "", "")
+        );
+        assert_eq!(
+            attrs(Method::GET, "/namespaces/a/coredumps", Some("watch=1")),
+            t("watch", "a", "coredumps", "", "")
+        );
+        assert_eq!(
+            attrs(Method::GET, "/namespaces/a/coredumps", Some("watch=false")),
+            t("list", "a", "coredumps", "", "")
+        );
+        assert_eq!(
+            attrs(Method::GET, "/namespaces/a/coredumps/x", None),
+            t("get", "a", "coredumps", "x", "")
+        );
+        assert_eq!(
+            attrs(Method::GET, "/namespaces/a/coredumps/x/core", None),
+            t("get", "a", "coredumps", "x", "core")
+        );
+        assert_eq!(
+            attrs(Method::POST, "/namespaces/a/coredumps", None),
+            t("create", "a", "coredumps", "", "")
+        );
+        assert_eq!(
+            attrs(Method::PUT, "/namespaces/a/coredumps/x", None),
+            t("update", "a", "coredumps", "x", "")
+        );
+        assert_eq!(
+            attrs(Method::PATCH, "/namespaces/a/coredumps/x", None),
+            t("patch", "a", "coredumps", "x", "")
+        );
+        assert_eq!(
+            attrs(Method::DELETE, "/namespaces/a/coredumps/x", None),
+            t("delete", "a", "coredumps", "x", "")
+        );
+        assert_eq!(
+            attrs(Method::DELETE, "/namespaces/a/coredumps", None),
+            t("deletecollection", "a", "coredumps", "", "")
+        );
     }
 
     #[test]
     fn field_selector_names_the_object() {
         assert_eq!(
-            attrs(Method::GET, "/namespaces/a/coredumps", Some("watch=true&fieldSelector=metadata.name%3Dx&resourceVersion=0")),
+            attrs(
+                Method::GET,
+                "/namespaces/a/coredumps",
+                Some("watch=true&fieldSelector=metadata.name%3Dx&resourceVersion=0")
+            ),
             t("watch", "a", "coredumps", "x", "")
         );
         assert_eq!(
-            attrs(Method::GET, "/coredumps", Some("fieldSelector=metadata.name!%3Dx")),
+            attrs(
+                Method::GET,
+                "/coredumps",
+                Some("fieldSelector=metadata.name!%3Dx")
+            ),
             t("list", "", "coredumps", "", "")
         );
     }
 
     #[test]
     fn non_resource_paths() {
-        for p in ["/apis", "/apis/coredump.fujitsu.com", "/apis/coredump.fujitsu.com/v1alpha1", "/openapi/v2", "/healthz"] {
+        for p in [
+            "/apis",
+            "/apis/coredump.fujitsu.com",
+            "/apis/coredump.fujitsu.com/v1alpha1",
+            "/openapi/v2",
+            "/healthz",
+        ] {
             let a = request_attributes(&Method::GET, p, None);
             assert!(!a.resource_request, "{p}");
             assert_eq!(a.verb, "get");

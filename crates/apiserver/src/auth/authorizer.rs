@@ -21,8 +21,10 @@ impl AllowGroupsAuthorizer {
 /// Whether a non-resource path is discovery or OpenAPI (readable by any authenticated user).
 pub fn is_discovery_path(path: &str) -> bool {
     let path = path.trim_end_matches('/');
-    matches!(path, "/api" | "/apis" | "/version" | "/openapi/v2" | "/openapi/v3")
-        || path.starts_with("/api/")
+    matches!(
+        path,
+        "/api" | "/apis" | "/version" | "/openapi/v2" | "/openapi/v3"
+    ) || path.starts_with("/api/")
         || path.starts_with("/apis/")
         || path.starts_with("/openapi/v3/")
 }
@@ -61,22 +63,56 @@ mod tests {
     #[tokio::test]
     async fn masters_may_do_anything() {
         let a = AllowGroupsAuthorizer::new(vec!["system:masters".into()]);
-        let attrs = request_attributes(&Method::DELETE, "/apis/coredump.fujitsu.com/v1alpha1/namespaces/a/coredumps/x", None);
-        assert_eq!(a.authorize(&user(&["system:masters", AUTHENTICATED_GROUP]), &attrs).await, Decision::Allow);
-        assert_eq!(a.authorize(&user(&[AUTHENTICATED_GROUP]), &attrs).await, Decision::NoOpinion);
+        let attrs = request_attributes(
+            &Method::DELETE,
+            "/apis/coredump.fujitsu.com/v1alpha1/namespaces/a/coredumps/x",
+            None,
+        );
+        assert_eq!(
+            a.authorize(&user(&["system:masters", AUTHENTICATED_GROUP]), &attrs)
+                .await,
+            Decision::Allow
+        );
+        assert_eq!(
+            a.authorize(&user(&[AUTHENTICATED_GROUP]), &attrs).await,
+            Decision::NoOpinion
+        );
     }
 
     #[tokio::test]
     async fn authenticated_users_may_discover() {
         let a = AllowGroupsAuthorizer::new(vec!["system:masters".into()]);
-        for p in ["/apis", "/apis/coredump.fujitsu.com/v1alpha1", "/openapi/v2", "/openapi/v3/apis/coredump.fujitsu.com/v1alpha1"] {
+        for p in [
+            "/apis",
+            "/apis/coredump.fujitsu.com/v1alpha1",
+            "/openapi/v2",
+            "/openapi/v3/apis/coredump.fujitsu.com/v1alpha1",
+        ] {
             let attrs = request_attributes(&Method::GET, p, None);
-            assert_eq!(a.authorize(&user(&[AUTHENTICATED_GROUP]), &attrs).await, Decision::Allow, "{p}");
-            assert_eq!(a.authorize(&user(&[]), &attrs).await, Decision::NoOpinion, "{p}");
+            assert_eq!(
+                a.authorize(&user(&[AUTHENTICATED_GROUP]), &attrs).await,
+                Decision::Allow,
+                "{p}"
+            );
+            assert_eq!(
+                a.authorize(&user(&[]), &attrs).await,
+                Decision::NoOpinion,
+                "{p}"
+            );
         }
-        let list = request_attributes(&Method::GET, "/apis/coredump.fujitsu.com/v1alpha1/coredumps", None);
-        assert_eq!(a.authorize(&user(&[AUTHENTICATED_GROUP]), &list).await, Decision::NoOpinion);
+        let list = request_attributes(
+            &Method::GET,
+            "/apis/coredump.fujitsu.com/v1alpha1/coredumps",
+            None,
+        );
+        assert_eq!(
+            a.authorize(&user(&[AUTHENTICATED_GROUP]), &list).await,
+            Decision::NoOpinion
+        );
         let post = request_attributes(&Method::POST, "/apis", None);
-        assert_eq!(a.authorize(&user(&[AUTHENTICATED_GROUP]), &post).await, Decision::NoOpinion);
+        assert_eq!(
+            a.authorize(&user(&[AUTHENTICATED_GROUP]), &post).await,
+            Decision::NoOpinion
+        );
     }
 }

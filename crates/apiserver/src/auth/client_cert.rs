@@ -38,7 +38,9 @@ impl ClientCertAuthenticator {
         let mut roots = RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(ca_pem) {
             let cert = cert.map_err(|e| CaError::Pem(e.to_string()))?;
-            roots.add(cert).map_err(|e| CaError::Anchor(e.to_string()))?;
+            roots
+                .add(cert)
+                .map_err(|e| CaError::Anchor(e.to_string()))?;
         }
         if roots.is_empty() {
             return Err(CaError::Empty);
@@ -54,7 +56,9 @@ impl ClientCertAuthenticator {
 /// User name (CN) and groups (O values) of a certificate's subject.
 fn identity(cert: &CertificateDer<'_>) -> Result<(String, Vec<String>), AuthError> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|e| {
-        AuthError::CertificateRejected { reason: format!("unparsable certificate: {e}") }
+        AuthError::CertificateRejected {
+            reason: format!("unparsable certificate: {e}"),
+        }
     })?;
     let subject = parsed.subject();
     let name = subject
@@ -64,7 +68,9 @@ fn identity(cert: &CertificateDer<'_>) -> Result<(String, Vec<String>), AuthErro
         .unwrap_or_default()
         .to_owned();
     if name.is_empty() {
-        return Err(AuthError::CertificateRejected { reason: "certificate has no CN".to_owned() });
+        return Err(AuthError::CertificateRejected {
+            reason: "certificate has no CN".to_owned(),
+        });
     }
     let groups = subject
         .iter_organization()
@@ -82,12 +88,18 @@ impl Authenticator for ClientCertAuthenticator {
         };
         self.verifier
             .verify_client_cert(end_entity, intermediates, UnixTime::now())
-            .map_err(|e| AuthError::CertificateRejected { reason: e.to_string() })?;
+            .map_err(|e| AuthError::CertificateRejected {
+                reason: e.to_string(),
+            })?;
         let (name, mut groups) = identity(end_entity)?;
         if !groups.iter().any(|g| g == AUTHENTICATED_GROUP) {
             groups.push(AUTHENTICATED_GROUP.to_owned());
         }
-        Ok(Some(UserInfo { name, groups, ..Default::default() }))
+        Ok(Some(UserInfo {
+            name,
+            groups,
+            ..Default::default()
+        }))
     }
 }
 
@@ -95,7 +107,9 @@ impl Authenticator for ClientCertAuthenticator {
 mod tests {
     use super::*;
     use axum::http::HeaderMap;
-    use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    };
 
     struct Ca {
         issuer: Issuer<'static, KeyPair>,
@@ -108,14 +122,28 @@ mod tests {
         p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         let key = KeyPair::generate().unwrap();
         let cert = p.self_signed(&key).unwrap();
-        Ca { pem: cert.pem(), issuer: Issuer::new(p, key) }
+        Ca {
+            pem: cert.pem(),
+            issuer: Issuer::new(p, key),
+        }
     }
 
-    fn client(ca: &Ca, cn: &str, orgs: &[&str], eku: ExtendedKeyUsagePurpose) -> CertificateDer<'static> {
+    fn client(
+        ca: &Ca,
+        cn: &str,
+        orgs: &[&str],
+        eku: ExtendedKeyUsagePurpose,
+    ) -> CertificateDer<'static> {
         let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
         p.distinguished_name.push(DnType::CommonName, cn);
-        for o in orgs {
-            p.distinguished_name.push(DnType::OrganizationName, *o);
+        // rcgen keeps one value per attribute type: the second O goes in under its raw OID.
+        for (i, o) in orgs.iter().enumerate() {
+            let t = if i == 0 {
+                DnType::OrganizationName
+            } else {
+                DnType::CustomDnType(vec![2, 5, 4, 10])
+            };
+            p.distinguished_name.push(t, *o);
         }
         p.extended_key_usages = vec![eku];
         let key = KeyPair::generate().unwrap();
@@ -123,17 +151,32 @@ mod tests {
     }
 
     fn creds(certs: Vec<CertificateDer<'static>>) -> RequestCredentials {
-        RequestCredentials { peer_certificates: Arc::new(certs), headers: HeaderMap::new() }
+        RequestCredentials {
+            peer_certificates: Arc::new(certs),
+            headers: HeaderMap::new(),
+        }
     }
 
     #[tokio::test]
     async fn cn_and_organizations_become_user_and_groups() {
         let ca = ca("test-ca");
         let auth = ClientCertAuthenticator::from_pem(ca.pem.as_bytes()).unwrap();
-        let cert = client(&ca, "alice", &["system:masters", "team-a"], ExtendedKeyUsagePurpose::ClientAuth);
-        let user = auth.authenticate(&creds(vec![cert])).await.unwrap().unwrap();
+        let cert = client(
+            &ca,
+            "alice",
+            &["system:masters", "team-a"],
+            ExtendedKeyUsagePurpose::ClientAuth,
+        );
+        let user = auth
+            .authenticate(&creds(vec![cert]))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(user.name, "alice");
-        assert_eq!(user.groups, vec!["system:masters", "team-a", AUTHENTICATED_GROUP]);
+        assert_eq!(
+            user.groups,
+            vec!["system:masters", "team-a", AUTHENTICATED_GROUP]
+        );
     }
 
     #[tokio::test]
@@ -148,7 +191,12 @@ mod tests {
         let trusted = ca("trusted");
         let other = ca("other");
         let auth = ClientCertAuthenticator::from_pem(trusted.pem.as_bytes()).unwrap();
-        let foreign = client(&other, "mallory", &["system:masters"], ExtendedKeyUsagePurpose::ClientAuth);
+        let foreign = client(
+            &other,
+            "mallory",
+            &["system:masters"],
+            ExtendedKeyUsagePurpose::ClientAuth,
+        );
         assert!(matches!(
             auth.authenticate(&creds(vec![foreign])).await,
             Err(AuthError::CertificateRejected { .. })
@@ -159,7 +207,15 @@ mod tests {
 
     #[test]
     fn bad_bundles() {
-        assert!(matches!(ClientCertAuthenticator::from_pem(b""), Err(CaError::Empty)));
-        assert!(ClientCertAuthenticator::from_pem(b"-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n").is_err());
+        assert!(matches!(
+            ClientCertAuthenticator::from_pem(b""),
+            Err(CaError::Empty)
+        ));
+        assert!(
+            ClientCertAuthenticator::from_pem(
+                b"-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n"
+            )
+            .is_err()
+        );
     }
 }

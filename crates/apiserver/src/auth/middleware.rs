@@ -24,7 +24,11 @@ pub struct AuthLayerState {
 
 /// Paths served without authentication.
 pub fn is_health_path(path: &str) -> bool {
-    let first = path.trim_start_matches('/').split('/').next().unwrap_or_default();
+    let first = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default();
     matches!(first, "healthz" | "livez" | "readyz")
 }
 
@@ -51,7 +55,10 @@ fn forbidden_message(user: &UserInfo, a: &RequestAttributes, reason: Option<&str
             user.name, a.verb, a.api_group
         )
     } else {
-        format!("forbidden: User {:?} cannot {} path {:?}", user.name, a.verb, a.path)
+        format!(
+            "forbidden: User {:?} cannot {} path {:?}",
+            user.name, a.verb, a.path
+        )
     };
     if let Some(r) = reason.filter(|r| !r.is_empty()) {
         msg.push_str(": ");
@@ -119,20 +126,34 @@ mod tests {
 
     #[test]
     fn forbidden_messages_follow_kubernetes() {
-        let u = UserInfo { name: "bob".into(), ..Default::default() };
-        let a = request_attributes(&Method::GET, "/apis/coredump.fujitsu.com/v1alpha1/namespaces/ns/coredumps/x/core", None);
+        let u = UserInfo {
+            name: "bob".into(),
+            ..Default::default()
+        };
+        let a = request_attributes(
+            &Method::GET,
+            "/apis/coredump.fujitsu.com/v1alpha1/namespaces/ns/coredumps/x/core",
+            None,
+        );
         assert_eq!(
             forbidden_message(&u, &a, None),
             "coredumps.coredump.fujitsu.com \"x\" is forbidden: User \"bob\" cannot get resource \
              \"coredumps/core\" in API group \"coredump.fujitsu.com\" in the namespace \"ns\""
         );
-        let a = request_attributes(&Method::GET, "/apis/coredump.fujitsu.com/v1alpha1/coredumps", None);
+        let a = request_attributes(
+            &Method::GET,
+            "/apis/coredump.fujitsu.com/v1alpha1/coredumps",
+            None,
+        );
         assert_eq!(
             forbidden_message(&u, &a, Some("no")),
             "coredumps.coredump.fujitsu.com is forbidden: User \"bob\" cannot list resource \
              \"coredumps\" in API group \"coredump.fujitsu.com\" at the cluster scope: no"
         );
         let a = request_attributes(&Method::GET, "/metrics", None);
-        assert_eq!(forbidden_message(&u, &a, None), "forbidden: User \"bob\" cannot get path \"/metrics\"");
+        assert_eq!(
+            forbidden_message(&u, &a, None),
+            "forbidden: User \"bob\" cannot get path \"/metrics\""
+        );
     }
 }

@@ -16,26 +16,42 @@ pub const MAX_BODY: usize = 3 * 1024 * 1024;
 
 /// Reads the whole body, at most [`MAX_BODY`] bytes.
 pub async fn read(body: Body) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| ApiError::TooLarge { limit: MAX_BODY })
+    axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| ApiError::TooLarge { limit: MAX_BODY })
 }
 
 /// Decodes a JSON object body; returns it with the warnings to send (unknown fields under
 /// `Warn`). `Strict` turns unknown fields into a 400.
-pub fn decode<T: DeserializeOwned>(headers: &HeaderMap, bytes: &[u8], validation: FieldValidation) -> Result<(T, Vec<String>), ApiError> {
+pub fn decode<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    bytes: &[u8],
+    validation: FieldValidation,
+) -> Result<(T, Vec<String>), ApiError> {
     let ct = content_type(headers);
     if !matches!(ct.as_str(), "application/json" | "") {
-        return Err(ApiError::UnsupportedMediaType { content_type: ct, supported: "application/json".to_owned() });
+        return Err(ApiError::UnsupportedMediaType {
+            content_type: ct,
+            supported: "application/json".to_owned(),
+        });
     }
     let mut unknown = Vec::new();
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_ignored::deserialize(&mut de, |path| unknown.push(path.to_string()))
-        .map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded: {e}")))?;
-    de.end().map_err(|e| ApiError::bad_request(format!("trailing data after the object: {e}")))?;
-    let messages: Vec<String> = unknown.iter().map(|p| format!("unknown field {p:?}")).collect();
+        .map_err(|e| {
+            ApiError::bad_request(format!("the body of the request could not be decoded: {e}"))
+        })?;
+    de.end()
+        .map_err(|e| ApiError::bad_request(format!("trailing data after the object: {e}")))?;
+    let messages: Vec<String> = unknown
+        .iter()
+        .map(|p| format!("unknown field {p:?}"))
+        .collect();
     match validation {
-        FieldValidation::Strict if !messages.is_empty() => {
-            Err(ApiError::bad_request(format!("strict decoding error: {}", messages.join(", "))))
-        }
+        FieldValidation::Strict if !messages.is_empty() => Err(ApiError::bad_request(format!(
+            "strict decoding error: {}",
+            messages.join(", ")
+        ))),
         FieldValidation::Warn => Ok((value, messages)),
         _ => Ok((value, Vec::new())),
     }
@@ -59,15 +75,20 @@ mod tests {
 
     fn json_headers() -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         h
     }
 
-    const BODY: &[u8] = br#"{"metadata":{"name":"p","bogus":1},"spec":{"podUID":"u","extra":true}}"#;
+    const BODY: &[u8] =
+        br#"{"metadata":{"name":"p","bogus":1},"spec":{"podUID":"u","extra":true}}"#;
 
     #[test]
     fn strict_rejects_unknown_fields() {
-        let err = decode::<CoredumpEndpoint>(&json_headers(), BODY, FieldValidation::Strict).unwrap_err();
+        let err =
+            decode::<CoredumpEndpoint>(&json_headers(), BODY, FieldValidation::Strict).unwrap_err();
         assert_eq!(
             err.to_string(),
             "strict decoding error: unknown field \"metadata.bogus\", unknown field \"spec.extra\""
@@ -76,17 +97,28 @@ mod tests {
 
     #[test]
     fn warn_keeps_going_with_warnings() {
-        let (ep, warnings) = decode::<CoredumpEndpoint>(&json_headers(), BODY, FieldValidation::Warn).unwrap();
+        let (ep, warnings) =
+            decode::<CoredumpEndpoint>(&json_headers(), BODY, FieldValidation::Warn).unwrap();
         assert_eq!(ep.spec.pod_uid, "u");
-        assert_eq!(warnings, vec!["unknown field \"metadata.bogus\"", "unknown field \"spec.extra\""]);
-        let (_, none) = decode::<CoredumpEndpoint>(&json_headers(), BODY, FieldValidation::Ignore).unwrap();
+        assert_eq!(
+            warnings,
+            vec![
+                "unknown field \"metadata.bogus\"",
+                "unknown field \"spec.extra\""
+            ]
+        );
+        let (_, none) =
+            decode::<CoredumpEndpoint>(&json_headers(), BODY, FieldValidation::Ignore).unwrap();
         assert!(none.is_empty());
     }
 
     #[test]
     fn yaml_is_unsupported_and_garbage_is_bad() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/yaml"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/yaml"),
+        );
         assert!(matches!(
             decode::<CoredumpEndpoint>(&h, BODY, FieldValidation::Ignore),
             Err(ApiError::UnsupportedMediaType { .. })

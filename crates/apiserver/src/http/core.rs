@@ -27,7 +27,9 @@ pub struct ByteRange {
 /// (no header, another unit, or several ranges, which we may ignore per RFC 9110).
 pub fn parse_range(value: Option<&str>, size: u64) -> Result<Option<ByteRange>, ApiError> {
     let Some(value) = value else { return Ok(None) };
-    let Some(spec) = value.trim().strip_prefix("bytes=") else { return Ok(None) };
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
     if spec.contains(',') {
         return Ok(None);
     }
@@ -39,10 +41,19 @@ pub fn parse_range(value: Option<&str>, size: u64) -> Result<Option<ByteRange>, 
         if suffix == 0 || size == 0 {
             return Err(bad());
         }
-        ByteRange { start: size.saturating_sub(suffix), end: size - 1 }
+        ByteRange {
+            start: size.saturating_sub(suffix),
+            end: size - 1,
+        }
     } else {
         let start: u64 = a.parse().map_err(|_| bad())?;
-        let end = if b.is_empty() { size.saturating_sub(1) } else { b.parse::<u64>().map_err(|_| bad())?.min(size.saturating_sub(1)) };
+        let end = if b.is_empty() {
+            size.saturating_sub(1)
+        } else {
+            b.parse::<u64>()
+                .map_err(|_| bad())?
+                .min(size.saturating_sub(1))
+        };
         if start >= size || end < start {
             return Err(bad());
         }
@@ -52,14 +63,27 @@ pub fn parse_range(value: Option<&str>, size: u64) -> Result<Option<ByteRange>, 
 }
 
 /// `GET .../coredumps/<name>/core`.
-pub async fn core(State(state): State<AppState>, Path((ns, name)): Path<(String, String)>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn core(
+    State(state): State<AppState>,
+    Path((ns, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let c: Coredump = state.registry.get(&ns, &name).await?;
-    let stored = matches!(c.status.state, CoredumpState::Stored | CoredumpState::Truncated);
+    let stored = matches!(
+        c.status.state,
+        CoredumpState::Stored | CoredumpState::Truncated
+    );
     let Some(path) = blob_path_of(&c).filter(|_| stored) else {
-        return Err(ApiError::NoCore { name, state: c.status.state.as_str().to_owned() });
+        return Err(ApiError::NoCore {
+            name,
+            state: c.status.state.as_str().to_owned(),
+        });
     };
     let size = c.status.core_size;
-    let range = parse_range(headers.get(header::RANGE).and_then(|v| v.to_str().ok()), size)?;
+    let range = parse_range(
+        headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
+        size,
+    )?;
     let (skip, len) = match range {
         Some(r) => (r.start, r.end - r.start + 1),
         None => (0, size),
@@ -67,10 +91,17 @@ pub async fn core(State(state): State<AppState>, Path((ns, name)): Path<(String,
     let blobs = state.registry.blob_store().clone();
     let blob = tokio::task::spawn_blocking(move || blobs.open(&path))
         .await
-        .map_err(|e| ApiError::Internal { message: format!("blob open task: {e}") })?;
+        .map_err(|e| ApiError::Internal {
+            message: format!("blob open task: {e}"),
+        })?;
     let blob = match blob {
         Ok(b) => b,
-        Err(e) if e.is_not_found() => return Err(ApiError::NoCore { name, state: "blob missing".to_owned() }),
+        Err(e) if e.is_not_found() => {
+            return Err(ApiError::NoCore {
+                name,
+                state: "blob missing".to_owned(),
+            });
+        }
         Err(e) => return Err(e.into()),
     };
     let (mut writer, body) = stream::channel();
@@ -80,11 +111,17 @@ pub async fn core(State(state): State<AppState>, Path((ns, name)): Path<(String,
             let mut decoder = zstd::stream::read::Decoder::new(blob)?;
             let skipped = io::copy(&mut (&mut decoder).take(skip), &mut io::sink())?;
             if skipped < skip {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "core shorter than status.coreSize"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "core shorter than status.coreSize",
+                ));
             }
             let sent = writer.copy_from(&mut decoder, len)?;
             if sent < len {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "core shorter than status.coreSize"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "core shorter than status.coreSize",
+                ));
             }
             io::Write::flush(&mut writer)
         })();
@@ -95,13 +132,23 @@ pub async fn core(State(state): State<AppState>, Path((ns, name)): Path<(String,
             writer.fail(e);
         }
     });
-    let code = if range.is_some() { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
+    let code = if range.is_some() {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
     let mut resp = (code, body).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{ns}_{}.core\"", c.metadata.name)) {
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"{ns}_{}.core\"",
+        c.metadata.name
+    )) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     if let Some(r) = range
@@ -119,16 +166,41 @@ mod tests {
     #[test]
     fn ranges() {
         let r = |v: &str| parse_range(Some(v), 100);
-        assert_eq!(r("bytes=0-9").unwrap(), Some(ByteRange { start: 0, end: 9 }));
-        assert_eq!(r("bytes=90-").unwrap(), Some(ByteRange { start: 90, end: 99 }));
-        assert_eq!(r("bytes=-10").unwrap(), Some(ByteRange { start: 90, end: 99 }));
-        assert_eq!(r("bytes=-500").unwrap(), Some(ByteRange { start: 0, end: 99 }));
-        assert_eq!(r("bytes=50-1000").unwrap(), Some(ByteRange { start: 50, end: 99 }));
+        assert_eq!(
+            r("bytes=0-9").unwrap(),
+            Some(ByteRange { start: 0, end: 9 })
+        );
+        assert_eq!(
+            r("bytes=90-").unwrap(),
+            Some(ByteRange { start: 90, end: 99 })
+        );
+        assert_eq!(
+            r("bytes=-10").unwrap(),
+            Some(ByteRange { start: 90, end: 99 })
+        );
+        assert_eq!(
+            r("bytes=-500").unwrap(),
+            Some(ByteRange { start: 0, end: 99 })
+        );
+        assert_eq!(
+            r("bytes=50-1000").unwrap(),
+            Some(ByteRange { start: 50, end: 99 })
+        );
         assert_eq!(r("items=0-1").unwrap(), None);
         assert_eq!(r("bytes=0-1,5-6").unwrap(), None);
         assert_eq!(parse_range(None, 100).unwrap(), None);
-        for bad in ["bytes=100-", "bytes=5-4", "bytes=x-", "bytes=-0", "bytes=", "bytes=1"] {
-            assert!(matches!(r(bad), Err(ApiError::RangeNotSatisfiable { size: 100 })), "{bad}");
+        for bad in [
+            "bytes=100-",
+            "bytes=5-4",
+            "bytes=x-",
+            "bytes=-0",
+            "bytes=",
+            "bytes=1",
+        ] {
+            assert!(
+                matches!(r(bad), Err(ApiError::RangeNotSatisfiable { size: 100 })),
+                "{bad}"
+            );
         }
         assert!(parse_range(Some("bytes=0-0"), 0).is_err());
     }

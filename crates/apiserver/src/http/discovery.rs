@@ -43,19 +43,34 @@ impl OpenApiDocs {
     pub fn build() -> Arc<Self> {
         let v3_group_version = Document::new(&openapi::v3_group_version());
         let v3_root = Document::new(&openapi::v3_root(&v3_group_version.hash));
-        Arc::new(Self { v2: Document::new(&openapi::v2()), v3_group_version, v3_root })
+        Arc::new(Self {
+            v2: Document::new(&openapi::v2()),
+            v3_group_version,
+            v3_root,
+        })
     }
 }
 
 fn serve_document(doc: &Document, headers: &HeaderMap, immutable: bool) -> Response {
     let etag = format!("\"{}\"", doc.hash);
-    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        == Some(etag.as_str())
+    {
         return StatusCode::NOT_MODIFIED.into_response();
     }
-    let cache = if immutable { "public, immutable" } else { "no-cache, private" };
+    let cache = if immutable {
+        "public, immutable"
+    } else {
+        "no-cache, private"
+    };
     let mut resp = (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, cache)],
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, cache),
+        ],
         doc.body.clone(),
     )
         .into_response();
@@ -69,9 +84,15 @@ fn serve_document(doc: &Document, headers: &HeaderMap, immutable: bool) -> Respo
 /// discovery (kube-apiserver then falls back to `/apis/<group>/<version>`).
 pub async fn apis(headers: HeaderMap) -> Result<Response, ApiError> {
     if !accepts_legacy_discovery(&headers) {
-        return Err(ApiError::NotAcceptable { supported: "application/json (APIGroupList)".to_owned() });
+        return Err(ApiError::NotAcceptable {
+            supported: "application/json (APIGroupList)".to_owned(),
+        });
     }
-    render::json(StatusCode::OK, &discovery::api_group_list(), "application/json")
+    render::json(
+        StatusCode::OK,
+        &discovery::api_group_list(),
+        "application/json",
+    )
 }
 
 /// `GET /apis/coredump.fujitsu.com`.
@@ -81,7 +102,11 @@ pub async fn group() -> Result<Response, ApiError> {
 
 /// `GET /apis/coredump.fujitsu.com/v1alpha1`.
 pub async fn resources() -> Result<Response, ApiError> {
-    render::json(StatusCode::OK, &discovery::resource_list(), "application/json")
+    render::json(
+        StatusCode::OK,
+        &discovery::resource_list(),
+        "application/json",
+    )
 }
 
 /// `GET /version`.
@@ -106,13 +131,38 @@ pub async fn openapi_v3(State(state): State<AppState>, headers: HeaderMap) -> Re
 
 /// `GET /openapi/v3/apis/coredump.fujitsu.com/v1alpha1` (cacheable forever when the `hash`
 /// query matches).
-pub async fn openapi_v3_group_version(State(state): State<AppState>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+pub async fn openapi_v3_group_version(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
     let doc = &state.openapi.v3_group_version;
-    let immutable = q.as_deref().is_some_and(|q| q.split('&').any(|p| p == format!("hash={}", doc.hash)));
+    let immutable = q
+        .as_deref()
+        .is_some_and(|q| q.split('&').any(|p| p == format!("hash={}", doc.hash)));
     serve_document(doc, &headers, immutable)
 }
 
 /// `GET /healthz`, `/livez`, `/readyz`.
 pub async fn health() -> &'static str {
     "ok"
+}
+
+/// `GET /api/v1/namespaces/<name>`: a synthetic, always-`Active` Namespace. Only reached when
+/// kubectl talks to us directly (standalone mode; behind kube-apiserver the real namespaces
+/// answer): after a 404, kubectl asks whether the namespace exists to phrase its error, and
+/// without this it would print "the server could not find the requested resource" instead of
+/// our Status message. Our objects may live in any namespace, so every valid name "exists".
+pub async fn namespace(
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    if coredump_api::validation::dns1123_label(&name).is_err() {
+        return Err(ApiError::NoRoute);
+    }
+    let ns = serde_json::json!({
+        "kind": "Namespace", "apiVersion": "v1",
+        "metadata": {"name": name},
+        "spec": {}, "status": {"phase": "Active"},
+    });
+    render::json(StatusCode::OK, &ns, "application/json")
 }

@@ -28,7 +28,12 @@ fn entry_name(info: &BlobInfo) -> String {
     format!("{}/{}/{}/{}", p.namespace, p.pod_uid, p.container, p.file)
 }
 
-fn write_archive(out: &mut stream::ChunkWriter, blobs: &dyn coredump_store::BlobStore, entries: &[BlobInfo], level: u32) -> io::Result<()> {
+fn write_archive(
+    out: &mut stream::ChunkWriter,
+    blobs: &dyn coredump_store::BlobStore,
+    entries: &[BlobInfo],
+    level: u32,
+) -> io::Result<()> {
     let gz = GzEncoder::new(out, Compression::new(level));
     let mut tar = tar::Builder::new(gz);
     let mtime = std::time::SystemTime::now()
@@ -55,7 +60,11 @@ fn write_archive(out: &mut stream::ChunkWriter, blobs: &dyn coredump_store::Blob
 }
 
 /// `GET .../coredumpendpoints/<name>/dump`.
-pub async fn dump(State(state): State<AppState>, Path((ns, name)): Path<(String, String)>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+pub async fn dump(
+    State(state): State<AppState>,
+    Path((ns, name)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref())?;
     let container = match params.get("container") {
         None => None,
@@ -69,9 +78,12 @@ pub async fn dump(State(state): State<AppState>, Path((ns, name)): Path<(String,
     let blobs = state.registry.blob_store().clone();
     let (ns2, uid) = (ns.clone(), ep.spec.pod_uid.clone());
     let list_blobs = blobs.clone();
-    let entries = tokio::task::spawn_blocking(move || list_blobs.list(&ns2, &uid, container.as_deref()))
-        .await
-        .map_err(|e| ApiError::Internal { message: format!("blob list task: {e}") })??;
+    let entries =
+        tokio::task::spawn_blocking(move || list_blobs.list(&ns2, &uid, container.as_deref()))
+            .await
+            .map_err(|e| ApiError::Internal {
+                message: format!("blob list task: {e}"),
+            })??;
     let (mut writer, body) = stream::channel();
     let level = state.dump_gzip_level;
     let label = format!("{ns}/{name}");
@@ -85,7 +97,10 @@ pub async fn dump(State(state): State<AppState>, Path((ns, name)): Path<(String,
     });
     let mut resp = (StatusCode::OK, body).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/gzip"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/gzip"),
+    );
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{ns}_{name}.tar.gz\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }

@@ -29,7 +29,10 @@ struct MediaRange<'a> {
 fn media_ranges(accept: &str) -> impl Iterator<Item = MediaRange<'_>> {
     accept.split(',').map(|range| {
         let mut parts = range.split(';').map(str::trim);
-        let mut m = MediaRange { essence: parts.next().unwrap_or_default(), ..Default::default() };
+        let mut m = MediaRange {
+            essence: parts.next().unwrap_or_default(),
+            ..Default::default()
+        };
         for p in parts {
             if let Some((k, v)) = p.split_once('=') {
                 match k.trim() {
@@ -85,7 +88,8 @@ pub fn accepts_legacy_discovery(headers: &HeaderMap) -> bool {
     let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
         return true;
     };
-    accept.trim().is_empty() || media_ranges(accept).any(|m| is_json(m.essence) && m.as_kind.is_empty())
+    accept.trim().is_empty()
+        || media_ranges(accept).any(|m| is_json(m.essence) && m.as_kind.is_empty())
 }
 
 /// The essence (`type/subtype`) of the request's `Content-Type`, lowercased.
@@ -112,27 +116,52 @@ mod tests {
 
     #[test]
     fn kubectl_get_gets_a_table() {
-        let h = accept("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json");
-        assert_eq!(representation(&h).unwrap(), Representation::Table("meta.k8s.io/v1"));
+        let h = accept(
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json",
+        );
+        assert_eq!(
+            representation(&h).unwrap(),
+            Representation::Table("meta.k8s.io/v1")
+        );
         let h = accept("application/json;as=Table;v=v1beta1;g=meta.k8s.io, application/json");
-        assert_eq!(representation(&h).unwrap(), Representation::Table("meta.k8s.io/v1beta1"));
+        assert_eq!(
+            representation(&h).unwrap(),
+            Representation::Table("meta.k8s.io/v1beta1")
+        );
     }
 
     #[test]
     fn metadata_clients_get_partial_metadata() {
-        let h = accept("application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json");
+        let h = accept(
+            "application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json",
+        );
         assert_eq!(representation(&h).unwrap(), Representation::PartialMetadata);
     }
 
     #[test]
     fn plain_and_missing_accept_get_objects() {
-        assert_eq!(representation(&HeaderMap::new()).unwrap(), Representation::Object);
-        assert_eq!(representation(&accept("*/*")).unwrap(), Representation::Object);
         assert_eq!(
-            representation(&accept("application/vnd.kubernetes.protobuf, application/json")).unwrap(),
+            representation(&HeaderMap::new()).unwrap(),
             Representation::Object
         );
-        assert_eq!(representation(&accept("application/json;as=Table;v=v2;g=meta.k8s.io,application/json")).unwrap(), Representation::Object);
+        assert_eq!(
+            representation(&accept("*/*")).unwrap(),
+            Representation::Object
+        );
+        assert_eq!(
+            representation(&accept(
+                "application/vnd.kubernetes.protobuf, application/json"
+            ))
+            .unwrap(),
+            Representation::Object
+        );
+        assert_eq!(
+            representation(&accept(
+                "application/json;as=Table;v=v2;g=meta.k8s.io,application/json"
+            ))
+            .unwrap(),
+            Representation::Object
+        );
     }
 
     #[test]

@@ -12,18 +12,24 @@ pub struct Params(Vec<(String, String)>);
 impl Params {
     /// Parses a raw query string.
     pub fn parse(query: Option<&str>) -> Result<Self, ApiError> {
-        let Some(q) = query else { return Ok(Self::default()) };
+        let Some(q) = query else {
+            return Ok(Self::default());
+        };
         let uri: axum::http::Uri = format!("/?{q}")
             .parse()
             .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))?;
-        let axum::extract::Query(pairs) = axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&uri)
-            .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))?;
+        let axum::extract::Query(pairs) =
+            axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&uri)
+                .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))?;
         Ok(Self(pairs))
     }
 
     /// First value of a parameter.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// A boolean parameter (`true`/`1` true, `false`/`0`/absent false).
@@ -31,7 +37,9 @@ impl Params {
         match self.get(key) {
             None | Some("" | "false" | "0") => Ok(false),
             Some("true" | "1") => Ok(true),
-            Some(v) => Err(ApiError::bad_request(format!("invalid value {v:?} for {key}: must be true or false"))),
+            Some(v) => Err(ApiError::bad_request(format!(
+                "invalid value {v:?} for {key}: must be true or false"
+            ))),
         }
     }
 
@@ -39,7 +47,13 @@ impl Params {
     pub fn number(&self, key: &str) -> Result<Option<u64>, ApiError> {
         self.get(key)
             .filter(|v| !v.is_empty())
-            .map(|v| v.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid value {v:?} for {key}: must be a non-negative integer"))))
+            .map(|v| {
+                v.parse::<u64>().map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "invalid value {v:?} for {key}: must be a non-negative integer"
+                    ))
+                })
+            })
             .transpose()
     }
 
@@ -50,7 +64,9 @@ impl Params {
             if v == "All" {
                 dry = true;
             } else {
-                return Err(ApiError::bad_request(format!("unsupported dryRun value {v:?}: only \"All\" is supported")));
+                return Err(ApiError::bad_request(format!(
+                    "unsupported dryRun value {v:?}: only \"All\" is supported"
+                )));
             }
         }
         Ok(dry)
@@ -65,19 +81,33 @@ impl Params {
     pub fn list_options<R: Resource>(&self) -> Result<ListOptions, ApiError> {
         let labels = LabelSelector::parse(self.get("labelSelector").unwrap_or_default())
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let fields = FieldSelector::parse(self.get("fieldSelector").unwrap_or_default(), R::SELECTABLE_FIELDS)
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let fields = FieldSelector::parse(
+            self.get("fieldSelector").unwrap_or_default(),
+            R::SELECTABLE_FIELDS,
+        )
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let limit = usize::try_from(self.number("limit")?.unwrap_or(0)).unwrap_or(usize::MAX);
-        let continue_token = self.get("continue").filter(|c| !c.is_empty()).map(str::to_owned);
-        Ok(ListOptions { labels, fields, limit, continue_token })
+        let continue_token = self
+            .get("continue")
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned);
+        Ok(ListOptions {
+            labels,
+            fields,
+            limit,
+            continue_token,
+        })
     }
 
     /// `includeObject` for tables.
     pub fn include_object(&self) -> Result<IncludeObject, ApiError> {
         match self.get("includeObject") {
             None => Ok(IncludeObject::Metadata),
-            Some(v) => IncludeObject::parse(v)
-                .ok_or_else(|| ApiError::bad_request(format!("invalid includeObject {v:?}: must be None, Metadata or Object"))),
+            Some(v) => IncludeObject::parse(v).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "invalid includeObject {v:?}: must be None, Metadata or Object"
+                ))
+            }),
         }
     }
 
@@ -87,7 +117,9 @@ impl Params {
             None | Some("" | "Warn") => Ok(FieldValidation::Warn),
             Some("Ignore") => Ok(FieldValidation::Ignore),
             Some("Strict") => Ok(FieldValidation::Strict),
-            Some(v) => Err(ApiError::bad_request(format!("invalid fieldValidation {v:?}: must be Ignore, Warn or Strict"))),
+            Some(v) => Err(ApiError::bad_request(format!(
+                "invalid fieldValidation {v:?}: must be Ignore, Warn or Strict"
+            ))),
         }
     }
 }
@@ -110,7 +142,10 @@ mod tests {
 
     #[test]
     fn parses_list_options() {
-        let p = Params::parse(Some("labelSelector=app%3Dweb&fieldSelector=metadata.name%3Dx&limit=500&continue=abc")).unwrap();
+        let p = Params::parse(Some(
+            "labelSelector=app%3Dweb&fieldSelector=metadata.name%3Dx&limit=500&continue=abc",
+        ))
+        .unwrap();
         let o = p.list_options::<Coredump>().unwrap();
         assert_eq!(o.limit, 500);
         assert_eq!(o.continue_token.as_deref(), Some("abc"));
@@ -120,7 +155,15 @@ mod tests {
 
     #[test]
     fn rejects_bad_values() {
-        for q in ["limit=-1", "labelSelector=a%20in%20x", "fieldSelector=spec.bogus%3D1", "watch=maybe", "dryRun=Some", "includeObject=All", "fieldValidation=Loud"] {
+        for q in [
+            "limit=-1",
+            "labelSelector=a%20in%20x",
+            "fieldSelector=spec.bogus%3D1",
+            "watch=maybe",
+            "dryRun=Some",
+            "includeObject=All",
+            "fieldValidation=Loud",
+        ] {
             let p = Params::parse(Some(q)).unwrap();
             let r: Result<(), ApiError> = (|| {
                 p.list_options::<Coredump>()?;
@@ -143,7 +186,10 @@ mod tests {
 
     #[test]
     fn flags() {
-        let p = Params::parse(Some("watch=1&allowWatchBookmarks=true&dryRun=All&timeoutSeconds=5")).unwrap();
+        let p = Params::parse(Some(
+            "watch=1&allowWatchBookmarks=true&dryRun=All&timeoutSeconds=5",
+        ))
+        .unwrap();
         assert!(p.watch().unwrap());
         assert!(p.flag("allowWatchBookmarks").unwrap());
         assert!(!p.flag("sendInitialEvents").unwrap());

@@ -14,9 +14,20 @@ use crate::error::ApiError;
 use crate::registry::ObjectList;
 
 /// A JSON response with the given status and content type.
-pub fn json<T: Serialize>(code: StatusCode, body: &T, content_type: &'static str) -> Result<Response, ApiError> {
-    let bytes = serde_json::to_vec(body).map_err(|e| ApiError::Internal { message: format!("encoding response: {e}") })?;
-    Ok((code, [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], bytes).into_response())
+pub fn json<T: Serialize>(
+    code: StatusCode,
+    body: &T,
+    content_type: &'static str,
+) -> Result<Response, ApiError> {
+    let bytes = serde_json::to_vec(body).map_err(|e| ApiError::Internal {
+        message: format!("encoding response: {e}"),
+    })?;
+    Ok((
+        code,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        bytes,
+    )
+        .into_response())
 }
 
 fn table_content_type(api_version: &str) -> &'static str {
@@ -29,34 +40,63 @@ fn table_content_type(api_version: &str) -> &'static str {
 
 /// A table of `items`; `columns` false leaves the column definitions out (watch events after
 /// the first).
-pub fn table<R: Resource>(api_version: &str, items: &[R], metadata: ListMeta, include: IncludeObject, columns: bool) -> Result<Table, ApiError> {
+pub fn table<R: Resource>(
+    api_version: &str,
+    items: &[R],
+    metadata: ListMeta,
+    include: IncludeObject,
+    columns: bool,
+) -> Result<Table, ApiError> {
     let now = OffsetDateTime::now_utc();
     let mut rows = Vec::with_capacity(items.len());
     for item in items {
         let object = match include {
             IncludeObject::None => None,
-            IncludeObject::Metadata => Some(to_value(&PartialObjectMetadata::new(item.metadata().clone()))?),
+            IncludeObject::Metadata => Some(to_value(&PartialObjectMetadata::new(
+                item.metadata().clone(),
+            ))?),
             IncludeObject::Object => Some(to_value(item)?),
         };
-        rows.push(TableRow { cells: item.cells(now), object });
+        rows.push(TableRow {
+            cells: item.cells(now),
+            object,
+        });
     }
-    let mut t = Table::new(metadata, if columns { R::columns() } else { Vec::new() }, rows);
+    let mut t = Table::new(
+        metadata,
+        if columns { R::columns() } else { Vec::new() },
+        rows,
+    );
     api_version.clone_into(&mut t.api_version);
     Ok(t)
 }
 
 /// Serializes to a JSON value.
 pub fn to_value<T: Serialize>(v: &T) -> Result<serde_json::Value, ApiError> {
-    serde_json::to_value(v).map_err(|e| ApiError::Internal { message: format!("encoding object: {e}") })
+    serde_json::to_value(v).map_err(|e| ApiError::Internal {
+        message: format!("encoding object: {e}"),
+    })
 }
 
 /// One object in the negotiated representation.
-pub fn object<R: Resource>(repr: Representation, obj: &R, include: IncludeObject, code: StatusCode) -> Result<Response, ApiError> {
+pub fn object<R: Resource>(
+    repr: Representation,
+    obj: &R,
+    include: IncludeObject,
+    code: StatusCode,
+) -> Result<Response, ApiError> {
     match repr {
         Representation::Object => json(code, obj, "application/json"),
         Representation::Table(v) => {
-            let meta = ListMeta { resource_version: obj.metadata().resource_version.clone(), ..Default::default() };
-            json(code, &table(v, std::slice::from_ref(obj), meta, include, true)?, table_content_type(v))
+            let meta = ListMeta {
+                resource_version: obj.metadata().resource_version.clone(),
+                ..Default::default()
+            };
+            json(
+                code,
+                &table(v, std::slice::from_ref(obj), meta, include, true)?,
+                table_content_type(v),
+            )
         }
         Representation::PartialMetadata => json(
             code,
@@ -67,19 +107,39 @@ pub fn object<R: Resource>(repr: Representation, obj: &R, include: IncludeObject
 }
 
 /// The value of one object in the negotiated representation (for watch events).
-pub fn object_value<R: Resource>(repr: Representation, obj: &R, include: IncludeObject, columns: bool) -> Result<serde_json::Value, ApiError> {
+pub fn object_value<R: Resource>(
+    repr: Representation,
+    obj: &R,
+    include: IncludeObject,
+    columns: bool,
+) -> Result<serde_json::Value, ApiError> {
     match repr {
         Representation::Object => to_value(obj),
         Representation::Table(v) => {
-            let meta = ListMeta { resource_version: obj.metadata().resource_version.clone(), ..Default::default() };
-            to_value(&table(v, std::slice::from_ref(obj), meta, include, columns)?)
+            let meta = ListMeta {
+                resource_version: obj.metadata().resource_version.clone(),
+                ..Default::default()
+            };
+            to_value(&table(
+                v,
+                std::slice::from_ref(obj),
+                meta,
+                include,
+                columns,
+            )?)
         }
-        Representation::PartialMetadata => to_value(&PartialObjectMetadata::new(obj.metadata().clone())),
+        Representation::PartialMetadata => {
+            to_value(&PartialObjectMetadata::new(obj.metadata().clone()))
+        }
     }
 }
 
 /// A page of objects in the negotiated representation.
-pub fn list<R: Resource>(repr: Representation, page: ObjectList<R>, include: IncludeObject) -> Result<Response, ApiError> {
+pub fn list<R: Resource>(
+    repr: Representation,
+    page: ObjectList<R>,
+    include: IncludeObject,
+) -> Result<Response, ApiError> {
     let metadata = ListMeta {
         resource_version: page.resource_version.to_string(),
         continue_token: page.continue_token,
@@ -88,15 +148,33 @@ pub fn list<R: Resource>(repr: Representation, page: ObjectList<R>, include: Inc
     match repr {
         Representation::Object => json(
             StatusCode::OK,
-            &List { api_version: API_VERSION.to_owned(), kind: R::list_kind(), metadata, items: page.items },
+            &List {
+                api_version: API_VERSION.to_owned(),
+                kind: R::list_kind(),
+                metadata,
+                items: page.items,
+            },
             "application/json",
         ),
-        Representation::Table(v) => json(StatusCode::OK, &table(v, &page.items, metadata, include, true)?, table_content_type(v)),
+        Representation::Table(v) => json(
+            StatusCode::OK,
+            &table(v, &page.items, metadata, include, true)?,
+            table_content_type(v),
+        ),
         Representation::PartialMetadata => {
-            let items = page.items.iter().map(|i| PartialObjectMetadata::new(i.metadata().clone())).collect();
+            let items = page
+                .items
+                .iter()
+                .map(|i| PartialObjectMetadata::new(i.metadata().clone()))
+                .collect();
             json(
                 StatusCode::OK,
-                &List { api_version: META_API_VERSION.to_owned(), kind: "PartialObjectMetadataList".to_owned(), metadata, items },
+                &List {
+                    api_version: META_API_VERSION.to_owned(),
+                    kind: "PartialObjectMetadataList".to_owned(),
+                    metadata,
+                    items,
+                },
                 "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io",
             )
         }

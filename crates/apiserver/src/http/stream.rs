@@ -24,7 +24,13 @@ pub struct ChunkWriter {
 /// A writer and the response body it feeds.
 pub fn channel() -> (ChunkWriter, Body) {
     let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
-    (ChunkWriter { tx, buf: BytesMut::with_capacity(CHUNK) }, Body::from_stream(ReceiverStream::new(rx)))
+    (
+        ChunkWriter {
+            tx,
+            buf: BytesMut::with_capacity(CHUNK),
+        },
+        Body::from_stream(ReceiverStream::new(rx)),
+    )
 }
 
 fn gone() -> io::Error {

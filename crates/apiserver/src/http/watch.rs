@@ -82,28 +82,56 @@ impl<R: Resource> Emitter<R> {
     }
 
     async fn bookmark(&mut self, revision: u64, initial_end: bool) -> bool {
-        let mut metadata = ObjectMeta { resource_version: revision.to_string(), ..Default::default() };
+        let mut metadata = ObjectMeta {
+            resource_version: revision.to_string(),
+            ..Default::default()
+        };
         if initial_end {
-            metadata.annotations.insert(INITIAL_EVENTS_END_ANNOTATION.to_owned(), "true".to_owned());
+            metadata
+                .annotations
+                .insert(INITIAL_EVENTS_END_ANNOTATION.to_owned(), "true".to_owned());
         }
         let object = match self.repr {
-            Representation::Object => render::to_value(&Bookmark { api_version: API_VERSION, kind: R::KIND, metadata }),
+            Representation::Object => render::to_value(&Bookmark {
+                api_version: API_VERSION,
+                kind: R::KIND,
+                metadata,
+            }),
             Representation::Table(v) => {
-                let mut t = Table::new(ListMeta { resource_version: revision.to_string(), ..Default::default() }, Vec::new(), Vec::new());
+                let mut t = Table::new(
+                    ListMeta {
+                        resource_version: revision.to_string(),
+                        ..Default::default()
+                    },
+                    Vec::new(),
+                    Vec::new(),
+                );
                 v.clone_into(&mut t.api_version);
                 render::to_value(&t)
             }
-            Representation::PartialMetadata => render::to_value(&PartialObjectMetadata::new(metadata)),
+            Representation::PartialMetadata => {
+                render::to_value(&PartialObjectMetadata::new(metadata))
+            }
         };
         match object {
-            Ok(object) => self.line(&WatchEvent { event_type: WatchEventType::Bookmark, object }).await,
+            Ok(object) => {
+                self.line(&WatchEvent {
+                    event_type: WatchEventType::Bookmark,
+                    object,
+                })
+                .await
+            }
             Err(_) => false,
         }
     }
 
     async fn error(&mut self, err: ApiError) -> bool {
         let status = err.to_status();
-        self.line(&WatchEvent { event_type: WatchEventType::Error, object: status }).await
+        self.line(&WatchEvent {
+            event_type: WatchEventType::Error,
+            object: status,
+        })
+        .await
     }
 }
 
@@ -128,21 +156,36 @@ fn start(params: &Params) -> Result<Start, ApiError> {
                 ));
             }
             if !params.flag("allowWatchBookmarks")? {
-                return Err(ApiError::bad_request("sendInitialEvents=true requires allowWatchBookmarks=true"));
+                return Err(ApiError::bad_request(
+                    "sendInitialEvents=true requires allowWatchBookmarks=true",
+                ));
             }
             return Ok(Start::Initial { end_bookmark: true });
         }
         Some("false" | "0") if rv.is_empty() || rv == "0" => return Ok(Start::Now),
         Some("" | "false" | "0") | None => {}
-        Some(v) => return Err(ApiError::bad_request(format!("invalid sendInitialEvents {v:?}"))),
+        Some(v) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid sendInitialEvents {v:?}"
+            )));
+        }
     }
-    if params.get("resourceVersionMatch").is_some_and(|m| !m.is_empty()) {
-        return Err(ApiError::bad_request("resourceVersionMatch is only allowed on watch with sendInitialEvents=true"));
+    if params
+        .get("resourceVersionMatch")
+        .is_some_and(|m| !m.is_empty())
+    {
+        return Err(ApiError::bad_request(
+            "resourceVersionMatch is only allowed on watch with sendInitialEvents=true",
+        ));
     }
     if rv.is_empty() || rv == "0" {
-        return Ok(Start::Initial { end_bookmark: false });
+        return Ok(Start::Initial {
+            end_bookmark: false,
+        });
     }
-    rv.parse().map(Start::After).map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))
+    rv.parse()
+        .map(Start::After)
+        .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))
 }
 
 /// Starts a watch and returns the streaming response.
@@ -169,16 +212,41 @@ pub async fn serve<R: Stored>(
             (list.items, rev, end_bookmark)
         }
         Start::After(rev) => (Vec::new(), rev, false),
-        Start::Now => (Vec::new(), registry.metadata_store().current_revision().await?, false),
+        Start::Now => (
+            Vec::new(),
+            registry.metadata_store().current_revision().await?,
+            false,
+        ),
     };
-    let stream = registry.metadata_store().watch(R::PLURAL, namespace, after).await?;
+    let stream = registry
+        .metadata_store()
+        .watch(R::PLURAL, namespace, after)
+        .await?;
     let (tx, rx) = mpsc::channel(16);
-    let emitter = Emitter::<R> { repr, include, columns_sent: false, tx, _kind: std::marker::PhantomData };
+    let emitter = Emitter::<R> {
+        repr,
+        include,
+        columns_sent: false,
+        tx,
+        _kind: std::marker::PhantomData,
+    };
     let interval = state.bookmark_interval;
-    tokio::spawn(pump(emitter, initial, after, end_bookmark, stream, opts, bookmarks.then_some(interval), timeout));
+    tokio::spawn(pump(
+        emitter,
+        initial,
+        after,
+        end_bookmark,
+        stream,
+        opts,
+        bookmarks.then_some(interval),
+        timeout,
+    ));
     Ok((
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-cache, private")],
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-cache, private"),
+        ],
         Body::from_stream(ReceiverStream::new(rx)),
     )
         .into_response())

@@ -18,9 +18,13 @@ pub trait Stored: Resource {
 /// The blob a Coredump names, if any (validation guarantees the four-segment shape).
 pub fn blob_path_of(c: &Coredump) -> Option<BlobPath> {
     let mut parts = c.status.blob_path.split('/');
-    let (Some(namespace), Some(pod_uid), Some(container), Some(file), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(namespace), Some(pod_uid), Some(container), Some(file), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
         return None;
     };
     Some(BlobPath {
@@ -33,13 +37,19 @@ pub fn blob_path_of(c: &Coredump) -> Option<BlobPath> {
 
 impl Stored for Coredump {
     async fn after_delete(&self, registry: &Registry) {
-        let Some(path) = blob_path_of(self) else { return };
+        let Some(path) = blob_path_of(self) else {
+            return;
+        };
         let blobs = registry.blob_store().clone();
         let result = tokio::task::spawn_blocking(move || blobs.delete(&path)).await;
         match result {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(coredump = %self.metadata.name, error = %e, "deleting blob failed"),
-            Err(e) => tracing::warn!(coredump = %self.metadata.name, error = %e, "blob delete task failed"),
+            Ok(Err(e)) => {
+                tracing::warn!(coredump = %self.metadata.name, error = %e, "deleting blob failed")
+            }
+            Err(e) => {
+                tracing::warn!(coredump = %self.metadata.name, error = %e, "blob delete task failed")
+            }
         }
     }
 }
@@ -58,14 +68,23 @@ impl Stored for CoredumpEndpoint {
             },
             ..Default::default()
         };
-        if let Err(e) = registry.delete_collection::<Coredump>(Some(&ns), &opts, &DeleteOptions::default()).await {
+        if let Err(e) = registry
+            .delete_collection::<Coredump>(Some(&ns), &opts, &DeleteOptions::default())
+            .await
+        {
             tracing::warn!(endpoint = %self.metadata.name, error = %e, "deleting the pod's Coredumps failed");
         }
         let blobs = registry.blob_store().clone();
         match tokio::task::spawn_blocking(move || blobs.delete_pod(&ns, &uid)).await {
-            Ok(Ok(n)) => tracing::info!(endpoint = %self.metadata.name, blobs = n, "deleted the pod's blobs"),
-            Ok(Err(e)) => tracing::warn!(endpoint = %self.metadata.name, error = %e, "deleting the pod's blobs failed"),
-            Err(e) => tracing::warn!(endpoint = %self.metadata.name, error = %e, "blob delete task failed"),
+            Ok(Ok(n)) => {
+                tracing::info!(endpoint = %self.metadata.name, blobs = n, "deleted the pod's blobs")
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(endpoint = %self.metadata.name, error = %e, "deleting the pod's blobs failed")
+            }
+            Err(e) => {
+                tracing::warn!(endpoint = %self.metadata.name, error = %e, "blob delete task failed")
+            }
         }
     }
 }

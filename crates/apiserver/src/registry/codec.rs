@@ -12,9 +12,11 @@ pub fn encode<R: Resource>(obj: &R) -> Result<Bytes, ApiError> {
     let mut obj = obj.clone();
     obj.metadata_mut().resource_version.clear();
     obj.set_type_meta();
-    serde_json::to_vec(&obj).map(Bytes::from).map_err(|e| ApiError::Internal {
-        message: format!("encoding {} {:?}: {e}", R::KIND, obj.metadata().name),
-    })
+    serde_json::to_vec(&obj)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::Internal {
+            message: format!("encoding {} {:?}: {e}", R::KIND, obj.metadata().name),
+        })
 }
 
 /// Deserializes a stored object and sets its `resourceVersion` to the stored revision.

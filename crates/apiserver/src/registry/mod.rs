@@ -72,11 +72,19 @@ pub struct Registry {
 }
 
 fn key<R: Resource>(namespace: &str, name: &str) -> ObjectKey {
-    ObjectKey { resource: R::PLURAL.to_owned(), namespace: namespace.to_owned(), name: name.to_owned() }
+    ObjectKey {
+        resource: R::PLURAL.to_owned(),
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+    }
 }
 
 fn invalid<R: Resource>(name: &str, errors: Vec<FieldError>) -> ApiError {
-    ApiError::Invalid { kind: R::KIND.to_owned(), name: name.to_owned(), errors }
+    ApiError::Invalid {
+        kind: R::KIND.to_owned(),
+        name: name.to_owned(),
+        errors,
+    }
 }
 
 fn parse_revision(rv: &str) -> Option<u64> {
@@ -88,7 +96,10 @@ fn parse_revision(rv: &str) -> Option<u64> {
 fn name_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let bytes = uuid::Uuid::new_v4().into_bytes();
-    bytes[..5].iter().map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char).collect()
+    bytes[..5]
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect()
 }
 
 impl Registry {
@@ -109,7 +120,12 @@ impl Registry {
 
     /// Creates an object in `namespace` (the object's own namespace must be empty or equal).
     /// Sets `uid`, `creationTimestamp`, `apiVersion`/`kind`, and the name from `generateName`.
-    pub async fn create<R: Stored>(&self, namespace: &str, mut obj: R, opts: &WriteOptions) -> Result<R, ApiError> {
+    pub async fn create<R: Stored>(
+        &self,
+        namespace: &str,
+        mut obj: R,
+        opts: &WriteOptions,
+    ) -> Result<R, ApiError> {
         check_type_meta::<R>(&obj)?;
         let meta = obj.metadata_mut();
         if meta.namespace.is_empty() {
@@ -120,7 +136,9 @@ impl Registry {
             ));
         }
         meta.uid = uuid::Uuid::new_v4().to_string();
-        meta.creation_timestamp = Some(coredump_api::time::format_rfc3339(time::OffsetDateTime::now_utc()));
+        meta.creation_timestamp = Some(coredump_api::time::format_rfc3339(
+            time::OffsetDateTime::now_utc(),
+        ));
         meta.resource_version.clear();
         obj.set_type_meta();
         let generate = obj.metadata().name.is_empty() && !obj.metadata().generate_name.is_empty();
@@ -167,7 +185,11 @@ impl Registry {
 
     /// Lists one page of objects (all namespaces when `namespace` is `None`), filtered by the
     /// selectors. A page may hold fewer than `limit` matches and still have a continue token.
-    pub async fn list<R: Stored>(&self, namespace: Option<&str>, opts: &ListOptions) -> Result<ObjectList<R>, ApiError> {
+    pub async fn list<R: Stored>(
+        &self,
+        namespace: Option<&str>,
+        opts: &ListOptions,
+    ) -> Result<ObjectList<R>, ApiError> {
         let page = self
             .meta
             .list(&ListRequest {
@@ -184,11 +206,19 @@ impl Registry {
                 items.push(obj);
             }
         }
-        Ok(ObjectList { items, resource_version: page.revision, continue_token: page.continue_token })
+        Ok(ObjectList {
+            items,
+            resource_version: page.revision,
+            continue_token: page.continue_token,
+        })
     }
 
     /// Every matching object, all pages.
-    pub async fn list_all<R: Stored>(&self, namespace: Option<&str>, opts: &ListOptions) -> Result<ObjectList<R>, ApiError> {
+    pub async fn list_all<R: Stored>(
+        &self,
+        namespace: Option<&str>,
+        opts: &ListOptions,
+    ) -> Result<ObjectList<R>, ApiError> {
         let mut opts = opts.clone();
         opts.limit = 0;
         opts.continue_token = None;
@@ -197,7 +227,13 @@ impl Registry {
 
     /// Replaces an object. `metadata.resourceVersion` is required and must be current (409
     /// otherwise); `uid` and `creationTimestamp` are kept from the stored object.
-    pub async fn update<R: Stored>(&self, namespace: &str, name: &str, mut obj: R, opts: &WriteOptions) -> Result<R, ApiError> {
+    pub async fn update<R: Stored>(
+        &self,
+        namespace: &str,
+        name: &str,
+        mut obj: R,
+        opts: &WriteOptions,
+    ) -> Result<R, ApiError> {
         check_type_meta::<R>(&obj)?;
         let meta = obj.metadata();
         if meta.name != name {
@@ -212,17 +248,21 @@ impl Registry {
             ));
         }
         let Some(expected) = parse_revision(&meta.resource_version) else {
-            return Err(invalid::<R>(name, vec![FieldError {
-                field: "metadata.resourceVersion".to_owned(),
-                kind: FieldErrorKind::Invalid(meta.resource_version.clone()),
-                detail: "must be specified for an update".to_owned(),
-            }]));
+            return Err(invalid::<R>(
+                name,
+                vec![FieldError {
+                    field: "metadata.resourceVersion".to_owned(),
+                    kind: FieldErrorKind::Invalid(meta.resource_version.clone()),
+                    detail: "must be specified for an update".to_owned(),
+                }],
+            ));
         };
         let old: R = self.get(namespace, name).await?;
         let m = obj.metadata_mut();
         namespace.clone_into(&mut m.namespace);
         m.uid.clone_from(&old.metadata().uid);
-        m.creation_timestamp.clone_from(&old.metadata().creation_timestamp);
+        m.creation_timestamp
+            .clone_from(&old.metadata().creation_timestamp);
         obj.set_type_meta();
         let errors = obj.validate_update(&old);
         if !errors.is_empty() {
@@ -231,28 +271,43 @@ impl Registry {
         let k = key::<R>(namespace, name);
         if opts.dry_run {
             if old.metadata().resource_version != expected.to_string() {
-                return Err(StoreError::Conflict { key: k, current: 0, expected }.into());
+                return Err(StoreError::Conflict {
+                    key: k,
+                    current: 0,
+                    expected,
+                }
+                .into());
             }
             return Ok(obj);
         }
-        let revision = self.meta.update(&k, encode(&obj)?, Precondition::Revision(expected)).await?;
+        let revision = self
+            .meta
+            .update(&k, encode(&obj)?, Precondition::Revision(expected))
+            .await?;
         obj.metadata_mut().resource_version = revision.to_string();
         Ok(obj)
     }
 
     /// Applies a patch to the current object and stores the result. Without a
     /// `resourceVersion` in the patch, a concurrent change is retried; with one, it must match.
-    pub async fn patch<R: Stored>(&self, namespace: &str, name: &str, patch: &Patch, opts: &WriteOptions) -> Result<R, ApiError> {
+    pub async fn patch<R: Stored>(
+        &self,
+        namespace: &str,
+        name: &str,
+        patch: &Patch,
+        opts: &WriteOptions,
+    ) -> Result<R, ApiError> {
         const ATTEMPTS: usize = 5;
         let mut last = None;
         for _ in 0..ATTEMPTS {
             let current: R = self.get(namespace, name).await?;
-            let mut doc = serde_json::to_value(&current)
-                .map_err(|e| ApiError::Internal { message: format!("encoding {name}: {e}") })?;
+            let mut doc = serde_json::to_value(&current).map_err(|e| ApiError::Internal {
+                message: format!("encoding {name}: {e}"),
+            })?;
             match patch {
                 Patch::Merge(p) => json_patch::merge(&mut doc, p),
-                Patch::Json(p) => json_patch::patch(&mut doc, p)
-                    .map_err(|e| ApiError::Invalid {
+                Patch::Json(p) => {
+                    json_patch::patch(&mut doc, p).map_err(|e| ApiError::Invalid {
                         kind: R::KIND.to_owned(),
                         name: name.to_owned(),
                         errors: vec![FieldError {
@@ -260,25 +315,41 @@ impl Registry {
                             kind: FieldErrorKind::Invalid(String::new()),
                             detail: format!("the JSON patch could not be applied: {e}"),
                         }],
-                    })?,
+                    })?
+                }
             }
-            let pinned = doc["metadata"]["resourceVersion"] != current.metadata().resource_version.as_str();
-            let mut patched: R = serde_json::from_value(doc)
-                .map_err(|e| ApiError::bad_request(format!("the patched object is not a valid {}: {e}", R::KIND)))?;
+            let pinned =
+                doc["metadata"]["resourceVersion"] != current.metadata().resource_version.as_str();
+            let mut patched: R = serde_json::from_value(doc).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the patched object is not a valid {}: {e}",
+                    R::KIND
+                ))
+            })?;
             if patched.metadata().resource_version.is_empty() {
-                patched.metadata_mut().resource_version.clone_from(&current.metadata().resource_version);
+                patched
+                    .metadata_mut()
+                    .resource_version
+                    .clone_from(&current.metadata().resource_version);
             }
             match self.update(namespace, name, patched, opts).await {
                 Err(e @ ApiError::Conflict { .. }) if !pinned => last = Some(e),
                 other => return other,
             }
         }
-        Err(last.unwrap_or(ApiError::Internal { message: "patch retries exhausted".to_owned() }))
+        Err(last.unwrap_or(ApiError::Internal {
+            message: "patch retries exhausted".to_owned(),
+        }))
     }
 
     /// Deletes an object (honouring preconditions and dry run), then what it owns: a
     /// Coredump's blob; an endpoint's blobs and Coredump objects.
-    pub async fn delete<R: Stored>(&self, namespace: &str, name: &str, opts: &DeleteOptions) -> Result<R, ApiError> {
+    pub async fn delete<R: Stored>(
+        &self,
+        namespace: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<R, ApiError> {
         let current: R = self.get(namespace, name).await?;
         let k = key::<R>(namespace, name);
         let mut precondition = Precondition::None;
@@ -296,8 +367,9 @@ impl Registry {
                 });
             }
             if let Some(rv) = &pre.resource_version {
-                let expected = parse_revision(rv)
-                    .ok_or_else(|| ApiError::bad_request(format!("invalid resourceVersion precondition {rv:?}")))?;
+                let expected = parse_revision(rv).ok_or_else(|| {
+                    ApiError::bad_request(format!("invalid resourceVersion precondition {rv:?}"))
+                })?;
                 precondition = Precondition::Revision(expected);
             }
         }
@@ -312,7 +384,12 @@ impl Registry {
             if let Precondition::Revision(expected) = precondition
                 && current.metadata().resource_version != expected.to_string()
             {
-                return Err(StoreError::Conflict { key: k, current: 0, expected }.into());
+                return Err(StoreError::Conflict {
+                    key: k,
+                    current: 0,
+                    expected,
+                }
+                .into());
             }
             return Ok(current);
         }
@@ -323,7 +400,12 @@ impl Registry {
     }
 
     /// Deletes every matching object, returning those deleted.
-    pub async fn delete_collection<R: Stored>(&self, namespace: Option<&str>, list: &ListOptions, opts: &DeleteOptions) -> Result<Vec<R>, ApiError> {
+    pub async fn delete_collection<R: Stored>(
+        &self,
+        namespace: Option<&str>,
+        list: &ListOptions,
+        opts: &DeleteOptions,
+    ) -> Result<Vec<R>, ApiError> {
         let all: ObjectList<R> = self.list_all(namespace, list).await?;
         let mut deleted = Vec::with_capacity(all.items.len());
         for obj in all.items {
@@ -350,33 +432,55 @@ impl Registry {
 
     /// Lists all Coredumps (of one namespace, or all).
     pub async fn list_coredumps(&self, namespace: Option<&str>) -> Result<Vec<Coredump>, ApiError> {
-        Ok(self.list_all(namespace, &ListOptions::default()).await?.items)
+        Ok(self
+            .list_all(namespace, &ListOptions::default())
+            .await?
+            .items)
     }
 
     /// Deletes a Coredump and its blob.
     pub async fn delete_coredump(&self, namespace: &str, name: &str) -> Result<Coredump, ApiError> {
-        self.delete(namespace, name, &DeleteOptions::default()).await
+        self.delete(namespace, name, &DeleteOptions::default())
+            .await
     }
 
     /// Creates a CoredumpEndpoint.
-    pub async fn create_endpoint(&self, obj: CoredumpEndpoint) -> Result<CoredumpEndpoint, ApiError> {
+    pub async fn create_endpoint(
+        &self,
+        obj: CoredumpEndpoint,
+    ) -> Result<CoredumpEndpoint, ApiError> {
         let ns = obj.metadata.namespace.clone();
         self.create(&ns, obj, &WriteOptions::default()).await
     }
 
     /// Reads a CoredumpEndpoint.
-    pub async fn get_endpoint(&self, namespace: &str, name: &str) -> Result<CoredumpEndpoint, ApiError> {
+    pub async fn get_endpoint(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<CoredumpEndpoint, ApiError> {
         self.get(namespace, name).await
     }
 
     /// Lists all CoredumpEndpoints (of one namespace, or all).
-    pub async fn list_endpoints(&self, namespace: Option<&str>) -> Result<Vec<CoredumpEndpoint>, ApiError> {
-        Ok(self.list_all(namespace, &ListOptions::default()).await?.items)
+    pub async fn list_endpoints(
+        &self,
+        namespace: Option<&str>,
+    ) -> Result<Vec<CoredumpEndpoint>, ApiError> {
+        Ok(self
+            .list_all(namespace, &ListOptions::default())
+            .await?
+            .items)
     }
 
     /// Deletes a CoredumpEndpoint, its pod's blobs and its pod's Coredumps.
-    pub async fn delete_endpoint(&self, namespace: &str, name: &str) -> Result<CoredumpEndpoint, ApiError> {
-        self.delete(namespace, name, &DeleteOptions::default()).await
+    pub async fn delete_endpoint(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<CoredumpEndpoint, ApiError> {
+        self.delete(namespace, name, &DeleteOptions::default())
+            .await
     }
 }
 
@@ -389,7 +493,10 @@ pub fn matches<R: Resource>(obj: &R, opts: &ListOptions) -> bool {
 fn check_type_meta<R: Resource>(obj: &R) -> Result<(), ApiError> {
     let (api_version, kind) = obj.type_meta();
     if !kind.is_empty() && kind != R::KIND {
-        return Err(ApiError::bad_request(format!("the object kind {kind:?} is not {:?}", R::KIND)));
+        return Err(ApiError::bad_request(format!(
+            "the object kind {kind:?} is not {:?}",
+            R::KIND
+        )));
     }
     if !api_version.is_empty() && api_version != coredump_api::API_VERSION {
         return Err(ApiError::bad_request(format!(

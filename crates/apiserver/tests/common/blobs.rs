@@ -13,7 +13,10 @@ pub struct DirBlobStore {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io { path: path.to_owned(), source }
+    move |source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 impl DirBlobStore {
@@ -23,7 +26,11 @@ impl DirBlobStore {
     }
 
     fn file(&self, p: &BlobPath) -> PathBuf {
-        self.root.join(&p.namespace).join(&p.pod_uid).join(&p.container).join(&p.file)
+        self.root
+            .join(&p.namespace)
+            .join(&p.pod_uid)
+            .join(&p.container)
+            .join(&p.file)
     }
 
     /// Writes a blob directly (test setup).
@@ -54,10 +61,17 @@ impl BlobStore for DirBlobStore {
         Ok(fs::metadata(self.file(path)).ok().map(|m| m.len()))
     }
 
-    fn list(&self, namespace: &str, pod_uid: &str, container: Option<&str>) -> Result<Vec<BlobInfo>, StoreError> {
+    fn list(
+        &self,
+        namespace: &str,
+        pod_uid: &str,
+        container: Option<&str>,
+    ) -> Result<Vec<BlobInfo>, StoreError> {
         let pod = self.root.join(namespace).join(pod_uid);
         let mut out = Vec::new();
-        let Ok(containers) = fs::read_dir(&pod) else { return Ok(out) };
+        let Ok(containers) = fs::read_dir(&pod) else {
+            return Ok(out);
+        };
         for c in containers {
             let c = c.unwrap();
             let cname = c.file_name().to_string_lossy().into_owned();

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, Response, StatusCode, header};
-use coredump_apiserver::auth::{AllowGroupsAuthorizer, AuthLayerState, ClientCertAuthenticator, PeerCertificates};
+use coredump_apiserver::auth::{
+    AllowGroupsAuthorizer, AuthLayerState, ClientCertAuthenticator, PeerCertificates,
+};
 use coredump_apiserver::{AppState, Registry};
 use coredump_store::redb_store::RedbStore;
 use http_body_util::BodyExt;
@@ -45,12 +47,20 @@ impl Harness {
         let registry = Registry::new(meta, blobs.clone());
         let pki = pki::Pki::new();
         let auth = AuthLayerState {
-            authenticator: Arc::new(ClientCertAuthenticator::from_pem(pki.ca_pem.as_bytes()).unwrap()),
+            authenticator: Arc::new(
+                ClientCertAuthenticator::from_pem(pki.ca_pem.as_bytes()).unwrap(),
+            ),
             authorizer: Arc::new(AllowGroupsAuthorizer::new(vec!["system:masters".into()])),
         };
         let mut state = AppState::new(registry.clone(), auth);
         state.bookmark_interval = std::time::Duration::from_millis(200);
-        Self { dir, pki, state, registry, blobs }
+        Self {
+            dir,
+            pki,
+            state,
+            registry,
+            blobs,
+        }
     }
 
     pub fn router(&self) -> Router {
@@ -66,14 +76,24 @@ impl Harness {
         }
     }
 
-    pub async fn send(&self, who: Who, method: Method, uri: &str, headers: &[(&str, &str)], body: Option<Value>) -> Response<Body> {
+    pub async fn send(
+        &self,
+        who: Who,
+        method: Method,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Response<Body> {
         let mut b = Request::builder().method(method).uri(uri);
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
         let body = match body {
             Some(v) => {
-                if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+                if !headers
+                    .iter()
+                    .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                {
                     b = b.header(header::CONTENT_TYPE, "application/json");
                 }
                 Body::from(serde_json::to_vec(&v).unwrap())
@@ -86,34 +106,55 @@ impl Harness {
     }
 
     /// Admin request, JSON answer.
-    pub async fn call(&self, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let resp = self.send(Who::Admin, method, uri, &[], body).await;
         json(resp).await
     }
 
     pub async fn create_endpoint(&self, ns: &str, name: &str, uid: &str) -> Value {
         let (code, body) = self
-            .call(Method::POST, &format!("{BASE}/namespaces/{ns}/coredumpendpoints"), Some(endpoint(name, uid)))
+            .call(
+                Method::POST,
+                &format!("{BASE}/namespaces/{ns}/coredumpendpoints"),
+                Some(endpoint(name, uid)),
+            )
             .await;
         assert_eq!(code, StatusCode::CREATED, "{body}");
         body
     }
 
     pub async fn create_coredump(&self, ns: &str, body: Value) -> Value {
-        let (code, body) = self.call(Method::POST, &format!("{BASE}/namespaces/{ns}/coredumps"), Some(body)).await;
+        let (code, body) = self
+            .call(
+                Method::POST,
+                &format!("{BASE}/namespaces/{ns}/coredumps"),
+                Some(body),
+            )
+            .await;
         assert_eq!(code, StatusCode::CREATED, "{body}");
         body
     }
 }
 
 pub async fn bytes(resp: Response<Body>) -> Vec<u8> {
-    resp.into_body().collect().await.unwrap().to_bytes().to_vec()
+    resp.into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec()
 }
 
 pub async fn json(resp: Response<Body>) -> (StatusCode, Value) {
     let code = resp.status();
     let b = bytes(resp).await;
-    let v = serde_json::from_slice(&b).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&b)));
+    let v = serde_json::from_slice(&b)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&b)));
     (code, v)
 }
 

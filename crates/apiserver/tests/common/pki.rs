@@ -2,7 +2,10 @@
 //! (group `system:masters`), an unprivileged client, and a client of a foreign CA.
 #![allow(clippy::unwrap_used)]
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    SanType,
+};
 use rustls_pki_types::CertificateDer;
 
 pub struct Leaf {
@@ -45,7 +48,11 @@ fn leaf(issuer: &Issuer<'static, KeyPair>, cn: &str, orgs: &[&str], server: bool
     }
     let key = KeyPair::generate().unwrap();
     let cert = p.signed_by(&key, issuer).unwrap();
-    Leaf { der: cert.der().clone(), cert_pem: cert.pem(), key_pem: key.serialize_pem() }
+    Leaf {
+        der: cert.der().clone(),
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    }
 }
 
 impl Pki {

@@ -1,0 +1,333 @@
+//! Download benchmark (`cargo bench -p coredump-apiserver --bench download`): streams a large
+//! core (default 1 GiB, `BENCH_CORE_MIB` to change) through the real TLS server and compares
+//! with `zstd -dc FILE > /dev/null` measured in the same run. Reports throughput of `core` and of
+//! `dump` at several gzip levels, first-byte latency, and the process RSS peak during 10
+//! parallel `core` downloads. The server runs in this process; the clients discard what they
+//! read, so the RSS is the server's working set plus a small constant.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+#[path = "../tests/common/blobs.rs"]
+mod blobs;
+#[path = "../tests/common/pki.rs"]
+mod pki;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use coredump_apiserver::auth::{AllowGroupsAuthorizer, AuthLayerState, ClientCertAuthenticator};
+use coredump_apiserver::{AppState, Registry};
+use coredump_store::BlobPath;
+use coredump_store::redb_store::RedbStore;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+const BASE: &str = "/apis/coredump.fujitsu.com/v1alpha1/namespaces/bench";
+const MIB: u64 = 1024 * 1024;
+
+/// Core-like content: a quarter incompressible, the rest repetitive or zero pages.
+fn write_core_blob(path: &std::path::Path, size: u64) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut enc = zstd::stream::write::Encoder::new(file, 3).unwrap();
+    enc.multithread(2).unwrap();
+    let mut block = vec![0u8; MIB as usize];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in 0..size / MIB {
+        match i % 4 {
+            0 => {
+                for b in block.chunks_mut(8) {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    b.copy_from_slice(&x.to_le_bytes()[..b.len()]);
+                }
+            }
+            1 => block
+                .iter_mut()
+                .enumerate()
+                .for_each(|(j, b)| *b = (j % 251) as u8),
+            _ => block.fill(0),
+        }
+        enc.write_all(&block).unwrap();
+    }
+    enc.finish().unwrap();
+}
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+struct Client {
+    tls: tokio_rustls::TlsConnector,
+    port: u16,
+}
+
+struct Download {
+    first_byte: Duration,
+    total: Duration,
+    bytes: u64,
+}
+
+impl Client {
+    async fn get(&self, path: &str) -> Download {
+        let start = Instant::now();
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        let tls = self
+            .tls
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let req = hyper::Request::get(path)
+            .header("host", "localhost")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        let mut body = resp.into_body();
+        let mut first_byte = None;
+        let mut bytes = 0u64;
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame.unwrap().into_data() {
+                if first_byte.is_none() && !data.is_empty() {
+                    first_byte = Some(start.elapsed());
+                }
+                bytes += data.len() as u64;
+            }
+        }
+        Download {
+            first_byte: first_byte.unwrap_or_default(),
+            total: start.elapsed(),
+            bytes,
+        }
+    }
+}
+
+fn mib_s(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / MIB as f64 / d.as_secs_f64()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        println!("download: bench");
+        return;
+    }
+    let size_mib: u64 = std::env::var("BENCH_CORE_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let size = size_mib * MIB;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(blobs::DirBlobStore::new(dir.path().join("blobs")));
+    let path = BlobPath {
+        namespace: "bench".into(),
+        pod_uid: "pod-uid".into(),
+        container: "app".into(),
+        file: "core-1.core.zst".into(),
+    };
+    let blob_file = dir.path().join("blobs/bench/pod-uid/app/core-1.core.zst");
+    std::fs::create_dir_all(blob_file.parent().unwrap()).unwrap();
+    let t = Instant::now();
+    write_core_blob(&blob_file, size);
+    let stored = std::fs::metadata(&blob_file).unwrap().len();
+    println!(
+        "core: {size_mib} MiB raw, {:.1} MiB zstd (written in {:.1?})",
+        stored as f64 / MIB as f64,
+        t.elapsed()
+    );
+
+    // Baseline: the zstd CLI decoding to /dev/null.
+    let t = Instant::now();
+    let ok = std::process::Command::new("zstd")
+        .arg("-dc")
+        .arg(&blob_file)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let zstd_time = t.elapsed();
+    let zstd_rate = mib_s(size, zstd_time);
+    println!("zstd -dc > /dev/null: {zstd_time:.2?} = {zstd_rate:.0} MiB/s");
+
+    let pki = pki::Pki::new();
+    let meta = Arc::new(RedbStore::open(&dir.path().join("meta.redb")).unwrap());
+    let registry = Registry::new(meta, store.clone());
+    let mut core: coredump_api::Coredump = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "core-1", "namespace": "bench"},
+        "spec": {"podUID": "pod-uid", "containerName": "app", "pid": 1, "signal": 11, "crashTime": "2024-05-01T10:00:00Z"},
+        "status": {"state": "Stored", "coreSize": size, "blobPath": "bench/pod-uid/app/core-1.core.zst"}
+    })).unwrap();
+    core.metadata.namespace = "bench".into();
+    registry.create_coredump(core).await.unwrap();
+    let mut ep: coredump_api::CoredumpEndpoint = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "pod", "namespace": "bench"}, "spec": {"podUID": "pod-uid"}
+    }))
+    .unwrap();
+    ep.metadata.namespace = "bench".into();
+    registry.create_endpoint(ep).await.unwrap();
+    let _ = &path;
+    let auth = AuthLayerState {
+        authenticator: Arc::new(ClientCertAuthenticator::from_pem(pki.ca_pem.as_bytes()).unwrap()),
+        authorizer: Arc::new(AllowGroupsAuthorizer::new(vec!["system:masters".into()])),
+    };
+    let tls = Arc::new(
+        coredump_apiserver::tls::server_config(
+            pki.server.cert_pem.as_bytes(),
+            pki.server.key_pem.as_bytes(),
+        )
+        .unwrap(),
+    );
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let client_cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_client_auth_cert(
+        vec![CertificateDer::from_pem_slice(pki.admin.cert_pem.as_bytes()).unwrap()],
+        PrivateKeyDer::from_pem_slice(pki.admin.key_pem.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_cfg));
+
+    let mut results = Vec::new();
+    for level in [0u32, 1] {
+        let mut state = AppState::new(registry.clone(), auth.clone());
+        state.dump_gzip_level = level;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(coredump_apiserver::serve_listener(
+            listener,
+            tls.clone(),
+            state,
+            async {
+                let _ = rx.await;
+            },
+        ));
+        let client = Client {
+            tls: connector.clone(),
+            port,
+        };
+
+        if level == 0 {
+            let d = client.get(&format!("{BASE}/coredumps/core-1/core")).await;
+            assert_eq!(d.bytes, size);
+            let rate = mib_s(d.bytes, d.total);
+            println!(
+                "core: {:.2?}, {rate:.0} MiB/s = {:.0}% of zstd -dc, first byte {:.1?}",
+                d.total,
+                100.0 * rate / zstd_rate,
+                d.first_byte
+            );
+            results.push(("core_pct_of_zstd", 100.0 * rate / zstd_rate));
+            results.push(("core_first_byte_ms", d.first_byte.as_secs_f64() * 1000.0));
+
+            // 10 parallel downloads; sample RSS meanwhile.
+            let base_rss = rss_kib();
+            let done = Arc::new(AtomicBool::new(false));
+            let sampler = {
+                let done = done.clone();
+                std::thread::spawn(move || {
+                    let mut peak = 0;
+                    while !done.load(Ordering::Relaxed) {
+                        peak = peak.max(rss_kib());
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    peak
+                })
+            };
+            let t = Instant::now();
+            let client = Arc::new(client);
+            let mut tasks = Vec::new();
+            for _ in 0..10 {
+                let c = client.clone();
+                tasks.push(tokio::spawn(async move {
+                    c.get(&format!("{BASE}/coredumps/core-1/core")).await
+                }));
+            }
+            let mut total = 0;
+            let mut worst_first = Duration::ZERO;
+            for t in tasks {
+                let d = t.await.unwrap();
+                total += d.bytes;
+                worst_first = worst_first.max(d.first_byte);
+            }
+            done.store(true, Ordering::Relaxed);
+            let peak = sampler.join().unwrap();
+            println!(
+                "10 parallel core downloads: {:.2?}, {:.0} MiB/s aggregate, worst first byte {worst_first:.1?}, RSS before {} MiB, peak {} MiB",
+                t.elapsed(),
+                mib_s(total, t.elapsed()),
+                base_rss / 1024,
+                peak / 1024
+            );
+            results.push(("parallel_peak_rss_mib", (peak / 1024) as f64));
+            let client = Arc::try_unwrap(client).ok().unwrap();
+            let d = client
+                .get(&format!("{BASE}/coredumpendpoints/pod/dump"))
+                .await;
+            report_dump(level, &d, stored, zstd_rate, &mut results);
+        } else {
+            let d = client
+                .get(&format!("{BASE}/coredumpendpoints/pod/dump"))
+                .await;
+            report_dump(level, &d, stored, zstd_rate, &mut results);
+        }
+        let _ = tx.send(());
+        server.await.unwrap();
+    }
+    println!(
+        "summary: {}",
+        results
+            .iter()
+            .map(|(k, v)| format!("{k}={v:.1}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+}
+
+fn report_dump(
+    level: u32,
+    d: &Download,
+    stored: u64,
+    zstd_rate: f64,
+    results: &mut Vec<(&'static str, f64)>,
+) {
+    let rate = mib_s(stored, d.total);
+    println!(
+        "dump (gzip level {level}): {:.2?} for {:.1} MiB of blobs -> {:.1} MiB tar.gz, {rate:.0} MiB/s of blob, first byte {:.1?}",
+        d.total,
+        stored as f64 / MIB as f64,
+        d.bytes as f64 / MIB as f64,
+        d.first_byte
+    );
+    let _ = zstd_rate;
+    results.push((
+        if level == 0 {
+            "dump_l0_mib_s"
+        } else {
+            "dump_l1_mib_s"
+        },
+        rate,
+    ));
+}
