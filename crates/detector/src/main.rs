@@ -1,1 +1,77 @@
-fn main() {}
+//! `coredump-detector`: one binary, one role per subcommand. `handle` is dispatched before any
+//! argument parsing or runtime start: it is the kernel's crash-path target and must stay tiny,
+//! synchronous and unable to fail on its own command line.
+#![deny(missing_docs)]
+
+mod api;
+mod offline;
+mod size;
+mod standalone;
+
+use std::ffi::OsString;
+
+use clap::{Parser, Subcommand};
+
+/// Catches every process crash, keeps the core safely, serves it through the Kubernetes API.
+#[derive(Debug, Parser)]
+#[command(name = "coredump-detector", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The kernel's core_pattern pipe target (installed by `standalone` or `agent`; not for
+    /// interactive use): `handle %P %i %s %t %u %g`.
+    Handle {
+        /// Kernel specifiers.
+        #[arg(num_args = 0.., allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Everything on one machine: capture every crash, store it, serve it to kubectl.
+    /// Needs root (it sets kernel.core_pattern and restores it on exit).
+    Standalone(standalone::StandaloneArgs),
+    /// Lists captured crashes from a data directory.
+    List(offline::ListArgs),
+    /// Writes the decompressed core of one crash to a file.
+    Export(offline::ExportArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    if argv.get(1).is_some_and(|a| a == "handle") {
+        let exe = std::env::current_exe().unwrap_or_else(|_| argv[0].clone().into());
+        let code = coredump_capture::handler::main(&argv[2..], &exe);
+        return std::process::ExitCode::from(code as u8);
+    }
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Handle { .. } => unreachable_handle(),
+        Command::Standalone(args) => standalone::run(args),
+        Command::List(args) => offline::list(args),
+        Command::Export(args) => offline::export(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("coredump-detector: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `handle` is dispatched before clap; reaching here means argv[1] was not literally `handle`.
+fn unreachable_handle() -> anyhow::Result<()> {
+    anyhow::bail!("`handle` must be the first argument")
+}
+
+/// Sets up logging for long-running roles (not for `handle`, which logs to the kernel log).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use coredump_apiserver::Registry;
 use coredump_capture::handler::PATTERN_SPECIFIERS;
 use coredump_capture::kernel::KernelPaths;
 use coredump_capture::socket::{self as capture_socket, CaptureMode, InstallOptions};
 use coredump_capture::spool::{Spool, create_private_dir_all};
 use coredump_capture::{HandlerConfig, NonPodPolicy};
-use coredump_apiserver::Registry;
 use coredump_ingest::{Ingest, IngestConfig, NoResolver};
 use tokio_util::sync::CancellationToken;
 
@@ -116,7 +116,10 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<()> {
         create_private_dir_all(dir)?;
     }
     install_handler(&layout, &args)?;
-    let pattern = format!("|{} handle {PATTERN_SPECIFIERS}", layout.handler_bin.display());
+    let pattern = format!(
+        "|{} handle {PATTERN_SPECIFIERS}",
+        layout.handler_bin.display()
+    );
     let capture = capture_socket::install(InstallOptions {
         mode: args.capture,
         core_modes: args.core_modes.clone(),
@@ -152,7 +155,9 @@ async fn serve(layout: &Layout, args: &StandaloneArgs) -> anyhow::Result<()> {
         coredump_store::redb_store::RedbStore::open(&layout.metadata)
             .with_context(|| format!("opening {}", layout.metadata.display()))?,
     );
-    let blobs = Arc::new(coredump_store::fs_blob::FsBlobStore::new(layout.blobs.clone())?);
+    let blobs = Arc::new(coredump_store::fs_blob::FsBlobStore::new(
+        layout.blobs.clone(),
+    )?);
     let registry = Registry::new(meta, blobs.clone());
     let stop = CancellationToken::new();
     let server = crate::api::start(layout, &args.listen, registry.clone(), stop.clone()).await?;
@@ -182,8 +187,13 @@ async fn serve(layout: &Layout, args: &StandaloneArgs) -> anyhow::Result<()> {
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
-        tracing::error!("cannot install signal handlers; stop with SIGKILL and restart to repair core_pattern");
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::error!(
+            "cannot install signal handlers; stop with SIGKILL and restart to repair core_pattern"
+        );
         return std::future::pending().await;
     };
     tokio::select! {
@@ -200,7 +210,8 @@ fn install_handler(layout: &Layout, args: &StandaloneArgs) -> anyhow::Result<()>
     let me = std::env::current_exe().context("locating this binary")?;
     if me != layout.handler_bin {
         let tmp = bin_dir.join(format!(".coredump-detector.tmp-{}", std::process::id()));
-        std::fs::copy(&me, &tmp).with_context(|| format!("copying {} to {}", me.display(), tmp.display()))?;
+        std::fs::copy(&me, &tmp)
+            .with_context(|| format!("copying {} to {}", me.display(), tmp.display()))?;
         std::fs::File::open(&tmp).and_then(|f| f.sync_all())?;
         std::fs::rename(&tmp, &layout.handler_bin)
             .with_context(|| format!("installing {}", layout.handler_bin.display()))?;

@@ -1,0 +1,404 @@
+//! The capture path on the real kernel: crashing processes, the real `core_pattern` pipe, the
+//! real handler binary, `list` and `export`. Every test holds the machine-wide kernel-settings
+//! lock (serialized across test binaries) and restores `core_pattern` on every exit path.
+
+// Test code: a failed step should fail the test loudly.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Standalone, crasher};
+use coredump_api::CoredumpState;
+use coredump_corefile::parse_core_bytes;
+use coredump_testkit::content::{self, Kind};
+
+const SIGSEGV: i32 = 11;
+const SIGABRT: i32 = 6;
+
+/// Finds `needle` in the dumped memory of `core`.
+fn in_memory(core: &[u8], needle: &[u8]) -> bool {
+    let parsed = parse_core_bytes(core).unwrap();
+    parsed
+        .find_in_memory(&mut std::io::Cursor::new(core), needle)
+        .unwrap()
+        .is_some()
+}
+
+#[test]
+fn crash_is_captured_complete_and_described() {
+    let sa = Standalone::start(&[]);
+    let seed = 0x5eed_0001;
+    let crash = crasher(8, seed, "mixed", "segv", false);
+    let pid = crash.pid;
+    let (signal, dumped) = crash.wait(Duration::from_secs(30));
+    assert_eq!(signal, SIGSEGV);
+    assert!(
+        dumped,
+        "the kernel must report a core dump through the pipe"
+    );
+
+    let record = sa.wait_record(pid, Duration::from_secs(30));
+    assert_eq!(record.status.state, CoredumpState::Stored, "{record:?}");
+    assert_eq!(record.spec.signal, SIGSEGV);
+    assert_eq!(record.spec.signal_name, "SIGSEGV");
+    assert!(
+        record.spec.executable.ends_with("/crasher"),
+        "{}",
+        record.spec.executable
+    );
+    assert!(
+        record
+            .spec
+            .command_line
+            .iter()
+            .any(|a| a == &seed.to_string())
+    );
+    assert_eq!(record.spec.pod_uid, None, "a host process is not in a pod");
+    assert_eq!(record.metadata.namespace, "host");
+    assert!(record.status.stored_size > 0 && record.status.stored_size < record.status.raw_size);
+
+    let core = sa.export(&record.metadata.name);
+    assert_eq!(core.len() as u64, record.status.raw_size);
+    assert_eq!(core.len() as u64, record.status.core_size);
+    let parsed = parse_core_bytes(&core).unwrap();
+    assert!(parsed.is_complete(), "every PT_LOAD segment is present");
+    assert_eq!(parsed.prstatus[0].pid, pid, "NT_PRSTATUS pid");
+    assert_eq!(parsed.prstatus[0].signal, SIGSEGV, "NT_PRSTATUS signal");
+    assert!(
+        in_memory(&core, &content::marker(seed)),
+        "marker in PT_LOAD memory"
+    );
+    let mut random_block = vec![0u8; 4096];
+    content::block(seed, Kind::Mixed, 0, &mut random_block);
+    assert!(
+        in_memory(&core, &random_block),
+        "seeded random block in memory"
+    );
+    let mut text_block = vec![0u8; 4096];
+    content::block(seed, Kind::Mixed, 4, &mut text_block);
+    assert!(in_memory(&core, &text_block), "seeded text block in memory");
+}
+
+#[test]
+fn size_limit_truncates_and_keeps_a_readable_prefix() {
+    let sa = Standalone::start(&["--max-core-size", "1Mi"]);
+    let crash = crasher(16, 7, "random", "abrt", false);
+    let pid = crash.pid;
+    let (signal, _) = crash.wait(Duration::from_secs(30));
+    assert_eq!(signal, SIGABRT);
+    let record = sa.wait_record(pid, Duration::from_secs(30));
+    assert_eq!(record.status.state, CoredumpState::Truncated, "{record:?}");
+    assert!(
+        record.status.message.contains("limit"),
+        "{}",
+        record.status.message
+    );
+    assert!(
+        record.status.raw_size > 16 << 20,
+        "the whole core was drained and counted"
+    );
+    let core = sa.export(&record.metadata.name);
+    assert_eq!(core.len(), 1 << 20);
+    assert_eq!(record.status.core_size, 1 << 20);
+    let parsed = parse_core_bytes(&core).unwrap();
+    assert_eq!(parsed.prstatus[0].pid, pid, "notes survive in the prefix");
+    assert_eq!(parsed.prstatus[0].signal, SIGABRT);
+    assert!(
+        !parsed.is_complete(),
+        "segments beyond the prefix are reported missing"
+    );
+}
+
+#[test]
+fn restart_after_sigkill_repairs_core_pattern_and_keeps_records() {
+    let mut sa = Standalone::start(&[]);
+    let original = sa.settings.original_pattern().to_string();
+    let crash = crasher(1, 3, "text", "segv", false);
+    let pid = crash.pid;
+    crash.wait(Duration::from_secs(30));
+    let before = sa.wait_record(pid, Duration::from_secs(30));
+
+    sa.kill();
+    assert_eq!(
+        sa.settings.current_pattern(),
+        sa.expected_pattern(),
+        "SIGKILL leaves our pattern"
+    );
+    sa.spawn();
+    assert_eq!(sa.records().iter().filter(|c| c.spec.pid == pid).count(), 1);
+    let crash = crasher(1, 4, "text", "segv", false);
+    let pid2 = crash.pid;
+    crash.wait(Duration::from_secs(30));
+    sa.wait_record(pid2, Duration::from_secs(30));
+    assert!(sa.stop(), "clean stop; log:\n{}", sa.log());
+    assert_eq!(
+        sa.settings.current_pattern(),
+        original,
+        "restored the pattern from before the first start"
+    );
+    let after = sa.records();
+    assert_eq!(after.iter().find(|c| c.spec.pid == pid), Some(&before));
+}
+
+#[test]
+fn second_instance_is_refused_while_one_owns_the_pattern() {
+    let sa = Standalone::start(&[]);
+    let other = tempfile::tempdir_in("/var/tmp").unwrap();
+    let out = std::process::Command::new(common::detector())
+        .arg("standalone")
+        .arg("--data-dir")
+        .arg(other.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already owned"), "{err}");
+    assert_eq!(
+        sa.settings.current_pattern(),
+        sa.expected_pattern(),
+        "the owner's pattern is untouched"
+    );
+}
+
+#[test]
+fn storm_of_100_crashes_is_captured_or_counted() {
+    let sa = Standalone::start(&["--max-handlers", "8", "--max-compressing", "2"]);
+    let mut pids = Vec::new();
+    for batch in 0..5 {
+        let crashes: Vec<_> = (0..20)
+            .map(|i| crasher(1, 1000 + batch * 20 + i, "mixed", "segv", true))
+            .collect();
+        let mut crashes = crashes;
+        for c in crashes.iter_mut() {
+            c.go();
+        }
+        for c in crashes {
+            pids.push(c.pid);
+            let (signal, _) = c.wait(Duration::from_secs(60));
+            assert_eq!(signal, SIGSEGV);
+        }
+    }
+    let records = coredump_testkit::poll::wait_for(
+        "100 records",
+        Duration::from_secs(120),
+        Duration::from_millis(200),
+        || {
+            let r = sa.records();
+            pids.iter()
+                .all(|p| r.iter().any(|c| c.spec.pid == *p))
+                .then_some(r)
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\nlog:\n{}", sa.log()));
+    let mine: Vec<_> = records
+        .iter()
+        .filter(|c| pids.contains(&c.spec.pid))
+        .collect();
+    assert_eq!(mine.len(), 100, "exactly one record per crash");
+    for c in &mine {
+        match c.status.state {
+            CoredumpState::Stored => assert!(c.status.core_size > 1 << 20),
+            CoredumpState::RateLimited => {
+                assert!(c.status.raw_size > 1 << 20, "drained and counted")
+            }
+            other => panic!("unexpected state {other:?} for {}", c.metadata.name),
+        }
+    }
+    let stored = mine
+        .iter()
+        .filter(|c| c.status.state == CoredumpState::Stored)
+        .count();
+    eprintln!("storm: {stored} stored, {} rate-limited", 100 - stored);
+}
+
+#[test]
+fn sigkill_of_the_handler_mid_write_leaves_no_half_entry() {
+    let sa = Standalone::start(&["--max-compressing", "0"]);
+    // --max-compressing 0: raw spooling, so a 512 MiB core takes long enough to kill mid-write.
+    let mut crash = crasher(512, 9, "random", "segv", true);
+    let pid = crash.pid;
+    crash.go();
+    let handler = coredump_testkit::poll::wait_for(
+        "handler process",
+        Duration::from_secs(20),
+        Duration::from_millis(1),
+        || find_handler_of(pid),
+    )
+    .unwrap();
+    // Let it write some of the core, then kill it.
+    coredump_testkit::poll::wait_for(
+        "partial spool write",
+        Duration::from_secs(20),
+        Duration::from_millis(1),
+        || spool_bytes(&sa.data().join("spool")).filter(|&b| b > 8 << 20),
+    )
+    .unwrap();
+    rustix::process::kill_process(handler, rustix::process::Signal::KILL).unwrap();
+    let (signal, _) = crash.wait(Duration::from_secs(60));
+    assert_eq!(signal, SIGSEGV);
+    let record = sa.wait_record(pid, Duration::from_secs(30));
+    assert_eq!(record.status.state, CoredumpState::Failed, "{record:?}");
+    assert!(
+        record.status.blob_path.is_empty(),
+        "no partial core is published"
+    );
+    let leftovers: Vec<_> = walk(&sa.data().join("blobs"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".core"))
+        .collect();
+    assert!(leftovers.is_empty(), "no core blobs: {leftovers:?}");
+}
+
+fn find_handler_of(pid: u32) -> Option<rustix::process::Pid> {
+    for entry in std::fs::read_dir("/proc").ok()? {
+        let entry = entry.ok()?;
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        if args.len() > 2 && args[1] == b"handle" && args[2] == pid.to_string().as_bytes() {
+            let n: i32 = entry.file_name().to_str()?.parse().ok()?;
+            return rustix::process::Pid::from_raw(n);
+        }
+    }
+    None
+}
+
+fn spool_bytes(spool: &std::path::Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    Some(
+        walk(spool)
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.blocks() * 512)
+            .sum(),
+    )
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// A cgroup path created for one test in several hierarchies, removed on drop.
+struct FakePodCgroup {
+    dirs: Vec<std::path::PathBuf>,
+}
+
+impl FakePodCgroup {
+    /// Creates `relative` under every hierarchy in `roots` that exists.
+    fn create(relative: &str, roots: &[&str]) -> FakePodCgroup {
+        let mut dirs = Vec::new();
+        for root in roots {
+            let root = std::path::Path::new(root);
+            if root.join("cgroup.procs").exists() {
+                let dir = root.join(relative.trim_start_matches('/'));
+                std::fs::create_dir_all(&dir).unwrap();
+                dirs.push(dir);
+            }
+        }
+        assert!(
+            !dirs.is_empty(),
+            "no cgroup hierarchy to create {relative} in"
+        );
+        FakePodCgroup { dirs }
+    }
+
+    fn enter(&self, pid: u32) {
+        for dir in &self.dirs {
+            std::fs::write(dir.join("cgroup.procs"), pid.to_string()).unwrap();
+        }
+    }
+}
+
+impl Drop for FakePodCgroup {
+    fn drop(&mut self) {
+        // Remove leaf to root of what we created (only empty cgroups can be removed).
+        for dir in &self.dirs {
+            let mut d = dir.clone();
+            for _ in 0..6 {
+                if std::fs::remove_dir(&d).is_err() {
+                    break;
+                }
+                match d.parent() {
+                    Some(p) => d = p.to_path_buf(),
+                    None => break,
+                }
+            }
+        }
+    }
+}
+
+/// Hierarchies a kubelet would use on this machine: the unified (v2) one and the named systemd
+/// and pids v1 ones. The memory controller is left alone: it may carry the sandbox's limits.
+const HIERARCHIES: &[&str] = &[
+    "/sys/fs/cgroup/unified",
+    "/sys/fs/cgroup/systemd",
+    "/sys/fs/cgroup/pids",
+    "/sys/fs/cgroup",
+];
+
+#[test]
+fn crash_in_a_kubepods_cgroup_yields_pod_uid_and_container_id() {
+    let sa = Standalone::start(&[]);
+    let cases = [
+        (
+            // systemd driver, containerd.
+            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod6f1c2d3e_4a5b_4c6d_8e7f_9a0b1c2d3e4f.slice/cri-containerd-1111111111111111111111111111111111111111111111111111111111111111.scope",
+            "6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f",
+            "containerd://1111111111111111111111111111111111111111111111111111111111111111",
+        ),
+        (
+            // cgroupfs driver, guaranteed QoS (no QoS level).
+            "/kubepods/pod0a0b0c0d-1e1f-4a2b-9c3d-4e5f6a7b8c9d/2222222222222222222222222222222222222222222222222222222222222222",
+            "0a0b0c0d-1e1f-4a2b-9c3d-4e5f6a7b8c9d",
+            "containerd://2222222222222222222222222222222222222222222222222222222222222222",
+        ),
+        (
+            // systemd driver, CRI-O, best effort.
+            "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod9e8d7c6b_5a49_4382_a1b0_c9d8e7f6a5b4.slice/crio-3333333333333333333333333333333333333333333333333333333333333333.scope",
+            "9e8d7c6b-5a49-4382-a1b0-c9d8e7f6a5b4",
+            "cri-o://3333333333333333333333333333333333333333333333333333333333333333",
+        ),
+    ];
+    for (path, pod_uid, container_id) in cases {
+        let cgroup = FakePodCgroup::create(path, HIERARCHIES);
+        let mut crash = crasher(1, 11, "text", "segv", true);
+        let pid = crash.pid;
+        cgroup.enter(pid);
+        let seen = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        assert!(seen.contains(path), "crasher placed in {path}: {seen}");
+        crash.go();
+        crash.wait(Duration::from_secs(30));
+        let record = sa.wait_record(pid, Duration::from_secs(30));
+        assert_eq!(record.spec.pod_uid.as_deref(), Some(pod_uid), "{path}");
+        assert_eq!(
+            record.spec.container_id.as_deref(),
+            Some(container_id),
+            "{path}"
+        );
+        assert_eq!(record.status.state, CoredumpState::Stored);
+        // The blob sits in the seed's layout: <namespace>/<podUID>/<container>/.
+        assert!(
+            record.status.blob_path.starts_with(&format!(
+                "host/{pod_uid}/{}/",
+                &container_id[container_id.len() - 64..][..12]
+            )),
+            "{}",
+            record.status.blob_path
+        );
+        drop(cgroup);
+    }
+}

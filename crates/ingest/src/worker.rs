@@ -1,0 +1,330 @@
+//! The ingest loop: one published spool entry at a time, idempotent at every step.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use coredump_api::Coredump;
+use coredump_capture::record::{CORE_RAW, CORE_ZST, META_JSON};
+use coredump_capture::spool::Spool;
+use coredump_capture::{CaptureError, CoreEncoding, CrashRecord};
+use coredump_store::{BlobPath, BlobStore, StoreError};
+
+use crate::naming::{core_file, record_file};
+use crate::object::{self, IdentityResolver};
+
+/// Settings of the ingest.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// This node's name, recorded in every `Coredump`.
+    pub node_name: String,
+    /// Namespace for crashes whose pod namespace is unknown (host processes in standalone).
+    pub host_namespace: String,
+    /// zstd level for cores the crash path left raw.
+    pub zstd_level: i32,
+    /// How often the spool is scanned.
+    pub poll_interval: Duration,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            node_name: rustix::system::uname()
+                .nodename()
+                .to_string_lossy()
+                .into_owned(),
+            host_namespace: "host".into(),
+            zstd_level: 1,
+            poll_interval: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Why a sink refused a `Coredump`.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The object exists already (a retried ingest): success for the ingest.
+    #[error("coredump {0} already exists")]
+    AlreadyExists(String),
+    /// Anything else; the entry stays in the spool and is retried.
+    #[error("recording coredump {name} failed: {message}")]
+    Failed {
+        /// Object name.
+        name: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Where `Coredump` objects go.
+#[async_trait]
+pub trait CoredumpSink: Send + Sync + 'static {
+    /// Records one crash.
+    async fn record(&self, coredump: Coredump) -> Result<(), SinkError>;
+}
+
+/// Failure to ingest one spool entry; the entry stays and is retried (or quarantined when it
+/// can never succeed).
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Reading or rewriting the spool entry failed.
+    #[error("spool entry {id}: {source}")]
+    Spool {
+        /// Entry id.
+        id: String,
+        /// Cause.
+        #[source]
+        source: CaptureError,
+    },
+    /// Storing a blob failed.
+    #[error("storing blob for spool entry {id}: {source}")]
+    Blob {
+        /// Entry id.
+        id: String,
+        /// Cause.
+        #[source]
+        source: StoreError,
+    },
+    /// The sink refused the object.
+    #[error("spool entry {id}: {source}")]
+    Sink {
+        /// Entry id.
+        id: String,
+        /// Cause.
+        #[source]
+        source: SinkError,
+    },
+    /// Compressing a raw core failed.
+    #[error("compressing {path}: {source}")]
+    Compress {
+        /// The raw core.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The ingest of one spool.
+pub struct Ingest {
+    spool: Spool,
+    blobs: Arc<dyn BlobStore>,
+    sink: Arc<dyn CoredumpSink>,
+    resolver: Arc<dyn IdentityResolver>,
+    config: IngestConfig,
+}
+
+impl Ingest {
+    /// An ingest from `spool` into `blobs` and `sink`.
+    pub fn new(
+        spool: Spool,
+        blobs: Arc<dyn BlobStore>,
+        sink: Arc<dyn CoredumpSink>,
+        resolver: Arc<dyn IdentityResolver>,
+        config: IngestConfig,
+    ) -> Ingest {
+        Ingest {
+            spool,
+            blobs,
+            sink,
+            resolver,
+            config,
+        }
+    }
+
+    /// Runs until `shutdown` resolves: reaps entries of dead writers, ingests ready entries,
+    /// sleeps `poll_interval`. Errors are logged and the entry is retried on the next pass.
+    pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut passes: u64 = 0;
+        loop {
+            if passes.is_multiple_of(50) {
+                match self.spool.reap_abandoned() {
+                    Ok(ids) if !ids.is_empty() => {
+                        tracing::warn!(?ids, "recorded captures whose writer died as Failed")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "reaping abandoned spool entries"),
+                }
+            }
+            passes += 1;
+            if let Err(e) = self.ingest_ready().await {
+                tracing::error!(error = %e, "ingest pass failed");
+            }
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tokio::time::sleep(self.config.poll_interval) => {}
+            }
+        }
+    }
+
+    /// Ingests every ready entry once; returns the objects recorded. One bad entry does not stop
+    /// the others.
+    pub async fn ingest_ready(&self) -> Result<Vec<Coredump>, IngestError> {
+        let ids = self.spool.ready().map_err(|source| IngestError::Spool {
+            id: String::new(),
+            source,
+        })?;
+        let mut done = Vec::new();
+        for id in ids {
+            match self.ingest_one(&id).await {
+                Ok(obj) => done.push(obj),
+                Err(IngestError::Spool {
+                    source: source @ CaptureError::Config { .. },
+                    ..
+                }) => {
+                    tracing::error!(%id, error = %source, "unreadable spool entry; quarantined");
+                    self.quarantine(&id);
+                }
+                Err(e) => tracing::warn!(%id, error = %e, "ingest failed; will retry"),
+            }
+        }
+        Ok(done)
+    }
+
+    /// Ingests one published entry and removes it from the spool.
+    pub async fn ingest_one(&self, id: &str) -> Result<Coredump, IngestError> {
+        let spool_err = |source| IngestError::Spool {
+            id: id.to_string(),
+            source,
+        };
+        let dir = self.spool.entry_dir(id);
+        let mut record = self.spool.record(id).map_err(spool_err)?;
+        if record.encoding == CoreEncoding::Raw {
+            record = self.compress_raw(&dir, record).await?;
+        } else {
+            let _ = std::fs::remove_file(dir.join(CORE_RAW));
+        }
+        let identity = self.resolver.resolve(&record).await;
+        let placement = object::place(&record, identity.as_ref(), &self.config.host_namespace);
+        let blob = |file: String| {
+            BlobPath::new(
+                &placement.namespace,
+                &placement.pod_segment,
+                &placement.container_segment,
+                &file,
+            )
+            .map_err(|source| IngestError::Blob {
+                id: id.to_string(),
+                source,
+            })
+        };
+        let stored = if record.state.has_core() && record.encoding == CoreEncoding::Zstd {
+            let path = blob(core_file(&placement.name))?;
+            let size = self.put(id, &path, &dir.join(CORE_ZST)).await?;
+            Some((path.relative().to_string_lossy().into_owned(), size))
+        } else {
+            None
+        };
+        let coredump = object::build(
+            &record,
+            identity.as_ref(),
+            &placement,
+            &self.config.node_name,
+            stored,
+        );
+        // The JSON record beside the core lets offline tools (`list`, `export`) and disaster
+        // recovery work from the blob volume alone.
+        let sidecar = dir.join("coredump.json");
+        let json = serde_json::to_vec_pretty(&coredump).map_err(|e| IngestError::Compress {
+            path: sidecar.clone(),
+            source: e.into(),
+        })?;
+        coredump_capture::fsutil::write_atomic(&sidecar, &json).map_err(spool_err)?;
+        self.put(id, &blob(record_file(&placement.name))?, &sidecar)
+            .await?;
+        match self.sink.record(coredump.clone()).await {
+            Ok(()) | Err(SinkError::AlreadyExists(_)) => {}
+            Err(source) => {
+                return Err(IngestError::Sink {
+                    id: id.to_string(),
+                    source,
+                });
+            }
+        }
+        self.spool.remove(id).map_err(spool_err)?;
+        Ok(coredump)
+    }
+
+    async fn put(&self, id: &str, path: &BlobPath, source: &Path) -> Result<u64, IngestError> {
+        let blobs = Arc::clone(&self.blobs);
+        let (path, source) = (path.clone(), source.to_path_buf());
+        tokio::task::spawn_blocking(move || blobs.put_file(&path, &source))
+            .await
+            .map_err(|e| IngestError::Blob {
+                id: id.to_string(),
+                source: StoreError::Invalid {
+                    what: "blob writer task",
+                    value: e.to_string(),
+                },
+            })?
+            .map_err(|source| IngestError::Blob {
+                id: id.to_string(),
+                source,
+            })
+    }
+
+    /// Compresses a raw core the crash path left (over its compression bound), then rewrites
+    /// the record. Safe to repeat after a crash at any point.
+    async fn compress_raw(
+        &self,
+        dir: &Path,
+        mut record: CrashRecord,
+    ) -> Result<CrashRecord, IngestError> {
+        let raw = dir.join(CORE_RAW);
+        let zst = dir.join(CORE_ZST);
+        let level = self.config.zstd_level;
+        let stored = {
+            let (raw_in, zst_out) = (raw.clone(), zst.clone());
+            tokio::task::spawn_blocking(move || compress_file(&raw_in, &zst_out, level))
+                .await
+                .map_err(|e| IngestError::Compress {
+                    path: raw.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                })?
+                .map_err(|source| IngestError::Compress {
+                    path: raw.clone(),
+                    source,
+                })?
+        };
+        record.encoding = CoreEncoding::Zstd;
+        record.stored_size = stored;
+        let json = serde_json::to_vec_pretty(&record).map_err(|e| IngestError::Compress {
+            path: dir.join(META_JSON),
+            source: e.into(),
+        })?;
+        coredump_capture::fsutil::write_atomic(&dir.join(META_JSON), &json).map_err(|source| {
+            IngestError::Spool {
+                id: record.id.clone(),
+                source,
+            }
+        })?;
+        let _ = std::fs::remove_file(&raw);
+        Ok(record)
+    }
+
+    fn quarantine(&self, id: &str) {
+        let from = self.spool.entry_dir(id);
+        let to = self.spool.dir().join(format!(".bad-{id}"));
+        if let Err(e) = std::fs::rename(&from, &to) {
+            tracing::error!(%id, error = %e, "cannot quarantine spool entry");
+        }
+    }
+}
+
+/// Compresses `raw` into `zst` (via a temp file and rename); returns the compressed size.
+fn compress_file(raw: &Path, zst: &Path, level: i32) -> std::io::Result<u64> {
+    let tmp = zst.with_extension("zst.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut input = std::fs::File::open(raw)?;
+    let output = std::fs::File::create(&tmp)?;
+    let mut encoder = zstd::stream::Encoder::new(output, level)?;
+    encoder.include_checksum(true)?;
+    std::io::copy(&mut input, &mut encoder)?;
+    let output = encoder.finish()?;
+    output.sync_all()?;
+    let size = output.metadata()?.len();
+    std::fs::rename(&tmp, zst)?;
+    Ok(size)
+}
