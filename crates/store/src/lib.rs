@@ -3,9 +3,11 @@
 //! * [`MetadataStore`]: Kubernetes-style objects (opaque JSON bytes) keyed by resource, namespace
 //!   and name, with a store-wide monotonically increasing revision used as `resourceVersion`,
 //!   optimistic concurrency, paginated lists and watches with a bounded history window.
-//!   Implementations: embedded (redb) for standalone and tests, etcd v3 for production.
+//!   Implementations: [`redb_store::RedbStore`] (embedded, for standalone and tests) and
+//!   [`etcd_store::EtcdStore`] (etcd v3, for production).
 //! * [`BlobStore`]: core files laid out `<namespace>/<podUID>/<container>/<file>` (the seed's
-//!   filesystem layout), written atomically, streamed on read.
+//!   filesystem layout), written atomically, streamed on read. Implementation:
+//!   [`fs_blob::FsBlobStore`].
 //!
 //! The store knows nothing about Kubernetes object schemas: the API server puts
 //! `metadata.resourceVersion` into objects on the way out. [`conformance`] holds the one test
@@ -15,6 +17,7 @@
 pub mod blob;
 pub mod conformance;
 pub mod error;
+pub mod etcd_store;
 pub mod fs_blob;
 mod key;
 pub mod metadata;
