@@ -42,7 +42,11 @@ fn socket_crash_is_captured_complete_and_described() {
         return;
     }
     let sa = Standalone::start_socket(&[]);
-    assert!(sa.settings.current_pattern().starts_with("@@/run/coredump-detector/capture-"));
+    assert!(
+        sa.settings
+            .current_pattern()
+            .starts_with("@@/run/coredump-detector/capture-")
+    );
     let seed = 0x50c4_0001;
     let crash = crasher(8, seed, "mixed", "segv", false);
     let pid = crash.pid;
@@ -52,16 +56,30 @@ fn socket_crash_is_captured_complete_and_described() {
 
     let record = sa.wait_record(pid, Duration::from_secs(30));
     assert_eq!(record.status.state, CoredumpState::Stored, "{record:?}");
-    assert_eq!(record.spec.signal, SIGSEGV, "signal read from the core's notes");
+    assert_eq!(
+        record.spec.signal, SIGSEGV,
+        "signal read from the core's notes"
+    );
     assert_eq!(record.spec.signal_name, "SIGSEGV");
     assert_eq!(record.spec.tid, pid, "the main thread dumped");
     assert_eq!((record.spec.uid, record.spec.gid), (0, 0));
-    assert!(record.spec.executable.ends_with("/crasher"), "{}", record.spec.executable);
-    assert!(record.spec.command_line.iter().any(|a| a == &seed.to_string()));
+    assert!(
+        record.spec.executable.ends_with("/crasher"),
+        "{}",
+        record.spec.executable
+    );
+    assert!(
+        record
+            .spec
+            .command_line
+            .iter()
+            .any(|a| a == &seed.to_string())
+    );
     assert_eq!(record.spec.pod_uid, None, "a host process is not in a pod");
     assert!(record.status.stored_size > 0 && record.status.stored_size < record.status.raw_size);
     assert!(
-        sa.log().contains("core captured through the coredump socket"),
+        sa.log()
+            .contains("core captured through the coredump socket"),
         "the socket server, not a pipe handler, took it:\n{}",
         sa.log()
     );
@@ -72,10 +90,16 @@ fn socket_crash_is_captured_complete_and_described() {
     assert!(parsed.is_complete(), "every PT_LOAD segment is present");
     assert_eq!(parsed.prstatus[0].pid, pid, "NT_PRSTATUS pid");
     assert_eq!(parsed.prstatus[0].signal, SIGSEGV, "NT_PRSTATUS signal");
-    assert!(in_memory(&core, &content::marker(seed)), "marker in PT_LOAD memory");
+    assert!(
+        in_memory(&core, &content::marker(seed)),
+        "marker in PT_LOAD memory"
+    );
     let mut random_block = vec![0u8; 4096];
     content::block(seed, Kind::Mixed, 0, &mut random_block);
-    assert!(in_memory(&core, &random_block), "seeded random block in memory");
+    assert!(
+        in_memory(&core, &random_block),
+        "seeded random block in memory"
+    );
 }
 
 #[test]
@@ -85,14 +109,21 @@ fn unprivileged_crash_reaches_the_root_only_socket_with_its_own_ids() {
     }
     let sa = Standalone::start_socket(&[]);
     let dir = std::fs::metadata(common::RUN_DIR).unwrap();
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&dir.permissions()) & 0o777, 0o700);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&dir.permissions()) & 0o777,
+        0o700
+    );
     let crash = crasher_as(Some(65534), 2, 21, "text", "abrt", false);
     let pid = crash.pid;
     let (signal, dumped) = crash.wait(Duration::from_secs(30));
     assert_eq!((signal, dumped), (SIGABRT, true));
     let record = sa.wait_record(pid, Duration::from_secs(30));
     assert_eq!(record.status.state, CoredumpState::Stored, "{record:?}");
-    assert_eq!((record.spec.uid, record.spec.gid), (65534, 65534), "ids from the pidfd");
+    assert_eq!(
+        (record.spec.uid, record.spec.gid),
+        (65534, 65534),
+        "ids from the pidfd"
+    );
     assert_eq!(record.spec.signal, SIGABRT);
     let core = sa.export(&record.metadata.name);
     assert_eq!(parse_core_bytes(&core).unwrap().prstatus[0].pid, pid);
@@ -127,7 +158,11 @@ fn crash_in_a_kubepods_cgroup_yields_pod_identity_through_the_socket() {
         crash.wait(Duration::from_secs(30));
         let record = sa.wait_record(pid, Duration::from_secs(30));
         assert_eq!(record.spec.pod_uid.as_deref(), Some(pod_uid), "{path}");
-        assert_eq!(record.spec.container_id.as_deref(), Some(container_id), "{path}");
+        assert_eq!(
+            record.spec.container_id.as_deref(),
+            Some(container_id),
+            "{path}"
+        );
         assert_eq!(record.status.state, CoredumpState::Stored);
         drop(cgroup);
     }
@@ -145,12 +180,18 @@ fn size_limit_truncates_through_the_socket() {
     assert_eq!(signal, SIGABRT);
     let record = sa.wait_record(pid, Duration::from_secs(30));
     assert_eq!(record.status.state, CoredumpState::Truncated, "{record:?}");
-    assert!(record.status.raw_size > 16 << 20, "the whole core was read and counted");
+    assert!(
+        record.status.raw_size > 16 << 20,
+        "the whole core was read and counted"
+    );
     let core = sa.export(&record.metadata.name);
     assert_eq!(core.len(), 1 << 20);
     let parsed = parse_core_bytes(&core).unwrap();
     assert_eq!(parsed.prstatus[0].pid, pid, "notes survive in the prefix");
-    assert_eq!(record.spec.signal, SIGABRT, "signal from the notes of the prefix");
+    assert_eq!(
+        record.spec.signal, SIGABRT,
+        "signal from the notes of the prefix"
+    );
     assert!(!parsed.is_complete());
 }
 
@@ -181,12 +222,26 @@ fn over_the_concurrency_bound_the_kernel_is_told_to_reject_at_once() {
         "a refused 256 MiB crash is released at once, took {released:?}"
     );
     let record = sa.wait_record(pid, Duration::from_secs(30));
-    assert_eq!(record.status.state, CoredumpState::RateLimited, "{record:?}");
-    assert!(record.status.message.contains("in flight"), "{}", record.status.message);
+    assert_eq!(
+        record.status.state,
+        CoredumpState::RateLimited,
+        "{record:?}"
+    );
+    assert!(
+        record.status.message.contains("in flight"),
+        "{}",
+        record.status.message
+    );
     assert_eq!(record.status.raw_size, 0, "not a byte was sent");
     assert_eq!(record.status.blob_path, "", "no core stored");
-    assert_eq!(record.spec.signal, SIGSEGV, "signal from the reaped task's exit status");
-    assert!(record.spec.executable.ends_with("/crasher"), "metadata read before refusing");
+    assert_eq!(
+        record.spec.signal, SIGSEGV,
+        "signal from the reaped task's exit status"
+    );
+    assert!(
+        record.spec.executable.ends_with("/crasher"),
+        "metadata read before refusing"
+    );
 }
 
 #[test]
@@ -204,13 +259,19 @@ fn below_the_free_space_floor_the_kernel_is_told_to_reject() {
     assert!(released < Duration::from_millis(1500), "took {released:?}");
     let record = sa.wait_record(pid, Duration::from_secs(30));
     assert_eq!(record.status.state, CoredumpState::Skipped, "{record:?}");
-    assert!(record.status.message.contains("free-space floor"), "{}", record.status.message);
+    assert!(
+        record.status.message.contains("free-space floor"),
+        "{}",
+        record.status.message
+    );
     assert_eq!(record.status.raw_size, 0);
 }
 
 #[test]
 fn sigkilled_server_leaves_crashes_uncaptured_but_unblocked_and_restart_repairs() {
-    if !socket_kernel("sigkilled_server_leaves_crashes_uncaptured_but_unblocked_and_restart_repairs") {
+    if !socket_kernel(
+        "sigkilled_server_leaves_crashes_uncaptured_but_unblocked_and_restart_repairs",
+    ) {
         return;
     }
     let mut sa = Standalone::start_socket(&[]);
@@ -222,8 +283,15 @@ fn sigkilled_server_leaves_crashes_uncaptured_but_unblocked_and_restart_repairs(
 
     sa.kill();
     let dead_socket = sa.socket_path();
-    assert_eq!(sa.settings.current_pattern(), sa.expected_pattern(), "SIGKILL leaves our pattern");
-    assert!(dead_socket.exists(), "and our socket file, with nobody listening");
+    assert_eq!(
+        sa.settings.current_pattern(),
+        sa.expected_pattern(),
+        "SIGKILL leaves our pattern"
+    );
+    assert!(
+        dead_socket.exists(),
+        "and our socket file, with nobody listening"
+    );
 
     // A crash while nobody listens: the kernel's connect is refused, no core anywhere, and the
     // process is not held.
@@ -232,12 +300,22 @@ fn sigkilled_server_leaves_crashes_uncaptured_but_unblocked_and_restart_repairs(
     crash.go();
     let (signal, dumped) = crash.wait(Duration::from_secs(30));
     let released = started.elapsed();
-    assert_eq!((signal, dumped), (SIGSEGV, false), "no core while the server is down");
-    assert!(released < Duration::from_millis(1500), "not held: {released:?}");
+    assert_eq!(
+        (signal, dumped),
+        (SIGSEGV, false),
+        "no core while the server is down"
+    );
+    assert!(
+        released < Duration::from_millis(1500),
+        "not held: {released:?}"
+    );
 
     sa.spawn();
     assert_ne!(sa.socket_path(), dead_socket);
-    assert!(!dead_socket.exists(), "the dead server's socket is cleaned up");
+    assert!(
+        !dead_socket.exists(),
+        "the dead server's socket is cleaned up"
+    );
     let crash = crasher(1, 43, "text", "segv", false);
     let second = crash.pid;
     crash.wait(Duration::from_secs(30));
@@ -246,11 +324,21 @@ fn sigkilled_server_leaves_crashes_uncaptured_but_unblocked_and_restart_repairs(
     let records = sa.records();
     assert_eq!(records.iter().filter(|c| c.spec.pid == first).count(), 1);
     assert_eq!(records.iter().find(|c| c.spec.pid == first), Some(&before));
-    assert!(records.iter().all(|c| c.spec.pid != orphan), "the lost crash left no record");
+    assert!(
+        records.iter().all(|c| c.spec.pid != orphan),
+        "the lost crash left no record"
+    );
 
     assert!(sa.stop(), "clean stop; log:\n{}", sa.log());
-    assert_eq!(sa.settings.current_pattern(), original, "the pattern from before the first start");
-    assert!(!sa.socket_path().exists(), "a clean stop removes the socket");
+    assert_eq!(
+        sa.settings.current_pattern(),
+        original,
+        "the pattern from before the first start"
+    );
+    assert!(
+        !sa.socket_path().exists(),
+        "a clean stop removes the socket"
+    );
 }
 
 #[test]
@@ -260,13 +348,20 @@ fn auto_falls_back_to_the_pipe_when_core_modes_lacks_socket() {
     std::fs::write(&modes, "file\npipe\n").unwrap();
     let modes = modes.to_str().unwrap();
     let sa = Standalone::start_expecting(&["--capture", "auto", "--core-modes", modes], false);
-    assert!(sa.settings.current_pattern().starts_with('|'), "pipe pattern installed");
+    assert!(
+        sa.settings.current_pattern().starts_with('|'),
+        "pipe pattern installed"
+    );
     let crash = crasher(1, 51, "text", "segv", false);
     let pid = crash.pid;
     crash.wait(Duration::from_secs(30));
     let record = sa.wait_record(pid, Duration::from_secs(30));
     assert_eq!(record.status.state, CoredumpState::Stored);
-    assert!(!sa.log().contains("through the coredump socket"), "{}", sa.log());
+    assert!(
+        !sa.log().contains("through the coredump socket"),
+        "{}",
+        sa.log()
+    );
 }
 
 #[test]
@@ -278,7 +373,10 @@ fn auto_takes_the_socket_when_the_kernel_has_it() {
     let crash = crasher(1, 52, "text", "segv", false);
     let pid = crash.pid;
     crash.wait(Duration::from_secs(30));
-    assert_eq!(sa.wait_record(pid, Duration::from_secs(30)).status.state, CoredumpState::Stored);
+    assert_eq!(
+        sa.wait_record(pid, Duration::from_secs(30)).status.state,
+        CoredumpState::Stored
+    );
 }
 
 #[test]
@@ -288,7 +386,14 @@ fn socket_mode_on_a_kernel_without_it_fails_and_touches_nothing() {
     let modes = fake.path().join("core_modes");
     std::fs::write(&modes, "file\npipe\n").unwrap();
     let out = std::process::Command::new(common::detector())
-        .args(["standalone", "--capture", "socket", "--min-free", "0", "--core-modes"])
+        .args([
+            "standalone",
+            "--capture",
+            "socket",
+            "--min-free",
+            "0",
+            "--core-modes",
+        ])
         .arg(&modes)
         .arg("--data-dir")
         .arg(fake.path().join("data"))
@@ -308,7 +413,8 @@ fn a_process_connecting_to_the_socket_gets_nothing_and_capture_goes_on() {
     let sa = Standalone::start_socket(&[]);
     // Root (the only one who can reach the socket) pretending to be the kernel.
     let mut fake = UnixStream::connect(sa.socket_path()).unwrap();
-    fake.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    fake.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut request = 16u32.to_ne_bytes().to_vec();
     request.extend_from_slice(&16u32.to_ne_bytes());
     request.extend_from_slice(&0xfu64.to_ne_bytes());
@@ -318,15 +424,21 @@ fn a_process_connecting_to_the_socket_gets_nothing_and_capture_goes_on() {
         assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
     }
     assert!(answer.is_empty(), "no answer for a process: {answer:?}");
-    wait_for("the foreign peer to be logged", Duration::from_secs(10), Duration::from_millis(20), || {
-        sa.log().contains("not the kernel's").then_some(())
-    })
+    wait_for(
+        "the foreign peer to be logged",
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || sa.log().contains("not the kernel's").then_some(()),
+    )
     .unwrap();
 
     let crash = crasher(1, 61, "text", "segv", false);
     let pid = crash.pid;
     crash.wait(Duration::from_secs(30));
-    assert_eq!(sa.wait_record(pid, Duration::from_secs(30)).status.state, CoredumpState::Stored);
+    assert_eq!(
+        sa.wait_record(pid, Duration::from_secs(30)).status.state,
+        CoredumpState::Stored
+    );
 }
 
 #[test]
@@ -350,7 +462,9 @@ fn storm_of_100_crashes_is_answered_without_a_process_per_crash() {
     };
     let mut pids = Vec::new();
     for batch in 0..5 {
-        let mut crashes: Vec<_> = (0..20).map(|i| crasher(1, 2000 + batch * 20 + i, "mixed", "segv", true)).collect();
+        let mut crashes: Vec<_> = (0..20)
+            .map(|i| crasher(1, 2000 + batch * 20 + i, "mixed", "segv", true))
+            .collect();
         for c in crashes.iter_mut() {
             c.go();
         }
@@ -363,30 +477,50 @@ fn storm_of_100_crashes_is_answered_without_a_process_per_crash() {
     watching.store(false, std::sync::atomic::Ordering::Relaxed);
     let (handlers, scans) = watcher.join().unwrap();
     assert!(scans > 0);
-    assert_eq!(handlers, 0, "no `coredump-detector handle` process seen in {scans} scans of /proc");
+    assert_eq!(
+        handlers, 0,
+        "no `coredump-detector handle` process seen in {scans} scans of /proc"
+    );
 
-    let records = wait_for("100 records", Duration::from_secs(120), Duration::from_millis(200), || {
-        let r = sa.records();
-        pids.iter().all(|p| r.iter().any(|c| c.spec.pid == *p)).then_some(r)
-    })
+    let records = wait_for(
+        "100 records",
+        Duration::from_secs(120),
+        Duration::from_millis(200),
+        || {
+            let r = sa.records();
+            pids.iter()
+                .all(|p| r.iter().any(|c| c.spec.pid == *p))
+                .then_some(r)
+        },
+    )
     .unwrap_or_else(|e| panic!("{e}\nlog:\n{}", sa.log()));
-    let mine: Vec<_> = records.iter().filter(|c| pids.contains(&c.spec.pid)).collect();
+    let mine: Vec<_> = records
+        .iter()
+        .filter(|c| pids.contains(&c.spec.pid))
+        .collect();
     assert_eq!(mine.len(), 100, "exactly one record per crash");
     for c in &mine {
         match c.status.state {
             CoredumpState::Stored => assert!(c.status.core_size > 1 << 20),
-            CoredumpState::RateLimited => assert_eq!(c.status.raw_size, 0, "refused before any byte"),
+            CoredumpState::RateLimited => {
+                assert_eq!(c.status.raw_size, 0, "refused before any byte")
+            }
             other => panic!("unexpected state {other:?} for {}", c.metadata.name),
         }
         assert_eq!(c.spec.signal, SIGSEGV, "{}", c.metadata.name);
     }
-    let stored = mine.iter().filter(|c| c.status.state == CoredumpState::Stored).count();
+    let stored = mine
+        .iter()
+        .filter(|c| c.status.state == CoredumpState::Stored)
+        .count();
     eprintln!("socket storm: {stored} stored, {} rejected", 100 - stored);
 }
 
 /// Processes running `coredump-detector handle` right now.
 fn handler_processes() -> usize {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
     entries
         .flatten()
         .filter(|e| {

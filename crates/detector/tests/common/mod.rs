@@ -236,7 +236,14 @@ pub fn crasher(mib: usize, seed: u64, content: &str, signal: &str, hold: bool) -
 }
 
 /// [`crasher`] running as `uid`:`uid` (through `setpriv`) when given.
-pub fn crasher_as(uid: Option<u32>, mib: usize, seed: u64, content: &str, signal: &str, hold: bool) -> Crash {
+pub fn crasher_as(
+    uid: Option<u32>,
+    mib: usize,
+    seed: u64,
+    content: &str,
+    signal: &str,
+    hold: bool,
+) -> Crash {
     let mut cmd = match uid {
         Some(uid) => {
             let mut c = Command::new("setpriv");
@@ -318,7 +325,10 @@ impl FakePodCgroup {
                 dirs.push(dir);
             }
         }
-        assert!(!dirs.is_empty(), "no cgroup hierarchy to create {relative} in");
+        assert!(
+            !dirs.is_empty(),
+            "no cgroup hierarchy to create {relative} in"
+        );
         FakePodCgroup { dirs }
     }
 
@@ -345,5 +355,49 @@ impl Drop for FakePodCgroup {
                 }
             }
         }
+    }
+}
+
+impl Standalone {
+    /// Path of the kubeconfig standalone writes, once the API server is up.
+    pub fn kubeconfig(&self) -> PathBuf {
+        let path = self.data().join("kubeconfig");
+        wait_for(
+            "kubeconfig",
+            Duration::from_secs(20),
+            Duration::from_millis(20),
+            || path.exists().then_some(()),
+        )
+        .unwrap_or_else(|e| panic!("{e}\nlog:\n{}", self.log()));
+        path
+    }
+
+    /// Runs the real kubectl against this instance; returns (success, stdout, stderr).
+    pub fn kubectl(&self, args: &[&str]) -> (bool, Vec<u8>, String) {
+        let out = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .arg("--cache-dir")
+            .arg(self.data().join("kubectl-cache"))
+            .args(["--request-timeout", "60s"])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            out.stdout,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// kubectl that must succeed; returns stdout as text.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let (ok, stdout, stderr) = self.kubectl(args);
+        assert!(
+            ok,
+            "kubectl {args:?} failed: {stderr}\nlog:\n{}",
+            self.log()
+        );
+        String::from_utf8(stdout).unwrap()
     }
 }

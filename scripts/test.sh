@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every test of the project: formatting, lints, unit tests, and the end-to-end tests
+# against the real kernel, real etcd, a real kube-apiserver and the real kubectl.
+# Needs root (the capture tests set kernel.core_pattern, always restoring it).
+# Installs what it needs first (idempotent, cached): a second run skips straight to the tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-deps.sh
+if [ -x scripts/control-plane/build.sh ]; then
+  bash scripts/control-plane/build.sh
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== cargo test"
+cargo test --workspace --no-fail-fast "$@"
