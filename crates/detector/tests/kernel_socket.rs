@@ -3,6 +3,8 @@
 //! holds the machine-wide kernel-settings lock (through [`Standalone`]) and restores
 //! `core_pattern` on every exit path. Tests that need the socket mode say so and return when
 //! the kernel lacks it (Linux < 6.17).
+// Tests may unwrap: a panic there is a failed test (helpers outside #[test] included).
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
