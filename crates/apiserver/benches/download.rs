@@ -166,7 +166,7 @@ async fn main() {
 
     let pki = pki::Pki::new();
     let meta = Arc::new(RedbStore::open(&dir.path().join("meta.redb")).unwrap());
-    let registry = Registry::new(meta, store.clone());
+    let registry = Registry::new(meta, store.store.clone());
     let mut core: coredump_api::Coredump = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "core-1", "namespace": "bench"},
         "spec": {"podUID": "pod-uid", "containerName": "app", "pid": 1, "signal": 11, "crashTime": "2024-05-01T10:00:00Z"},

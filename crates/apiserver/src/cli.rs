@@ -11,8 +11,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use coredump_store::BlobStore;
+use coredump_store::etcd_store::EtcdStore;
+use coredump_store::fs_blob::FsBlobStore;
 use coredump_store::redb_store::RedbStore;
+use coredump_store::{BlobStore, MetadataStore};
 
 use crate::auth::{
     AllowGroupsAuthorizer, AuthLayerState, Authenticator, ClientCertAuthenticator,
@@ -52,8 +54,8 @@ pub struct ApiserverArgs {
     /// Root directory of the blobs (`<root>/<namespace>/<podUID>/<container>/<file>`).
     #[arg(long, default_value = "/var/lib/coredump-detector/cores")]
     pub local_path: PathBuf,
-    /// etcd endpoints for the metadata (accepted for seed compatibility; not yet supported:
-    /// giving any is an error until the etcd store lands).
+    /// etcd endpoints for the metadata (comma-separated, e.g. `http://etcd-svc:2379`); without
+    /// them the embedded store under `--data-dir` is used.
     #[arg(long, value_delimiter = ',')]
     pub etcd_servers: Vec<String>,
     /// Directory of the embedded metadata store.
@@ -75,15 +77,31 @@ fn read(path: &PathBuf, what: &str) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {what} {}", path.display()))
 }
 
-/// Builds the server configuration (stores opened, certificates loaded) with this blob store.
-pub fn build(args: &ApiserverArgs, blobs: Arc<dyn BlobStore>) -> anyhow::Result<ServerConfig> {
+/// Key prefix of our objects in etcd (the cluster's etcd must not be shared with kube-apiserver's
+/// `/registry`; the seed ran a dedicated etcd).
+pub const ETCD_PREFIX: &str = "/coredump.fujitsu.com";
+
+/// Opens the metadata store: etcd when `--etcd-servers` is given, else the embedded store.
+async fn metadata_store(args: &ApiserverArgs) -> anyhow::Result<Arc<dyn MetadataStore>> {
     if !args.etcd_servers.is_empty() {
-        bail!(
-            "--etcd-servers={} is not yet supported: the etcd metadata store is not available in \
-             this build; omit it to use the embedded store under --data-dir",
-            args.etcd_servers.join(",")
-        );
+        let store = EtcdStore::connect(&args.etcd_servers, ETCD_PREFIX)
+            .await
+            .with_context(|| format!("connecting to etcd at {}", args.etcd_servers.join(",")))?;
+        return Ok(Arc::new(store));
     }
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating --data-dir {}", args.data_dir.display()))?;
+    let db = args.data_dir.join("metadata.redb");
+    let store = RedbStore::open(&db)
+        .with_context(|| format!("opening the metadata store {}", db.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// Builds the server configuration (stores opened, certificates loaded) with this blob store.
+pub async fn build(
+    args: &ApiserverArgs,
+    blobs: Arc<dyn BlobStore>,
+) -> anyhow::Result<ServerConfig> {
     let (Some(cert), Some(key)) = (&args.tls_cert_file, &args.tls_private_key_file) else {
         bail!("--tls-cert-file and --tls-private-key-file are required");
     };
@@ -92,11 +110,7 @@ pub fn build(args: &ApiserverArgs, blobs: Arc<dyn BlobStore>) -> anyhow::Result<
         &read(key, "--tls-private-key-file")?,
     )
     .context("loading the serving certificate")?;
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("creating --data-dir {}", args.data_dir.display()))?;
-    let db = args.data_dir.join("metadata.redb");
-    let meta = RedbStore::open(&db)
-        .with_context(|| format!("opening the metadata store {}", db.display()))?;
+    let meta = metadata_store(args).await?;
     let authenticator: Arc<dyn Authenticator> = match &args.client_ca_file {
         Some(ca) => Arc::new(
             ClientCertAuthenticator::from_pem(&read(ca, "--client-ca-file")?)
@@ -111,7 +125,7 @@ pub fn build(args: &ApiserverArgs, blobs: Arc<dyn BlobStore>) -> anyhow::Result<
         authenticator,
         authorizer: Arc::new(AllowGroupsAuthorizer::new(args.admin_groups.clone())),
     };
-    let registry = Registry::new(Arc::new(meta), blobs);
+    let registry = Registry::new(meta, blobs);
     Ok(ServerConfig {
         bind: args.listen_addr(),
         tls: Arc::new(tls),
@@ -125,10 +139,20 @@ pub async fn run_with(
     blobs: Arc<dyn BlobStore>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let config = build(&args, blobs)?;
+    let config = build(&args, blobs).await?;
     crate::serve(config, shutdown)
         .await
         .context("serving the API")
+}
+
+/// The `apiserver` role: blobs under `--local-path`, metadata in etcd or the embedded store,
+/// served until `shutdown` completes.
+pub async fn run(args: ApiserverArgs, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let blobs = match args.backend_kind {
+        BackendKind::Local => FsBlobStore::new(args.local_path.clone())
+            .with_context(|| format!("opening --local-path {}", args.local_path.display()))?,
+    };
+    run_with(args, Arc::new(blobs), shutdown).await
 }
 
 #[cfg(test)]
@@ -172,13 +196,24 @@ mod tests {
         assert!(Cli::try_parse_from(["x", "--backend-kind=s3"]).is_err());
     }
 
-    #[test]
-    fn etcd_is_refused_for_now() {
+    #[tokio::test]
+    async fn missing_tls_files_and_unreachable_etcd_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
         let mut a = Cli::try_parse_from(["x"]).unwrap().args;
-        a.etcd_servers = vec!["http://127.0.0.1:2379".into()];
+        a.data_dir = dir.path().join("data");
         let blobs: Arc<dyn BlobStore> = Arc::new(NoBlobs);
-        let err = build(&a, blobs).err().unwrap();
-        assert!(err.to_string().contains("not yet supported"), "{err}");
+        let err = build(&a, blobs.clone()).await.err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "--tls-cert-file and --tls-private-key-file are required"
+        );
+        a.tls_cert_file = Some(dir.path().join("missing.pem"));
+        a.tls_private_key_file = Some(dir.path().join("missing-key.pem"));
+        let err = build(&a, blobs).await.err().unwrap();
+        assert!(
+            err.to_string().starts_with("reading --tls-cert-file"),
+            "{err}"
+        );
     }
 
     struct NoBlobs;

@@ -50,7 +50,7 @@ impl Server {
         write(&d.join("admin.pem"), &pki.admin.cert_pem);
         write(&d.join("admin-key.pem"), &pki.admin.key_pem);
         let blobs = Arc::new(DirBlobStore::new(args.local_path.clone()));
-        let config = build(&args, blobs.clone()).unwrap();
+        let config = build(&args, blobs.store.clone()).await.unwrap();
         let registry = config.state.registry.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();

@@ -15,24 +15,12 @@ pub trait Stored: Resource {
     fn after_delete(&self, registry: &Registry) -> impl Future<Output = ()> + Send;
 }
 
-/// The blob a Coredump names, if any (validation guarantees the four-segment shape).
+/// The blob a Coredump names, if any and well-formed.
 pub fn blob_path_of(c: &Coredump) -> Option<BlobPath> {
-    let mut parts = c.status.blob_path.split('/');
-    let (Some(namespace), Some(pod_uid), Some(container), Some(file), None) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
+    if c.status.blob_path.is_empty() {
         return None;
-    };
-    Some(BlobPath {
-        namespace: namespace.to_owned(),
-        pod_uid: pod_uid.to_owned(),
-        container: container.to_owned(),
-        file: file.to_owned(),
-    })
+    }
+    BlobPath::parse_relative(&c.status.blob_path).ok()
 }
 
 impl Stored for Coredump {

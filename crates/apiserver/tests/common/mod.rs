@@ -44,7 +44,7 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         let meta = Arc::new(RedbStore::open(&dir.path().join("meta.redb")).unwrap());
         let blobs = Arc::new(blobs::DirBlobStore::new(dir.path().join("blobs")));
-        let registry = Registry::new(meta, blobs.clone());
+        let registry = Registry::new(meta, blobs.store.clone());
         let pki = pki::Pki::new();
         let auth = AuthLayerState {
             authenticator: Arc::new(

@@ -1,6 +1,6 @@
 //! Test PKI generated with rcgen: a CA, a serving certificate for localhost, an admin client
 //! (group `system:masters`), an unprivileged client, and a client of a foreign CA.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, dead_code)]
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
