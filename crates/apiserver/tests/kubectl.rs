@@ -32,6 +32,10 @@ fn write(path: &Path, data: &str) -> PathBuf {
 
 impl Server {
     async fn start() -> Self {
+        Self::start_with(Vec::new()).await
+    }
+
+    async fn start_with(etcd_servers: Vec<String>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::new();
         let d = dir.path();
@@ -43,7 +47,7 @@ impl Server {
             client_ca_file: Some(write(&d.join("ca.pem"), &pki.ca_pem)),
             backend_kind: BackendKind::Local,
             local_path: d.join("blobs"),
-            etcd_servers: Vec::new(),
+            etcd_servers,
             data_dir: d.join("data"),
             admin_groups: vec!["system:masters".into()],
         };
@@ -494,4 +498,85 @@ async fn debug_server() {
     println!("DIR {} PORT {}", s.dir.path().display(), s.port);
     tokio::time::sleep(Duration::from_secs(90)).await;
     s.stop().await;
+}
+
+/// An etcd server owned by one test (killed on drop).
+struct Etcd {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_etcd(dir: &Path) -> Etcd {
+    let (client, peer) = (free_port(), free_port());
+    let url = format!("http://127.0.0.1:{client}");
+    let child = Command::new("etcd")
+        .arg("--data-dir")
+        .arg(dir.join("etcd"))
+        .arg(format!("--listen-client-urls={url}"))
+        .arg(format!("--advertise-client-urls={url}"))
+        .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer}"))
+        .arg(format!(
+            "--initial-advertise-peer-urls=http://127.0.0.1:{peer}"
+        ))
+        .arg(format!("--initial-cluster=default=http://127.0.0.1:{peer}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("etcd must be installed (scripts/install-deps.sh)");
+    let etcd = Etcd { child, url };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if coredump_store::etcd_store::EtcdStore::connect(std::slice::from_ref(&etcd.url), "/probe")
+            .await
+            .is_ok()
+        {
+            return etcd;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "etcd did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_backend_serves_kubectl() {
+    let etcd_dir = tempfile::tempdir().unwrap();
+    let etcd = start_etcd(etcd_dir.path()).await;
+    let s = Server::start_with(vec![etcd.url.clone()]).await;
+    let manifest = s.dir.path().join("ep.yaml");
+    write(
+        &manifest,
+        "apiVersion: coredump.fujitsu.com/v1alpha1\nkind: CoredumpEndpoint\nmetadata:\n  name: web-0\nspec:\n  podUID: uid-1\n",
+    );
+    assert_eq!(
+        s.ok(&["create", "-f", manifest.to_str().unwrap()])
+            .await
+            .trim(),
+        "coredumpendpoint.coredump.fujitsu.com/web-0 created"
+    );
+    let rows = table(&s.ok(&["get", "cde"]).await);
+    assert_eq!(rows[1][..2], ["web-0", "uid-1"]);
+    assert!(
+        !s.dir.path().join("data/metadata.redb").exists(),
+        "the embedded store must not be used"
+    );
+    s.stop().await;
+    drop(etcd);
 }
