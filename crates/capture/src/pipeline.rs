@@ -24,6 +24,8 @@ use crate::{CaptureError, sys};
 const CHUNK: usize = 1 << 20;
 /// Granularity of zero detection: a whole zero page becomes a hole.
 const PAGE: usize = 4096;
+/// Nice value of the trailing thread and its zstd workers.
+const TRAILER_NICE: i32 = 10;
 /// How often (in bytes kept) the free-space floor is re-checked.
 const FREE_CHECK_INTERVAL: u64 = 64 << 20;
 
@@ -114,6 +116,7 @@ pub fn capture<R: Read>(
     // Whatever happened, the kernel must get its process back now.
     release(source);
     let held = started.elapsed();
+    sys::reset_thread_priorities();
     {
         let (lock, cvar) = &*progress;
         let mut p = lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -262,6 +265,8 @@ fn trail(
     output: Output,
 ) -> Result<(u64, String), CaptureError> {
     let zst_path = dir.join(crate::record::CORE_ZST);
+    // zstd's workers inherit this from the thread that starts them.
+    sys::lower_this_thread_priority(TRAILER_NICE);
     let mut encoder = match output {
         Output::Zstd { level, workers } => {
             let file = crate::fsutil::create_new_nofollow(&zst_path)?;

@@ -79,3 +79,27 @@ pub fn take_stdin() -> File {
     // owner.
     File::from(unsafe { OwnedFd::from_raw_fd(0) })
 }
+
+/// Lowers the calling thread's scheduling priority (nice value) and that of threads it starts
+/// afterwards. The compressor runs behind the drain: on a busy node the drain, which holds
+/// the crashed process, must win the CPU.
+pub fn lower_this_thread_priority(nice: i32) {
+    let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice);
+}
+
+/// Puts every thread of this process back to nice 0: once the drain is over, the compressor
+/// (and zstd's workers, whose thread ids we do not know otherwise) should finish quickly.
+pub fn reset_thread_priorities() {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    for task in tasks.flatten() {
+        let tid = task
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<i32>().ok());
+        if let Some(pid) = tid.and_then(rustix::process::Pid::from_raw) {
+            let _ = rustix::process::setpriority_process(Some(pid), 0);
+        }
+    }
+}
