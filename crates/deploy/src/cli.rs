@@ -1,0 +1,122 @@
+//! The `deploy` subcommand: `coredump-detector deploy NAMESPACE SERVICE DIR [flags]` (the seed's
+//! `deploy.sh` arguments) writes `DIR/coredump.yaml` and, for reference, the certificates it
+//! embeds: `DIR/apiserver_ca.{crt,key}` and `DIR/apiserver.{crt,key}` (the seed's file names;
+//! keys and the manifest, which holds a key, are mode 0600).
+//!
+//! Certificates are generated anew on every run, like the seed did: re-running means
+//! re-creating the Secret and the APIService together (`kubectl replace -f`).
+
+use std::path::{Path, PathBuf};
+
+use crate::certs::{Certs, generate_certs};
+use crate::error::DeployError;
+use crate::options::{
+    DEFAULT_AGENT_METRICS_PORT, DEFAULT_API_PORT, DEFAULT_ETCD_DATA_PATH, DEFAULT_ETCD_IMAGE,
+    DEFAULT_GC_THRESHOLD, DEFAULT_HOST_DIR, DEFAULT_IMAGE, DEFAULT_LOCAL_PATH,
+    DEFAULT_NS_DISK_QUOTA, DeployOptions,
+};
+use crate::render::render;
+
+/// File name of the manifest inside DIR.
+pub const MANIFEST_FILE: &str = "coredump.yaml";
+
+/// Arguments of `coredump-detector deploy`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeployArgs {
+    /// Namespace every component runs in (created by the manifest unless it is a built-in one).
+    pub namespace: String,
+    /// Name of the API server's Service; the serving certificate is issued for
+    /// SERVICE.NAMESPACE.svc.
+    pub service: String,
+    /// Output directory (created if missing): coredump.yaml and the certificates.
+    pub dir: PathBuf,
+    /// Image of the API server, GC and agent (built by the repository's Dockerfile).
+    #[arg(long, default_value = DEFAULT_IMAGE)]
+    pub image: String,
+    /// imagePullPolicy of --image: Always, IfNotPresent or Never.
+    #[arg(long, default_value = "IfNotPresent")]
+    pub image_pull_policy: String,
+    /// Image of etcd.
+    #[arg(long, default_value = DEFAULT_ETCD_IMAGE)]
+    pub etcd_image: String,
+    /// Host directory of the core files (volume `coredump-backend`; test-only default).
+    #[arg(long, default_value = DEFAULT_LOCAL_PATH)]
+    pub local_path: PathBuf,
+    /// Host directory of etcd's data (volume `etcd-data-dir`; test-only default).
+    #[arg(long, default_value = DEFAULT_ETCD_DATA_PATH)]
+    pub etcd_data_path: PathBuf,
+    /// Node directory of the agent: the handler binary the kernel runs, and the spool.
+    #[arg(long, default_value = DEFAULT_HOST_DIR)]
+    pub host_dir: PathBuf,
+    /// Disk quota per namespace (the agent's NS_DISK_QUOTA), e.g. 1GB, 512Mi.
+    #[arg(long, default_value = DEFAULT_NS_DISK_QUOTA)]
+    pub ns_disk_quota: String,
+    /// Collect the cores of pods and namespaces gone longer than this (e.g. 30m, 2h).
+    #[arg(long, default_value = DEFAULT_GC_THRESHOLD)]
+    pub gc_threshold: String,
+    /// Port the API server listens on in its container (its Service is port 443).
+    #[arg(long, default_value_t = DEFAULT_API_PORT)]
+    pub api_port: u16,
+    /// Port of the agent's /metrics, /healthz and /readyz.
+    #[arg(long, default_value_t = DEFAULT_AGENT_METRICS_PORT)]
+    pub agent_metrics_port: u16,
+    /// Do not create the Namespace (it exists already).
+    #[arg(long)]
+    pub no_create_namespace: bool,
+}
+
+impl DeployArgs {
+    /// The options these arguments stand for.
+    pub fn options(&self) -> DeployOptions {
+        DeployOptions {
+            namespace: self.namespace.clone(),
+            service: self.service.clone(),
+            image: self.image.clone(),
+            image_pull_policy: self.image_pull_policy.clone(),
+            etcd_image: self.etcd_image.clone(),
+            local_path: self.local_path.clone(),
+            etcd_data_path: self.etcd_data_path.clone(),
+            host_dir: self.host_dir.clone(),
+            ns_disk_quota: self.ns_disk_quota.clone(),
+            gc_threshold: self.gc_threshold.clone(),
+            api_port: self.api_port,
+            agent_metrics_port: self.agent_metrics_port,
+            create_namespace: !self.no_create_namespace,
+        }
+    }
+}
+
+/// Generates certificates and writes `dir/coredump.yaml` with them; returns the manifest's path.
+pub fn write(dir: &Path, opts: &DeployOptions) -> Result<PathBuf, DeployError> {
+    opts.validate()?;
+    let certs = generate_certs(&opts.namespace, &opts.service)?;
+    write_with(dir, opts, &certs)
+}
+
+/// Writes `dir/coredump.yaml` for these certificates, and the certificates beside it. Nothing
+/// is written if the options are invalid.
+pub fn write_with(dir: &Path, opts: &DeployOptions, certs: &Certs) -> Result<PathBuf, DeployError> {
+    let yaml = render(opts, certs)?;
+    std::fs::create_dir_all(dir).map_err(|source| DeployError::Io {
+        action: "create directory",
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let pki_err = |subject: String| move |source| DeployError::Pki { subject, source };
+    for (name, issued) in [("apiserver_ca", &certs.ca), ("apiserver", &certs.server)] {
+        coredump_pki::write_pair(dir, name, issued)
+            .map_err(pki_err(dir.join(name).display().to_string()))?;
+    }
+    let path = dir.join(MANIFEST_FILE);
+    coredump_pki::write_file(&path, yaml.as_bytes(), 0o600)
+        .map_err(pki_err(path.display().to_string()))?;
+    Ok(path)
+}
+
+/// Runs `deploy`: writes the files and tells the user what to run next.
+pub fn run(args: DeployArgs) -> anyhow::Result<()> {
+    let path = write(&args.dir, &args.options())?;
+    println!("wrote {}", path.display());
+    println!("install with: kubectl create -f {}", path.display());
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! Every name, path, port, flag value and environment variable the generated manifest relies
+//! on, in one place: the `apiserver`, `gc` and `agent` roles must accept exactly these, and
+//! the tests check the manifest against them.
+//!
+//! Cluster-scoped objects that belong to one install (ClusterRoles and ClusterRoleBindings of
+//! the components, and the RoleBinding placed in `kube-system`) carry the namespace in their
+//! name ([`install_scoped`]), so installs in two namespaces, or a leftover of an old one, never
+//! overwrite each other's grants. The APIService and the two user-facing ClusterRoles
+//! ([`VIEWER_ROLE`], [`DEBUGGER_ROLE`]) are cluster-wide by nature and keep fixed names: admins
+//! bind those by name.
+
+/// API group served by the aggregated API server.
+pub const API_GROUP: &str = "coredump.fujitsu.com";
+/// API version served.
+pub const API_VERSION: &str = "v1alpha1";
+/// Name of the APIService (`<version>.<group>`).
+pub const APISERVICE: &str = "v1alpha1.coredump.fujitsu.com";
+
+/// ServiceAccount of the API server Deployment (seed name).
+pub const API_SERVICE_ACCOUNT: &str = "coredump-api";
+/// ServiceAccount of the GC Deployment (seed name).
+pub const GC_SERVICE_ACCOUNT: &str = "coredump-gc";
+/// ServiceAccount of the node DaemonSet.
+pub const AGENT_SERVICE_ACCOUNT: &str = "coredump-agent";
+
+/// Secret with the API server's serving certificate (`kubernetes.io/tls`: `tls.crt`, `tls.key`).
+pub const TLS_SECRET: &str = "servercrt";
+/// Service in front of etcd.
+pub const ETCD_SERVICE: &str = "etcd-svc";
+/// etcd StatefulSet (its pod is `etcd-0`).
+pub const ETCD_STATEFULSET: &str = "etcd";
+/// Client port of etcd.
+pub const ETCD_PORT: u16 = 2379;
+/// GC Deployment.
+pub const GC_DEPLOYMENT: &str = "coredump-gc";
+/// Node DaemonSet (seed name).
+pub const AGENT_DAEMONSET: &str = "kcdt-ds";
+/// Port of the API server's Service, which the APIService names.
+pub const SERVICE_PORT: u16 = 443;
+
+/// ClusterRole for users who may see crash records but not read memory images.
+pub const VIEWER_ROLE: &str = "coredump-viewer";
+/// ClusterRole for users who may also download cores (`coredumpendpoints/dump`, `coredumps/core`).
+pub const DEBUGGER_ROLE: &str = "coredump-debugger";
+
+/// The binary inside the image: every workload runs `coredump-detector <role> ...`.
+pub const BINARY: &str = "/usr/local/bin/coredump-detector";
+/// Where the `servercrt` Secret is mounted in the API server (`tls.crt`, `tls.key`).
+pub const TLS_MOUNT: &str = "/var/run/coredump";
+/// Where the core storage (volume `coredump-backend`) is mounted in every component; passed as
+/// `--local-path`.
+pub const CORES_MOUNT: &str = "/coredump";
+/// Name of the core storage volume (seed name; admins replace it with shared storage).
+pub const CORES_VOLUME: &str = "coredump-backend";
+/// Name of etcd's data volume (seed name).
+pub const ETCD_VOLUME: &str = "etcd-data-dir";
+/// Where etcd keeps its data inside its container.
+pub const ETCD_MOUNT: &str = "/var/lib/etcd";
+/// Name of the node directory volume of the agent (mounted at the same path as on the host).
+pub const HOST_DIR_VOLUME: &str = "host-dir";
+
+/// Environment variable with the node's name (downward API `spec.nodeName`), read by `agent`.
+pub const ENV_NODE_NAME: &str = "NODE_NAME";
+/// Environment variable with the per-namespace disk quota (seed name), read by `agent`.
+pub const ENV_NS_DISK_QUOTA: &str = "NS_DISK_QUOTA";
+/// Environment variable with the install's namespace (downward API), for every component.
+pub const ENV_POD_NAMESPACE: &str = "POD_NAMESPACE";
+
+/// `app.kubernetes.io/name` of every object.
+pub const APP_NAME: &str = "coredump-detector";
+
+/// Name of a cluster-scoped object owned by the install in `namespace`:
+/// `coredump-detector:<namespace>:<component>`.
+pub fn install_scoped(namespace: &str, component: &str) -> String {
+    format!("{APP_NAME}:{namespace}:{component}")
+}
+
+/// In-cluster URL of etcd for the API server's `--etcd-servers`.
+pub fn etcd_url(namespace: &str) -> String {
+    format!("http://{ETCD_SERVICE}.{namespace}.svc:{ETCD_PORT}")
+}

@@ -1,0 +1,350 @@
+//! The four workloads: etcd (StatefulSet `etcd`), the API server (Deployment SERVICE), the GC
+//! (Deployment `coredump-gc`) and the node agent (DaemonSet `kcdt-ds`). The last three run the
+//! one `coredump-detector` image with a role subcommand; their flags, mounts and environment are
+//! the contract listed in [`crate::names`].
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{
+    DaemonSet, DaemonSetSpec, Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec,
+};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
+    HostPathVolumeSource, ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SecretVolumeSource, SecurityContext, Toleration, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::error::DeployError;
+use crate::names::{
+    AGENT_DAEMONSET, AGENT_SERVICE_ACCOUNT, API_SERVICE_ACCOUNT, BINARY, CORES_MOUNT, CORES_VOLUME,
+    ENV_NODE_NAME, ENV_NS_DISK_QUOTA, ENV_POD_NAMESPACE, ETCD_MOUNT, ETCD_PORT, ETCD_SERVICE,
+    ETCD_STATEFULSET, ETCD_VOLUME, GC_DEPLOYMENT, GC_SERVICE_ACCOUNT, HOST_DIR_VOLUME, TLS_MOUNT,
+    TLS_SECRET, etcd_url,
+};
+use crate::options::{DeployOptions, path_str};
+use crate::render::{Object, labels, meta};
+
+/// The workloads, etcd first (the API server waits for it).
+pub(crate) fn workloads(opts: &DeployOptions) -> Result<Vec<Object>, DeployError> {
+    Ok(vec![etcd(opts)?, apiserver(opts)?, gc(opts)?, agent(opts)?])
+}
+
+fn template(component: &str, spec: PodSpec) -> PodTemplateSpec {
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(labels(component)),
+            ..Default::default()
+        }),
+        spec: Some(spec),
+    }
+}
+
+fn selector(component: &str) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(labels(component)),
+        ..Default::default()
+    }
+}
+
+fn host_path_volume(
+    name: &str,
+    option: &'static str,
+    path: &std::path::Path,
+) -> Result<Volume, DeployError> {
+    Ok(Volume {
+        name: name.into(),
+        host_path: Some(HostPathVolumeSource {
+            path: path_str(option, path)?.to_string(),
+            type_: Some("DirectoryOrCreate".into()),
+        }),
+        ..Default::default()
+    })
+}
+
+fn cores_volume(opts: &DeployOptions) -> Result<Volume, DeployError> {
+    host_path_volume(CORES_VOLUME, "--local-path", &opts.local_path)
+}
+
+fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: read_only.then_some(true),
+        ..Default::default()
+    }
+}
+
+fn field_env(name: &str, field: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: field.into(),
+                api_version: None,
+            }),
+            ..Default::default()
+        }),
+        value: None,
+    }
+}
+
+fn resources(cpu: &str, memory: &str, memory_limit: &str) -> ResourceRequirements {
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_string(), Quantity(cpu.into())),
+            ("memory".to_string(), Quantity(memory.into())),
+        ])),
+        limits: Some(BTreeMap::from([(
+            "memory".to_string(),
+            Quantity(memory_limit.into()),
+        )])),
+        ..Default::default()
+    }
+}
+
+fn http_probe(path: &str, port: &str, scheme: &str, failure_threshold: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String(port.into()),
+            scheme: Some(scheme.into()),
+            ..Default::default()
+        }),
+        period_seconds: Some(10),
+        timeout_seconds: Some(5),
+        failure_threshold: Some(failure_threshold),
+        ..Default::default()
+    }
+}
+
+fn port(name: &str, number: u16) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.into()),
+        container_port: number.into(),
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    }
+}
+
+/// Unprivileged: no capabilities (but binding a port below 1024), no privilege escalation.
+fn restricted(bind_low_port: bool) -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            add: bind_low_port.then(|| vec!["NET_BIND_SERVICE".into()]),
+        }),
+        ..Default::default()
+    }
+}
+
+/// A `coredump-detector <role> <flags>` container.
+fn detector(opts: &DeployOptions, name: &str, args: Vec<String>) -> Container {
+    Container {
+        name: name.into(),
+        image: Some(opts.image.clone()),
+        image_pull_policy: Some(opts.image_pull_policy.clone()),
+        command: Some(vec![BINARY.into()]),
+        args: Some(args),
+        env: Some(vec![field_env(ENV_POD_NAMESPACE, "metadata.namespace")]),
+        ..Default::default()
+    }
+}
+
+fn etcd(opts: &DeployOptions) -> Result<Object, DeployError> {
+    let container = Container {
+        name: "etcd".into(),
+        image: Some(opts.etcd_image.clone()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        command: Some(vec!["/usr/local/bin/etcd".into()]),
+        args: Some(vec![
+            format!("--data-dir={ETCD_MOUNT}"),
+            format!("--listen-client-urls=http://0.0.0.0:{ETCD_PORT}"),
+            format!("--advertise-client-urls={}", etcd_url(&opts.namespace)),
+        ]),
+        ports: Some(vec![port("etcd", ETCD_PORT)]),
+        readiness_probe: Some(http_probe("/readyz", "etcd", "HTTP", 1)),
+        liveness_probe: Some(http_probe("/livez", "etcd", "HTTP", 3)),
+        resources: Some(resources("100m", "128Mi", "512Mi")),
+        volume_mounts: Some(vec![mount(ETCD_VOLUME, ETCD_MOUNT, false)]),
+        ..Default::default()
+    };
+    Ok(Object::StatefulSet(StatefulSet {
+        metadata: meta(ETCD_STATEFULSET, Some(&opts.namespace), "etcd"),
+        spec: StatefulSetSpec {
+            service_name: Some(ETCD_SERVICE.into()),
+            replicas: Some(1),
+            selector: selector("etcd"),
+            template: template(
+                "etcd",
+                PodSpec {
+                    termination_grace_period_seconds: Some(10),
+                    containers: vec![container],
+                    volumes: Some(vec![host_path_volume(
+                        ETCD_VOLUME,
+                        "--etcd-data-path",
+                        &opts.etcd_data_path,
+                    )?]),
+                    ..Default::default()
+                },
+            ),
+            ..Default::default()
+        },
+        status: None,
+    }))
+}
+
+fn apiserver(opts: &DeployOptions) -> Result<Object, DeployError> {
+    let mut container = detector(
+        opts,
+        "apiserver",
+        vec![
+            "apiserver".into(),
+            format!("--secure-port={}", opts.api_port),
+            format!("--etcd-servers={}", etcd_url(&opts.namespace)),
+            format!("--tls-cert-file={TLS_MOUNT}/tls.crt"),
+            format!("--tls-private-key-file={TLS_MOUNT}/tls.key"),
+            format!("--local-path={CORES_MOUNT}"),
+            "--backend-kind=local".into(),
+        ],
+    );
+    container.ports = Some(vec![port("https", opts.api_port)]);
+    container.readiness_probe = Some(http_probe("/readyz", "https", "HTTPS", 3));
+    container.liveness_probe = Some(http_probe("/livez", "https", "HTTPS", 3));
+    container.resources = Some(resources("100m", "128Mi", "1Gi"));
+    container.security_context = Some(restricted(opts.api_port < 1024));
+    container.volume_mounts = Some(vec![
+        mount("tls", TLS_MOUNT, true),
+        mount(CORES_VOLUME, CORES_MOUNT, false),
+    ]);
+    let tls = Volume {
+        name: "tls".into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(TLS_SECRET.into()),
+            default_mode: Some(0o400),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Ok(Object::Deployment(Deployment {
+        metadata: meta(&opts.service, Some(&opts.namespace), "apiserver"),
+        spec: DeploymentSpec {
+            replicas: Some(1),
+            selector: selector("apiserver"),
+            template: template(
+                "apiserver",
+                PodSpec {
+                    service_account_name: Some(API_SERVICE_ACCOUNT.into()),
+                    containers: vec![container],
+                    volumes: Some(vec![tls, cores_volume(opts)?]),
+                    ..Default::default()
+                },
+            ),
+            ..Default::default()
+        },
+        status: None,
+    }))
+}
+
+fn gc(opts: &DeployOptions) -> Result<Object, DeployError> {
+    let mut container = detector(
+        opts,
+        "gc",
+        vec![
+            "gc".into(),
+            format!("--gc-threshold={}", opts.gc_threshold),
+            format!("--local-path={CORES_MOUNT}"),
+            "--backend-kind=local".into(),
+        ],
+    );
+    container.resources = Some(resources("50m", "64Mi", "256Mi"));
+    container.security_context = Some(restricted(false));
+    container.volume_mounts = Some(vec![mount(CORES_VOLUME, CORES_MOUNT, false)]);
+    Ok(Object::Deployment(Deployment {
+        metadata: meta(GC_DEPLOYMENT, Some(&opts.namespace), "gc"),
+        spec: DeploymentSpec {
+            replicas: Some(1),
+            selector: selector("gc"),
+            template: template(
+                "gc",
+                PodSpec {
+                    service_account_name: Some(GC_SERVICE_ACCOUNT.into()),
+                    containers: vec![container],
+                    volumes: Some(vec![cores_volume(opts)?]),
+                    ..Default::default()
+                },
+            ),
+            ..Default::default()
+        },
+        status: None,
+    }))
+}
+
+/// The node agent: privileged (it writes `/proc/sys/kernel/core_pattern`, which is global),
+/// in the host's PID namespace (it reads `/proc/<pid>` of crashed processes), with the node
+/// directory mounted at its host path because `core_pattern` and the coredump socket name host
+/// paths. SIGTERM makes it restore the previous `core_pattern`; the grace period gives it time.
+fn agent(opts: &DeployOptions) -> Result<Object, DeployError> {
+    let host_dir = path_str("--host-dir", &opts.host_dir)?;
+    let mut container = detector(
+        opts,
+        "agent",
+        vec![
+            "agent".into(),
+            format!("--host-dir={host_dir}"),
+            format!("--local-path={CORES_MOUNT}"),
+            "--backend-kind=local".into(),
+            format!("--metrics-bind-address=0.0.0.0:{}", opts.agent_metrics_port),
+        ],
+    );
+    let mut env = container.env.take().unwrap_or_default();
+    env.push(field_env(ENV_NODE_NAME, "spec.nodeName"));
+    env.push(EnvVar {
+        name: ENV_NS_DISK_QUOTA.into(),
+        value: Some(opts.ns_disk_quota.clone()),
+        value_from: None,
+    });
+    container.env = Some(env);
+    container.ports = Some(vec![port("metrics", opts.agent_metrics_port)]);
+    container.readiness_probe = Some(http_probe("/readyz", "metrics", "HTTP", 3));
+    container.liveness_probe = Some(http_probe("/healthz", "metrics", "HTTP", 3));
+    container.resources = Some(resources("50m", "64Mi", "1Gi"));
+    container.security_context = Some(SecurityContext {
+        privileged: Some(true),
+        ..Default::default()
+    });
+    container.volume_mounts = Some(vec![
+        mount(HOST_DIR_VOLUME, host_dir, false),
+        mount(CORES_VOLUME, CORES_MOUNT, false),
+    ]);
+    Ok(Object::DaemonSet(DaemonSet {
+        metadata: meta(AGENT_DAEMONSET, Some(&opts.namespace), "agent"),
+        spec: DaemonSetSpec {
+            selector: selector("agent"),
+            template: template(
+                "agent",
+                PodSpec {
+                    service_account_name: Some(AGENT_SERVICE_ACCOUNT.into()),
+                    host_pid: Some(true),
+                    termination_grace_period_seconds: Some(30),
+                    // Every node, tainted ones included: crashes happen everywhere.
+                    tolerations: Some(vec![Toleration {
+                        operator: Some("Exists".into()),
+                        ..Default::default()
+                    }]),
+                    containers: vec![container],
+                    volumes: Some(vec![
+                        host_path_volume(HOST_DIR_VOLUME, "--host-dir", &opts.host_dir)?,
+                        cores_volume(opts)?,
+                    ]),
+                    ..Default::default()
+                },
+            ),
+            ..Default::default()
+        },
+        status: None,
+    }))
+}
