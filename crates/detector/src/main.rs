@@ -36,6 +36,9 @@ enum Command {
     List(offline::ListArgs),
     /// Writes the decompressed core of one crash to a file.
     Export(offline::ExportArgs),
+    /// Writes DIR/coredump.yaml: every Kubernetes object of a cluster install, with fresh
+    /// certificates (what the seed's deploy.sh did). Then: kubectl create -f DIR/coredump.yaml.
+    Deploy(coredump_deploy::DeployArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -51,6 +54,7 @@ fn main() -> std::process::ExitCode {
         Command::Standalone(args) => standalone::run(args),
         Command::List(args) => offline::list(args),
         Command::Export(args) => offline::export(args),
+        Command::Deploy(args) => coredump_deploy::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
