@@ -74,10 +74,14 @@ pub fn admit(config: &HandlerConfig, spool: &Spool, in_pod: bool) -> Result<Verd
     if !in_pod && config.non_pod == NonPodPolicy::Drop {
         return Ok(Verdict::Drop);
     }
-    let Some(handler) = spool.try_slot(SlotKind::Handler, config.max_handlers) else {
+    let wait = std::time::Duration::from_millis(config.slot_wait_ms);
+    let Some(handler) = spool.wait_slot(SlotKind::Handler, config.max_handlers, wait) else {
         return Ok(Verdict::Refuse {
             state: CaptureState::RateLimited,
-            reason: format!("more than {} crashes in flight", config.max_handlers),
+            reason: format!(
+                "more than {} crashes in flight for {} ms",
+                config.max_handlers, config.slot_wait_ms
+            ),
         });
     };
     let free =
@@ -225,6 +229,7 @@ mod tests {
         let cfg = HandlerConfig {
             non_pod: NonPodPolicy::Drop,
             max_handlers: 1,
+            slot_wait_ms: 0,
             min_free_bytes: u64::MAX,
             ..config(tmp.path())
         };
@@ -252,6 +257,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let cfg = HandlerConfig {
             max_handlers: 1,
+            slot_wait_ms: 0,
             max_compressing: 0,
             ..config(tmp.path())
         };

@@ -36,6 +36,10 @@ pub struct HandlerConfig {
     pub max_compressing: u32,
     /// Crashes handled concurrently at all; beyond this, crashes are recorded `RateLimited`.
     pub max_handlers: u32,
+    /// How long a crash waits for a handler slot before it is recorded `RateLimited`. The
+    /// crashed process is held meanwhile, so this trades a slower pod restart in a storm for
+    /// not losing the core.
+    pub slot_wait_ms: u64,
     /// zstd level for inline compression.
     pub zstd_level: i32,
     /// zstd worker threads per compressing handler (0 = compress on the handler's own thread).
@@ -52,6 +56,7 @@ impl Default for HandlerConfig {
             min_free_bytes: 1 << 30,
             max_compressing: 2,
             max_handlers: 32,
+            slot_wait_ms: 10_000,
             zstd_level: 1,
             zstd_workers: 2,
             non_pod: NonPodPolicy::Record,

@@ -209,6 +209,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let cfg = HandlerConfig {
             max_handlers: 1,
+            slot_wait_ms: 0,
             ..config(tmp.path())
         };
         let spool = Spool::open(&cfg.spool_dir).unwrap();

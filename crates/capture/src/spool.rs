@@ -136,6 +136,20 @@ impl Spool {
         })
     }
 
+    /// Like [`Spool::try_slot`], retrying every 10 ms for at most `wait`.
+    pub fn wait_slot(&self, kind: SlotKind, count: u32, wait: std::time::Duration) -> Option<Slot> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            if let Some(slot) = self.try_slot(kind, count) {
+                return Some(slot);
+            }
+            if std::time::Instant::now() >= deadline || count == 0 {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     /// Ids of published entries, oldest first.
     pub fn ready(&self) -> Result<Vec<String>, CaptureError> {
         let mut ids: Vec<String> = self
@@ -323,5 +337,29 @@ mod tests {
         );
         drop(a);
         assert!(spool.try_slot(SlotKind::Compress, 2).is_some());
+    }
+
+    #[test]
+    fn waiting_for_a_slot_succeeds_when_one_frees_up_and_gives_up_after_the_wait() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spool = Spool::open(tmp.path()).unwrap();
+        let held = spool.try_slot(SlotKind::Handler, 1).unwrap();
+        let start = std::time::Instant::now();
+        assert!(
+            spool
+                .wait_slot(SlotKind::Handler, 1, std::time::Duration::from_millis(50))
+                .is_none()
+        );
+        assert!(start.elapsed() >= std::time::Duration::from_millis(50));
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            drop(held);
+        });
+        assert!(
+            spool
+                .wait_slot(SlotKind::Handler, 1, std::time::Duration::from_secs(10))
+                .is_some()
+        );
+        releaser.join().unwrap();
     }
 }

@@ -80,6 +80,9 @@ pub struct StandaloneArgs {
     /// Crashes handled at once; more are recorded as RateLimited without their core.
     #[arg(long, default_value_t = 32)]
     pub max_handlers: u32,
+    /// How long a crash waits for a handler slot before it is recorded as RateLimited (ms).
+    #[arg(long, default_value_t = 10_000)]
+    pub slot_wait_ms: u64,
     /// zstd level on the crash path.
     #[arg(long, default_value_t = 1)]
     pub zstd_level: i32,
@@ -222,6 +225,7 @@ fn install_handler(layout: &Layout, args: &StandaloneArgs) -> anyhow::Result<()>
         min_free_bytes: args.min_free,
         max_compressing: args.max_compressing,
         max_handlers: args.max_handlers,
+        slot_wait_ms: args.slot_wait_ms,
         zstd_level: args.zstd_level,
         zstd_workers: args.zstd_workers,
         non_pod: NonPodPolicy::Record,
