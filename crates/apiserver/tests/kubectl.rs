@@ -252,6 +252,38 @@ async fn create_get_delete_with_kubectl() {
     assert!(yaml.contains("podUID: uid-1"), "{yaml}");
     assert!(yaml.contains("uid: "), "{yaml}");
 
+    let out = s.ok(&["label", "cde", "web-0", "team=a"]).await;
+    assert_eq!(
+        out.trim(),
+        "coredumpendpoint.coredump.fujitsu.com/web-0 labeled"
+    );
+    let rows = table(&s.ok(&["get", "cde", "-l", "team=a", "-o", "name"]).await);
+    assert_eq!(rows, [["coredumpendpoint.coredump.fujitsu.com/web-0"]]);
+    write(
+        &manifest,
+        "apiVersion: coredump.fujitsu.com/v1alpha1\nkind: CoredumpEndpoint\nmetadata:\n  name: web-0\n  namespace: ns1\n  annotations:\n    note: applied\nspec:\n  podUID: uid-1\n",
+    );
+    let out = s.ok(&["apply", "-f", manifest.to_str().unwrap()]).await;
+    assert!(
+        out.trim()
+            .ends_with("coredumpendpoint.coredump.fujitsu.com/web-0 configured"),
+        "{out}"
+    );
+    let note = s
+        .ok(&[
+            "get",
+            "cde",
+            "web-0",
+            "-o",
+            "jsonpath={.metadata.annotations.note}",
+        ])
+        .await;
+    assert_eq!(note, "applied");
+    write(
+        &manifest,
+        "apiVersion: coredump.fujitsu.com/v1alpha1\nkind: CoredumpEndpoint\nmetadata:\n  name: web-0\n  namespace: ns1\nspec:\n  podUID: uid-1\n",
+    );
+
     add_coredump(&s, "crash-1", "uid-1", &core_bytes(5000)).await;
     let rows = table(&s.ok(&["get", "coredumps", "-A"]).await);
     assert_eq!(
