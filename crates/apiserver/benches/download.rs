@@ -210,6 +210,30 @@ async fn main() {
     let connector = tokio_rustls::TlsConnector::from(Arc::new(client_cfg));
 
     let mut results = Vec::new();
+
+    // The same handler without TLS or sockets: decode + chunking alone.
+    {
+        use tower::ServiceExt;
+        let mut state = AppState::new(registry.clone(), auth.clone());
+        state.dump_gzip_level = 0;
+        let mut req = hyper::Request::get(format!("{BASE}/coredumps/core-1/core")).body(axum::body::Body::empty()).unwrap();
+        req.extensions_mut().insert(coredump_apiserver::auth::PeerCertificates(Arc::new(vec![
+            CertificateDer::from_pem_slice(pki.admin.cert_pem.as_bytes()).unwrap(),
+        ])));
+        let t = Instant::now();
+        let resp = coredump_apiserver::router(state).oneshot(req).await.unwrap();
+        let mut body = resp.into_body();
+        let mut n = 0u64;
+        while let Some(frame) = body.frame().await {
+            if let Ok(d) = frame.unwrap().into_data() {
+                n += d.len() as u64;
+            }
+        }
+        assert_eq!(n, size);
+        let rate = mib_s(n, t.elapsed());
+        println!("core without TLS/TCP (in-process router): {:.2?}, {rate:.0} MiB/s = {:.0}% of zstd -dc", t.elapsed(), 100.0 * rate / zstd_rate);
+        results.push(("core_no_tls_pct_of_zstd", 100.0 * rate / zstd_rate));
+    }
     for level in [0u32, 1] {
         let mut state = AppState::new(registry.clone(), auth.clone());
         state.dump_gzip_level = level;
