@@ -1,0 +1,3 @@
+//! `coredump-detector gc`: the garbage collector.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
