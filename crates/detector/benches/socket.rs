@@ -2,6 +2,8 @@
 //! lock). Three ways to take a core:
 //! * `pipe drain`: `|/bin/sh -c cat>/dev/null`, the fastest a pipe can be emptied;
 //! * `pipe handler`: `|coredump-detector handle ...`, a process per crash;
+//! * `socket drain`: `@@<socket>` answered `KERNEL|WAIT` and read into nothing, the fastest a
+//!   coredump socket can be emptied (this bench re-executed with `--drain-socket`);
 //! * `socket server`: `@@<socket>` served by a [`CaptureServer`] in a separate process (this
 //!   bench re-executed with `--serve-socket`), so its CPU and memory are its own.
 //!
@@ -33,6 +35,10 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--serve-socket") {
         serve_socket(&args[2..]);
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("--drain-socket") {
+        drain_socket(&args[2]);
         return;
     }
     let mut sizes = vec![256usize, 1024];
@@ -71,9 +77,12 @@ fn main() {
     let settings = KernelSettings::acquire();
     settings.set_pipe_limit(64);
 
-    let mut server = SocketServer::start(&socket_path, &socket_spool);
+    let mut server = SocketServer::start("--serve-socket", &socket_path, &socket_spool);
+    let drain_path = work.path().join("run/drain.sock");
+    let mut drainer = SocketServer::start("--drain-socket", &drain_path, &socket_spool);
     let modes = [
         Mode::Drain,
+        Mode::SocketDrain(format!("@@{}", drain_path.display())),
         Mode::Pipe(format!(
             "|{} handle %P %i %s %t %u %g",
             handler_bin.display()
@@ -95,7 +104,12 @@ fn main() {
                 } else {
                     &pipe_spool
                 };
-                samples.push(crash_once(mib, run as u64, mode, spool, &mut server));
+                let taker = if matches!(mode, Mode::SocketDrain(_)) {
+                    &mut drainer
+                } else {
+                    &mut server
+                };
+                samples.push(crash_once(mib, run as u64, mode, spool, taker));
                 clean(spool);
             }
             medians.push(median(&samples));
@@ -125,7 +139,7 @@ fn main() {
         "| storm of {storm} x 1 MiB | taken by | all reaped s | all accounted s | machine CPU s | server CPU s | captured | refused | lost | handler processes seen |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
-    for mode in &modes[1..] {
+    for mode in &modes[2..] {
         settings.set_core_pattern(mode.pattern());
         let spool = if matches!(mode, Mode::Socket(_)) {
             &socket_spool
@@ -150,6 +164,7 @@ fn main() {
         clean(spool);
     }
     settings.set_core_pattern(settings.original_pattern());
+    drainer.stop();
     let stats = server.stop();
     eprintln!("socket server counters: {stats}");
     drop(settings);
@@ -157,6 +172,7 @@ fn main() {
 
 enum Mode {
     Drain,
+    SocketDrain(String),
     Pipe(String),
     Socket(String),
 }
@@ -165,6 +181,7 @@ impl Mode {
     fn name(&self) -> &'static str {
         match self {
             Mode::Drain => "pipe drain (cat)",
+            Mode::SocketDrain(_) => "socket drain",
             Mode::Pipe(_) => "pipe handler",
             Mode::Socket(_) => "socket server",
         }
@@ -172,7 +189,7 @@ impl Mode {
     fn pattern(&self) -> &str {
         match self {
             Mode::Drain => "|/bin/sh -c cat>/dev/null %P",
-            Mode::Pipe(p) | Mode::Socket(p) => p,
+            Mode::Pipe(p) | Mode::Socket(p) | Mode::SocketDrain(p) => p,
         }
     }
 }
@@ -206,9 +223,9 @@ struct SocketServer {
 }
 
 impl SocketServer {
-    fn start(socket: &Path, spool: &Path) -> SocketServer {
+    fn start(role: &str, socket: &Path, spool: &Path) -> SocketServer {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .arg("--serve-socket")
+            .arg(role)
             .arg(socket)
             .arg(spool)
             .stdin(Stdio::piped())
@@ -269,6 +286,38 @@ fn serve_socket(args: &[String]) {
     let mut sink = Vec::new();
     let _ = std::io::stdin().read_to_end(&mut sink);
     println!("{:?}", server.stop());
+}
+
+/// `--drain-socket <socket>`: answers every crash `KERNEL|WAIT`, reads its core into nothing and
+/// closes, until stdin closes; writes the pid of each core read to `<socket>.done`.
+fn drain_socket(path: &str) {
+    use coredump_capture::socket::protocol::{Answer, MARK_LEN, Request};
+    use std::os::unix::net::UnixListener;
+    std::fs::create_dir_all(Path::new(path).parent().unwrap()).unwrap();
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path).unwrap();
+    let done = format!("{path}.done");
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 20];
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let pid = rustix::net::sockopt::socket_peercred(&stream).unwrap().pid;
+            let mut req = [0u8; 16];
+            stream.read_exact(&mut req).unwrap();
+            Request::parse(&req).unwrap();
+            stream.write_all(&Answer::Capture.encode()).unwrap();
+            let mut mark = [0u8; MARK_LEN];
+            stream.read_exact(&mut mark).unwrap();
+            let waitall = rustix::net::RecvFlags::WAITALL;
+            while rustix::net::recv(&stream, &mut buf[..], waitall).unwrap().0 > 0 {}
+            drop(stream);
+            std::fs::write(&done, pid.as_raw_nonzero().to_string()).unwrap();
+        }
+    });
+    println!("ready");
+    std::io::stdout().flush().unwrap();
+    let mut sink = Vec::new();
+    let _ = std::io::stdin().read_to_end(&mut sink);
 }
 
 fn install_pipe_handler(dir: &Path) -> PathBuf {
@@ -349,7 +398,7 @@ fn crash_once(
 ) -> Sample {
     let mut crasher = spawn_crasher(mib, seed);
     let pid = crasher.pid;
-    if matches!(mode, Mode::Socket(_)) {
+    if matches!(mode, Mode::Socket(_) | Mode::SocketDrain(_)) {
         server.reset_peak();
     }
     let start = Instant::now();
@@ -367,6 +416,22 @@ fn crash_once(
         let _ = tx.send(start.elapsed());
     });
     let (done, rss_kib, stored) = match mode {
+        Mode::SocketDrain(pattern) => {
+            let done_file = format!("{}.done", &pattern[2..]);
+            let mut rss = 0;
+            loop {
+                rss = rss.max(server.peak_kib());
+                if std::fs::read_to_string(&done_file).is_ok_and(|p| p == pid.to_string()) {
+                    break;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(300),
+                    "drain of {pid} never ended"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            (start.elapsed(), rss.max(server.peak_kib()), 0)
+        }
         Mode::Socket(_) => {
             let mut rss = 0;
             let record = loop {

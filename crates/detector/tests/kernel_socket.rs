@@ -247,6 +247,55 @@ fn over_the_concurrency_bound_the_kernel_is_told_to_reject_at_once() {
 }
 
 #[test]
+fn over_the_bound_a_crash_waits_for_a_slot_without_stalling_the_server() {
+    if !socket_kernel("over_the_bound_a_crash_waits_for_a_slot_without_stalling_the_server") {
+        return;
+    }
+    let sa = Standalone::start_socket(&["--max-handlers", "1", "--max-compressing", "1"]);
+    let (mut big, big_pid) = big_crash(33);
+    let mut small = crasher(1, 34, "text", "abrt", true);
+    let small_pid = small.pid;
+    big.go();
+    // The big core is being captured: the only slot is taken.
+    let spool = sa.data().join("spool");
+    wait_for(
+        "the big capture to start",
+        Duration::from_secs(20),
+        Duration::from_millis(1),
+        || {
+            std::fs::read_dir(&spool)
+                .ok()?
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+                .then_some(())
+        },
+    )
+    .unwrap();
+    small.go();
+    let (signal, dumped) = small.wait(Duration::from_secs(30));
+    assert_eq!((signal, dumped), (SIGABRT, true), "captured after waiting");
+    big.wait(Duration::from_secs(60));
+    let small_record = sa.wait_record(small_pid, Duration::from_secs(30));
+    let big_record = sa.wait_record(big_pid, Duration::from_secs(30));
+    assert_eq!(
+        small_record.status.state,
+        CoredumpState::Stored,
+        "{small_record:?}"
+    );
+    assert_eq!(
+        big_record.status.state,
+        CoredumpState::Stored,
+        "{big_record:?}"
+    );
+    let log = sa.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("waits for a handler slot") && l.contains(&small_pid.to_string())),
+        "the second crash waited in the waiting room:\n{log}"
+    );
+}
+
+#[test]
 fn below_the_free_space_floor_the_kernel_is_told_to_reject() {
     if !socket_kernel("below_the_free_space_floor_the_kernel_is_told_to_reject") {
         return;

@@ -60,7 +60,47 @@ pub(crate) fn intake(shared: &Arc<Shared>, mut stream: UnixStream) {
     };
     let in_pod = proc.info.pod.is_some();
     let record = admission::new_record(&crash, proc.info);
-    let verdict = admission::admit(&shared.config.handler, &shared.spool, in_pod);
+    // Decided without waiting for a slot: the acceptor must answer the next crash too.
+    let verdict = admission::admit(&shared.no_wait, &shared.spool, in_pod);
+    if let Ok(Verdict::Refuse {
+        state: CaptureState::RateLimited,
+        ..
+    }) = verdict
+        && shared.config.handler.slot_wait_ms > 0
+        && shared.config.handler.max_handlers > 0
+    {
+        tracing::info!(pid = peer.pid, "crash waits for a handler slot");
+        shared.queue_waiting(Waiting {
+            stream,
+            record,
+            peer,
+            started,
+            in_pod,
+        });
+        return;
+    }
+    conclude(shared, verdict, stream, record, peer, started);
+}
+
+/// A crash over the concurrency bound, waiting (held by the kernel) for a slot to free up.
+pub(crate) struct Waiting {
+    pub(crate) stream: UnixStream,
+    pub(crate) record: CrashRecord,
+    pub(crate) peer: Peer,
+    pub(crate) started: Instant,
+    pub(crate) in_pod: bool,
+}
+
+/// Answers a crash as `verdict` says and sees it through: a capture thread, a queued refusal
+/// record, or nothing (dropped by policy).
+pub(crate) fn conclude(
+    shared: &Arc<Shared>,
+    verdict: Result<Verdict, crate::CaptureError>,
+    mut stream: UnixStream,
+    record: CrashRecord,
+    peer: Peer,
+    started: Instant,
+) {
     match verdict {
         Ok(Verdict::Admit(admitted)) => match answer(&mut stream, Answer::Capture) {
             Ok(()) => start_capture(shared, admitted, record, stream, peer, started),

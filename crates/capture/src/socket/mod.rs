@@ -56,6 +56,7 @@ pub mod server;
 
 mod conn;
 mod refusals;
+mod waiting;
 
 pub use install::{
     CORE_MODES, CaptureMode, InstallOptions, Installed, install, socket_supported,

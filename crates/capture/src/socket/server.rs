@@ -1,6 +1,8 @@
 //! The listening side: a root-only socket, one acceptor thread that answers every kernel
 //! request itself (fast: a few `/proc` reads and two small messages), one thread per admitted
-//! capture (bounded by the handler slots), one thread publishing refusal records.
+//! capture (bounded by the handler slots), one waiting-room thread for crashes over the bound
+//! (they wait for a slot as long as the pipe handler would), one thread publishing refusal
+//! records.
 //!
 //! The acceptor never waits on a core: an admitted crash is handed to its own thread the moment
 //! the kernel confirmed our answer, so one slow core never delays the answer to the next crash,
@@ -16,6 +18,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::record::CaptureState;
+use crate::socket::conn::{self, Waiting};
 use crate::socket::refusals::{self, PendingRefusal};
 use crate::spool::{Spool, create_private_dir_all};
 use crate::{CaptureError, HandlerConfig};
@@ -25,6 +29,8 @@ use crate::{CaptureError, HandlerConfig};
 const BACKLOG: i32 = 4096;
 /// Refusal records waiting for publication; beyond this they are counted as lost.
 const REFUSAL_QUEUE: usize = 1024;
+/// Crashes waiting for a slot; beyond this they are refused at once.
+const WAITING_ROOM: usize = 4096;
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -112,11 +118,15 @@ impl Counters {
 /// State shared by the acceptor, the capture threads and the refusal publisher.
 pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
+    /// `config.handler` with no wait for a slot: what the acceptor and the waiting room decide
+    /// with, so that neither ever blocks.
+    pub(crate) no_wait: HandlerConfig,
     pub(crate) spool: Spool,
     pub(crate) counters: Counters,
     inflight: Mutex<usize>,
     idle: Condvar,
     refusals: Mutex<Option<SyncSender<PendingRefusal>>>,
+    waiting: Mutex<Option<SyncSender<Waiting>>>,
 }
 
 impl Shared {
@@ -132,6 +142,36 @@ impl Shared {
             Counters::bump(&self.counters.records_lost);
             tracing::error!("coredump socket: refusal record lost (publication queue full)");
         }
+    }
+
+    /// Sends a crash to the waiting room; refuses it at once if the room is full.
+    pub(crate) fn queue_waiting(self: &Arc<Shared>, waiting: Waiting) {
+        let sender = self
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let Some(sender) = sender else {
+            return self.refuse_full(waiting);
+        };
+        if let Err(e) = sender.try_send(waiting) {
+            let waiting = match e {
+                std::sync::mpsc::TrySendError::Full(w)
+                | std::sync::mpsc::TrySendError::Disconnected(w) => w,
+            };
+            self.refuse_full(waiting);
+        }
+    }
+
+    fn refuse_full(self: &Arc<Shared>, w: Waiting) {
+        let verdict = Ok(crate::admission::Verdict::Refuse {
+            state: CaptureState::RateLimited,
+            reason: format!(
+                "more than {} crashes in flight and {WAITING_ROOM} waiting",
+                self.config.handler.max_handlers
+            ),
+        });
+        conn::conclude(self, verdict, w.stream, w.record, w.peer, w.started);
     }
 
     /// Marks one more capture in flight; the returned guard marks it done when dropped
@@ -176,6 +216,7 @@ pub struct CaptureServer {
     socket_ino: (u64, u64),
     stop: Option<OwnedFd>,
     acceptor: Option<JoinHandle<()>>,
+    waiter: Option<JoinHandle<()>>,
     publisher: Option<JoinHandle<()>>,
 }
 
@@ -204,14 +245,21 @@ impl CaptureServer {
         let (stop_rx, stop_tx) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
             .map_err(|e| CaptureError::io("create stop pipe for", &config.socket_path, e.into()))?;
         let (refusal_tx, refusal_rx) = std::sync::mpsc::sync_channel(REFUSAL_QUEUE);
+        let (waiting_tx, waiting_rx) = std::sync::mpsc::sync_channel(WAITING_ROOM);
         let socket_path = config.socket_path.clone();
+        let no_wait = HandlerConfig {
+            slot_wait_ms: 0,
+            ..config.handler.clone()
+        };
         let shared = Arc::new(Shared {
+            no_wait,
             config,
             spool,
             counters: Counters::default(),
             inflight: Mutex::new(0),
             idle: Condvar::new(),
             refusals: Mutex::new(Some(refusal_tx)),
+            waiting: Mutex::new(Some(waiting_tx)),
         });
         let publisher = {
             let shared = Arc::clone(&shared);
@@ -219,6 +267,13 @@ impl CaptureServer {
                 .name("core-refusals".into())
                 .spawn(move || refusals::publish_loop(&shared, &refusal_rx))
                 .map_err(|e| CaptureError::io("spawn refusal publisher for", &socket_path, e))?
+        };
+        let waiter = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("core-waiting".into())
+                .spawn(move || crate::socket::waiting::wait_loop(&shared, &waiting_rx))
+                .map_err(|e| CaptureError::io("spawn waiting room for", &socket_path, e))?
         };
         let acceptor = {
             let shared = Arc::clone(&shared);
@@ -233,6 +288,7 @@ impl CaptureServer {
             socket_ino: (meta.dev(), meta.ino()),
             stop: Some(stop_tx),
             acceptor: Some(acceptor),
+            waiter: Some(waiter),
             publisher: Some(publisher),
         })
     }
@@ -252,8 +308,9 @@ impl CaptureServer {
         self.shared.counters.snapshot()
     }
 
-    /// Stops the server: accepts what the kernel already queued, waits for the captures in
-    /// flight, publishes pending refusal records, removes the socket file. Point
+    /// Stops the server: accepts what the kernel already queued, answers the crashes waiting
+    /// for a slot (each within its wait), waits for the captures in flight, publishes pending
+    /// refusal records, removes the socket file. Point
     /// `core_pattern` elsewhere first, or crashes meanwhile find nobody listening.
     pub fn stop(mut self) -> ServerStats {
         self.shutdown();
@@ -265,6 +322,16 @@ impl CaptureServer {
         drop(self.stop.take());
         if let Some(acceptor) = self.acceptor.take() {
             let _ = acceptor.join();
+        }
+        drop(
+            self.shared
+                .waiting
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
+        if let Some(waiter) = self.waiter.take() {
+            let _ = waiter.join();
         }
         self.shared.wait_idle();
         drop(
