@@ -79,6 +79,22 @@ pub struct CoredumpSpec {
     /// Real gid of the process.
     #[serde(default)]
     pub gid: u32,
+    /// QoS class of the pod (from the cgroup), when in a pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qos_class: Option<String>,
+    /// Threads in the core.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub threads: u32,
+    /// Faulting address (hex) for signals that carry one (SIGSEGV, SIGBUS, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_address: Option<String>,
+    /// GNU build-id of the main executable (hex): the key to its debug symbols.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "buildID")]
+    pub build_id: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Outcome of storing the core.

@@ -196,17 +196,21 @@ async fn main() {
     roots
         .add(CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).unwrap())
         .unwrap();
-    let client_cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_client_auth_cert(
-        vec![CertificateDer::from_pem_slice(pki.admin.cert_pem.as_bytes()).unwrap()],
-        PrivateKeyDer::from_pem_slice(pki.admin.key_pem.as_bytes()).unwrap(),
-    )
-    .unwrap();
+    // Prefer AES-128-GCM like Go's TLS client (kubectl, kube-apiserver's proxy) does on AES-NI
+    // hardware; rustls alone would pick AES-256-GCM.
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider
+        .cipher_suites
+        .sort_by_key(|s| s.suite() != rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+    let client_cfg = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            vec![CertificateDer::from_pem_slice(pki.admin.cert_pem.as_bytes()).unwrap()],
+            PrivateKeyDer::from_pem_slice(pki.admin.key_pem.as_bytes()).unwrap(),
+        )
+        .unwrap();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(client_cfg));
 
     let mut results = Vec::new();
@@ -216,12 +220,18 @@ async fn main() {
         use tower::ServiceExt;
         let mut state = AppState::new(registry.clone(), auth.clone());
         state.dump_gzip_level = 0;
-        let mut req = hyper::Request::get(format!("{BASE}/coredumps/core-1/core")).body(axum::body::Body::empty()).unwrap();
-        req.extensions_mut().insert(coredump_apiserver::auth::PeerCertificates(Arc::new(vec![
-            CertificateDer::from_pem_slice(pki.admin.cert_pem.as_bytes()).unwrap(),
-        ])));
+        let mut req = hyper::Request::get(format!("{BASE}/coredumps/core-1/core"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        req.extensions_mut()
+            .insert(coredump_apiserver::auth::PeerCertificates(Arc::new(vec![
+                CertificateDer::from_pem_slice(pki.admin.cert_pem.as_bytes()).unwrap(),
+            ])));
         let t = Instant::now();
-        let resp = coredump_apiserver::router(state).oneshot(req).await.unwrap();
+        let resp = coredump_apiserver::router(state)
+            .oneshot(req)
+            .await
+            .unwrap();
         let mut body = resp.into_body();
         let mut n = 0u64;
         while let Some(frame) = body.frame().await {
@@ -231,7 +241,11 @@ async fn main() {
         }
         assert_eq!(n, size);
         let rate = mib_s(n, t.elapsed());
-        println!("core without TLS/TCP (in-process router): {:.2?}, {rate:.0} MiB/s = {:.0}% of zstd -dc", t.elapsed(), 100.0 * rate / zstd_rate);
+        println!(
+            "core without TLS/TCP (in-process router): {:.2?}, {rate:.0} MiB/s = {:.0}% of zstd -dc",
+            t.elapsed(),
+            100.0 * rate / zstd_rate
+        );
         results.push(("core_no_tls_pct_of_zstd", 100.0 * rate / zstd_rate));
     }
     for level in [0u32, 1] {

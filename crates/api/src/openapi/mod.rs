@@ -428,7 +428,10 @@ mod tests {
         }
         let states = &doc["components"]["schemas"][format!("{OURS}.CoredumpStatus")]["properties"]
             ["state"]["enum"];
-        assert_eq!(states.as_array().unwrap().len(), crate::CoredumpState::ALL.len());
+        assert_eq!(
+            states.as_array().unwrap().len(),
+            crate::CoredumpState::ALL.len()
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use axum::http::Method;
 
 /// What is being done to what (the input of authorization).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct RequestAttributes {
     /// `get`, `list`, `watch`, `create`, `update`, `patch`, `delete`, `deletecollection`, or for
     /// non-resource requests the lowercased method.

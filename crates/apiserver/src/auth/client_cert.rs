@@ -54,7 +54,7 @@ impl ClientCertAuthenticator {
 }
 
 /// User name (CN) and groups (O values) of a certificate's subject.
-fn identity(cert: &CertificateDer<'_>) -> Result<(String, Vec<String>), AuthError> {
+pub(crate) fn identity(cert: &CertificateDer<'_>) -> Result<(String, Vec<String>), AuthError> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|e| {
         AuthError::CertificateRejected {
             reason: format!("unparsable certificate: {e}"),
@@ -80,10 +80,14 @@ fn identity(cert: &CertificateDer<'_>) -> Result<(String, Vec<String>), AuthErro
     Ok((name, groups))
 }
 
-#[async_trait::async_trait]
-impl Authenticator for ClientCertAuthenticator {
-    async fn authenticate(&self, req: &RequestCredentials) -> Result<Option<UserInfo>, AuthError> {
-        let Some((end_entity, intermediates)) = req.peer_certificates.split_first() else {
+impl ClientCertAuthenticator {
+    /// The end-entity certificate of `chain` once it is verified against this CA (signature
+    /// chain, validity period, clientAuth usage); `None` when no certificate was presented.
+    pub(crate) fn verified_leaf<'a>(
+        &self,
+        chain: &'a [CertificateDer<'static>],
+    ) -> Result<Option<&'a CertificateDer<'static>>, AuthError> {
+        let Some((end_entity, intermediates)) = chain.split_first() else {
             return Ok(None);
         };
         self.verifier
@@ -91,6 +95,16 @@ impl Authenticator for ClientCertAuthenticator {
             .map_err(|e| AuthError::CertificateRejected {
                 reason: e.to_string(),
             })?;
+        Ok(Some(end_entity))
+    }
+}
+
+#[async_trait::async_trait]
+impl Authenticator for ClientCertAuthenticator {
+    async fn authenticate(&self, req: &RequestCredentials) -> Result<Option<UserInfo>, AuthError> {
+        let Some(end_entity) = self.verified_leaf(&req.peer_certificates)? else {
+            return Ok(None);
+        };
         let (name, mut groups) = identity(end_entity)?;
         if !groups.iter().any(|g| g == AUTHENTICATED_GROUP) {
             groups.push(AUTHENTICATED_GROUP.to_owned());

@@ -1,12 +1,24 @@
-//! Who is calling and may they do this. Both questions sit behind traits so the control-plane
-//! work can add front-proxy headers, TokenReview and SubjectAccessReview without touching the
-//! handlers: [`Authenticator`] turns credentials into a [`UserInfo`], [`Authorizer`] decides on
+//! Who is calling and may they do this. Both questions sit behind traits so the handlers never
+//! care how: [`Authenticator`] turns credentials into a [`UserInfo`], [`Authorizer`] decides on
 //! [`RequestAttributes`] computed exactly as Kubernetes computes them.
+//!
+//! Two set-ups exist. Without Kubernetes (standalone, tests): [`ClientCertAuthenticator`] with
+//! one CA and [`AllowGroupsAuthorizer`]. Behind kube-apiserver: [`DelegatedAuthenticator`]
+//! (front-proxy headers from a verified proxy certificate, client certificates, bearer tokens
+//! through TokenReview, certificates from the `extension-apiserver-authentication` ConfigMap)
+//! and [`AllowGroupsAuthorizer`] then [`SubjectAccessReviewAuthorizer`] in a
+//! [`UnionAuthorizer`].
 
+pub mod access_review;
 mod attributes;
+pub mod authn_config;
 mod authorizer;
+pub mod cache;
 mod client_cert;
+pub mod delegated;
 mod middleware;
+pub mod request_header;
+pub mod token_review;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,17 +26,22 @@ use std::sync::Arc;
 use axum::http::HeaderMap;
 use rustls_pki_types::CertificateDer;
 
+pub use access_review::{AccessReviewer, KubeAccessReviewer, SubjectAccessReviewAuthorizer};
 pub use attributes::{RequestAttributes, request_attributes};
+pub use authn_config::AuthenticationConfig;
 pub use authorizer::AllowGroupsAuthorizer;
-pub use client_cert::ClientCertAuthenticator;
+pub use client_cert::{CaError, ClientCertAuthenticator};
+pub use delegated::{ConfigMapRef, DelegatedAuthenticator, DelegationError};
 pub use middleware::{AuthLayerState, authenticate_and_authorize};
+pub use request_header::RequestHeaderAuthenticator;
+pub use token_review::{KubeTokenReviewer, TokenReviewAuthenticator, TokenReviewer};
 
 /// Group every authenticated user belongs to (k8s.io/apiserver adds it; RBAC's discovery rules
 /// are granted to it).
 pub const AUTHENTICATED_GROUP: &str = "system:authenticated";
 
 /// An authenticated user.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct UserInfo {
     /// User name (certificate CN, or the front proxy's username header).
     pub name: String,
@@ -112,4 +129,20 @@ pub enum Decision {
 pub trait Authorizer: Send + Sync + 'static {
     /// The decision for `user` doing `attrs`.
     async fn authorize(&self, user: &UserInfo, attrs: &RequestAttributes) -> Decision;
+}
+
+/// Asks authorizers in order; the first `Allow` or `Deny` decides, `NoOpinion` asks the next.
+pub struct UnionAuthorizer(pub Vec<Arc<dyn Authorizer>>);
+
+#[async_trait::async_trait]
+impl Authorizer for UnionAuthorizer {
+    async fn authorize(&self, user: &UserInfo, attrs: &RequestAttributes) -> Decision {
+        for a in &self.0 {
+            match a.authorize(user, attrs).await {
+                Decision::NoOpinion => {}
+                decided => return decided,
+            }
+        }
+        Decision::NoOpinion
+    }
 }
