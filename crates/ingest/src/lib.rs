@@ -11,7 +11,9 @@
 
 pub mod naming;
 pub mod object;
+pub mod policy;
 pub mod worker;
 
-pub use object::{IdentityResolver, NoResolver, ResolvedIdentity};
+pub use object::{IdentityResolver, NoResolver, Placement, ResolvedIdentity};
+pub use policy::{CoreDecision, CorePolicy, KeepAll, PolicyInput, Resolution};
 pub use worker::{CoredumpSink, Ingest, IngestConfig, IngestError, SinkError};

@@ -8,7 +8,8 @@ use coredump_capture::record::{CaptureState, signal_name};
 use crate::naming;
 
 /// What the Kubernetes side knows about the crashed process's pod and container.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ResolvedIdentity {
     /// Pod namespace.
     pub namespace: String,

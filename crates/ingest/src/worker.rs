@@ -13,6 +13,9 @@ use coredump_store::{BlobPath, BlobStore, StoreError};
 
 use crate::naming::{core_file, record_file};
 use crate::object::{self, IdentityResolver};
+use crate::policy::{
+    CoreDecision, CorePolicy, KeepAll, PolicyInput, RESOLUTION_JSON, Resolution, load_resolution,
+};
 
 /// Settings of the ingest.
 #[derive(Debug, Clone)]
@@ -112,6 +115,7 @@ pub struct Ingest {
     blobs: Arc<dyn BlobStore>,
     sink: Arc<dyn CoredumpSink>,
     resolver: Arc<dyn IdentityResolver>,
+    policy: Arc<dyn CorePolicy>,
     config: IngestConfig,
 }
 
@@ -129,8 +133,15 @@ impl Ingest {
             blobs,
             sink,
             resolver,
+            policy: Arc::new(KeepAll),
             config,
         }
+    }
+
+    /// Lets `policy` decide, per crash, whether its core is kept (the default keeps all).
+    pub fn with_policy(mut self, policy: Arc<dyn CorePolicy>) -> Ingest {
+        self.policy = policy;
+        self
     }
 
     /// Runs until `shutdown` resolves: reaps entries of dead writers, ingests ready entries,
@@ -196,7 +207,13 @@ impl Ingest {
         } else {
             let _ = std::fs::remove_file(dir.join(CORE_RAW));
         }
-        let identity = self.resolver.resolve(&record).await;
+        let resolution = self.resolution(id, &dir, &record).await?;
+        if resolution.decision != CoreDecision::Keep {
+            // The core is not stored; it goes with the spool entry once the crash is recorded.
+            record.encoding = CoreEncoding::None;
+            record.sha256.clear();
+        }
+        let identity = resolution.identity;
         let placement = object::place(&record, identity.as_ref(), &self.config.host_namespace);
         let blob = |file: String| {
             BlobPath::new(
@@ -217,13 +234,17 @@ impl Ingest {
         } else {
             None
         };
-        let coredump = object::build(
+        let mut coredump = object::build(
             &record,
             identity.as_ref(),
             &placement,
             &self.config.node_name,
             stored,
         );
+        if let CoreDecision::Discard { state, reason } = resolution.decision {
+            coredump.status.state = state;
+            coredump.status.message = reason;
+        }
         // The JSON record beside the core lets offline tools (`list`, `export`) and disaster
         // recovery work from the blob volume alone.
         let sidecar = dir.join("coredump.json");
@@ -245,6 +266,45 @@ impl Ingest {
         }
         self.spool.remove(id).map_err(spool_err)?;
         Ok(coredump)
+    }
+
+    /// The entry's frozen identity and core decision: read back on a retry, else resolved,
+    /// decided and written into the entry before anything is stored.
+    async fn resolution(
+        &self,
+        id: &str,
+        dir: &Path,
+        record: &CrashRecord,
+    ) -> Result<Resolution, IngestError> {
+        if let Some(frozen) = load_resolution(dir) {
+            return Ok(frozen);
+        }
+        let identity = self.resolver.resolve(record).await;
+        let placement = object::place(record, identity.as_ref(), &self.config.host_namespace);
+        let core_bytes = (record.state.has_core() && record.encoding == CoreEncoding::Zstd)
+            .then_some(record.stored_size);
+        let decision = self
+            .policy
+            .decide(PolicyInput {
+                record,
+                identity: identity.as_ref(),
+                placement: &placement,
+                core_bytes,
+            })
+            .await;
+        let resolution = Resolution { identity, decision };
+        let path = dir.join(RESOLUTION_JSON);
+        let json = serde_json::to_vec_pretty(&resolution).map_err(|e| IngestError::Compress {
+            path: path.clone(),
+            source: e.into(),
+        })?;
+        coredump_capture::fsutil::write_atomic(&path, &json).map_err(|source| {
+            IngestError::Spool {
+                id: id.to_string(),
+                source,
+            }
+        })?;
+        Ok(resolution)
     }
 
     async fn put(&self, id: &str, path: &BlobPath, source: &Path) -> Result<u64, IngestError> {
