@@ -59,6 +59,13 @@ fn crash_is_captured_complete_and_described() {
     assert_eq!(record.metadata.namespace, "host");
     assert!(record.status.stored_size > 0 && record.status.stored_size < record.status.raw_size);
 
+    // Rich metadata read from the core: threads and the executable's build-id.
+    assert!(record.spec.threads >= 1, "{record:?}");
+    assert_eq!(
+        record.spec.build_id.as_deref(),
+        Some(build_id_of(&coredump_testkit::bins::crasher()).as_str())
+    );
+
     let core = sa.export(&record.metadata.name);
     assert_eq!(core.len() as u64, record.status.raw_size);
     assert_eq!(core.len() as u64, record.status.core_size);
@@ -79,6 +86,21 @@ fn crash_is_captured_complete_and_described() {
     let mut text_block = vec![0u8; 4096];
     content::block(seed, Kind::Mixed, 4, &mut text_block);
     assert!(in_memory(&core, &text_block), "seeded text block in memory");
+}
+
+/// The GNU build-id of an executable, as elfutils reads it.
+fn build_id_of(exe: &std::path::Path) -> String {
+    let out = std::process::Command::new("eu-readelf")
+        .arg("-n")
+        .arg(exe)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("Build ID: "))
+        .unwrap_or_else(|| panic!("no build-id in {}: {text}", exe.display()))
+        .trim()
+        .to_string()
 }
 
 #[test]

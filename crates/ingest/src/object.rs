@@ -5,6 +5,7 @@ use coredump_api::{Coredump, CoredumpSpec, CoredumpState, CoredumpStatus, Object
 use coredump_capture::CrashRecord;
 use coredump_capture::record::{CaptureState, signal_name};
 
+use crate::facts::CoreFacts;
 use crate::naming;
 
 /// What the Kubernetes side knows about the crashed process's pod and container.
@@ -153,6 +154,7 @@ pub fn build(
     placement: &Placement,
     node_name: &str,
     stored: Option<(String, u64)>,
+    facts: Option<&CoreFacts>,
 ) -> Coredump {
     let mut meta = ObjectMeta {
         name: placement.name.clone(),
@@ -194,6 +196,12 @@ pub fn build(
             crash_time: rfc3339(record.time),
             uid: record.uid,
             gid: record.gid,
+            qos_class: record.pod.as_ref().map(|p| p.qos.clone()),
+            threads: facts.map(|f| f.threads).unwrap_or(0),
+            fault_address: facts
+                .and_then(|f| f.fault_address)
+                .map(|a| format!("{a:#x}")),
+            build_id: facts.and_then(|f| f.build_id.clone()),
         },
         status: CoredumpStatus {
             state: state_of(record.state),
@@ -254,7 +262,17 @@ mod tests {
             &p,
             "node-1",
             Some(("team-a/x/app/f".into(), 100)),
+            Some(&CoreFacts {
+                threads: 3,
+                fault_address: Some(0x10),
+                executable: None,
+                build_id: Some("abcd".into()),
+            }),
         );
+        assert_eq!(obj.spec.threads, 3);
+        assert_eq!(obj.spec.fault_address.as_deref(), Some("0x10"));
+        assert_eq!(obj.spec.build_id.as_deref(), Some("abcd"));
+        assert_eq!(obj.spec.qos_class.as_deref(), Some("Burstable"));
         assert_eq!(obj.spec.pod_name.as_deref(), Some("web-0"));
         assert_eq!(obj.spec.signal_name, "SIGSEGV");
         assert_eq!(obj.spec.crash_time, "2023-11-14T22:13:20Z");
@@ -274,7 +292,7 @@ mod tests {
             (p.pod_segment.as_str(), p.container_segment.as_str()),
             ("host", "crasher")
         );
-        let obj = build(&r, None, &p, "n", None);
+        let obj = build(&r, None, &p, "n", None, None);
         assert_eq!(obj.status.state, CoredumpState::RateLimited);
         assert_eq!(
             (obj.status.core_size, obj.status.blob_path.as_str()),

@@ -227,7 +227,17 @@ impl Ingest {
                 source,
             })
         };
-        let stored = if record.state.has_core() && record.encoding == CoreEncoding::Zstd {
+        let has_core = record.state.has_core() && record.encoding == CoreEncoding::Zstd;
+        let facts = if has_core {
+            let zst = dir.join(CORE_ZST);
+            tokio::task::spawn_blocking(move || crate::facts::read_facts(&zst))
+                .await
+                .ok()
+                .flatten()
+        } else {
+            None
+        };
+        let stored = if has_core {
             let path = blob(core_file(&placement.name))?;
             let size = self.put(id, &path, &dir.join(CORE_ZST)).await?;
             Some((path.relative().to_string_lossy().into_owned(), size))
@@ -240,6 +250,7 @@ impl Ingest {
             &placement,
             &self.config.node_name,
             stored,
+            facts.as_ref(),
         );
         if let CoreDecision::Discard { state, reason } = resolution.decision {
             coredump.status.state = state;

@@ -82,8 +82,7 @@ fn team_a() -> ResolvedIdentity {
 
 /// Publishes one entry with a zstd core of `core` into `spool`; returns its id.
 fn publish(spool: &Spool, core: &[u8]) -> String {
-    let mut record: CrashRecord =
-        serde_json::from_str(include_str!("data/meta.json")).unwrap();
+    let mut record: CrashRecord = serde_json::from_str(include_str!("data/meta.json")).unwrap();
     record.id = Spool::new_id(record.time, record.pid);
     let entry = spool.begin(&record.id).unwrap();
     let zst = zstd::encode_all(core, 1).unwrap();
@@ -150,12 +149,18 @@ async fn discarded_core_is_not_stored_and_the_record_says_why() {
     assert_eq!(done.len(), 1);
     let obj = &f.sink.objects.lock().unwrap()[0];
     assert_eq!(obj.status.state, CoredumpState::QuotaExceeded);
-    assert_eq!(obj.status.message, "namespace team-a uses 999 of 1000 bytes");
+    assert_eq!(
+        obj.status.message,
+        "namespace team-a uses 999 of 1000 bytes"
+    );
     assert_eq!(
         (obj.status.blob_path.as_str(), obj.status.core_size),
         ("", 0)
     );
-    assert_eq!(obj.status.raw_size, 50_000, "what the kernel sent is still told");
+    assert_eq!(
+        obj.status.raw_size, 50_000,
+        "what the kernel sent is still told"
+    );
     assert_eq!(obj.metadata.namespace, "team-a");
     assert_eq!(obj.spec.container_name.as_deref(), Some("app"));
     assert_eq!(*f.policy.core_bytes.lock().unwrap(), Some(stored_size));
@@ -192,7 +197,10 @@ async fn retry_reuses_the_frozen_identity_and_decision() {
     });
     f.sink.fail_first.store(1, Ordering::SeqCst);
     let id = publish(&f.spool, &[1u8; 10_000]);
-    assert!(f.ingest.ingest_ready().await.unwrap().is_empty(), "sink failed");
+    assert!(
+        f.ingest.ingest_ready().await.unwrap().is_empty(),
+        "sink failed"
+    );
     assert_eq!(f.spool.ready().unwrap(), vec![id.clone()], "entry kept");
 
     // Meanwhile the pod left the cache and the policy changed its mind: the retry must not care.
