@@ -1,0 +1,417 @@
+//! The rendered manifest, parsed back into typed Kubernetes objects: the objects the seed lists
+//! exist with the right kinds and names, the serving certificate is valid for the Service and
+//! chains to the APIService's caBundle, options reach the workloads, bad options are refused
+//! before anything is written, and `write` leaves private files private.
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+
+use coredump_deploy::{
+    Certs, DeployError, DeployOptions, generate_certs, render, write, write_with,
+};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
+use serde_json::Value;
+use x509_parser::prelude::*;
+
+fn documents(yaml: &str) -> Vec<Value> {
+    serde_saphyr::from_multiple::<Value>(yaml).unwrap()
+}
+
+/// The one document of `kind` named `name`, as a typed object.
+fn find<T: serde::de::DeserializeOwned>(docs: &[Value], kind: &str, name: &str) -> T {
+    let doc = docs
+        .iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name}"));
+    serde_json::from_value(doc.clone()).unwrap()
+}
+
+fn pem_der(pem: &[u8]) -> Vec<u8> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem).unwrap();
+    pem.contents
+}
+
+#[test]
+fn every_object_the_seed_lists_is_there_in_creation_order() {
+    let opts = DeployOptions::new("coredump-system", "coredump");
+    let certs = generate_certs("coredump-system", "coredump").unwrap();
+    let docs = documents(&render(&opts, &certs).unwrap());
+    let listed: Vec<(String, String, String)> = docs
+        .iter()
+        .map(|d| {
+            let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+            (
+                text(&d["kind"]),
+                text(&d["metadata"]["name"]),
+                text(&d["metadata"]["namespace"]),
+            )
+        })
+        .collect();
+    let ns = "coredump-system";
+    let expected: Vec<(&str, String, &str)> = vec![
+        ("Namespace", ns.into(), ""),
+        ("ServiceAccount", "coredump-api".into(), ns),
+        ("ServiceAccount", "coredump-gc".into(), ns),
+        ("ServiceAccount", "coredump-agent".into(), ns),
+        ("Secret", "servercrt".into(), ns),
+        ("Service", "coredump".into(), ns),
+        ("Service", "etcd-svc".into(), ns),
+        ("APIService", "v1alpha1.coredump.fujitsu.com".into(), ""),
+        (
+            "ClusterRole",
+            format!("coredump-detector:{ns}:apiserver"),
+            "",
+        ),
+        (
+            "ClusterRoleBinding",
+            format!("coredump-detector:{ns}:apiserver"),
+            "",
+        ),
+        (
+            "ClusterRoleBinding",
+            format!("coredump-detector:{ns}:apiserver-auth-delegator"),
+            "",
+        ),
+        (
+            "RoleBinding",
+            format!("coredump-detector:{ns}:apiserver-authentication-reader"),
+            "kube-system",
+        ),
+        ("ClusterRole", format!("coredump-detector:{ns}:gc"), ""),
+        (
+            "ClusterRoleBinding",
+            format!("coredump-detector:{ns}:gc"),
+            "",
+        ),
+        ("ClusterRole", format!("coredump-detector:{ns}:agent"), ""),
+        (
+            "ClusterRoleBinding",
+            format!("coredump-detector:{ns}:agent"),
+            "",
+        ),
+        ("ClusterRole", "coredump-viewer".into(), ""),
+        ("ClusterRole", "coredump-debugger".into(), ""),
+        ("StatefulSet", "etcd".into(), ns),
+        ("Deployment", "coredump".into(), ns),
+        ("Deployment", "coredump-gc".into(), ns),
+        ("DaemonSet", "kcdt-ds".into(), ns),
+    ];
+    let expected: Vec<(String, String, String)> = expected
+        .into_iter()
+        .map(|(k, n, s)| (k.to_string(), n, s.to_string()))
+        .collect();
+    assert_eq!(listed, expected);
+}
+
+#[test]
+fn server_certificate_is_valid_for_the_service_and_chains_to_the_ca_bundle() {
+    let opts = DeployOptions::new("team-a", "crashes");
+    let certs = generate_certs("team-a", "crashes").unwrap();
+    let docs = documents(&render(&opts, &certs).unwrap());
+    let secret: Secret = find(&docs, "Secret", "servercrt");
+    assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/tls"));
+    let data = secret.data.unwrap();
+    assert_eq!(
+        data.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["tls.crt", "tls.key"]
+    );
+    assert_eq!(data["tls.crt"].0, certs.server.cert_pem.as_bytes());
+    assert_eq!(data["tls.key"].0, certs.server.key_pem.as_bytes());
+
+    let apiservice: APIService = find(&docs, "APIService", "v1alpha1.coredump.fujitsu.com");
+    let spec = apiservice.spec.unwrap();
+    let ca_der = pem_der(&spec.ca_bundle.unwrap().0);
+    let (_, ca) = X509Certificate::from_der(&ca_der).unwrap();
+    let server_der = pem_der(&data["tls.crt"].0);
+    let (_, server) = X509Certificate::from_der(&server_der).unwrap();
+
+    let cn = |name: &X509Name| {
+        name.iter_common_name()
+            .next()
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(cn(ca.subject()), "crashes-certificate-authority");
+    assert!(ca.is_ca());
+    assert_eq!(cn(server.subject()), "crashes.team-a.svc");
+    assert_eq!(server.issuer(), ca.subject());
+    server.verify_signature(Some(ca.public_key())).unwrap();
+    let sans: BTreeSet<String> = server
+        .subject_alternative_name()
+        .unwrap()
+        .unwrap()
+        .value
+        .general_names
+        .iter()
+        .map(|n| match n {
+            GeneralName::DNSName(name) => name.to_string(),
+            other => panic!("unexpected SAN {other:?}"),
+        })
+        .collect();
+    let expected: BTreeSet<String> = [
+        "crashes.team-a.svc",
+        "crashes.team-a.svc.cluster.local",
+        "crashes.team-a",
+        "crashes",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(sans, expected);
+    let eku = server.extended_key_usage().unwrap().unwrap().value;
+    assert!(eku.server_auth);
+
+    // tls.key is the private half of tls.crt; the CA key is nowhere in the manifest.
+    let key = rcgen::KeyPair::from_pem(&certs.server.key_pem).unwrap();
+    assert_eq!(
+        rcgen::PublicKeyData::subject_public_key_info(&key),
+        server.public_key().raw
+    );
+    let yaml = render(&opts, &certs).unwrap();
+    assert!(!yaml.contains(&b64(&certs.ca.key_pem)));
+    assert!(!yaml.contains("PRIVATE KEY"));
+}
+
+fn b64(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+#[test]
+fn the_namespace_is_created_only_when_it_does_not_always_exist() {
+    let certs = generate_certs("x", "coredump").unwrap();
+    let kinds = |opts: &DeployOptions| -> usize {
+        documents(&render(opts, &certs).unwrap())
+            .iter()
+            .filter(|d| d["kind"] == "Namespace")
+            .count()
+    };
+    for builtin in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        assert_eq!(
+            kinds(&DeployOptions::new(builtin, "coredump")),
+            0,
+            "{builtin}"
+        );
+    }
+    assert_eq!(kinds(&DeployOptions::new("team-a", "coredump")), 1);
+    let mut existing = DeployOptions::new("team-a", "coredump");
+    existing.create_namespace = false;
+    assert_eq!(kinds(&existing), 0);
+}
+
+#[test]
+fn options_reach_the_workloads() {
+    let mut opts = DeployOptions::new("ops", "dumps");
+    opts.image = "registry.example/coredump-detector:1.2.3".into();
+    opts.local_path = "/srv/cores".into();
+    opts.host_dir = "/opt/coredump".into();
+    opts.ns_disk_quota = "5Gi".into();
+    opts.gc_threshold = "2h".into();
+    opts.api_port = 8443;
+    let certs = generate_certs("ops", "dumps").unwrap();
+    let docs = documents(&render(&opts, &certs).unwrap());
+
+    let service: Service = find(&docs, "Service", "dumps");
+    let port = &service.spec.unwrap().ports.unwrap()[0];
+    assert_eq!(port.port, 443);
+    assert_eq!(
+        port.target_port,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8443))
+    );
+
+    let api: Deployment = find(&docs, "Deployment", "dumps");
+    let pod = api.spec.template.spec.unwrap();
+    let c = &pod.containers[0];
+    assert_eq!(
+        c.image.as_deref(),
+        Some("registry.example/coredump-detector:1.2.3")
+    );
+    assert!(
+        c.args
+            .as_ref()
+            .unwrap()
+            .contains(&"--secure-port=8443".to_string())
+    );
+    assert!(
+        c.args
+            .as_ref()
+            .unwrap()
+            .contains(&"--etcd-servers=http://etcd-svc.ops.svc:2379".to_string())
+    );
+    // An unprivileged port needs no capability at all.
+    let caps = c
+        .security_context
+        .as_ref()
+        .unwrap()
+        .capabilities
+        .as_ref()
+        .unwrap();
+    assert_eq!(caps.add, None);
+    assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_string()][..]));
+    let cores = pod
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|v| v.name == "coredump-backend")
+        .unwrap();
+    assert_eq!(cores.host_path.as_ref().unwrap().path, "/srv/cores");
+
+    let gc: Deployment = find(&docs, "Deployment", "coredump-gc");
+    let gc_args = gc.spec.template.spec.unwrap().containers[0]
+        .args
+        .clone()
+        .unwrap();
+    assert_eq!(gc_args[..2], ["gc".to_string(), "--gc-threshold=2h".into()]);
+
+    let ds: DaemonSet = find(&docs, "DaemonSet", "kcdt-ds");
+    let pod = ds.spec.template.spec.unwrap();
+    assert_eq!(pod.host_pid, Some(true));
+    let c = &pod.containers[0];
+    assert_eq!(c.security_context.as_ref().unwrap().privileged, Some(true));
+    assert!(
+        c.args
+            .as_ref()
+            .unwrap()
+            .contains(&"--host-dir=/opt/coredump".to_string())
+    );
+    let env = serde_json::to_value(c.env.as_ref().unwrap()).unwrap();
+    assert!(
+        env.as_array()
+            .unwrap()
+            .contains(&serde_json::json!({"name": "NS_DISK_QUOTA", "value": "5Gi"}))
+    );
+    assert!(env.as_array().unwrap().contains(&serde_json::json!(
+        {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}
+    )));
+    // The node directory is mounted at its host path: core_pattern names host paths.
+    let host_dir = pod
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|v| v.name == "host-dir")
+        .unwrap();
+    assert_eq!(host_dir.host_path.as_ref().unwrap().path, "/opt/coredump");
+    let mount = c
+        .volume_mounts
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|m| m.name == "host-dir")
+        .unwrap();
+    assert_eq!(mount.mount_path, "/opt/coredump");
+}
+
+#[test]
+fn yaml_1_1_words_are_quoted() {
+    // kubectl reads manifests as YAML 1.1, where a bare `on` or `y` is a boolean.
+    let opts = DeployOptions::new("on", "y");
+    let certs = generate_certs("on", "y").unwrap();
+    let yaml = render(&opts, &certs).unwrap();
+    assert!(yaml.contains("  namespace: \"on\"\n"), "{yaml}");
+    assert!(yaml.contains("  name: \"y\"\n"), "{yaml}");
+    assert!(!yaml.contains(": on\n") && !yaml.contains(": y\n"));
+}
+
+#[test]
+fn bad_options_are_refused_before_anything_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("out");
+    let cases: Vec<(DeployOptions, &str)> = vec![
+        (DeployOptions::new("Bad_NS", "coredump"), "namespace"),
+        (DeployOptions::new("ok", "1coredump"), "service"),
+        (
+            DeployOptions {
+                ns_disk_quota: "lots".into(),
+                ..DeployOptions::new("ok", "c")
+            },
+            "--ns-disk-quota",
+        ),
+        (
+            DeployOptions {
+                gc_threshold: "30 minutes".into(),
+                ..DeployOptions::new("ok", "c")
+            },
+            "--gc-threshold",
+        ),
+        (
+            DeployOptions {
+                local_path: "relative/dir".into(),
+                ..DeployOptions::new("ok", "c")
+            },
+            "--local-path",
+        ),
+        (
+            DeployOptions {
+                image: "has space".into(),
+                ..DeployOptions::new("ok", "c")
+            },
+            "--image",
+        ),
+        (
+            DeployOptions {
+                image_pull_policy: "Sometimes".into(),
+                ..DeployOptions::new("ok", "c")
+            },
+            "--image-pull-policy",
+        ),
+        (
+            DeployOptions {
+                api_port: 0,
+                ..DeployOptions::new("ok", "c")
+            },
+            "--api-port",
+        ),
+    ];
+    for (opts, option) in cases {
+        match write(&dir, &opts) {
+            Err(DeployError::InvalidOption { option: got, .. }) => assert_eq!(got, option),
+            other => panic!("{option}: {other:?}"),
+        }
+        assert!(!dir.exists(), "{option}: wrote {}", dir.display());
+    }
+}
+
+#[test]
+fn write_embeds_the_certificates_it_writes_and_keeps_keys_private() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("nested/coredump-yaml");
+    let opts = DeployOptions::new("default", "coredump");
+    let manifest = write(&dir, &opts).unwrap();
+    assert_eq!(manifest, dir.join("coredump.yaml"));
+    let mode = |name: &str| {
+        std::fs::metadata(dir.join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("coredump.yaml"), 0o600);
+    assert_eq!(mode("apiserver_ca.key"), 0o600);
+    assert_eq!(mode("apiserver.key"), 0o600);
+    assert_eq!(mode("apiserver_ca.crt"), 0o644);
+    assert_eq!(mode("apiserver.crt"), 0o644);
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    let certs = Certs {
+        ca: coredump_pki::Issued {
+            cert_pem: read("apiserver_ca.crt"),
+            key_pem: read("apiserver_ca.key"),
+        },
+        server: coredump_pki::Issued {
+            cert_pem: read("apiserver.crt"),
+            key_pem: read("apiserver.key"),
+        },
+    };
+    assert_eq!(read("coredump.yaml"), render(&opts, &certs).unwrap());
+
+    // Writing again replaces everything with a new, consistent set.
+    let again = generate_certs("default", "coredump").unwrap();
+    write_with(&dir, &opts, &again).unwrap();
+    assert_eq!(read("apiserver.crt"), again.server.cert_pem);
+    assert_eq!(read("coredump.yaml"), render(&opts, &again).unwrap());
+}
