@@ -9,22 +9,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Standalone, crasher};
+use common::{FakePodCgroup, Standalone, crasher, in_memory};
 use coredump_api::CoredumpState;
 use coredump_corefile::parse_core_bytes;
 use coredump_testkit::content::{self, Kind};
 
 const SIGSEGV: i32 = 11;
 const SIGABRT: i32 = 6;
-
-/// Finds `needle` in the dumped memory of `core`.
-fn in_memory(core: &[u8], needle: &[u8]) -> bool {
-    let parsed = parse_core_bytes(core).unwrap();
-    parsed
-        .find_in_memory(&mut std::io::Cursor::new(core), needle)
-        .unwrap()
-        .is_some()
-}
 
 #[test]
 fn crash_is_captured_complete_and_described() {
@@ -314,64 +305,6 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-/// A cgroup path created for one test in several hierarchies, removed on drop.
-struct FakePodCgroup {
-    dirs: Vec<std::path::PathBuf>,
-}
-
-impl FakePodCgroup {
-    /// Creates `relative` under every hierarchy in `roots` that exists.
-    fn create(relative: &str, roots: &[&str]) -> FakePodCgroup {
-        let mut dirs = Vec::new();
-        for root in roots {
-            let root = std::path::Path::new(root);
-            if root.join("cgroup.procs").exists() {
-                let dir = root.join(relative.trim_start_matches('/'));
-                std::fs::create_dir_all(&dir).unwrap();
-                dirs.push(dir);
-            }
-        }
-        assert!(
-            !dirs.is_empty(),
-            "no cgroup hierarchy to create {relative} in"
-        );
-        FakePodCgroup { dirs }
-    }
-
-    fn enter(&self, pid: u32) {
-        for dir in &self.dirs {
-            std::fs::write(dir.join("cgroup.procs"), pid.to_string()).unwrap();
-        }
-    }
-}
-
-impl Drop for FakePodCgroup {
-    fn drop(&mut self) {
-        // Remove leaf to root of what we created (only empty cgroups can be removed).
-        for dir in &self.dirs {
-            let mut d = dir.clone();
-            for _ in 0..6 {
-                if std::fs::remove_dir(&d).is_err() {
-                    break;
-                }
-                match d.parent() {
-                    Some(p) => d = p.to_path_buf(),
-                    None => break,
-                }
-            }
-        }
-    }
-}
-
-/// Hierarchies a kubelet would use on this machine: the unified (v2) one and the named systemd
-/// and pids v1 ones. The memory controller is left alone: it may carry the sandbox's limits.
-const HIERARCHIES: &[&str] = &[
-    "/sys/fs/cgroup/unified",
-    "/sys/fs/cgroup/systemd",
-    "/sys/fs/cgroup/pids",
-    "/sys/fs/cgroup",
-];
-
 #[test]
 fn crash_in_a_kubepods_cgroup_yields_pod_uid_and_container_id() {
     let sa = Standalone::start(&[]);
@@ -396,7 +329,7 @@ fn crash_in_a_kubepods_cgroup_yields_pod_uid_and_container_id() {
         ),
     ];
     for (path, pod_uid, container_id) in cases {
-        let cgroup = FakePodCgroup::create(path, HIERARCHIES);
+        let cgroup = FakePodCgroup::create(path);
         let mut crash = crasher(1, 11, "text", "segv", true);
         let pid = crash.pid;
         cgroup.enter(pid);

@@ -401,3 +401,12 @@ impl Standalone {
         String::from_utf8(stdout).unwrap()
     }
 }
+
+/// Whether `needle` occurs in the dumped memory (PT_LOAD contents) of the ELF core `core`.
+pub fn in_memory(core: &[u8], needle: &[u8]) -> bool {
+    let parsed = coredump_corefile::parse_core_bytes(core).unwrap();
+    parsed
+        .find_in_memory(&mut std::io::Cursor::new(core), needle)
+        .unwrap()
+        .is_some()
+}
