@@ -2,6 +2,11 @@
 //! `--tls-private-key-file`, `--local-path`, `--backend-kind`, `--etcd-servers`, plus ours),
 //! parsed once into [`ApiserverArgs`], and [`run`], which opens the stores and serves.
 //!
+//! In a cluster (a kubeconfig flag, or in-cluster credentials) authentication and authorization
+//! are delegated to kube-apiserver ([`crate::delegation`]); without one, client certificates of
+//! `--client-ca-file` and `--admin-groups` are all there is. With etcd, the history is compacted
+//! every `--etcd-compaction-interval` ([`crate::compaction`]).
+//!
 //! `--secure-port` defaults to 443: the seed's APIService points at Service port 443 and the
 //! container listens there; standalone mode passes its own unprivileged port.
 
@@ -9,6 +14,7 @@ use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use coredump_store::etcd_store::EtcdStore;
@@ -20,6 +26,8 @@ use crate::auth::{
     AllowGroupsAuthorizer, AuthLayerState, Authenticator, ClientCertAuthenticator,
     UnionAuthenticator,
 };
+use crate::compaction::parse_interval;
+use crate::delegation::{BackgroundTasks, DelegationArgs};
 use crate::{AppState, Registry, ServerConfig};
 
 /// Storage backend of the blobs.
@@ -64,6 +72,13 @@ pub struct ApiserverArgs {
     /// Groups whose members may do everything (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "system:masters")]
     pub admin_groups: Vec<String>,
+    /// With etcd: compact its history every interval to the revision of the previous interval
+    /// (like kube-apiserver; 0 = never, e.g. when etcd runs with --auto-compaction-*).
+    #[arg(long, default_value = "5m", value_parser = parse_interval)]
+    pub etcd_compaction_interval: Duration,
+    /// The cluster connection (delegated authentication and authorization, pod lookup).
+    #[command(flatten)]
+    pub delegation: DelegationArgs,
 }
 
 impl ApiserverArgs {
@@ -81,13 +96,27 @@ fn read(path: &PathBuf, what: &str) -> anyhow::Result<Vec<u8>> {
 /// `/registry`; the seed ran a dedicated etcd).
 pub const ETCD_PREFIX: &str = "/coredump.fujitsu.com";
 
-/// Opens the metadata store: etcd when `--etcd-servers` is given, else the embedded store.
-async fn metadata_store(args: &ApiserverArgs) -> anyhow::Result<Arc<dyn MetadataStore>> {
+/// Opens the metadata store: etcd when `--etcd-servers` is given (compacted in the
+/// background), else the embedded store.
+async fn metadata_store(
+    args: &ApiserverArgs,
+    background: &mut BackgroundTasks,
+) -> anyhow::Result<Arc<dyn MetadataStore>> {
     if !args.etcd_servers.is_empty() {
-        let store = EtcdStore::connect(&args.etcd_servers, ETCD_PREFIX)
-            .await
-            .with_context(|| format!("connecting to etcd at {}", args.etcd_servers.join(",")))?;
-        return Ok(Arc::new(store));
+        let store: Arc<dyn MetadataStore> = Arc::new(
+            EtcdStore::connect(&args.etcd_servers, ETCD_PREFIX)
+                .await
+                .with_context(|| {
+                    format!("connecting to etcd at {}", args.etcd_servers.join(","))
+                })?,
+        );
+        if !args.etcd_compaction_interval.is_zero() {
+            background.0.push(tokio::spawn(crate::compaction::run(
+                store.clone(),
+                args.etcd_compaction_interval,
+            )));
+        }
+        return Ok(store);
     }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating --data-dir {}", args.data_dir.display()))?;
@@ -110,12 +139,38 @@ pub async fn build(
         &read(key, "--tls-private-key-file")?,
     )
     .context("loading the serving certificate")?;
-    let meta = metadata_store(args).await?;
-    let authenticator: Arc<dyn Authenticator> = match &args.client_ca_file {
-        Some(ca) => Arc::new(
-            ClientCertAuthenticator::from_pem(&read(ca, "--client-ca-file")?)
-                .context("loading --client-ca-file")?,
-        ),
+    let mut background = BackgroundTasks::default();
+    let meta = metadata_store(args, &mut background).await?;
+    let client_ca = match &args.client_ca_file {
+        Some(ca) => Some(read(ca, "--client-ca-file")?),
+        None => None,
+    };
+    let registry = Registry::new(meta, blobs);
+    if args.delegation.enabled() {
+        let pem = client_ca
+            .map(|b| String::from_utf8(b).context("--client-ca-file is not PEM text"))
+            .transpose()?;
+        let mut d = crate::delegation::start(&args.delegation, args.admin_groups.clone(), pem)
+            .await
+            .context("delegating authentication and authorization to kube-apiserver")?;
+        background.0.append(&mut d.background.0);
+        let auth = AuthLayerState {
+            authenticator: d.authenticator.clone(),
+            authorizer: d.authorizer.clone(),
+        };
+        let mut state = AppState::new(registry, auth);
+        state.pods = d.pods.clone();
+        return Ok(ServerConfig {
+            bind: args.listen_addr(),
+            tls: Arc::new(tls),
+            state,
+            background,
+        });
+    }
+    let authenticator: Arc<dyn Authenticator> = match client_ca {
+        Some(pem) => {
+            Arc::new(ClientCertAuthenticator::from_pem(&pem).context("loading --client-ca-file")?)
+        }
         None => {
             tracing::warn!("no --client-ca-file: every API request will be refused with 401");
             Arc::new(UnionAuthenticator(Vec::new()))
@@ -125,11 +180,11 @@ pub async fn build(
         authenticator,
         authorizer: Arc::new(AllowGroupsAuthorizer::new(args.admin_groups.clone())),
     };
-    let registry = Registry::new(meta, blobs);
     Ok(ServerConfig {
         bind: args.listen_addr(),
         tls: Arc::new(tls),
         state: AppState::new(registry, auth),
+        background,
     })
 }
 

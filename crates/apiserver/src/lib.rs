@@ -11,8 +11,11 @@
 
 pub mod auth;
 pub mod cli;
+pub mod compaction;
+pub mod delegation;
 pub mod error;
 pub mod http;
+pub mod pods;
 pub mod registry;
 mod router;
 mod serve;
@@ -37,17 +40,20 @@ pub struct AppState {
     pub bookmark_interval: Duration,
     /// Gzip level of `dump` archives.
     pub dump_gzip_level: u32,
+    /// Finds live pods (fills `spec.podUID` of new `CoredumpEndpoint`s).
+    pub pods: Arc<dyn pods::PodLookup>,
     openapi: Arc<http::discovery::OpenApiDocs>,
 }
 
 impl AppState {
-    /// State with default settings.
+    /// State with default settings (no pod lookup: `spec.podUID` must be given).
     pub fn new(registry: Registry, auth: auth::AuthLayerState) -> Self {
         Self {
             registry,
             auth,
             bookmark_interval: Duration::from_secs(60),
             dump_gzip_level: http::dump::DEFAULT_GZIP_LEVEL,
+            pods: Arc::new(pods::NoPodLookup),
             openapi: http::discovery::OpenApiDocs::build(),
         }
     }

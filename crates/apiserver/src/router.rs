@@ -8,10 +8,10 @@ use coredump_api::{Coredump, CoredumpEndpoint, GROUP, VERSION};
 use crate::AppState;
 use crate::auth::authenticate_and_authorize;
 use crate::error::ApiError;
+use crate::http::defaults::CreateDefaults;
 use crate::http::{core, discovery, dump, objects};
-use crate::registry::Stored;
 
-fn resource_routes<R: Stored>(subresource: MethodRouter<AppState>) -> Router<AppState> {
+fn resource_routes<R: CreateDefaults>(subresource: MethodRouter<AppState>) -> Router<AppState> {
     let base = format!("/apis/{GROUP}/{VERSION}");
     let plural = R::PLURAL;
     Router::new()

@@ -32,6 +32,8 @@ pub struct ServerConfig {
     pub tls: Arc<rustls::ServerConfig>,
     /// Shared handler state.
     pub state: AppState,
+    /// Tasks serving the server (configuration followers, compaction), stopped with it.
+    pub background: crate::delegation::BackgroundTasks,
 }
 
 /// The server could not run.
@@ -59,6 +61,7 @@ pub async fn serve(
             addr: config.bind,
             source,
         })?;
+    let _background = config.background;
     serve_listener(listener, config.tls, config.state, shutdown).await;
     Ok(())
 }

@@ -13,6 +13,7 @@ use common::blobs::DirBlobStore;
 use common::pki::Pki;
 use coredump_apiserver::Registry;
 use coredump_apiserver::cli::{ApiserverArgs, BackendKind, build};
+use coredump_apiserver::delegation::{DelegationArgs, DelegationMode};
 use coredump_store::BlobPath;
 use std::sync::Arc;
 
@@ -50,6 +51,11 @@ impl Server {
             etcd_servers,
             data_dir: d.join("data"),
             admin_groups: vec!["system:masters".into()],
+            etcd_compaction_interval: Duration::from_secs(300),
+            delegation: DelegationArgs {
+                delegated_auth: DelegationMode::Off,
+                ..DelegationArgs::default()
+            },
         };
         write(&d.join("admin.pem"), &pki.admin.cert_pem);
         write(&d.join("admin-key.pem"), &pki.admin.key_pem);

@@ -2,6 +2,7 @@
 
 pub mod body;
 pub mod core;
+pub mod defaults;
 pub mod discovery;
 pub mod dump;
 pub mod negotiate;

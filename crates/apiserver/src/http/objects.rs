@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use coredump_api::{API_VERSION, DeleteOptions, List};
 
+use super::defaults::CreateDefaults;
 use super::negotiate::{Representation, content_type, representation};
 use super::params::Params;
 use super::{body, render, watch};
@@ -52,7 +53,7 @@ pub async fn list_namespaced<R: Stored>(
 }
 
 /// `POST /apis/<g>/<v>/namespaces/<ns>/<plural>`.
-pub async fn create<R: Stored>(
+pub async fn create<R: CreateDefaults>(
     State(state): State<AppState>,
     Path(ns): Path<String>,
     headers: HeaderMap,
@@ -62,7 +63,8 @@ pub async fn create<R: Stored>(
     let params = Params::parse(q.as_deref())?;
     let repr = representation(&headers)?;
     let bytes = body::read(req).await?;
-    let (obj, warnings) = body::decode::<R>(&headers, &bytes, params.field_validation()?)?;
+    let (mut obj, warnings) = body::decode::<R>(&headers, &bytes, params.field_validation()?)?;
+    obj.fill_on_create(&ns, &state).await?;
     let created = state
         .registry
         .create(
