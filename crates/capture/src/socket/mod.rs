@@ -46,7 +46,10 @@
 //! # Placement
 //! The kernel refuses `@` patterns written from outside the initial mount namespace, and
 //! resolves the path from the initial mount namespace's root: the server must run there (the
-//! standalone mode does; a containerized agent needs the host's mount namespace).
+//! standalone mode does; a containerized agent needs the host's mount namespace). It must also
+//! see the crashing tasks' pids: `PIDFD_GET_INFO` fails (`EREMOTE`) for a task outside the
+//! caller's pid namespace, so a server in a container's pid namespace would take every kernel
+//! connection for a foreign one (host pid namespace, `hostPID: true`, for an agent).
 
 pub mod identity;
 pub mod install;
