@@ -318,6 +318,45 @@ fn deploy_script_output_installs_every_object() {
         etcd_svc["spec"]["selector"],
         etcd["spec"]["template"]["metadata"]["labels"]
     );
+
+    // Cleanup removes every cluster-scoped object (and the one in kube-system), so the next
+    // install, or the next run, starts clean. Holding the lock, no other install exists.
+    let cp = install.cp;
+    let ns = ns.to_string();
+    drop(install);
+    let _lock = install_lock();
+    let gone = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["-o", "name", "--ignore-not-found", "--request-timeout=30s"]);
+        assert_eq!(cp.kubectl_ok(&all).unwrap(), "", "still there: {args:?}");
+    };
+    gone(&["get", "apiservice", "v1alpha1.coredump.fujitsu.com"]);
+    for component in ["apiserver", "gc", "agent"] {
+        gone(&[
+            "get",
+            "clusterrole",
+            &format!("coredump-detector:{ns}:{component}"),
+        ]);
+        gone(&[
+            "get",
+            "clusterrolebinding",
+            &format!("coredump-detector:{ns}:{component}"),
+        ]);
+    }
+    gone(&[
+        "get",
+        "clusterrolebinding",
+        &format!("coredump-detector:{ns}:apiserver-auth-delegator"),
+    ]);
+    gone(&["get", "clusterrole", "coredump-viewer"]);
+    gone(&["get", "clusterrole", "coredump-debugger"]);
+    gone(&[
+        "get",
+        "rolebinding",
+        "-n",
+        "kube-system",
+        &format!("coredump-detector:{ns}:apiserver-authentication-reader"),
+    ]);
 }
 
 /// Who is asking: `--as` and `--as-group` flags.
