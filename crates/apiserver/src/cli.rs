@@ -53,7 +53,8 @@ pub struct ApiserverArgs {
     #[arg(long)]
     pub tls_private_key_file: Option<PathBuf>,
     /// PEM CA bundle; client certificates signed by it authenticate (CN = user, O = groups).
-    /// Without it no request to the API is authenticated (only health probes are answered).
+    /// With delegation it replaces the client CA kube-apiserver publishes; without delegation
+    /// and without it no request to the API is authenticated (only health probes are answered).
     #[arg(long)]
     pub client_ca_file: Option<PathBuf>,
     /// Blob backend.

@@ -36,6 +36,9 @@ enum Command {
     List(offline::ListArgs),
     /// Writes the decompressed core of one crash to a file.
     Export(offline::ExportArgs),
+    /// The aggregated API server of a cluster install (behind kube-apiserver's APIService):
+    /// metadata in etcd (--etcd-servers) or embedded, cores under --local-path.
+    Apiserver(coredump_apiserver::cli::ApiserverArgs),
     /// Writes DIR/coredump.yaml: every Kubernetes object of a cluster install, with fresh
     /// certificates (what the seed's deploy.sh did). Then: kubectl create -f DIR/coredump.yaml.
     Deploy(coredump_deploy::DeployArgs),
@@ -55,6 +58,7 @@ fn main() -> std::process::ExitCode {
         Command::List(args) => offline::list(args),
         Command::Export(args) => offline::export(args),
         Command::Deploy(args) => coredump_deploy::run(args),
+        Command::Apiserver(args) => apiserver(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -68,6 +72,18 @@ fn main() -> std::process::ExitCode {
 /// `handle` is dispatched before clap; reaching here means argv[1] was not literally `handle`.
 fn unreachable_handle() -> anyhow::Result<()> {
     anyhow::bail!("`handle` must be the first argument")
+}
+
+/// Runs the `apiserver` role until SIGINT or SIGTERM.
+fn apiserver(args: coredump_apiserver::cli::ApiserverArgs) -> anyhow::Result<()> {
+    init_tracing();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(coredump_apiserver::cli::run(
+        args,
+        standalone::shutdown_signal(),
+    ))
 }
 
 /// Sets up logging for long-running roles (not for `handle`, which logs to the kernel log).
