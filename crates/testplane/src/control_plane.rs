@@ -12,7 +12,7 @@ use tempfile::TempDir;
 use crate::error::HarnessError;
 use crate::etcd::EtcdProcess;
 use crate::kubectl::{Kubectl, write_admin_kubeconfig};
-use crate::pki::{ControlPlanePki, FRONT_PROXY_CLIENT, IssuedCert};
+use crate::pki::{ControlPlanePki, FRONT_PROXY_CLIENT, IssuedCert, TestCa};
 use crate::process::{ManagedProcess, free_port};
 use crate::wait::{Poll, poll_until};
 
@@ -143,6 +143,17 @@ impl ControlPlane {
     /// kube-apiserver calls aggregated servers.
     pub fn front_proxy_ca_pem(&self) -> &str {
         &self.pki.front_proxy_ca_pem
+    }
+
+    /// The client CA itself: mints client certificates kube-apiserver (and servers trusting its
+    /// `client-ca-file`) accept, or refuse (see [`TestCa::issue_expired_client`]).
+    pub fn client_ca(&self) -> &TestCa {
+        &self.pki.client_ca
+    }
+
+    /// The front-proxy CA itself: mints certificates that chain to the request-header CA.
+    pub fn front_proxy_ca(&self) -> &TestCa {
+        &self.pki.front_proxy_ca
     }
 
     /// The certificate kube-apiserver presents to aggregated servers (CN `front-proxy-client`).

@@ -101,12 +101,38 @@ impl TestCa {
         )
     }
 
+    /// Like [`TestCa::issue_client`], but valid only during the year 2000: long expired.
+    pub fn issue_expired_client(
+        &self,
+        common_name: &str,
+        organization: Option<&str>,
+    ) -> Result<IssuedCert, HarnessError> {
+        self.issue_valid(
+            common_name,
+            organization,
+            &[],
+            ExtendedKeyUsagePurpose::ClientAuth,
+            true,
+        )
+    }
+
     fn issue(
         &self,
         common_name: &str,
         organization: Option<&str>,
         sans: &[&str],
         usage: ExtendedKeyUsagePurpose,
+    ) -> Result<IssuedCert, HarnessError> {
+        self.issue_valid(common_name, organization, sans, usage, false)
+    }
+
+    fn issue_valid(
+        &self,
+        common_name: &str,
+        organization: Option<&str>,
+        sans: &[&str],
+        usage: ExtendedKeyUsagePurpose,
+        expired: bool,
     ) -> Result<IssuedCert, HarnessError> {
         let what = format!("certificate {common_name} (CA {})", self.name);
         let key = KeyPair::generate().map_err(cert_error(&what))?;
@@ -127,6 +153,10 @@ impl TestCa {
         ];
         params.extended_key_usages = vec![usage];
         params.use_authority_key_identifier_extension = true;
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        }
         let cert = params
             .signed_by(&key, &self.issuer)
             .map_err(cert_error(&what))?;
@@ -161,6 +191,8 @@ pub(crate) struct ControlPlanePki {
     pub(crate) server_ca_pem: String,
     pub(crate) client_ca_pem: String,
     pub(crate) front_proxy_ca_pem: String,
+    pub(crate) client_ca: TestCa,
+    pub(crate) front_proxy_ca: TestCa,
     pub(crate) proxy_client: IssuedCert,
     pub(crate) files: PkiFiles,
 }
@@ -222,6 +254,8 @@ pub(crate) fn generate(dir: &Path) -> Result<ControlPlanePki, HarnessError> {
         server_ca_pem: server_ca.cert_pem(),
         client_ca_pem: client_ca.cert_pem(),
         front_proxy_ca_pem: front_proxy_ca.cert_pem(),
+        client_ca,
+        front_proxy_ca,
         proxy_client,
         files,
     })
@@ -256,6 +290,17 @@ mod tests {
         assert_eq!(cert.issuer(), ca_cert.subject());
         cert.verify_signature(Some(ca_cert.public_key())).unwrap();
         assert!(ca_cert.is_ca());
+    }
+
+    #[test]
+    fn expired_client_cert_was_valid_only_in_2000() {
+        let ca = TestCa::new("unit-ca").unwrap();
+        let issued = ca.issue_expired_client("old", None).unwrap();
+        let (_, cert) = X509Certificate::from_der(&issued.cert_der).unwrap();
+        let validity = cert.validity();
+        assert_eq!(validity.not_before.to_datetime().year(), 2000);
+        assert_eq!(validity.not_after.to_datetime().year(), 2001);
+        assert!(!validity.is_valid());
     }
 
     #[test]
