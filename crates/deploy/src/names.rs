@@ -2,6 +2,19 @@
 //! on, in one place: the `apiserver`, `gc` and `agent` roles must accept exactly these, and
 //! the tests check the manifest against them.
 //!
+//! The command lines the roles must accept (all run `/usr/local/bin/coredump-detector`, with
+//! `POD_NAMESPACE` set from the downward API and in-cluster ServiceAccount credentials):
+//!
+//! | role | ServiceAccount | arguments | environment, probes |
+//! |---|---|---|---|
+//! | `apiserver` | `coredump-api` | `--secure-port=PORT --etcd-servers=http://etcd-svc.NS.svc:2379 --tls-cert-file=/var/run/coredump/tls.crt --tls-private-key-file=/var/run/coredump/tls.key --local-path=/coredump --backend-kind=local` | HTTPS `/readyz`, `/livez` on PORT |
+//! | `gc` | `coredump-gc` | `--gc-threshold=30m --local-path=/coredump --backend-kind=local` | |
+//! | `agent` | `coredump-agent` | `--host-dir=/var/lib/coredump-detector --local-path=/coredump --backend-kind=local --metrics-bind-address=0.0.0.0:9102` | `NODE_NAME`, `NS_DISK_QUOTA`; HTTP `/healthz`, `/readyz` (and `/metrics`) on 9102; SIGTERM restores `core_pattern` within the 30 s grace period |
+//!
+//! The agent's `--host-dir` is mounted at the same path as on the host: the kernel resolves the
+//! `core_pattern` handler (and a coredump socket) in the host's mount namespace, so every path
+//! the agent writes into `core_pattern` must be a host path.
+//!
 //! Cluster-scoped objects that belong to one install (ClusterRoles and ClusterRoleBindings of
 //! the components, and the RoleBinding placed in `kube-system`) carry the namespace in their
 //! name ([`install_scoped`]), so installs in two namespaces, or a leftover of an old one, never
