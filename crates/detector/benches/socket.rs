@@ -10,7 +10,9 @@
 //! Per size (256 MiB and 1 GiB of mixed content by default): *held* (crash until the crashed
 //! process is reaped), *done* (crash until the spool entry is published, or the drain handler
 //! exited) and the peak RSS of whatever took the core (the handler process; for the server its
-//! `VmHWM`, reset before each crash through `clear_refs`).
+//! `VmHWM`, reset before each crash through `clear_refs`), and the CPU time it used: on a shared
+//! machine wall times swing with the load, CPU seconds much less. (The pipe handler's CPU is its
+//! last sample, up to 5 ms before it exits; the drain shell's `cat` is not counted.)
 //! Then a storm: N small crashes released at once (default 200 x 1 MiB) under the pipe handler
 //! and under the socket server: total time until every crash is reaped and accounted for, CPU
 //! (busy time of the whole machine from `/proc/stat`, and the server process's own), captured
@@ -90,9 +92,9 @@ fn main() {
         Mode::Socket(format!("@@{}", socket_path.display())),
     ];
     println!(
-        "| size | taken by | held s | done s | held / drain | done / drain | stored / raw | peak RSS MiB |"
+        "| size | taken by | held s | done s | held / drain | done / drain | stored / raw | peak RSS MiB | taker CPU s |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for &mib in &sizes {
         let mut medians = Vec::new();
         for mode in &modes {
@@ -118,7 +120,7 @@ fn main() {
         let raw = mib as f64 * 1048576.0;
         for (mode, m) in modes.iter().zip(&medians) {
             println!(
-                "| {mib} MiB | {} | {:.3} | {:.3} | {:.2} | {:.2} | {} | {:.1} |",
+                "| {mib} MiB | {} | {:.3} | {:.3} | {:.2} | {:.2} | {} | {:.1} | {} |",
                 mode.name(),
                 m.held,
                 m.done,
@@ -129,7 +131,12 @@ fn main() {
                 } else {
                     "-".into()
                 },
-                m.rss_kib as f64 / 1024.0
+                m.rss_kib as f64 / 1024.0,
+                if m.cpu.is_nan() {
+                    "-".into()
+                } else {
+                    format!("{:.2}", m.cpu)
+                }
             );
         }
     }
@@ -200,6 +207,8 @@ struct Sample {
     done: f64,
     stored: u64,
     rss_kib: u64,
+    /// CPU seconds of whatever took the core (NaN when not measured).
+    cpu: f64,
 }
 
 fn median(samples: &[Sample]) -> Sample {
@@ -213,6 +222,7 @@ fn median(samples: &[Sample]) -> Sample {
         done: pick(|s| s.done),
         stored: pick(|s| s.stored as f64) as u64,
         rss_kib: pick(|s| s.rss_kib as f64) as u64,
+        cpu: pick(|s| s.cpu),
     }
 }
 
@@ -252,11 +262,7 @@ impl SocketServer {
 
     /// utime + stime of the whole process (exited threads included), in seconds.
     fn cpu(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap();
-        let rest = &stat[stat.rfind(')').unwrap() + 2..];
-        let f: Vec<&str> = rest.split(' ').collect();
-        let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
-        ticks as f64 / clock_ticks()
+        process_cpu(self.pid).unwrap()
     }
 
     fn stop(&mut self) -> String {
@@ -398,6 +404,7 @@ fn crash_once(
 ) -> Sample {
     let mut crasher = spawn_crasher(mib, seed);
     let pid = crasher.pid;
+    let server_cpu_before = server.cpu();
     if matches!(mode, Mode::Socket(_) | Mode::SocketDrain(_)) {
         server.reset_peak();
     }
@@ -415,6 +422,7 @@ fn crash_once(
         let _ = child.wait();
         let _ = tx.send(start.elapsed());
     });
+    let mut handler_cpu = f64::NAN;
     let (done, rss_kib, stored) = match mode {
         Mode::SocketDrain(pattern) => {
             let done_file = format!("{}.done", &pattern[2..]);
@@ -460,7 +468,11 @@ fn crash_once(
                 rustix::process::pidfd_open(handler, rustix::process::PidfdFlags::empty()).unwrap();
             let mut rss = 0;
             loop {
-                rss = rss.max(vm_hwm(handler.as_raw_nonzero().get() as u32));
+                let handler_pid = handler.as_raw_nonzero().get() as u32;
+                rss = rss.max(vm_hwm(handler_pid));
+                if matches!(mode, Mode::Pipe(_)) {
+                    handler_cpu = process_cpu(handler_pid).unwrap_or(handler_cpu);
+                }
                 let mut fds = [rustix::event::PollFd::new(
                     &pidfd,
                     rustix::event::PollFlags::IN,
@@ -490,11 +502,16 @@ fn crash_once(
         .recv_timeout(Duration::from_secs(300))
         .expect("crasher reaped");
     waiter.join().unwrap();
+    let cpu = match mode {
+        Mode::Socket(_) | Mode::SocketDrain(_) => server.cpu() - server_cpu_before,
+        Mode::Pipe(_) | Mode::Drain => handler_cpu,
+    };
     Sample {
         held: held.as_secs_f64(),
         done: done.max(held).as_secs_f64(),
         stored,
         rss_kib,
+        cpu,
     }
 }
 
@@ -598,6 +615,15 @@ fn clock_ticks() -> f64 {
     100.0
 }
 
+/// utime + stime of a process (all its threads, exited ones included), in seconds.
+fn process_cpu(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / clock_ticks())
+}
+
 fn vm_hwm(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -630,7 +656,9 @@ fn handler_pids() -> Vec<u32> {
     out
 }
 
-/// The kernel's usermode helper for this crash: a process whose command line names the pid.
+/// The kernel's usermode helper for this crash: the drain shell (`sh -c cat>/dev/null <pid>`)
+/// or the handler (`coredump-detector handle <pid> ...`); nothing else whose arguments happen
+/// to contain the same number.
 fn find_handler(crashed: u32) -> Option<rustix::process::Pid> {
     let needle = crashed.to_string();
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
@@ -641,13 +669,13 @@ fn find_handler(crashed: u32) -> Option<rustix::process::Pid> {
         else {
             continue;
         };
-        if n as u32 == crashed {
-            continue;
-        }
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
             continue;
         };
-        if cmdline.split(|&b| b == 0).any(|a| a == needle.as_bytes()) {
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        let drain = args.len() > 3 && args[2] == b"cat>/dev/null" && args[3] == needle.as_bytes();
+        let handler = args.len() > 2 && args[1] == b"handle" && args[2] == needle.as_bytes();
+        if drain || handler {
             return rustix::process::Pid::from_raw(n);
         }
     }
