@@ -189,10 +189,19 @@ impl ApiError {
             Self::Invalid { kind, name, errors } => status.with_details(StatusDetails {
                 causes: errors
                     .iter()
-                    .map(|e| StatusCause {
-                        reason: e.cause_reason().to_owned(),
-                        message: e.to_string(),
-                        field: e.field.clone(),
+                    .map(|e| {
+                        // Like Kubernetes' field.Error.ErrorBody(): kubectl prints
+                        // "<field>: <message>", so the message must not repeat the field.
+                        let full = e.to_string();
+                        let body = full
+                            .strip_prefix(&format!("{}: ", e.field))
+                            .unwrap_or(&full)
+                            .to_owned();
+                        StatusCause {
+                            reason: e.cause_reason().to_owned(),
+                            message: body,
+                            field: e.field.clone(),
+                        }
                     })
                     .collect(),
                 ..details(name, kind)
@@ -360,6 +369,7 @@ mod tests {
         let causes = status.details.unwrap().causes;
         assert_eq!(causes[0].reason, "FieldValueRequired");
         assert_eq!(causes[0].field, "spec.podUID");
+        assert_eq!(causes[0].message, "Required value");
     }
 
     #[test]

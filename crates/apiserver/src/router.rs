@@ -63,6 +63,10 @@ pub fn router(state: AppState) -> Router {
         .merge(resource_routes::<Coredump>(get(core::core)))
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        // Inside authentication: anonymous callers get 401 whatever the path.
+        .layer(axum::middleware::from_fn(
+            crate::http::path_check::reject_unsafe_paths,
+        ))
         .layer(from_fn_with_state(
             state.auth.clone(),
             authenticate_and_authorize,

@@ -7,6 +7,7 @@ pub mod discovery;
 pub mod dump;
 pub mod negotiate;
 pub mod objects;
+pub mod path_check;
 pub mod params;
 pub mod render;
 pub mod stream;
