@@ -68,6 +68,8 @@ fn deploy_script_output_installs_every_object() {
         "{:?}",
         install.created
     );
+    // And the server has each of them.
+    assert_eq!(install.names_on_server(), install.names_created());
 
     // Every object reads back from the server, in the right namespace.
     let get_ns = |kind: &str, name: &str| install.get(&["get", kind, name, "-n", ns]);
@@ -260,4 +262,19 @@ fn yaml_1_1_words_survive_kubectl_decoding() {
         !out.status.success(),
         "bare `on` decoded as a string: the check proves nothing"
     );
+}
+
+/// The seed README's two commands, verbatim (`sh deploy.sh default coredump DIR` run inside
+/// `deploy/`, then `kubectl create -f DIR/coredump.yaml`), into the existing `default` namespace.
+#[test]
+fn seed_readme_commands_install_into_default() {
+    let install = Install::seed_usage();
+    let created = install.names_created();
+    assert_eq!(created.len(), 21, "{created:?}"); // every object but the Namespace
+    assert!(!created.iter().any(|n| n.starts_with("namespace/")));
+    assert!(created.contains("deployment.apps/coredump"));
+    assert!(created.contains("daemonset.apps/kcdt-ds"));
+    assert_eq!(install.names_on_server(), created);
+    let sa = install.get(&["get", "serviceaccount", "coredump-gc", "-n", "default"]);
+    assert_eq!(sa["metadata"]["namespace"], "default");
 }

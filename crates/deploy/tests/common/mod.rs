@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a part
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -65,15 +66,26 @@ pub struct Install {
 }
 
 impl Install {
+    /// `sh deploy/deploy.sh NS coredump DIR` from the repository root, in a new namespace
+    /// `<prefix>-<pid>-<n>`, then `kubectl create -f DIR/coredump.yaml`.
     pub fn new(prefix: &str) -> Install {
         static N: AtomicU32 = AtomicU32::new(0);
-        let lock = install_lock();
-        let cp = shared().unwrap();
         let ns = format!(
             "{prefix}-{}-{}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         );
+        Install::run(ns, &repo_root(), "deploy/deploy.sh")
+    }
+
+    /// The seed README's commands verbatim: `sh deploy.sh default coredump DIR` in `deploy/`.
+    pub fn seed_usage() -> Install {
+        Install::run("default".into(), &repo_root().join("deploy"), "deploy.sh")
+    }
+
+    fn run(ns: String, cwd: &Path, script: &str) -> Install {
+        let lock = install_lock();
+        let cp = shared().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let bin_dir = fresh_detector().parent().unwrap().to_path_buf();
         let path = std::env::join_paths(
@@ -83,10 +95,10 @@ impl Install {
         .unwrap();
         let out_dir = dir.path().join("coredump-yaml");
         let output = Command::new("sh")
-            .arg("deploy/deploy.sh")
+            .arg(script)
             .args([ns.as_str(), SERVICE])
             .arg(&out_dir)
-            .current_dir(repo_root())
+            .current_dir(cwd)
             .env("PATH", path)
             .stdin(Stdio::null())
             .output()
@@ -116,6 +128,32 @@ impl Install {
             .unwrap();
         install.created = created.lines().map(str::to_string).collect();
         install
+    }
+
+    /// `kind.group/name` of every object `kubectl create` reported.
+    pub fn names_created(&self) -> BTreeSet<String> {
+        self.created
+            .iter()
+            .map(|line| line.strip_suffix(" created").unwrap_or(line).to_string())
+            .collect()
+    }
+
+    /// `kind.group/name` of every object of the manifest, as read from the server (fails if
+    /// any is missing).
+    pub fn names_on_server(&self) -> BTreeSet<String> {
+        let manifest = self.manifest();
+        let out = self
+            .cp
+            .kubectl_ok(&[
+                "get",
+                "-f",
+                manifest.to_str().unwrap(),
+                "-o",
+                "name",
+                "--request-timeout=30s",
+            ])
+            .unwrap();
+        out.lines().map(str::to_string).collect()
     }
 
     pub fn out_dir(&self) -> PathBuf {
