@@ -39,7 +39,7 @@ pub struct CrashFacts {
 /// What to do with a crash, decided before any core byte is read.
 #[derive(Debug)]
 pub enum Verdict {
-    /// Keep no trace (a non-pod crash under [`NonPodPolicy::Drop`]).
+    /// Keep no trace (a non-pod crash under [`NonPodPolicy::Drop`] or `Forward`).
     Drop,
     /// Keep a record but no core.
     Refuse {
@@ -71,7 +71,9 @@ impl Admission {
 
 /// Decides the fate of a crash. `in_pod` tells whether `/proc/<pid>/cgroup` named a pod.
 pub fn admit(config: &HandlerConfig, spool: &Spool, in_pod: bool) -> Result<Verdict, CaptureError> {
-    if !in_pod && config.non_pod == NonPodPolicy::Drop {
+    // Forwarding is the pipe handler's business (it checks before asking us); whoever gets
+    // here with a non-pod crash under Forward cannot forward, so drops it.
+    if !in_pod && config.non_pod != NonPodPolicy::Record {
         return Ok(Verdict::Drop);
     }
     let wait = std::time::Duration::from_millis(config.slot_wait_ms);

@@ -20,6 +20,10 @@ pub enum NonPodPolicy {
     Record,
     /// Drain and discard the core, leaving no trace but a counter in the log.
     Drop,
+    /// Hand the crash to the `core_pattern` pipe installed before ours
+    /// ([`HandlerConfig::forward_pattern`]); drop it when there is none. The pipe handler only:
+    /// the coredump socket drops these crashes.
+    Forward,
 }
 
 /// Limits and locations the crash path obeys.
@@ -46,6 +50,10 @@ pub struct HandlerConfig {
     pub zstd_workers: u32,
     /// Crashes outside pods.
     pub non_pod: NonPodPolicy,
+    /// The previous `core_pattern`, when it was a pipe (`|/path args`), for
+    /// [`NonPodPolicy::Forward`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward_pattern: Option<String>,
 }
 
 impl Default for HandlerConfig {
@@ -60,6 +68,7 @@ impl Default for HandlerConfig {
             zstd_level: 1,
             zstd_workers: 2,
             non_pod: NonPodPolicy::Record,
+            forward_pattern: None,
         }
     }
 }

@@ -55,7 +55,7 @@ pub fn main(args: &[OsString], exe: &Path) -> i32 {
     let outcome = std::panic::catch_unwind(|| -> Result<Option<CrashRecord>, CaptureError> {
         let crash = CrashArgs::parse(args)?;
         let config = HandlerConfig::load_beside(exe)?;
-        handle(crash, &config, Path::new("/proc"), sys::take_stdin())
+        handle_as(crash, &config, Path::new("/proc"), sys::take_stdin(), exe)
     });
     match outcome {
         Ok(Ok(Some(record))) if record.state == CaptureState::Stored => 0,
@@ -88,10 +88,31 @@ pub fn handle(
     proc_root: &Path,
     core: File,
 ) -> Result<Option<CrashRecord>, CaptureError> {
+    handle_as(crash, config, proc_root, core, Path::new(""))
+}
+
+/// [`handle`] by the handler binary `exe` (which a forwarded pattern must not name again).
+/// Non-pod crashes under [`crate::NonPodPolicy::Forward`] go to the previous pipe helper.
+pub fn handle_as(
+    crash: CrashArgs,
+    config: &HandlerConfig,
+    proc_root: &Path,
+    core: File,
+    exe: &Path,
+) -> Result<Option<CrashRecord>, CaptureError> {
     let started = Instant::now();
     let info = procinfo::read(proc_root, crash.pid);
-    let spool = Spool::open(&config.spool_dir)?;
     let in_pod = info.pod.is_some();
+    if !in_pod && config.non_pod == crate::NonPodPolicy::Forward {
+        let Some(pattern) = config.forward_pattern.as_deref() else {
+            drain(core);
+            return Ok(None);
+        };
+        let values = crate::forward::values(&crash, &info, proc_root);
+        crate::forward::forward(pattern, values, core, exe)?;
+        return Ok(None);
+    }
+    let spool = Spool::open(&config.spool_dir)?;
     let record = admission::new_record(&crash, info);
     match admission::admit(config, &spool, in_pod)? {
         Verdict::Drop => {

@@ -10,11 +10,13 @@
 //!   in the long-running process, no process spawned per crash, refusal before any byte.
 //! * [`spool`]: the on-disk spool contract between the handler and the ingest.
 //! * [`kernel`]: `core_pattern` / `core_pipe_limit` management with restore on exit.
+//! * [`forward`]: handing crashes outside pods to the `core_pattern` pipe that was there before.
 #![deny(missing_docs)]
 
 pub mod admission;
 pub mod config;
 pub mod error;
+pub mod forward;
 pub mod fsutil;
 pub mod handler;
 pub mod kernel;

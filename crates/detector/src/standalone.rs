@@ -229,6 +229,7 @@ fn install_handler(layout: &Layout, args: &StandaloneArgs) -> anyhow::Result<()>
         zstd_level: args.zstd_level,
         zstd_workers: args.zstd_workers,
         non_pod: NonPodPolicy::Record,
+        forward_pattern: None,
     };
     config.store(&layout.handler_config)?;
     Ok(())
