@@ -1,3 +1,36 @@
-//! `coredump-detector agent`: the node DaemonSet.
+//! `coredump-detector agent`: the node DaemonSet (one privileged pod per node).
+//!
+//! It installs the crash handler onto the host ([`install`]), points `core_pattern` at it
+//! through `coredump_capture::kernel::PatternGuard` (restored on SIGTERM, repaired at start
+//! after a killed agent), and runs the ingest over the node's spool with:
+//! * [`resolver::KubeResolver`]: pod UID and container ID from the cgroup, resolved to
+//!   namespace, pod, container and image through a reflector over this node's pods
+//!   ([`informer`], [`pods`]), retried while the cache may lag ([`retry`]);
+//! * [`policy::AgentPolicy`]: the opt-out label/annotation and the per-namespace quota
+//!   (`NS_DISK_QUOTA`, [`quantity`]);
+//! * [`sink::KubeSink`]: the `Coredump` created through the Kubernetes API and a `CoreDumped`
+//!   Event on the pod ([`event`]);
+//! * [`metrics`] and [`http`]: `/metrics`, `/healthz`, `/readyz`.
+//!
+//! Crashes outside pods are forwarded to the previous `core_pattern` pipe, dropped or recorded
+//! (`--non-pod`). [`Args`] are the flags, [`run()`] the entry point.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod args;
+pub mod event;
+pub mod http;
+pub mod informer;
+pub mod install;
+pub mod metrics;
+pub mod pods;
+pub mod policy;
+pub mod quantity;
+pub mod resolver;
+pub mod retry;
+mod run;
+pub mod sink;
+
+pub use args::Args;
+pub use run::{kube_client, run};

@@ -1,0 +1,161 @@
+//! Flags of `coredump-detector agent`, parsed once. The DaemonSet of `coredump-detector deploy`
+//! passes `--host-dir`, `--local-path`, `--backend-kind`, `--metrics-bind-address` and the
+//! environment variables `NODE_NAME` (downward API), `NS_DISK_QUOTA` (the seed's name) and
+//! `POD_NAMESPACE`; everything else has a default fit for production.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use coredump_capture::NonPodPolicy;
+
+use crate::quantity::parse_bytes;
+
+/// Storage backend of the blobs (the API server's `--backend-kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    /// A filesystem under `--local-path` (local disk or a shared volume).
+    Local,
+}
+
+/// What to do with crashes of processes outside every pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NonPod {
+    /// Hand them to the `core_pattern` pipe that was installed before the agent (e.g.
+    /// systemd-coredump); drop them when it was not a pipe.
+    Forward,
+    /// Drain and discard them.
+    Drop,
+    /// Record them like pod crashes, in `--host-namespace`.
+    Record,
+}
+
+impl NonPod {
+    /// The handler's policy for this choice.
+    pub fn policy(self) -> NonPodPolicy {
+        match self {
+            NonPod::Forward => NonPodPolicy::Forward,
+            NonPod::Drop => NonPodPolicy::Drop,
+            NonPod::Record => NonPodPolicy::Record,
+        }
+    }
+}
+
+/// Flags of the `agent` role.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Host directory (a hostPath mounted at the same path): the handler binary the kernel
+    /// runs, its configuration, the spool, and the record of the replaced core_pattern.
+    #[arg(long, default_value = "/var/lib/coredump-detector")]
+    pub host_dir: PathBuf,
+    /// Blob backend.
+    #[arg(long, value_enum, default_value_t = BackendKind::Local)]
+    pub backend_kind: BackendKind,
+    /// Root of the blobs, shared with the API server and the GC
+    /// (`<root>/<namespace>/<podUID>/<container>/<file>`).
+    #[arg(long, default_value = "/var/lib/coredump-detector/cores")]
+    pub local_path: PathBuf,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:9102")]
+    pub metrics_bind_address: SocketAddr,
+    /// This node's name: the pod informer watches only pods bound to it.
+    #[arg(long, env = "NODE_NAME")]
+    pub node_name: String,
+    /// Disk quota per namespace in the blob store (Kubernetes quantity; the seed's `1GB` form
+    /// too). A core that would exceed it is recorded as QuotaExceeded and not kept.
+    #[arg(long, env = "NS_DISK_QUOTA", default_value = "1GB", value_parser = quantity)]
+    pub ns_disk_quota: u64,
+    /// Crashes of processes outside every pod.
+    #[arg(long, value_enum, default_value_t = NonPod::Forward)]
+    pub non_pod: NonPod,
+    /// Namespace of the records of non-pod crashes under `--non-pod=record`.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub host_namespace: String,
+    /// kubeconfig to use instead of the in-cluster service account (or $KUBECONFIG).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// kernel.core_pipe_limit while running (crashes piped at once; non-zero also keeps
+    /// /proc/<pid> readable until the handler is done).
+    #[arg(long, default_value_t = 64)]
+    pub pipe_limit: u32,
+    /// Keep at most this much of one core (larger cores are truncated).
+    #[arg(long, default_value = "16Gi", value_parser = quantity)]
+    pub max_core_size: u64,
+    /// Stop writing cores when the spool filesystem has less free space than this.
+    #[arg(long, default_value = "1Gi", value_parser = quantity)]
+    pub min_free: u64,
+    /// Crashes compressed at once on the crash path; more are spooled raw.
+    #[arg(long, default_value_t = 2)]
+    pub max_compressing: u32,
+    /// Crashes handled at once; more are recorded as RateLimited without their core.
+    #[arg(long, default_value_t = 32)]
+    pub max_handlers: u32,
+    /// How long a crash waits for a handler slot before it is recorded as RateLimited (ms).
+    #[arg(long, default_value_t = 10_000)]
+    pub slot_wait_ms: u64,
+    /// zstd level.
+    #[arg(long, default_value_t = 1)]
+    pub zstd_level: i32,
+    /// zstd worker threads per compressing crash.
+    #[arg(long, default_value_t = 2)]
+    pub zstd_workers: u32,
+    /// Longest wait for a crashed pod (or its container status) to appear in the informer
+    /// cache before the crash is recorded with what is known (ms).
+    #[arg(long, default_value_t = 30_000)]
+    pub resolve_max_wait_ms: u64,
+    /// How long after a crash a synced cache that lacks the pod is still assumed to lag (ms).
+    #[arg(long, default_value_t = 10_000)]
+    pub resolve_grace_ms: u64,
+    /// Where the kernel's core settings are (`core_pattern`, `core_pipe_limit`); tests point it
+    /// at a scratch directory.
+    #[arg(long, default_value = "/proc/sys/kernel", hide = true)]
+    pub proc_sys_kernel: PathBuf,
+    /// How often the spool is scanned (ms).
+    #[arg(long, default_value_t = 100, hide = true)]
+    pub spool_poll_ms: u64,
+}
+
+fn quantity(text: &str) -> Result<u64, String> {
+    parse_bytes(text).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn the_deploy_manifest_flags_parse() {
+        // The DaemonSet's arguments, as `coredump-detector deploy` renders them.
+        let a = Cli::try_parse_from([
+            "agent",
+            "--host-dir=/var/lib/coredump-detector",
+            "--local-path=/coredump",
+            "--backend-kind=local",
+            "--metrics-bind-address=0.0.0.0:9102",
+            "--node-name=node-1",
+            "--ns-disk-quota=1GB",
+        ])
+        .unwrap()
+        .args;
+        assert_eq!(a.local_path, PathBuf::from("/coredump"));
+        assert_eq!(a.metrics_bind_address, "0.0.0.0:9102".parse().unwrap());
+        assert_eq!(a.ns_disk_quota, 1_000_000_000);
+        assert_eq!(a.non_pod, NonPod::Forward);
+        assert_eq!(a.non_pod.policy(), NonPodPolicy::Forward);
+        assert_eq!(a.proc_sys_kernel, PathBuf::from("/proc/sys/kernel"));
+        assert!(
+            Cli::try_parse_from(["agent", "--node-name=n", "--ns-disk-quota=1X"]).is_err(),
+            "a bad quota is refused at start"
+        );
+        let a = Cli::try_parse_from(["agent", "--node-name=n", "--non-pod=record"])
+            .unwrap()
+            .args;
+        assert_eq!(a.non_pod.policy(), NonPodPolicy::Record);
+    }
+}

@@ -1,0 +1,228 @@
+//! Whether a crash's core is kept on this cluster: the opt-out label or annotation
+//! `coredump.fujitsu.com/capture: "false"` on the pod or its namespace, and the per-namespace
+//! disk quota (`NS_DISK_QUOTA`). The decisions are pure functions; [`AgentPolicy`] feeds them
+//! from the informer caches and the blob store, and is the ingest's [`CorePolicy`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use coredump_api::CoredumpState;
+use coredump_ingest::{CoreDecision, CorePolicy, PolicyInput};
+use coredump_store::BlobStore;
+
+use crate::informer::Caches;
+
+/// Label or annotation key of the opt-out.
+pub const CAPTURE_KEY: &str = "coredump.fujitsu.com/capture";
+
+/// Labels and annotations of one object.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Marks<'a> {
+    /// `metadata.labels`.
+    pub labels: Option<&'a BTreeMap<String, String>>,
+    /// `metadata.annotations`.
+    pub annotations: Option<&'a BTreeMap<String, String>>,
+}
+
+impl Marks<'_> {
+    /// The object's capture setting: `Some(false)` when label or annotation says `"false"`,
+    /// `Some(true)` when one says `"true"` and none says `"false"`, `None` when unset.
+    pub fn capture(&self) -> Option<bool> {
+        let values = [self.labels, self.annotations]
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m.get(CAPTURE_KEY))
+            .map(|v| v.trim().to_ascii_lowercase());
+        let mut setting = None;
+        for v in values {
+            match v.as_str() {
+                "false" => return Some(false),
+                "true" => setting = Some(true),
+                _ => {}
+            }
+        }
+        setting
+    }
+}
+
+/// Why the core is not kept, if the pod or namespace opted out. The pod's own setting wins over
+/// its namespace's (a namespace can opt out and one pod opt back in).
+pub fn opt_out(pod: Marks<'_>, namespace: Marks<'_>) -> Option<String> {
+    match (pod.capture(), namespace.capture()) {
+        (Some(false), _) => Some(format!("opted out: pod has {CAPTURE_KEY}=false")),
+        (None, Some(false)) => Some(format!("opted out: namespace has {CAPTURE_KEY}=false")),
+        _ => None,
+    }
+}
+
+/// Why the core is not kept, if storing `core_bytes` more in a namespace already using `usage`
+/// bytes would exceed `quota`.
+pub fn over_quota(namespace: &str, usage: u64, core_bytes: u64, quota: u64) -> Option<String> {
+    (usage.saturating_add(core_bytes) > quota).then(|| {
+        format!(
+            "namespace {namespace} disk quota exceeded: {usage} bytes stored, this core {core_bytes} bytes, quota {quota} bytes"
+        )
+    })
+}
+
+/// The agent's [`CorePolicy`]: opt-out first, then the quota.
+pub struct AgentPolicy {
+    caches: Caches,
+    blobs: Arc<dyn BlobStore>,
+    quota: u64,
+}
+
+impl AgentPolicy {
+    /// A policy over these caches and this blob store, with `quota` bytes per namespace.
+    pub fn new(caches: Caches, blobs: Arc<dyn BlobStore>, quota: u64) -> AgentPolicy {
+        AgentPolicy {
+            caches,
+            blobs,
+            quota,
+        }
+    }
+
+    fn opted_out(&self, input: &PolicyInput<'_>) -> Option<String> {
+        let pod = input
+            .record
+            .pod
+            .as_ref()
+            .and_then(|p| self.caches.pod_by_uid(&p.pod_uid));
+        let namespace = input
+            .identity
+            .and_then(|i| self.caches.namespace(&i.namespace));
+        let marks_of = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+            (meta.labels.clone(), meta.annotations.clone())
+        };
+        let (pl, pa) = pod
+            .as_deref()
+            .map(|p| marks_of(&p.metadata))
+            .unwrap_or_default();
+        let (nl, na) = namespace
+            .as_deref()
+            .map(|n| marks_of(&n.metadata))
+            .unwrap_or_default();
+        opt_out(
+            Marks {
+                labels: pl.as_ref(),
+                annotations: pa.as_ref(),
+            },
+            Marks {
+                labels: nl.as_ref(),
+                annotations: na.as_ref(),
+            },
+        )
+    }
+}
+
+#[async_trait]
+impl CorePolicy for AgentPolicy {
+    async fn decide(&self, input: PolicyInput<'_>) -> CoreDecision {
+        if let Some(reason) = self.opted_out(&input) {
+            return CoreDecision::Discard {
+                state: CoredumpState::Skipped,
+                reason,
+            };
+        }
+        let Some(core_bytes) = input.core_bytes else {
+            return CoreDecision::Keep;
+        };
+        let namespace = input.placement.namespace.clone();
+        let blobs = Arc::clone(&self.blobs);
+        let ns = namespace.clone();
+        let usage = tokio::task::spawn_blocking(move || blobs.namespace_usage(&ns)).await;
+        let usage = match usage {
+            Ok(Ok(bytes)) => bytes,
+            // Not knowing the usage must not lose a crash: keep it and say so in the log.
+            Ok(Err(e)) => {
+                tracing::warn!(%namespace, error = %e, "cannot measure namespace usage; keeping the core");
+                0
+            }
+            Err(e) => {
+                tracing::warn!(%namespace, error = %e, "usage task failed; keeping the core");
+                0
+            }
+        };
+        match over_quota(&namespace, usage, core_bytes, self.quota) {
+            Some(reason) => CoreDecision::Discard {
+                state: CoredumpState::QuotaExceeded,
+                reason,
+            },
+            None => CoreDecision::Keep,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn opt_out_by_label_or_annotation_on_pod_or_namespace() {
+        let off = map(&[(CAPTURE_KEY, "false")]);
+        let on = map(&[(CAPTURE_KEY, "true")]);
+        let other = map(&[("app", "web"), (CAPTURE_KEY, "maybe")]);
+        let m = |labels, annotations| Marks {
+            labels,
+            annotations,
+        };
+        let none = Marks::default();
+        assert_eq!(opt_out(none, none), None);
+        assert_eq!(opt_out(m(Some(&other), Some(&other)), none), None);
+        assert!(
+            opt_out(m(Some(&off), None), none)
+                .unwrap()
+                .contains("pod has")
+        );
+        assert!(
+            opt_out(m(None, Some(&off)), none)
+                .unwrap()
+                .contains("pod has")
+        );
+        assert!(
+            opt_out(none, m(None, Some(&off)))
+                .unwrap()
+                .contains("namespace has")
+        );
+        assert!(opt_out(none, m(Some(&off), None)).is_some());
+        assert_eq!(
+            opt_out(m(Some(&on), None), m(Some(&off), None)),
+            None,
+            "the pod opts back in"
+        );
+        assert!(
+            opt_out(m(Some(&on), Some(&off)), none).is_some(),
+            "false wins on one object"
+        );
+        let shouting = map(&[(CAPTURE_KEY, " FALSE ")]);
+        assert!(opt_out(m(Some(&shouting), None), none).is_some());
+    }
+
+    #[test]
+    fn quota_counts_what_is_stored_plus_this_core() {
+        assert_eq!(
+            over_quota("a", 0, 1000, 1000),
+            None,
+            "exactly at the quota fits"
+        );
+        assert_eq!(over_quota("a", 999, 1, 1000), None);
+        let why = over_quota("a", 999, 2, 1000).unwrap();
+        assert_eq!(
+            why,
+            "namespace a disk quota exceeded: 999 bytes stored, this core 2 bytes, quota 1000 bytes"
+        );
+        assert!(
+            over_quota("a", u64::MAX, u64::MAX, u64::MAX).is_none(),
+            "no overflow"
+        );
+        assert!(over_quota("a", 0, 1, 0).is_some(), "quota 0 keeps nothing");
+    }
+}

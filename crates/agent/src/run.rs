@@ -1,0 +1,202 @@
+//! The `agent` role from start to SIGTERM: connect to the API, install the handler, take over
+//! `core_pattern` (repairing what a killed agent left), start the informers, the metrics
+//! endpoint and the ingest; on SIGTERM or SIGINT put the previous `core_pattern` back first,
+//! then let the ingest finish its pass.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use coredump_capture::HandlerConfig;
+use coredump_capture::kernel::{KernelPaths, PatternGuard, read_setting};
+use coredump_capture::spool::Spool;
+use coredump_ingest::{Ingest, IngestConfig};
+use coredump_store::fs_blob::FsBlobStore;
+use kube::Client;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use tokio_util::sync::CancellationToken;
+
+use crate::args::{Args, BackendKind};
+use crate::http::{self, Health};
+use crate::install::{HostLayout, forward_target, install_binary, write_config};
+use crate::metrics::Metrics;
+use crate::policy::AgentPolicy;
+use crate::resolver::KubeResolver;
+use crate::retry::RetryPolicy;
+use crate::sink::KubeSink;
+
+/// Runs the agent until SIGTERM or SIGINT.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    init_tracing();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run_async(args))
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// A client from `--kubeconfig`, else `$KUBECONFIG`, `~/.kube/config` or the in-cluster
+/// service account.
+pub async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("loading kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("finding Kubernetes credentials (in-cluster or kubeconfig)")?,
+    };
+    Client::try_from(config).context("building the Kubernetes client")
+}
+
+/// The crash path's configuration for these flags.
+fn handler_config(args: &Args, layout: &HostLayout, forward: Option<String>) -> HandlerConfig {
+    HandlerConfig {
+        spool_dir: layout.spool.clone(),
+        max_core_bytes: args.max_core_size,
+        min_free_bytes: args.min_free,
+        max_compressing: args.max_compressing,
+        max_handlers: args.max_handlers,
+        slot_wait_ms: args.slot_wait_ms,
+        zstd_level: args.zstd_level,
+        zstd_workers: args.zstd_workers,
+        non_pod: args.non_pod.policy(),
+        forward_pattern: forward,
+    }
+}
+
+/// Installs the handler and takes over the kernel settings.
+fn capture(args: &Args, layout: &HostLayout) -> anyhow::Result<PatternGuard> {
+    layout.create()?;
+    let me = std::env::current_exe().context("locating this binary")?;
+    install_binary(&me, layout)?;
+    let kernel = KernelPaths {
+        core_pattern: args.proc_sys_kernel.join("core_pattern"),
+        core_pipe_limit: args.proc_sys_kernel.join("core_pipe_limit"),
+        run_dir: layout.run.clone(),
+    };
+    // The config must exist before the pattern names the handler. Our best guess of the
+    // previous pattern now is the current one (wrong only after a killed agent, and then it
+    // names our own handler, which forward_target refuses); the guard knows for sure below.
+    let current = read_setting(&kernel.core_pattern)?;
+    let mut config = handler_config(args, layout, forward_target(&current, &layout.handler_bin));
+    write_config(layout, &config)?;
+    let owner = format!("coredump-detector agent ({})", layout.root.display());
+    let guard = PatternGuard::install(kernel, &layout.pattern(), args.pipe_limit, &owner)?;
+    config.forward_pattern = forward_target(&guard.record().previous_pattern, &layout.handler_bin);
+    write_config(layout, &config)?;
+    tracing::info!(
+        core_pattern = %guard.record().installed_pattern,
+        previous = %guard.record().previous_pattern,
+        non_pod = ?args.non_pod,
+        forward_to = ?config.forward_pattern,
+        "capturing crashes"
+    );
+    Ok(guard)
+}
+
+async fn run_async(args: Args) -> anyhow::Result<()> {
+    let client = kube_client(args.kubeconfig.as_deref()).await?;
+    let blobs = match args.backend_kind {
+        BackendKind::Local => Arc::new(
+            FsBlobStore::new(args.local_path.clone())
+                .with_context(|| format!("opening --local-path {}", args.local_path.display()))?,
+        ),
+    };
+    let root = std::path::absolute(&args.host_dir)
+        .with_context(|| format!("resolving {}", args.host_dir.display()))?;
+    let layout = HostLayout::new(&root);
+    let mut guard = capture(&args, &layout)?;
+    let capturing = Arc::new(AtomicBool::new(true));
+
+    let stop = CancellationToken::new();
+    let metrics = Arc::new(Metrics::new());
+    let caches = crate::informer::start(client.clone(), &args.node_name, stop.clone());
+    let health = Health {
+        metrics: Arc::clone(&metrics),
+        caches: caches.clone(),
+        capturing: Arc::clone(&capturing),
+    };
+    let (bound, http_task) = http::serve(args.metrics_bind_address, health, stop.clone())
+        .await
+        .with_context(|| format!("binding {}", args.metrics_bind_address))?;
+    tracing::info!(address = %bound, node = %args.node_name, "serving /metrics, /healthz, /readyz");
+
+    let retry = RetryPolicy {
+        grace: Duration::from_millis(args.resolve_grace_ms),
+        max_wait: Duration::from_millis(args.resolve_max_wait_ms),
+        ..RetryPolicy::default()
+    };
+    let ingest = Ingest::new(
+        Spool::open(&layout.spool)?,
+        blobs.clone(),
+        Arc::new(KubeSink::new(
+            client,
+            args.node_name.clone(),
+            Arc::clone(&metrics),
+        )),
+        Arc::new(KubeResolver::new(caches.clone(), retry)),
+        IngestConfig {
+            node_name: args.node_name.clone(),
+            host_namespace: args.host_namespace.clone(),
+            zstd_level: args.zstd_level,
+            poll_interval: Duration::from_millis(args.spool_poll_ms),
+        },
+    )
+    .with_policy(Arc::new(AgentPolicy::new(
+        caches,
+        blobs,
+        args.ns_disk_quota,
+    )));
+
+    let on_signal = async {
+        shutdown_signal().await;
+        // The kernel must stop calling a handler whose agent is going away before anything else.
+        let restored = guard.restore();
+        capturing.store(false, Ordering::Release);
+        match &restored {
+            Ok(()) => tracing::info!(
+                core_pattern = %guard.record().previous_pattern,
+                "restored the previous core_pattern"
+            ),
+            Err(e) => tracing::error!(error = %e, "restoring core_pattern failed"),
+        }
+        stop.cancel();
+        restored
+    };
+    let (restored, ()) = tokio::join!(on_signal, ingest.run(stop.clone().cancelled_owned()));
+    let _ = http_task.await;
+    restored.context("restoring core_pattern")
+}
+
+/// Resolves on SIGINT or SIGTERM (the DaemonSet's pod deletion sends SIGTERM).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::error!("cannot install signal handlers; the next agent repairs core_pattern");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+    }
+}

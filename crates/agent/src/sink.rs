@@ -1,0 +1,124 @@
+//! The ingest's [`CoredumpSink`] on a cluster: creates the `Coredump` through the Kubernetes API
+//! (kube-apiserver proxies `coredump.fujitsu.com/v1alpha1` to our aggregated API server), then
+//! the `CoreDumped` Event on the pod. "Already exists" is success for both, so the retry of an
+//! ingest killed between the two completes what is missing without duplicating anything.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use coredump_api::Coredump;
+use coredump_ingest::{CoredumpSink, SinkError};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use kube::api::{ApiResource, DynamicObject, PostParams};
+use kube::{Api, Client};
+
+use crate::event::crash_event;
+use crate::metrics::Metrics;
+
+/// The `coredumps` resource for kube's dynamic API.
+pub fn coredump_resource() -> ApiResource {
+    ApiResource {
+        group: coredump_api::GROUP.into(),
+        version: coredump_api::VERSION.into(),
+        api_version: coredump_api::API_VERSION.into(),
+        kind: coredump_api::COREDUMP_KIND.into(),
+        plural: coredump_api::COREDUMPS.into(),
+    }
+}
+
+/// Records crashes through the Kubernetes API.
+pub struct KubeSink {
+    client: Client,
+    node_name: String,
+    metrics: Arc<Metrics>,
+}
+
+impl KubeSink {
+    /// A sink using `client`, reporting as the agent of `node_name`.
+    pub fn new(client: Client, node_name: String, metrics: Arc<Metrics>) -> KubeSink {
+        KubeSink {
+            client,
+            node_name,
+            metrics,
+        }
+    }
+
+    /// Creates the Event for `c` unless it exists; failures are logged (an Event is a
+    /// courtesy, the `Coredump` is the record).
+    async fn emit_event(&self, c: &Coredump) {
+        let now = MicroTime(k8s_openapi::jiff::Timestamp::now());
+        let Some(event) = crash_event(c, &self.node_name, now) else {
+            return;
+        };
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &c.metadata.namespace);
+        match api.create(&PostParams::default(), &event).await {
+            Ok(_) => self.metrics.event(true),
+            Err(kube::Error::Api(status)) if status.is_already_exists() => {}
+            Err(e) => {
+                self.metrics.event(false);
+                tracing::warn!(coredump = %c.metadata.name, error = %e, "creating the CoreDumped event failed");
+            }
+        }
+    }
+}
+
+/// Time from the crash (the object's `spec.crashTime`) to now.
+fn latency(c: &Coredump) -> Duration {
+    let crashed = time::OffsetDateTime::parse(
+        &c.spec.crash_time,
+        &time::format_description::well_known::Rfc3339,
+    );
+    match crashed {
+        Ok(t) => {
+            let d = time::OffsetDateTime::now_utc() - t;
+            Duration::try_from(d).unwrap_or_default()
+        }
+        Err(_) => Duration::ZERO,
+    }
+}
+
+#[async_trait]
+impl CoredumpSink for KubeSink {
+    async fn record(&self, coredump: Coredump) -> Result<(), SinkError> {
+        let name = coredump.metadata.name.clone();
+        let failed = |message: String| SinkError::Failed {
+            name: name.clone(),
+            message,
+        };
+        let object: DynamicObject = serde_json::to_value(&coredump)
+            .and_then(serde_json::from_value)
+            .map_err(|e| failed(format!("encoding: {e}")))?;
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            self.client.clone(),
+            &coredump.metadata.namespace,
+            &coredump_resource(),
+        );
+        let created = match api.create(&PostParams::default(), &object).await {
+            Ok(_) => true,
+            Err(kube::Error::Api(status)) if status.is_already_exists() => false,
+            Err(e) => {
+                self.metrics.record_error();
+                return Err(failed(e.to_string()));
+            }
+        };
+        if created {
+            self.metrics.recorded(&coredump, latency(&coredump));
+            tracing::info!(
+                coredump = %name,
+                namespace = %coredump.metadata.namespace,
+                pod = ?coredump.spec.pod_name,
+                container = ?coredump.spec.container_name,
+                state = coredump.status.state.as_str(),
+                "recorded crash"
+            );
+        }
+        self.emit_event(&coredump).await;
+        if created {
+            Ok(())
+        } else {
+            Err(SinkError::AlreadyExists(name))
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Flags of `coredump-detector gc`, parsed once. The seed's `--gc-threshold=30m` is kept, with
+//! the `--local-path` and `--backend-kind` of the other roles; retention by age and by size is
+//! off unless asked for.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::duration::parse_duration;
+
+/// Storage backend of the blobs (the API server's `--backend-kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    /// A filesystem under `--local-path`.
+    Local,
+}
+
+/// Flags of the `gc` role.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Delete the cores, Coredumps and CoredumpEndpoint of a pod (by UID) or namespace gone
+    /// longer than this (Go duration: 30m, 1h30m, 90s).
+    #[arg(long, default_value = "30m", value_parser = duration)]
+    pub gc_threshold: Duration,
+    /// Time between two collections.
+    #[arg(long, default_value = "1m", value_parser = duration)]
+    pub interval: Duration,
+    /// Also delete crashes older than this, whatever their pod (off by default).
+    #[arg(long, value_parser = duration)]
+    pub max_age: Option<Duration>,
+    /// Also keep each namespace's blobs under this size by deleting its oldest crashes
+    /// (Kubernetes quantity, e.g. 10Gi; off by default).
+    #[arg(long, value_parser = quantity)]
+    pub max_namespace_size: Option<u64>,
+    /// Blob backend.
+    #[arg(long, value_enum, default_value_t = BackendKind::Local)]
+    pub backend_kind: BackendKind,
+    /// Root of the blobs, shared with the agent and the API server.
+    #[arg(long, default_value = "/var/lib/coredump-detector/cores")]
+    pub local_path: PathBuf,
+    /// Where "gone since" times are kept across restarts (default:
+    /// `<local-path>/.coredump-gc/state.json`).
+    #[arg(long)]
+    pub state_file: Option<PathBuf>,
+    /// Log what would be deleted, delete nothing, and leave the state file alone.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run one collection and exit.
+    #[arg(long)]
+    pub once: bool,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:9103")]
+    pub metrics_bind_address: SocketAddr,
+    /// kubeconfig to use instead of the in-cluster service account (or $KUBECONFIG).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+impl Args {
+    /// The state file in effect.
+    pub fn state_path(&self) -> PathBuf {
+        self.state_file
+            .clone()
+            .unwrap_or_else(|| self.local_path.join(".coredump-gc").join("state.json"))
+    }
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    parse_duration(text).map_err(|e| e.to_string())
+}
+
+fn quantity(text: &str) -> Result<u64, String> {
+    coredump_agent::quantity::parse_bytes(text).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn the_deploy_manifest_flags_parse() {
+        let a = Cli::try_parse_from([
+            "gc",
+            "--gc-threshold=30m",
+            "--local-path=/coredump",
+            "--backend-kind=local",
+        ])
+        .unwrap()
+        .args;
+        assert_eq!(a.gc_threshold, Duration::from_secs(1800));
+        assert_eq!(
+            a.state_path(),
+            PathBuf::from("/coredump/.coredump-gc/state.json")
+        );
+        assert_eq!((a.max_age, a.max_namespace_size), (None, None));
+        assert!(!a.dry_run);
+        let a = Cli::try_parse_from([
+            "gc",
+            "--max-age=168h",
+            "--max-namespace-size=10Gi",
+            "--dry-run",
+        ])
+        .unwrap()
+        .args;
+        assert_eq!(a.max_age, Some(Duration::from_secs(168 * 3600)));
+        assert_eq!(a.max_namespace_size, Some(10 << 30));
+        assert!(a.dry_run);
+        assert!(Cli::try_parse_from(["gc", "--gc-threshold=30"]).is_err());
+    }
+}

@@ -1,0 +1,155 @@
+//! What the blob volume holds: every `<namespace>/<podUID>/` directory and the size of every
+//! file under it. The store trait lists one pod's blobs but cannot enumerate pods, so the GC
+//! walks the two directory levels above them itself (names only, symlinks skipped, dot-names
+//! skipped: the GC's own state directory and temporary files live there) and lets
+//! [`BlobStore::list`] read each pod.
+
+use std::path::{Path, PathBuf};
+
+use coredump_store::{BlobStore, StoreError};
+
+/// Blobs of one pod directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodBlobs {
+    /// Namespace directory.
+    pub namespace: String,
+    /// Pod directory: a pod UID, a static pod's hash, or a placeholder such as `host`.
+    pub pod_uid: String,
+    /// `(container, file, size)` of every blob.
+    pub files: Vec<(String, String, u64)>,
+}
+
+impl PodBlobs {
+    /// Total bytes.
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|(_, _, s)| s).sum()
+    }
+}
+
+/// Failure to read the volume.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    /// A directory could not be listed.
+    #[error("listing {path}: {source}")]
+    Io {
+        /// The directory.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store refused a listing.
+    #[error("listing blobs of {namespace}/{pod_uid}: {source}")]
+    Store {
+        /// Namespace.
+        namespace: String,
+        /// Pod directory.
+        pod_uid: String,
+        /// Cause.
+        #[source]
+        source: Box<StoreError>,
+    },
+}
+
+/// Real (non-symlink) subdirectories of `dir` whose names do not start with `.`.
+fn subdirs(dir: &Path) -> Result<Vec<String>, InventoryError> {
+    let io = |source| InventoryError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(io(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(io)?;
+        let Ok(kind) = entry.file_type() else {
+            continue; // removed meanwhile
+        };
+        let Ok(name) = entry.file_name().into_string() else {
+            continue; // not a name we ever write
+        };
+        if kind.is_dir() && !name.starts_with('.') {
+            out.push(name);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Every pod directory under `root`, with its blobs read through `store`.
+pub fn scan(root: &Path, store: &dyn BlobStore) -> Result<Vec<PodBlobs>, InventoryError> {
+    let mut out = Vec::new();
+    for namespace in subdirs(root)? {
+        for pod_uid in subdirs(&root.join(&namespace))? {
+            let files = store
+                .list(&namespace, &pod_uid, None)
+                .map_err(|source| InventoryError::Store {
+                    namespace: namespace.clone(),
+                    pod_uid: pod_uid.clone(),
+                    source: Box::new(source),
+                })?
+                .into_iter()
+                .map(|b| (b.path.container, b.path.file, b.size))
+                .collect();
+            out.push(PodBlobs {
+                namespace: namespace.clone(),
+                pod_uid,
+                files,
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coredump_store::fs_blob::FsBlobStore;
+
+    #[test]
+    fn scans_pods_and_skips_dot_dirs_and_symlinks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("cores");
+        let store = FsBlobStore::new(root.clone()).unwrap();
+        let src = tmp.path().join("src");
+        std::fs::write(&src, vec![1u8; 100]).unwrap();
+        for (ns, pod, c, f) in [
+            ("a", "u1", "app", "x.core.zst"),
+            ("a", "u1", "app", "x.json"),
+            ("a", "u2", "side", "y.core.zst"),
+            ("b", "host", "bash", "z.core.zst"),
+        ] {
+            store
+                .put_file(&coredump_store::BlobPath::new(ns, pod, c, f).unwrap(), &src)
+                .unwrap();
+        }
+        std::fs::create_dir_all(root.join(".coredump-gc")).unwrap();
+        std::fs::write(root.join(".coredump-gc/state.json"), b"{}").unwrap();
+        std::os::unix::fs::symlink(tmp.path(), root.join("evil")).unwrap();
+        std::os::unix::fs::symlink(tmp.path(), root.join("a/evil-pod")).unwrap();
+        let pods = scan(&root, &store).unwrap();
+        let keys: Vec<(&str, &str, u64)> = pods
+            .iter()
+            .map(|p| (p.namespace.as_str(), p.pod_uid.as_str(), p.bytes()))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![("a", "u1", 200), ("a", "u2", 100), ("b", "host", 100)]
+        );
+        assert_eq!(
+            pods[0].files,
+            vec![
+                ("app".into(), "x.core.zst".into(), 100),
+                ("app".into(), "x.json".into(), 100)
+            ]
+        );
+        assert!(
+            scan(&tmp.path().join("missing"), &store)
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

@@ -1,0 +1,307 @@
+//! The `gc` role: one collection every `--interval` until SIGTERM (or one with `--once`). A
+//! collection reads the blob volume and our objects first and the pods and namespaces last (so
+//! every core it saw belonged to a pod that existed before the pod list was taken), computes
+//! the [`crate::plan`], carries it out (or logs it with `--dry-run`) and saves the state.
+//!
+//! Safety: if any list fails, in particular the pods or namespaces, the cycle deletes nothing
+//! and leaves the state as it was.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use coredump_store::BlobStore;
+use coredump_store::fs_blob::FsBlobStore;
+use kube::Client;
+use tokio_util::sync::CancellationToken;
+
+use crate::args::{Args, BackendKind};
+use crate::cluster;
+use crate::inventory;
+use crate::metrics::Metrics;
+use crate::plan::{GoneState, Observed, Plan, Rules, plan};
+use crate::state;
+
+/// Runs the GC until SIGTERM or SIGINT (or for one collection with `--once`).
+pub fn run(args: Args) -> anyhow::Result<()> {
+    init_tracing();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run_async(args))
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// What the HTTP endpoint reports on.
+#[derive(Clone)]
+struct Health {
+    metrics: Arc<Metrics>,
+    collected: Arc<AtomicBool>,
+}
+
+fn router(health: Health) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(h): State<Health>| async move { h.metrics.encode() }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(|State(h): State<Health>| async move {
+                if h.collected.load(Ordering::Acquire) {
+                    (StatusCode::OK, "ok")
+                } else {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "no complete collection yet",
+                    )
+                }
+            }),
+        )
+        .with_state(health)
+}
+
+async fn run_async(args: Args) -> anyhow::Result<()> {
+    let client = coredump_agent::kube_client(args.kubeconfig.as_deref()).await?;
+    let store: Arc<dyn BlobStore> = match args.backend_kind {
+        BackendKind::Local => Arc::new(
+            FsBlobStore::new(args.local_path.clone())
+                .with_context(|| format!("opening --local-path {}", args.local_path.display()))?,
+        ),
+    };
+    let state_path = args.state_path();
+    let mut gone = match state::load(&state_path) {
+        Ok(s) => s,
+        // Starting over only delays collection; it never deletes early.
+        Err(e) => {
+            tracing::warn!(error = %e, "ignoring an unreadable GC state");
+            GoneState::default()
+        }
+    };
+    let metrics = Arc::new(Metrics::new());
+    let collected = Arc::new(AtomicBool::new(false));
+    let stop = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind(args.metrics_bind_address)
+        .await
+        .with_context(|| format!("binding {}", args.metrics_bind_address))?;
+    tracing::info!(address = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
+    let app = router(Health {
+        metrics: Arc::clone(&metrics),
+        collected: Arc::clone(&collected),
+    });
+    let http = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+            {
+                tracing::error!(error = %e, "metrics endpoint failed");
+            }
+        }
+    });
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    loop {
+        match collect(&client, &store, &args, &gone, &metrics).await {
+            Ok(next) => {
+                if !args.dry_run
+                    && let Err(e) = state::store(&state_path, &next)
+                {
+                    tracing::error!(error = %e, "saving the GC state failed");
+                }
+                gone = next;
+                collected.store(true, Ordering::Release);
+            }
+            Err(e) => tracing::warn!(error = %e, "collection skipped; nothing deleted"),
+        }
+        if args.once {
+            break;
+        }
+        tokio::select! {
+            _ = &mut signal => break,
+            _ = tokio::time::sleep(args.interval) => {}
+        }
+    }
+    stop.cancel();
+    let _ = http.await;
+    Ok(())
+}
+
+fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// One collection; returns the next state, or why nothing was done.
+async fn collect(
+    client: &Client,
+    store: &Arc<dyn BlobStore>,
+    args: &Args,
+    gone: &GoneState,
+    metrics: &Metrics,
+) -> anyhow::Result<GoneState> {
+    let root = args.local_path.clone();
+    let blobs = {
+        let store = Arc::clone(store);
+        tokio::task::spawn_blocking(move || inventory::scan(&root, store.as_ref()))
+            .await
+            .context("blob scan task")?
+    };
+    let blobs = match blobs {
+        Ok(b) => b,
+        Err(e) => {
+            metrics.cycle("error");
+            return Err(e).context("scanning the blob volume");
+        }
+    };
+    let objects = tokio::try_join!(cluster::coredumps(client), cluster::endpoints(client));
+    let (coredumps, endpoints) = match objects {
+        Ok(o) => o,
+        Err(e) => {
+            metrics.cycle("error");
+            return Err(e).context("listing Coredumps and CoredumpEndpoints");
+        }
+    };
+    let live = tokio::try_join!(cluster::live_pods(client), cluster::live_namespaces(client));
+    let (live_pods, live_namespaces): (HashSet<String>, HashSet<String>) = match live {
+        Ok(l) => l,
+        Err(e) => {
+            metrics.cycle("api_unreachable");
+            return Err(e).context("listing pods and namespaces (the pod API is unreachable)");
+        }
+    };
+    let now = now_unix();
+    let rules = Rules {
+        threshold: args.gc_threshold,
+        max_age: args.max_age,
+        max_namespace_bytes: args.max_namespace_size,
+    };
+    let planned = plan(
+        Observed {
+            now,
+            live_pods: &live_pods,
+            live_namespaces: &live_namespaces,
+            blobs: &blobs,
+            coredumps: &coredumps,
+            endpoints: &endpoints,
+        },
+        gone,
+        rules,
+    );
+    execute(client, store, &planned, args.dry_run, metrics).await;
+    metrics.cycle("ok");
+    metrics.succeeded(
+        now,
+        planned.state.pods.len(),
+        planned.state.namespaces.len(),
+    );
+    Ok(planned.state)
+}
+
+/// Carries out a plan: objects through the API first, then the blobs, skipping the blobs of a
+/// pod whose objects could not be deleted (they would point at nothing until the next cycle).
+async fn execute(
+    client: &Client,
+    store: &Arc<dyn BlobStore>,
+    plan: &Plan,
+    dry_run: bool,
+    metrics: &Metrics,
+) {
+    let verb = if dry_run { "would delete" } else { "deleting" };
+    let mut failed_pods: HashSet<(String, String)> = HashSet::new();
+    let mut failed_objects: HashSet<(String, String)> = HashSet::new();
+    for (e, reason) in &plan.endpoints {
+        tracing::info!(namespace = %e.namespace, endpoint = %e.name, pod_uid = %e.pod_uid, reason = reason.as_str(), "{verb} CoredumpEndpoint");
+        if dry_run {
+            continue;
+        }
+        match cluster::delete(client, true, &e.namespace, &e.name).await {
+            Ok(()) => metrics.deleted("endpoint", *reason, 0),
+            Err(err) => {
+                tracing::warn!(error = %err, "delete failed; retried next cycle");
+                failed_pods.insert((e.namespace.clone(), e.pod_uid.clone()));
+            }
+        }
+    }
+    for (c, reason) in &plan.coredumps {
+        tracing::info!(namespace = %c.namespace, coredump = %c.name, reason = reason.as_str(), "{verb} Coredump");
+        if dry_run {
+            continue;
+        }
+        match cluster::delete(client, false, &c.namespace, &c.name).await {
+            Ok(()) => metrics.deleted("coredump", *reason, 0),
+            Err(err) => {
+                tracing::warn!(error = %err, "delete failed; retried next cycle");
+                if let Some(uid) = &c.pod_uid {
+                    failed_pods.insert((c.namespace.clone(), uid.clone()));
+                }
+                failed_objects.insert((c.namespace.clone(), c.name.clone()));
+            }
+        }
+    }
+    for (ns, pod, bytes, reason) in &plan.pod_dirs {
+        tracing::info!(namespace = %ns, pod = %pod, bytes, reason = reason.as_str(), "{verb} the pod's cores");
+        if dry_run || failed_pods.contains(&(ns.clone(), pod.clone())) {
+            continue;
+        }
+        let (store, ns2, pod2) = (Arc::clone(store), ns.clone(), pod.clone());
+        match tokio::task::spawn_blocking(move || store.delete_pod(&ns2, &pod2)).await {
+            Ok(Ok(_)) => metrics.deleted("pod_dir", *reason, *bytes),
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "deleting blobs failed; retried next cycle")
+            }
+            Err(err) => tracing::warn!(error = %err, "blob delete task failed"),
+        }
+    }
+    for (path, bytes, reason) in &plan.files {
+        let owner = path
+            .file
+            .strip_suffix(".core.zst")
+            .or_else(|| path.file.strip_suffix(".json"))
+            .unwrap_or(&path.file);
+        tracing::info!(file = %path.relative().display(), bytes, reason = reason.as_str(), "{verb} blob");
+        if dry_run || failed_objects.contains(&(path.namespace.clone(), owner.to_string())) {
+            continue;
+        }
+        let (store, p) = (Arc::clone(store), path.clone());
+        match tokio::task::spawn_blocking(move || store.delete(&p)).await {
+            Ok(Ok(())) => metrics.deleted("file", *reason, *bytes),
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "deleting blob failed; retried next cycle")
+            }
+            Err(err) => tracing::warn!(error = %err, "blob delete task failed"),
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+    }
+}
