@@ -20,7 +20,8 @@ use crate::socket::identity::{self, HeadTap, Peer};
 use crate::socket::peer;
 use crate::socket::protocol::{Answer, MARK_LEN, Mark, ProtocolError, REQ_SIZE_VER0, Request};
 use crate::socket::refusals::PendingRefusal;
-use crate::socket::server::{Counters, Shared};
+use crate::socket::server::Shared;
+use crate::socket::stats::Counters;
 
 /// How long a capture thread waits for the exit status when the core did not name the signal.
 const CAPTURED_SIGNAL_WAIT: Duration = Duration::from_millis(500);

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use crate::kernel::{KernelPaths, PatternGuard};
-use crate::socket::server::{CaptureServer, ServerConfig, ServerStats};
+use crate::socket::server::{CaptureServer, ServerConfig};
+use crate::socket::stats::ServerStats;
 use crate::{CaptureError, HandlerConfig};
 
 /// Where the kernel lists the `core_pattern` modes it supports (`file pipe socket`).

@@ -56,8 +56,10 @@ pub mod install;
 pub mod peer;
 pub mod protocol;
 pub mod server;
+pub mod stats;
 
 mod conn;
+mod listener;
 mod refusals;
 mod waiting;
 
@@ -65,4 +67,5 @@ pub use install::{
     CORE_MODES, CaptureMode, InstallOptions, Installed, install, socket_supported,
     socket_supported_at,
 };
-pub use server::{CaptureServer, ServerConfig, ServerStats};
+pub use server::{CaptureServer, ServerConfig};
+pub use stats::ServerStats;

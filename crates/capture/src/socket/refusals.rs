@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use crate::admission;
 use crate::record::{CaptureState, CrashRecord};
 use crate::socket::peer;
-use crate::socket::server::{Counters, Shared};
+use crate::socket::server::Shared;
+use crate::socket::stats::Counters;
 
 /// How often pending records look for their task's exit status.
 const POLL: Duration = Duration::from_millis(20);

@@ -9,10 +9,9 @@
 //! and crashes beyond the concurrency bound are refused at once (`REJECT`, the task goes free).
 
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -21,12 +20,10 @@ use std::time::Duration;
 use crate::record::CaptureState;
 use crate::socket::conn::{self, Waiting};
 use crate::socket::refusals::{self, PendingRefusal};
-use crate::spool::{Spool, create_private_dir_all};
+use crate::socket::stats::{Counters, ServerStats};
+use crate::spool::Spool;
 use crate::{CaptureError, HandlerConfig};
 
-/// Pending connections the kernel may queue before `connect` fails (capped by
-/// `net.core.somaxconn`); a full queue loses the crash (`receive queue full` in the kernel log).
-const BACKLOG: i32 = 4096;
 /// Refusal records waiting for publication; beyond this they are counted as lost.
 const REFUSAL_QUEUE: usize = 1024;
 /// Crashes waiting for a slot; beyond this they are refused at once.
@@ -58,59 +55,6 @@ impl ServerConfig {
             proc_root: PathBuf::from("/proc"),
             handshake_timeout: Duration::from_secs(2),
             signal_wait: Duration::from_secs(2),
-        }
-    }
-}
-
-/// Counters of what the server did since it started.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ServerStats {
-    /// Connections accepted.
-    pub accepted: u64,
-    /// Cores captured and published (stored or truncated).
-    pub captured: u64,
-    /// Crashes answered `REJECT` with a record (rate limited, below the free-space floor).
-    pub refused: u64,
-    /// Crashes answered `REJECT` without a record (non-pod policy `drop`).
-    pub dropped: u64,
-    /// Connections that were not the kernel's, closed unanswered.
-    pub foreign: u64,
-    /// Kernel connections whose request or mark was malformed or missing.
-    pub protocol_errors: u64,
-    /// Captures that failed after admission (recorded `Failed` where possible).
-    pub failed: u64,
-    /// Refusal records that could not even be queued for publication.
-    pub records_lost: u64,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) accepted: AtomicU64,
-    pub(crate) captured: AtomicU64,
-    pub(crate) refused: AtomicU64,
-    pub(crate) dropped: AtomicU64,
-    pub(crate) foreign: AtomicU64,
-    pub(crate) protocol_errors: AtomicU64,
-    pub(crate) failed: AtomicU64,
-    pub(crate) records_lost: AtomicU64,
-}
-
-impl Counters {
-    pub(crate) fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn snapshot(&self) -> ServerStats {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        ServerStats {
-            accepted: get(&self.accepted),
-            captured: get(&self.captured),
-            refused: get(&self.refused),
-            dropped: get(&self.dropped),
-            foreign: get(&self.foreign),
-            protocol_errors: get(&self.protocol_errors),
-            failed: get(&self.failed),
-            records_lost: get(&self.records_lost),
         }
     }
 }
@@ -239,7 +183,7 @@ impl CaptureServer {
             .map_err(|e| {
                 CaptureError::io("prctl(PR_SET_DUMPABLE) for", &config.socket_path, e.into())
             })?;
-        let listener = bind(&config.socket_path)?;
+        let listener = crate::socket::listener::bind(&config.socket_path)?;
         let meta = std::fs::symlink_metadata(&config.socket_path)
             .map_err(|e| CaptureError::io("stat", &config.socket_path, e))?;
         let (stop_rx, stop_tx) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
@@ -359,55 +303,6 @@ impl Drop for CaptureServer {
     }
 }
 
-/// Binds a listening socket at `path` in a root-only directory.
-fn bind(path: &Path) -> Result<UnixListener, CaptureError> {
-    let dir = path.parent().ok_or_else(|| CaptureError::Socket {
-        path: path.to_path_buf(),
-        message: "the socket path has no directory".into(),
-    })?;
-    create_private_dir_all(dir)?;
-    let meta = std::fs::symlink_metadata(dir).map_err(|e| CaptureError::io("stat", dir, e))?;
-    if !meta.is_dir() || meta.uid() != rustix::process::geteuid().as_raw() {
-        return Err(CaptureError::Socket {
-            path: path.to_path_buf(),
-            message: format!("{} is not a directory owned by us", dir.display()),
-        });
-    }
-    if meta.permissions().mode() & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| CaptureError::io("chmod 0700", dir, e))?;
-    }
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_socket() => {
-            // Left by a server that was killed: nobody listens there any more (a live owner
-            // of the same path would hold the core_pattern lock, checked by the caller).
-            std::fs::remove_file(path).map_err(|e| CaptureError::io("remove stale", path, e))?;
-        }
-        Ok(_) => {
-            return Err(CaptureError::Socket {
-                path: path.to_path_buf(),
-                message: "exists and is not a socket; refusing to replace it".into(),
-            });
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(CaptureError::io("stat", path, e)),
-    }
-    let io = |op: &'static str| move |e: rustix::io::Errno| CaptureError::io(op, path, e.into());
-    let fd = rustix::net::socket_with(
-        rustix::net::AddressFamily::UNIX,
-        rustix::net::SocketType::STREAM,
-        rustix::net::SocketFlags::CLOEXEC | rustix::net::SocketFlags::NONBLOCK,
-        None,
-    )
-    .map_err(io("create socket for"))?;
-    let addr = rustix::net::SocketAddrUnix::new(path).map_err(io("address"))?;
-    rustix::net::bind(&fd, &addr).map_err(io("bind"))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| CaptureError::io("chmod 0600", path, e))?;
-    rustix::net::listen(&fd, BACKLOG).map_err(io("listen on"))?;
-    Ok(UnixListener::from(fd))
-}
-
 /// Accepts connections until the stop pipe closes, then takes what is still queued.
 fn accept_loop(shared: &Arc<Shared>, listener: &UnixListener, stop: &OwnedFd) {
     use rustix::event::{PollFd, PollFlags, poll};
@@ -457,6 +352,7 @@ fn accept_ready(shared: &Arc<Shared>, listener: &UnixListener) {
 mod tests {
     use super::*;
     use std::io::{Read, Write};
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     use std::os::unix::net::UnixStream;
 
     fn config(dir: &Path) -> ServerConfig {
@@ -520,26 +416,5 @@ mod tests {
             spool.ready().unwrap().is_empty(),
             "no record for a foreign peer"
         );
-    }
-
-    #[test]
-    fn a_stale_socket_is_replaced_but_nothing_else() {
-        let tmp = tempfile::tempdir().unwrap();
-        let cfg = config(tmp.path());
-        std::fs::create_dir_all(cfg.socket_path.parent().unwrap()).unwrap();
-        // What a killed server leaves: a socket file nobody listens on.
-        drop(UnixListener::bind(&cfg.socket_path).unwrap());
-        assert!(UnixStream::connect(&cfg.socket_path).is_err(), "stale");
-        let server = CaptureServer::start(cfg.clone()).unwrap();
-        assert!(
-            UnixStream::connect(&cfg.socket_path).is_ok(),
-            "listening again"
-        );
-        drop(server);
-
-        std::fs::write(&cfg.socket_path, b"not a socket").unwrap();
-        let err = CaptureServer::start(cfg.clone()).unwrap_err();
-        assert!(err.to_string().contains("not a socket"), "{err}");
-        assert_eq!(std::fs::read(&cfg.socket_path).unwrap(), b"not a socket");
     }
 }
