@@ -280,6 +280,39 @@ fn available_and_served_through_the_aggregator() {
         cluster::available_condition(f.cp),
         "True Passed all checks passed"
     );
+    // What kube-apiserver publishes for us (and we follow).
+    let cm = kubectl_json(
+        f.cp,
+        &[
+            "get",
+            "configmap",
+            "-n",
+            "kube-system",
+            "extension-apiserver-authentication",
+            "-o",
+            "json",
+        ],
+    );
+    let data = cm["data"].as_object().unwrap();
+    println!(
+        "extension-apiserver-authentication keys: {:?}",
+        data.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        data["requestheader-allowed-names"],
+        "[\"front-proxy-client\"]"
+    );
+    assert_eq!(
+        data["requestheader-username-headers"],
+        "[\"X-Remote-User\"]"
+    );
+    assert_eq!(
+        data["requestheader-client-ca-file"]
+            .as_str()
+            .unwrap()
+            .trim(),
+        f.cp.front_proxy_ca_pem().trim()
+    );
     // The admin lists through kube-apiserver; the Table comes from us.
     let (ok, out, err) = kubectl(f, &["get", "coredumps", "-n", &f.a]);
     assert!(ok, "{err}");
