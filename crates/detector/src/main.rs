@@ -42,6 +42,13 @@ enum Command {
     /// Writes DIR/coredump.yaml: every Kubernetes object of a cluster install, with fresh
     /// certificates (what the seed's deploy.sh did). Then: kubectl create -f DIR/coredump.yaml.
     Deploy(coredump_deploy::DeployArgs),
+    /// The node agent of a cluster install (DaemonSet, privileged): installs the handler,
+    /// sets core_pattern (restored on SIGTERM), records every crash of the node's pods as a
+    /// Coredump with an Event on the pod.
+    Agent(coredump_agent::Args),
+    /// The garbage collector of a cluster install: deletes the cores and records of pods and
+    /// namespaces gone longer than --gc-threshold, and optionally by age and size.
+    Gc(coredump_gc::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -59,6 +66,8 @@ fn main() -> std::process::ExitCode {
         Command::Export(args) => offline::export(args),
         Command::Deploy(args) => coredump_deploy::run(args),
         Command::Apiserver(args) => apiserver(args),
+        Command::Agent(args) => coredump_agent::run(args),
+        Command::Gc(args) => coredump_gc::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
