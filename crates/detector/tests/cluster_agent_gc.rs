@@ -1,0 +1,655 @@
+//! Cluster mode end to end against the real kube-apiserver: `coredump-detector apiserver`,
+//! `agent` and `gc` run as host processes, each authenticated with a token of the deploy
+//! manifest's ServiceAccount (`coredump-api`, `coredump-agent`, `coredump-gc`) whose RBAC is
+//! created from the manifest itself, so the test proves those rights suffice.
+//!
+//! A real process crashes on the real kernel in a fake kubepods cgroup carrying the UID of a
+//! Pod bound to the agent's node and the container ID set in the Pod's status. The agent
+//! resolves and records it; kubectl sees the Coredump with pod and container names and the
+//! `CoreDumped` Event; the `dump` and `core` downloads return the core. The agent survives
+//! SIGKILLs in the middle of ingests without losing or duplicating a crash, restores
+//! `core_pattern` on SIGTERM, and the GC removes files and objects once the deleted Pod has
+//! been gone longer than its threshold, and not before.
+#![allow(clippy::unwrap_used)]
+
+mod aggregated;
+mod cluster;
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use aggregated::{ApiServer, BASE, eventually, free_port, submit};
+use cluster::{Role, apply_manifest_rbac, metric, service_account_kubeconfig};
+use coredump_testkit::kernel_lock::KernelSettings;
+use coredump_testplane::{ControlPlane, TestCa, shared};
+use sha2::{Digest, Sha256};
+
+const SIGSEGV: i32 = 11;
+
+/// A 64-hex container id unique to this run and `n`.
+fn container_id(n: u32) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{nanos:032x}{:024x}{n:08x}", std::process::id())
+}
+
+/// Creates Pod `name` bound to `node` with one container `app`, and sets that container's
+/// status (`containerID`) as a kubelet would once it runs. Returns the pod UID.
+fn create_pod(
+    cp: &ControlPlane,
+    ns: &str,
+    name: &str,
+    node: &str,
+    cid: &str,
+    annotations: serde_json::Value,
+) -> String {
+    let pod = submit(
+        cp,
+        "create",
+        &serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": ns, "annotations": annotations},
+            "spec": {"nodeName": node,
+                     "containers": [{"name": "app", "image": "registry.example/crasher:1"}]}}),
+    );
+    let pod: serde_json::Value = serde_json::from_str(&pod).unwrap();
+    let status = serde_json::json!({"status": {"phase": "Running", "containerStatuses": [{
+        "name": "app", "image": "registry.example/crasher:1",
+        "imageID": "registry.example/crasher@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        "containerID": format!("containerd://{cid}"), "ready": true, "restartCount": 0,
+        "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}]}});
+    cp.kubectl_ok(&[
+        "patch",
+        "pod",
+        name,
+        "-n",
+        ns,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &status.to_string(),
+        "--request-timeout=30s",
+    ])
+    .unwrap();
+    pod["metadata"]["uid"].as_str().unwrap().to_owned()
+}
+
+/// The systemd-driver cgroup kubelet creates for a containerd container of a burstable pod.
+fn pod_cgroup(uid: &str, cid: &str) -> common::FakePodCgroup {
+    common::FakePodCgroup::create(&format!(
+        "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-{cid}.scope",
+        uid.replace('-', "_")
+    ))
+}
+
+/// Crashes a crasher of `mib` MiB of `content` inside `cgroup`; returns its pid.
+fn crash_in(cgroup: &common::FakePodCgroup, mib: usize, seed: u64, content: &str) -> u32 {
+    let mut crash = common::crasher(mib, seed, content, "segv", true);
+    let pid = crash.pid;
+    cgroup.enter(pid);
+    crash.go();
+    let (signal, dumped) = crash.wait(Duration::from_secs(60));
+    assert_eq!((signal, dumped), (SIGSEGV, true));
+    pid
+}
+
+/// Every Coredump in `ns`, as admin sees them through kube-apiserver.
+fn coredumps(cp: &ControlPlane, ns: &str) -> Vec<coredump_api::Coredump> {
+    let out = cp
+        .kubectl_ok(&[
+            "get",
+            "coredumps",
+            "-n",
+            ns,
+            "-o",
+            "json",
+            "--request-timeout=20s",
+        ])
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    serde_json::from_value(list["items"].clone()).unwrap()
+}
+
+fn wait_coredump(cp: &ControlPlane, ns: &str, pid: u32, agent: &Role) -> coredump_api::Coredump {
+    let start = Instant::now();
+    loop {
+        if let Some(c) = coredumps(cp, ns).into_iter().find(|c| c.spec.pid == pid) {
+            return c;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "no Coredump for pid {pid}; agent log:\n{}",
+            agent.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// `CoreDumped` events on pod `pod`.
+fn crash_events(cp: &ControlPlane, ns: &str, pod: &str) -> Vec<serde_json::Value> {
+    let out = cp
+        .kubectl_ok(&[
+            "get",
+            "events",
+            "-n",
+            ns,
+            &format!("--field-selector=involvedObject.name={pod}"),
+            "-o",
+            "json",
+            "--request-timeout=20s",
+        ])
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["reason"] == "CoreDumped")
+        .cloned()
+        .collect()
+}
+
+/// `kubectl get --raw <path>` through kube-apiserver, as bytes.
+fn get_raw(cp: &ControlPlane, path: &str) -> Vec<u8> {
+    let out = cp.kubectl(&["get", &format!("--raw={path}"), "--request-timeout=60s"]);
+    assert!(
+        out.status.success(),
+        "get --raw {path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn untar_gz(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let path = e.path().unwrap().to_string_lossy().into_owned();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            (path, data)
+        })
+        .collect()
+}
+
+/// Files (relative paths) under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                walk(root, &p, out);
+            } else {
+                out.push(p.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// The decompressed core of a stored blob, checked against the record's size and digest.
+fn stored_core(blobs: &Path, c: &coredump_api::Coredump) -> Vec<u8> {
+    let zst = std::fs::read(blobs.join(&c.status.blob_path)).unwrap();
+    let core = zstd::decode_all(&zst[..]).unwrap();
+    assert_eq!(core.len() as u64, c.status.raw_size, "{}", c.metadata.name);
+    assert_eq!(hex::encode(Sha256::digest(&core)), c.status.sha256);
+    core
+}
+
+struct Agent {
+    role: Role,
+    host: PathBuf,
+}
+
+impl Agent {
+    /// Starts the agent with `--non-pod=<non_pod>` and waits until it is ready.
+    fn start(dir: &Path, blobs: &Path, node: &str, kubeconfig: &Path, non_pod: &str) -> Agent {
+        let host = dir.join("host");
+        let port = free_port();
+        let args = vec![
+            "agent".to_string(),
+            format!("--host-dir={}", host.display()),
+            format!("--local-path={}", blobs.display()),
+            "--backend-kind=local".into(),
+            format!("--metrics-bind-address=127.0.0.1:{port}"),
+            format!("--node-name={node}"),
+            format!("--kubeconfig={}", kubeconfig.display()),
+            "--ns-disk-quota=1GB".into(),
+            format!("--non-pod={non_pod}"),
+            "--host-namespace=default".into(),
+            "--min-free=0".into(),
+            // A crash whose pod is missing is recorded after 5 s instead of 30.
+            "--resolve-max-wait-ms=5000".into(),
+        ];
+        let mut agent = Agent {
+            role: Role::new(args, dir.join("agent.log"), port),
+            host,
+        };
+        agent.spawn();
+        agent
+    }
+
+    fn pattern(&self) -> String {
+        format!(
+            "|{} handle %P %i %s %t %u %g",
+            self.host.join("bin/coredump-detector").display()
+        )
+    }
+
+    fn spawn(&mut self) {
+        self.role.spawn();
+        self.role.wait_ready(Duration::from_secs(120));
+    }
+
+    fn spool_entries(&self) -> Vec<String> {
+        std::fs::read_dir(self.host.join("spool"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "slots")
+            .collect()
+    }
+}
+
+#[test]
+fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
+    let settings = KernelSettings::acquire();
+    let cp = shared().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("cdd-agent-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let system = cp.create_namespace("coredump-system").unwrap();
+    apply_manifest_rbac(cp, &system);
+    let kubeconfig = |sa: &str| service_account_kubeconfig(cp, &system, sa, dir.path());
+    let etcd = coredump_testplane::start_etcd(&dir.path().join("etcd")).unwrap();
+    let blobs = dir.path().join("cores");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let ca = TestCa::new("coredump-serving-ca").unwrap();
+    let server = ApiServer::start(
+        dir.path(),
+        &ca,
+        &system,
+        &etcd.url(),
+        &blobs,
+        &kubeconfig("coredump-api"),
+    );
+    aggregated::register_apiservice(cp, &system, server.port, &ca.cert_pem());
+    eventually(Duration::from_secs(120), "APIService Available", || {
+        aggregated::available(cp).starts_with("True").then_some(())
+    });
+
+    let node = format!("e2e-node-{}", std::process::id());
+    let started = Instant::now();
+    let mut agent = Agent::start(
+        dir.path(),
+        &blobs,
+        &node,
+        &kubeconfig("coredump-agent"),
+        "drop",
+    );
+    println!("agent ready after {:?}", started.elapsed());
+    assert_eq!(settings.current_pattern(), agent.pattern());
+
+    // 1. A crash in a pod: recorded with pod and container names, an Event, downloadable.
+    let app = cp.create_namespace("app").unwrap();
+    let cid = container_id(1);
+    let uid = create_pod(cp, &app, "web-0", &node, &cid, serde_json::json!({}));
+    let cgroup = pod_cgroup(&uid, &cid);
+    let crashed_at = Instant::now();
+    let pid = crash_in(&cgroup, 4, 0x5eed, "mixed");
+    let c = wait_coredump(cp, &app, pid, &agent.role);
+    println!(
+        "crash to Coredump visible in kubectl: {:?}",
+        crashed_at.elapsed()
+    );
+    assert_eq!(c.spec.pod_name.as_deref(), Some("web-0"));
+    assert_eq!(c.spec.pod_uid.as_deref(), Some(uid.as_str()));
+    assert_eq!(c.spec.container_name.as_deref(), Some("app"));
+    assert_eq!(c.spec.container_id, Some(format!("containerd://{cid}")));
+    assert_eq!(c.spec.image.as_deref(), Some("registry.example/crasher:1"));
+    assert_eq!(c.spec.node_name, node);
+    assert_eq!(c.spec.signal_name, "SIGSEGV");
+    assert_eq!(c.status.state, coredump_api::CoredumpState::Stored);
+    assert!(
+        c.status.blob_path.starts_with(&format!("{app}/{uid}/app/")),
+        "{}",
+        c.status.blob_path
+    );
+    let table = cp
+        .kubectl_ok(&["get", "coredumps", "-n", &app, "--request-timeout=20s"])
+        .unwrap();
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(&c.metadata.name))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(row.contains("web-0") && row.contains(" app "), "{table}");
+
+    let events = eventually(Duration::from_secs(30), "CoreDumped event", || {
+        Some(crash_events(cp, &app, "web-0")).filter(|e| !e.is_empty())
+    });
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["type"], "Warning");
+    assert_eq!(events[0]["involvedObject"]["kind"], "Pod");
+    assert_eq!(events[0]["involvedObject"]["uid"], uid.as_str());
+    let message = events[0]["message"].as_str().unwrap();
+    assert!(message.contains("SIGSEGV"), "{message}");
+    assert!(message.contains(&c.spec.executable), "{message}");
+    assert!(
+        c.spec.executable.ends_with("/crasher"),
+        "{}",
+        c.spec.executable
+    );
+
+    let core = stored_core(&blobs, &c);
+    let parsed = coredump_corefile::parse_core_bytes(&core).unwrap();
+    assert_eq!(parsed.prstatus[0].pid, pid);
+    assert_eq!(parsed.prstatus[0].signal, SIGSEGV);
+    submit(
+        cp,
+        "create",
+        &serde_json::json!({"apiVersion": "coredump.fujitsu.com/v1alpha1", "kind": "CoredumpEndpoint",
+            "metadata": {"name": "web-0", "namespace": app}}),
+    );
+    let dump = untar_gz(&get_raw(
+        cp,
+        &format!("{BASE}/namespaces/{app}/coredumpendpoints/web-0/dump"),
+    ));
+    let cores: Vec<&(String, Vec<u8>)> = dump
+        .iter()
+        .filter(|(p, _)| p.ends_with(".core.zst"))
+        .collect();
+    assert_eq!(
+        cores.len(),
+        1,
+        "{:?}",
+        dump.iter().map(|d| &d.0).collect::<Vec<_>>()
+    );
+    assert_eq!(cores[0].0, c.status.blob_path);
+    assert!(
+        zstd::decode_all(&cores[0].1[..]).unwrap() == core,
+        "dump differs"
+    );
+    let via_core = get_raw(
+        cp,
+        &format!("{BASE}/namespaces/{app}/coredumps/{}/core", c.metadata.name),
+    );
+    assert!(via_core == core, "core subresource differs");
+    let m = agent.role.metrics();
+    assert_eq!(
+        metric(&m, "coredump_agent_crashes_total{state=\"Stored\"}"),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "coredump_agent_core_raw_bytes_total"),
+        Some(c.status.raw_size as f64)
+    );
+    assert_eq!(
+        metric(&m, "coredump_agent_ingest_latency_seconds_count"),
+        Some(1.0)
+    );
+
+    // 2. Opt-out by annotation: recorded as Skipped, no core kept.
+    let quiet_cid = container_id(2);
+    let quiet_uid = create_pod(
+        cp,
+        &app,
+        "quiet-0",
+        &node,
+        &quiet_cid,
+        serde_json::json!({"coredump.fujitsu.com/capture": "false"}),
+    );
+    let quiet_cgroup = pod_cgroup(&quiet_uid, &quiet_cid);
+    let quiet_pid = crash_in(&quiet_cgroup, 1, 2, "text");
+    let q = wait_coredump(cp, &app, quiet_pid, &agent.role);
+    assert_eq!(q.status.state, coredump_api::CoredumpState::Skipped);
+    assert!(
+        q.status.message.starts_with("opted out: pod"),
+        "{}",
+        q.status.message
+    );
+    assert_eq!((q.status.blob_path.as_str(), q.status.core_size), ("", 0));
+    assert!(
+        !files_under(&blobs.join(&app).join(&quiet_uid))
+            .iter()
+            .any(|f| f.ends_with(".core.zst")),
+        "no core kept for an opted-out pod"
+    );
+
+    // 3. SIGKILL in the middle of ingests: nothing lost, nothing twice.
+    agent.role.kill();
+    assert_eq!(
+        settings.current_pattern(),
+        agent.pattern(),
+        "a killed agent leaves its pattern; the handler keeps spooling"
+    );
+    let pids: Vec<u32> = (0..3)
+        .map(|i| crash_in(&cgroup, 96, 100 + i, "random"))
+        .collect();
+    assert_eq!(
+        agent.spool_entries().len(),
+        3,
+        "spooled while the agent was down"
+    );
+    let container_dir = blobs.join(&app).join(&uid).join("app");
+    let mut kills = 0;
+    for _ in 0..3 {
+        agent.role.spawn();
+        // A blob being written (the store's temp name) means an ingest is half done.
+        let mid = coredump_testkit::poll::wait_for(
+            "a blob write in progress",
+            Duration::from_secs(120),
+            Duration::from_millis(2),
+            || {
+                std::fs::read_dir(&container_dir)
+                    .ok()?
+                    .flatten()
+                    .any(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+                    .then_some(())
+            },
+        );
+        agent.role.kill();
+        if mid.is_err() {
+            break;
+        }
+        kills += 1;
+    }
+    println!("agent SIGKILLed {kills} times in the middle of a blob write");
+    assert!(kills >= 1, "never caught an ingest in flight");
+    agent.spawn();
+    let mut names = BTreeMap::new();
+    for &p in &pids {
+        let c = wait_coredump(cp, &app, p, &agent.role);
+        assert_eq!(c.status.state, coredump_api::CoredumpState::Stored);
+        assert_eq!(c.spec.container_name.as_deref(), Some("app"));
+        stored_core(&blobs, &c);
+        names.insert(c.metadata.name.clone(), p);
+    }
+    eventually(Duration::from_secs(30), "spool drained", || {
+        agent.spool_entries().is_empty().then_some(())
+    });
+    let all = coredumps(cp, &app);
+    for &p in &pids {
+        assert_eq!(
+            all.iter().filter(|c| c.spec.pid == p).count(),
+            1,
+            "pid {p} once"
+        );
+    }
+    assert_eq!(all.len(), 5, "two earlier crashes and three now");
+    let stored: Vec<String> = files_under(&container_dir)
+        .into_iter()
+        .filter(|f| f.ends_with(".core.zst") || f.ends_with(".json"))
+        .collect();
+    assert_eq!(stored.len(), 8, "core and record of 4 crashes: {stored:?}");
+    let events = eventually(Duration::from_secs(30), "4 events on web-0", || {
+        Some(crash_events(cp, &app, "web-0")).filter(|e| e.len() >= 4)
+    });
+    assert_eq!(events.len(), 4, "one Event per crash, none twice");
+
+    // 4. The GC: nothing while the pods live; the deleted pod's everything after the threshold.
+    let gc_port = free_port();
+    let mut gc = Role::new(
+        vec![
+            "gc".into(),
+            "--gc-threshold=20s".into(),
+            "--interval=1s".into(),
+            format!("--local-path={}", blobs.display()),
+            "--backend-kind=local".into(),
+            format!("--kubeconfig={}", kubeconfig("coredump-gc").display()),
+            format!("--metrics-bind-address=127.0.0.1:{gc_port}"),
+        ],
+        dir.path().join("gc.log"),
+        gc_port,
+    );
+    gc.spawn();
+    gc.wait_ready(Duration::from_secs(60));
+    eventually(Duration::from_secs(30), "two GC cycles", || {
+        metric(&gc.metrics(), "coredump_gc_cycles_total{outcome=\"ok\"}").filter(|n| *n >= 2.0)
+    });
+    assert_eq!(
+        coredumps(cp, &app).len(),
+        5,
+        "nothing collected while pods live"
+    );
+    cp.kubectl_ok(&[
+        "delete",
+        "pod",
+        "web-0",
+        "-n",
+        &app,
+        "--grace-period=0",
+        "--force",
+        "--request-timeout=30s",
+    ])
+    .unwrap();
+    let deleted = Instant::now();
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(
+        coredumps(cp, &app).len(),
+        5,
+        "nothing collected before the threshold"
+    );
+    assert!(container_dir.exists());
+    let gone = eventually(Duration::from_secs(90), "web-0 collected", || {
+        let left = coredumps(cp, &app);
+        let endpoint = cp.kubectl(&[
+            "get",
+            "coredumpendpoint",
+            "web-0",
+            "-n",
+            &app,
+            "--request-timeout=20s",
+        ]);
+        (left.len() == 1 && !endpoint.status.success() && !blobs.join(&app).join(&uid).exists())
+            .then_some(left)
+    });
+    let waited = deleted.elapsed();
+    println!("pod deleted to everything collected: {waited:?} (threshold 20 s, interval 1 s)");
+    assert!(
+        waited >= Duration::from_secs(20),
+        "collected early: {waited:?}"
+    );
+    assert_eq!(
+        gone[0].spec.pod_name.as_deref(),
+        Some("quiet-0"),
+        "the live pod's record stays"
+    );
+    let m = gc.metrics();
+    assert_eq!(
+        metric(
+            &m,
+            "coredump_gc_deletions_total{kind=\"pod_dir\",reason=\"pod_gone\"}"
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "coredump_gc_deletions_total{kind=\"coredump\",reason=\"pod_gone\"}"
+        ),
+        Some(4.0),
+        "{m}"
+    );
+    assert!(gc.stop(), "gc stops on SIGTERM:\n{}", gc.log_text());
+
+    // 5. SIGTERM restores the core_pattern from before the first agent.
+    assert!(
+        agent.role.stop(),
+        "agent stops on SIGTERM:\n{}",
+        agent.role.log_text()
+    );
+    assert_eq!(settings.current_pattern(), settings.original_pattern());
+    drop(quiet_cgroup);
+    drop(cgroup);
+    drop(server);
+    drop(etcd);
+}
+
+/// Crashes outside pods go to the `core_pattern` pipe that was there before the agent (a
+/// distribution's crash helper), with the kernel's arguments rebuilt and the whole core on its
+/// stdin; the agent records nothing of them, and SIGTERM puts that pipe back.
+#[test]
+fn non_pod_crashes_are_forwarded_to_the_previous_pipe() {
+    let settings = KernelSettings::acquire();
+    let cp = shared().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("cdd-forward-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let helper = dir.path().join("helper.sh");
+    let out = dir.path().join("forwarded");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\necho \"$@\" > {0}.args\ncat > {0}.tmp\nmv {0}.tmp {0}\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let previous = format!("|{} %P %s %e %p", helper.display());
+    settings.set_core_pattern(&previous);
+    let blobs = dir.path().join("cores");
+    let node = format!("forward-node-{}", std::process::id());
+    let mut agent = Agent::start(dir.path(), &blobs, &node, cp.kubeconfig(), "forward");
+    assert_eq!(settings.current_pattern(), agent.pattern());
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(agent.host.join("bin/handler.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["non_pod"], "forward");
+    assert_eq!(config["forward_pattern"], previous.as_str());
+
+    let crash = common::crasher(2, 7, "mixed", "segv", false);
+    let pid = crash.pid;
+    assert_eq!(crash.wait(Duration::from_secs(30)), (SIGSEGV, true));
+    let core = eventually(Duration::from_secs(30), "forwarded core", || {
+        std::fs::read(&out).ok()
+    });
+    let args = std::fs::read_to_string(format!("{}.args", out.display())).unwrap();
+    assert_eq!(args.trim(), format!("{pid} {SIGSEGV} crasher {pid}"));
+    let parsed = coredump_corefile::parse_core_bytes(&core).unwrap();
+    assert!(parsed.is_complete(), "the whole core went through");
+    assert_eq!(parsed.prstatus[0].pid, pid);
+    assert!(
+        agent.spool_entries().is_empty(),
+        "nothing recorded of a non-pod crash"
+    );
+    assert!(agent.role.stop(), "{}", agent.role.log_text());
+    assert_eq!(
+        settings.current_pattern(),
+        previous,
+        "the previous pipe is back"
+    );
+}
