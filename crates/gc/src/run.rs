@@ -305,3 +305,6 @@ async fn shutdown_signal() {
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
     }
 }
+
+#[cfg(test)]
+mod tests;
