@@ -52,6 +52,27 @@ impl Caches {
     }
 }
 
+/// Caches fed by hand, for tests of what reads them: the writers stand in for the watches,
+/// `pods_synced` for the pod informer's initial list.
+#[cfg(test)]
+pub(crate) fn manual(
+    pods_synced: bool,
+) -> (
+    Caches,
+    reflector::store::Writer<Pod>,
+    reflector::store::Writer<Namespace>,
+) {
+    let (pods, pod_writer) = reflector::store();
+    let (namespaces, ns_writer) = reflector::store();
+    let caches = Caches {
+        pods,
+        namespaces,
+        pods_synced: Arc::new(AtomicBool::new(pods_synced)),
+        namespaces_synced: Arc::new(AtomicBool::new(true)),
+    };
+    (caches, pod_writer, ns_writer)
+}
+
 /// Starts both informers; they run until `stop` is cancelled.
 pub fn start(client: Client, node_name: &str, stop: CancellationToken) -> Caches {
     let pods_synced = Arc::new(AtomicBool::new(false));

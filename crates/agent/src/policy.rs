@@ -157,6 +157,9 @@ impl CorePolicy for AgentPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use coredump_ingest::{Placement, ResolvedIdentity};
+    use coredump_store::fs_blob::FsBlobStore;
+    use kube::runtime::watcher::Event;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
@@ -224,5 +227,72 @@ mod tests {
             "no overflow"
         );
         assert!(over_quota("a", 0, 1, 0).is_some(), "quota 0 keeps nothing");
+    }
+
+    fn input_parts() -> (coredump_capture::CrashRecord, ResolvedIdentity, Placement) {
+        let record: coredump_capture::CrashRecord = serde_json::from_value(serde_json::json!({
+            "id": "1-1-1", "pid": 1, "tid": 1, "signal": 11, "time": 0, "uid": 0, "gid": 0,
+            "hostname": "n", "comm": "c", "exe": "/c", "cmdline": [], "cgroup": "",
+            "pod": {"pod_uid": "0b7c4e8e-0f2c-4f3e-9a55-7a1f0d2b9c11", "qos": "Burstable"},
+            "raw_size": 0, "kept_size": 0, "stored_size": 0, "sha256": "", "encoding": "zstd",
+            "state": "Stored", "held_ms": 0, "done_ms": 0
+        }))
+        .unwrap();
+        let identity = ResolvedIdentity {
+            namespace: "team-a".into(),
+            pod_name: "web-0".into(),
+            container_name: None,
+            image: None,
+        };
+        let placement = coredump_ingest::object::place(&record, Some(&identity), "host");
+        (record, identity, placement)
+    }
+
+    #[tokio::test]
+    async fn agent_policy_reads_the_caches_and_the_store() {
+        let tmp = tempfile::tempdir().unwrap();
+        let blobs = Arc::new(FsBlobStore::new(tmp.path().join("cores")).unwrap());
+        let src = tmp.path().join("core");
+        std::fs::write(&src, vec![0u8; 600]).unwrap();
+        blobs
+            .put_file(
+                &coredump_store::BlobPath::new("team-a", "u", "app", "old.core.zst").unwrap(),
+                &src,
+            )
+            .unwrap();
+        let (caches, _pods, mut namespaces) = crate::informer::manual(true);
+        let policy = AgentPolicy::new(caches, blobs, 1000);
+        let (record, identity, placement) = input_parts();
+        let input = |core_bytes| PolicyInput {
+            record: &record,
+            identity: Some(&identity),
+            placement: &placement,
+            core_bytes,
+        };
+        assert_eq!(policy.decide(input(Some(400))).await, CoreDecision::Keep);
+        assert_eq!(
+            policy.decide(input(None)).await,
+            CoreDecision::Keep,
+            "nothing to store"
+        );
+        match policy.decide(input(Some(401))).await {
+            CoreDecision::Discard { state, reason } => {
+                assert_eq!(state, CoredumpState::QuotaExceeded);
+                assert!(reason.contains("600 bytes stored"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let ns: k8s_openapi::api::core::v1::Namespace = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "team-a", "labels": {CAPTURE_KEY: "false"}}
+        }))
+        .unwrap();
+        namespaces.apply_watcher_event(&Event::Apply(ns));
+        assert_eq!(
+            policy.decide(input(Some(1))).await,
+            CoreDecision::Discard {
+                state: CoredumpState::Skipped,
+                reason: format!("opted out: namespace has {CAPTURE_KEY}=false"),
+            }
+        );
     }
 }

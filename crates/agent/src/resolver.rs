@@ -76,3 +76,124 @@ impl IdentityResolver for KubeResolver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::runtime::watcher::Event;
+
+    const UID: &str = "0b7c4e8e-0f2c-4f3e-9a55-7a1f0d2b9c11";
+    const HEX: &str = "4f5a1c3b2d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708";
+
+    fn record() -> CrashRecord {
+        let mut r: CrashRecord = serde_json::from_value(serde_json::json!({
+            "id": "1-1-1", "pid": 1, "tid": 1, "signal": 11, "time": 0, "uid": 0, "gid": 0,
+            "hostname": "n", "comm": "c", "exe": "/c", "cmdline": [], "cgroup": "",
+            "pod": {"pod_uid": UID, "qos": "Burstable", "container_id": format!("containerd://{HEX}")},
+            "raw_size": 0, "kept_size": 0, "stored_size": 0, "sha256": "", "encoding": "none",
+            "state": "Stored", "held_ms": 0, "done_ms": 0
+        }))
+        .unwrap();
+        r.time = time::OffsetDateTime::now_utc().unix_timestamp();
+        r
+    }
+
+    fn pod(with_status: bool) -> Pod {
+        let mut pod = serde_json::json!({
+            "metadata": {"name": "web-0", "namespace": "team-a", "uid": UID},
+            "spec": {"containers": [{"name": "app", "image": "registry/app:1"}]},
+        });
+        if with_status {
+            pod["status"] = serde_json::json!({"containerStatuses": [{"name": "app", "image": "registry/app:1",
+                "imageID": "", "ready": true, "restartCount": 0, "containerID": format!("containerd://{HEX}")}]});
+        }
+        serde_json::from_value(pod).unwrap()
+    }
+
+    fn fast() -> RetryPolicy {
+        RetryPolicy {
+            initial: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(100),
+            grace: Duration::from_secs(2),
+            max_wait: Duration::from_secs(5),
+        }
+    }
+
+    #[tokio::test]
+    async fn waits_for_a_pod_and_its_container_status_to_arrive() {
+        let (caches, mut pods, _ns) = crate::informer::manual(true);
+        let resolver = KubeResolver::new(caches, fast());
+        let feeder = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            pods.apply_watcher_event(&Event::Apply(pod(false)));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            pods.apply_watcher_event(&Event::Apply(pod(true)));
+            pods
+        });
+        let started = Instant::now();
+        let id = resolver.resolve(&record()).await.unwrap();
+        let took = started.elapsed();
+        feeder.await.unwrap();
+        assert_eq!(id.pod_name, "web-0");
+        assert_eq!(
+            id.container_name.as_deref(),
+            Some("app"),
+            "waited for the status too"
+        );
+        assert!(took >= Duration::from_millis(400), "{took:?}");
+        assert!(took < Duration::from_secs(2), "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn gives_up_after_the_grace_with_what_is_known() {
+        let (caches, mut pods, _ns) = crate::informer::manual(true);
+        pods.apply_watcher_event(&Event::Apply(pod(false)));
+        let resolver = KubeResolver::new(caches, fast());
+        let started = Instant::now();
+        let id = resolver.resolve(&record()).await.unwrap();
+        assert_eq!((id.pod_name.as_str(), id.container_name), ("web-0", None));
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_secs(1) && took < Duration::from_secs(4),
+            "{took:?}"
+        );
+
+        let (caches, _pods, _ns) = crate::informer::manual(true);
+        let resolver = KubeResolver::new(caches, fast());
+        let mut old = record();
+        old.time -= 3600;
+        let started = Instant::now();
+        assert_eq!(
+            resolver.resolve(&old).await,
+            None,
+            "an old crash of a pod not in a synced cache"
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "no wait: the pod is gone"
+        );
+    }
+
+    #[tokio::test]
+    async fn unsynced_cache_is_waited_for_until_max_wait_and_host_crashes_not_at_all() {
+        let (caches, _pods, _ns) = crate::informer::manual(false);
+        let resolver = KubeResolver::new(
+            caches,
+            RetryPolicy {
+                max_wait: Duration::from_millis(600),
+                ..fast()
+            },
+        );
+        let mut old = record();
+        old.time -= 3600;
+        let started = Instant::now();
+        assert_eq!(resolver.resolve(&old).await, None);
+        assert!(started.elapsed() >= Duration::from_millis(600));
+        let mut host = record();
+        host.pod = None;
+        let started = Instant::now();
+        assert_eq!(resolver.resolve(&host).await, None);
+        assert!(started.elapsed() < Duration::from_millis(100));
+    }
+}
