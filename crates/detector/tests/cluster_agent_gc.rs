@@ -497,7 +497,53 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
     });
     assert_eq!(events.len(), 4, "one Event per crash, none twice");
 
-    // 4. The GC: nothing while the pods live; the deleted pod's everything after the threshold.
+    // 4. The namespace quota (NS_DISK_QUOTA): just above what the namespace holds, so the next
+    // core does not fit. The agent restarts with it (SIGTERM, then start).
+    let usage: u64 = files_under(&blobs.join(&app))
+        .iter()
+        .map(|f| std::fs::metadata(blobs.join(&app).join(f)).unwrap().len())
+        .sum();
+    assert!(agent.role.stop(), "{}", agent.role.log_text());
+    assert_eq!(settings.current_pattern(), settings.original_pattern());
+    for a in agent.role.args.iter_mut() {
+        if a.starts_with("--ns-disk-quota=") {
+            *a = format!("--ns-disk-quota={}", usage + (1 << 20));
+        }
+    }
+    agent.spawn();
+    let over_pid = crash_in(&cgroup, 4, 200, "random");
+    let over = wait_coredump(cp, &app, over_pid, &agent.role);
+    assert_eq!(
+        over.status.state,
+        coredump_api::CoredumpState::QuotaExceeded
+    );
+    assert!(
+        over.status.message.contains("disk quota exceeded"),
+        "{}",
+        over.status.message
+    );
+    assert_eq!(
+        (over.status.blob_path.as_str(), over.status.core_size),
+        ("", 0)
+    );
+    assert!(
+        over.status.raw_size > 4 << 20,
+        "what the kernel sent is still told"
+    );
+    let cores = files_under(&container_dir)
+        .iter()
+        .filter(|f| f.ends_with(".core.zst"))
+        .count();
+    assert_eq!(cores, 4, "the core over quota is not kept");
+    assert_eq!(
+        metric(
+            &agent.role.metrics(),
+            "coredump_agent_core_drops_total{reason=\"quota_exceeded\"}"
+        ),
+        Some(1.0)
+    );
+
+    // 5. The GC: nothing while the pods live; the deleted pod's everything after the threshold.
     let gc_port = free_port();
     let mut gc = Role::new(
         vec![
@@ -519,7 +565,7 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
     });
     assert_eq!(
         coredumps(cp, &app).len(),
-        5,
+        6,
         "nothing collected while pods live"
     );
     cp.kubectl_ok(&[
@@ -537,7 +583,7 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
     std::thread::sleep(Duration::from_secs(8));
     assert_eq!(
         coredumps(cp, &app).len(),
-        5,
+        6,
         "nothing collected before the threshold"
     );
     assert!(container_dir.exists());
@@ -579,12 +625,12 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
             &m,
             "coredump_gc_deletions_total{kind=\"coredump\",reason=\"pod_gone\"}"
         ),
-        Some(4.0),
+        Some(5.0),
         "{m}"
     );
     assert!(gc.stop(), "gc stops on SIGTERM:\n{}", gc.log_text());
 
-    // 5. SIGTERM restores the core_pattern from before the first agent.
+    // 6. SIGTERM restores the core_pattern from before the first agent.
     assert!(
         agent.role.stop(),
         "agent stops on SIGTERM:\n{}",
