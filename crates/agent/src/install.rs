@@ -108,7 +108,7 @@ mod tests {
         let l = HostLayout::new(Path::new("/var/lib/coredump-detector"));
         assert_eq!(
             l.pattern(),
-            "|/var/lib/coredump-detector/bin/coredump-detector handle %P %i %s %t %u %g"
+            "|/var/lib/coredump-detector/bin/coredump-detector handle %P %I %s %t %u %g"
         );
         assert!(l.pattern().len() <= coredump_capture::kernel::CORE_PATTERN_MAX);
         assert_eq!(
@@ -126,14 +126,14 @@ mod tests {
         assert_eq!(forward_target("@@/run/x.sock", ours), None);
         assert_eq!(
             forward_target(
-                "|/var/lib/coredump-detector/bin/coredump-detector handle %P %i %s %t %u %g",
+                "|/var/lib/coredump-detector/bin/coredump-detector handle %P %I %s %t %u %g",
                 ours
             ),
             None
         );
         assert_eq!(
             forward_target(
-                "|/other/dir/coredump-detector handle %P %i %s %t %u %g",
+                "|/other/dir/coredump-detector handle %P %I %s %t %u %g",
                 ours
             ),
             None,

@@ -24,7 +24,7 @@ use crate::{CaptureError, HandlerConfig, NonPodPolicy, sys};
 pub struct CrashFacts {
     /// Process id in the initial pid namespace (`%P`).
     pub pid: u32,
-    /// Id of the thread that dumped, in the initial pid namespace (`%i`).
+    /// Id of the thread that dumped, in the initial pid namespace (`%I`).
     pub tid: u32,
     /// Signal number (`%s`); 0 while unknown.
     pub signal: i32,

@@ -1,5 +1,5 @@
 //! `coredump-detector handle`: the program the kernel runs for each crash (`core_pattern`
-//! `|<binary> handle %P %i %s %t %u %g`). It decides whether and how to keep the core (limits,
+//! `|<binary> handle %P %I %s %t %u %g`). It decides whether and how to keep the core (limits,
 //! concurrency slots, all in [`crate::admission`], shared with the socket server), runs the
 //! [`crate::pipeline`], and publishes a spool entry. It never panics out, never leaves stdin
 //! unread, and logs to the kernel log because it has no stderr.
@@ -16,7 +16,7 @@ use crate::spool::Spool;
 use crate::{CaptureError, HandlerConfig, procinfo, sys};
 
 /// The kernel specifiers the handler expects, in order, after `handle`.
-pub const PATTERN_SPECIFIERS: &str = "%P %i %s %t %u %g";
+pub const PATTERN_SPECIFIERS: &str = "%P %I %s %t %u %g";
 
 /// What the kernel told us about the crash through `core_pattern` specifiers: the facts every
 /// capture path records, parsed from the handler's arguments.
@@ -38,7 +38,7 @@ impl CrashFacts {
         }
         Ok(CrashArgs {
             pid: num(&args[0], "%P")?,
-            tid: num(&args[1], "%i")?,
+            tid: num(&args[1], "%I")?,
             signal: num(&args[2], "%s")?,
             time: num(&args[3], "%t")?,
             uid: num(&args[4], "%u")?,

@@ -58,7 +58,7 @@ pub struct CrashRecord {
     pub id: String,
     /// Process id in the initial pid namespace (`%P`).
     pub pid: u32,
-    /// Thread id in the initial pid namespace (`%i`).
+    /// Thread id in the initial pid namespace (`%I`).
     pub tid: u32,
     /// Signal number (`%s`).
     pub signal: i32,

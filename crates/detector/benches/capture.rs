@@ -89,7 +89,7 @@ fn main() {
         },
         Handler {
             name: "coredump-detector",
-            pattern: format!("|{} handle %P %i %s %t %u %g", ours.display()),
+            pattern: format!("|{} handle %P %I %s %t %u %g", ours.display()),
             stored: Box::new({
                 let spool = spool.clone();
                 move |pid| stored_by_ours(&spool, pid)

@@ -86,7 +86,7 @@ fn main() {
         Mode::Drain,
         Mode::SocketDrain(format!("@@{}", drain_path.display())),
         Mode::Pipe(format!(
-            "|{} handle %P %i %s %t %u %g",
+            "|{} handle %P %I %s %t %u %g",
             handler_bin.display()
         )),
         Mode::Socket(format!("@@{}", socket_path.display())),

@@ -225,8 +225,10 @@ pub(super) fn schemas(prefix: &str) -> Map<String, Value> {
         format!("{OURS}.CoredumpEndpointSpec"),
         object(
             "Which pod an endpoint serves.",
-            json!({"podUID": s("UID of the pod; its cores are stored under this UID.")}),
-            &["podUID"],
+            json!({"podUID": s("UID of the pod; its cores are stored under this UID. Filled from the live pod when omitted.")}),
+            // Optional: the API server fills it from the live pod (the seed's behavior), so
+            // kubectl's client-side validation must not demand it.
+            &[],
             None,
         ),
     );
@@ -254,7 +256,7 @@ pub(super) fn schemas(prefix: &str) -> Map<String, Value> {
                     "status": rd(&format!("{OURS}.CoredumpEndpointStatus"), "Observed state."),
                 }),
             ),
-            &["spec"],
+            &[],
             Some(gvk("CoredumpEndpoint")),
         ),
     );

@@ -82,7 +82,7 @@ impl Standalone {
             return format!("@@{}", self.socket_path().display());
         }
         format!(
-            "|{} handle %P %i %s %t %u %g",
+            "|{} handle %P %I %s %t %u %g",
             self.data().join("bin/coredump-detector").display()
         )
     }
