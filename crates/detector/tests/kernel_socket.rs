@@ -533,23 +533,7 @@ fn storm_of_100_crashes_is_answered_without_a_process_per_crash() {
         "no `coredump-detector handle` process seen in {scans} scans of /proc"
     );
 
-    let records = wait_for(
-        "100 records",
-        Duration::from_secs(120),
-        Duration::from_millis(200),
-        || {
-            let r = sa.records();
-            pids.iter()
-                .all(|p| r.iter().any(|c| c.spec.pid == *p))
-                .then_some(r)
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}\nlog:\n{}", sa.log()));
-    let mine: Vec<_> = records
-        .iter()
-        .filter(|c| pids.contains(&c.spec.pid))
-        .collect();
-    assert_eq!(mine.len(), 100, "exactly one record per crash");
+    let mine = sa.wait_records_for(&pids, Duration::from_secs(120));
     for c in &mine {
         match c.status.state {
             CoredumpState::Stored => assert!(c.status.core_size > 1 << 20),

@@ -410,3 +410,27 @@ pub fn in_memory(core: &[u8], needle: &[u8]) -> bool {
         .unwrap()
         .is_some()
 }
+
+impl Standalone {
+    /// Waits until every pid of `pids` has a record, and checks there is exactly one each.
+    pub fn wait_records_for(&self, pids: &[u32], timeout: Duration) -> Vec<Coredump> {
+        let records = wait_for(
+            &format!("{} records", pids.len()),
+            timeout,
+            Duration::from_millis(200),
+            || {
+                let r = self.records();
+                pids.iter()
+                    .all(|p| r.iter().any(|c| c.spec.pid == *p))
+                    .then_some(r)
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}\nlog:\n{}", self.log()));
+        let mine: Vec<Coredump> = records
+            .into_iter()
+            .filter(|c| pids.contains(&c.spec.pid))
+            .collect();
+        assert_eq!(mine.len(), pids.len(), "exactly one record per crash");
+        mine
+    }
+}
