@@ -10,11 +10,12 @@
 // A benchmark is test code: a failed setup step should stop it loudly.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use coredump_capture::HandlerConfig;
 use coredump_testkit::kernel_lock::KernelSettings;
@@ -199,27 +200,11 @@ fn clean(dir: &Path) {
 }
 
 fn crash_once(mib: usize, seed: u64, handler: &Handler) -> Sample {
-    let mut child = Command::new(coredump_testkit::bins::crasher())
-        .args([
-            "--mib",
-            &mib.to_string(),
-            "--seed",
-            &seed.to_string(),
-            "--content",
-            "mixed",
-            "--wait-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let pid: u32 = line.trim().trim_start_matches("ready ").parse().unwrap();
+    let mut crash = common::crasher(mib, seed, "mixed", "segv", true);
+    let pid = crash.pid;
     let start = Instant::now();
-    child.stdin.take().unwrap().write_all(b"\n").unwrap();
+    crash.go();
+    let mut child = crash.child;
     // The handler appears within milliseconds; find it while the crash is being dumped.
     let deadline = start + Duration::from_secs(10);
     let mut handler_pid = None;

@@ -28,6 +28,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::Crash as Crasher;
 use coredump_capture::HandlerConfig;
 use coredump_capture::socket::{CaptureServer, ServerConfig};
 use coredump_capture::spool::Spool;
@@ -367,32 +371,9 @@ fn record_of(spool: &Path, pid: u32) -> Option<coredump_capture::CrashRecord> {
         .and_then(|id| spool.record(&id).ok())
 }
 
-struct Crasher {
-    child: Child,
-    pid: u32,
-}
-
+/// A held crasher (the shared test fixture's launcher).
 fn spawn_crasher(mib: usize, seed: u64) -> Crasher {
-    let mut child = Command::new(coredump_testkit::bins::crasher())
-        .args([
-            "--mib",
-            &mib.to_string(),
-            "--seed",
-            &seed.to_string(),
-            "--content",
-            "mixed",
-            "--wait-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let pid = line.trim().trim_start_matches("ready ").parse().unwrap();
-    Crasher { child, pid }
+    common::crasher(mib, seed, "mixed", "segv", true)
 }
 
 fn crash_once(
