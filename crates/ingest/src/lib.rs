@@ -9,6 +9,7 @@
 //! spool id, blob writes are atomic and skip identical blobs, and "already exists" is success.
 #![deny(missing_docs)]
 
+pub mod backoff;
 pub mod facts;
 pub mod naming;
 pub mod object;

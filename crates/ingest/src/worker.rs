@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use coredump_api::Coredump;
@@ -11,6 +11,7 @@ use coredump_capture::spool::Spool;
 use coredump_capture::{CaptureError, CoreEncoding, CrashRecord};
 use coredump_store::{BlobPath, BlobStore, StoreError};
 
+use crate::backoff::EntryBackoff;
 use crate::naming::{core_file, record_file};
 use crate::object::{self, IdentityResolver};
 use crate::policy::{
@@ -145,10 +146,12 @@ impl Ingest {
     }
 
     /// Runs until `shutdown` resolves: reaps entries of dead writers, ingests ready entries,
-    /// sleeps `poll_interval`. Errors are logged and the entry is retried on the next pass.
+    /// sleeps `poll_interval`. A failed entry is retried after a pause that doubles with each
+    /// failure ([`crate::backoff`]), without holding back the others.
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut passes: u64 = 0;
+        let mut backoff = EntryBackoff::default();
         loop {
             if passes.is_multiple_of(50) {
                 match self.spool.reap_abandoned() {
@@ -160,7 +163,7 @@ impl Ingest {
                 }
             }
             passes += 1;
-            if let Err(e) = self.ingest_ready().await {
+            if let Err(e) = self.ingest_pass(Some(&mut backoff)).await {
                 tracing::error!(error = %e, "ingest pass failed");
             }
             tokio::select! {
@@ -170,25 +173,53 @@ impl Ingest {
         }
     }
 
-    /// Ingests every ready entry once; returns the objects recorded. One bad entry does not stop
-    /// the others.
+    /// Ingests every ready entry once, failed ones included; returns the objects recorded. One
+    /// bad entry does not stop the others.
     pub async fn ingest_ready(&self) -> Result<Vec<Coredump>, IngestError> {
+        self.ingest_pass(None).await
+    }
+
+    /// One pass over the ready entries, skipping those whose retry pause (in `backoff`, if
+    /// given) has not elapsed.
+    async fn ingest_pass(
+        &self,
+        mut backoff: Option<&mut EntryBackoff>,
+    ) -> Result<Vec<Coredump>, IngestError> {
         let ids = self.spool.ready().map_err(|source| IngestError::Spool {
             id: String::new(),
             source,
         })?;
+        if let Some(b) = backoff.as_deref_mut() {
+            b.retain_present(&ids);
+        }
         let mut done = Vec::new();
-        for id in ids {
-            match self.ingest_one(&id).await {
-                Ok(obj) => done.push(obj),
+        for id in &ids {
+            let now = Instant::now();
+            if backoff.as_deref().is_some_and(|b| !b.due(id, now)) {
+                continue;
+            }
+            match self.ingest_one(id).await {
+                Ok(obj) => {
+                    if let Some(b) = backoff.as_deref_mut() {
+                        b.succeeded(id);
+                    }
+                    done.push(obj);
+                }
                 Err(IngestError::Spool {
                     source: source @ CaptureError::Config { .. },
                     ..
                 }) => {
                     tracing::error!(%id, error = %source, "unreadable spool entry; quarantined");
-                    self.quarantine(&id);
+                    self.quarantine(id);
                 }
-                Err(e) => tracing::warn!(%id, error = %e, "ingest failed; will retry"),
+                Err(e) => match backoff.as_deref_mut().map(|b| b.failed(id, now)) {
+                    Some(f) if f.worth_logging() => tracing::warn!(
+                        %id, error = %e, failures = f.failures, retry_in = ?f.pause,
+                        "ingest failed; will retry"
+                    ),
+                    Some(_) => {}
+                    None => tracing::warn!(%id, error = %e, "ingest failed; will retry"),
+                },
             }
         }
         Ok(done)
