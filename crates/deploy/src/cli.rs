@@ -12,8 +12,8 @@ use crate::certs::{Certs, generate_certs};
 use crate::error::DeployError;
 use crate::options::{
     DEFAULT_AGENT_METRICS_PORT, DEFAULT_API_PORT, DEFAULT_ETCD_DATA_PATH, DEFAULT_ETCD_IMAGE,
-    DEFAULT_GC_THRESHOLD, DEFAULT_HOST_DIR, DEFAULT_IMAGE, DEFAULT_LOCAL_PATH,
-    DEFAULT_NS_DISK_QUOTA, DeployOptions,
+    DEFAULT_GC_METRICS_PORT, DEFAULT_GC_THRESHOLD, DEFAULT_HOST_DIR, DEFAULT_IMAGE,
+    DEFAULT_LOCAL_PATH, DEFAULT_NS_DISK_QUOTA, DeployOptions,
 };
 use crate::render::render;
 
@@ -60,6 +60,9 @@ pub struct DeployArgs {
     /// Port of the agent's /metrics, /healthz and /readyz.
     #[arg(long, default_value_t = DEFAULT_AGENT_METRICS_PORT)]
     pub agent_metrics_port: u16,
+    /// Port of the GC's /metrics, /healthz and /readyz.
+    #[arg(long, default_value_t = DEFAULT_GC_METRICS_PORT)]
+    pub gc_metrics_port: u16,
     /// Do not create the Namespace (it exists already).
     #[arg(long)]
     pub no_create_namespace: bool,
@@ -81,6 +84,7 @@ impl DeployArgs {
             gc_threshold: self.gc_threshold.clone(),
             api_port: self.api_port,
             agent_metrics_port: self.agent_metrics_port,
+            gc_metrics_port: self.gc_metrics_port,
             create_namespace: !self.no_create_namespace,
         }
     }

@@ -8,7 +8,7 @@
 //! | role | ServiceAccount | arguments | environment, probes |
 //! |---|---|---|---|
 //! | `apiserver` | `coredump-api` | `--secure-port=PORT --etcd-servers=http://etcd-svc.NS.svc:2379 --tls-cert-file=/var/run/coredump/tls.crt --tls-private-key-file=/var/run/coredump/tls.key --local-path=/coredump --backend-kind=local` | HTTPS `/readyz`, `/livez` on PORT |
-//! | `gc` | `coredump-gc` | `--gc-threshold=30m --local-path=/coredump --backend-kind=local` | |
+//! | `gc` | `coredump-gc` | `--gc-threshold=30m --local-path=/coredump --backend-kind=local --metrics-bind-address=0.0.0.0:9103` | HTTP `/healthz`, `/readyz` (and `/metrics`) on 9103 |
 //! | `agent` | `coredump-agent` | `--host-dir=/var/lib/coredump-detector --local-path=/coredump --backend-kind=local --metrics-bind-address=0.0.0.0:9102` | `NODE_NAME`, `NS_DISK_QUOTA`; HTTP `/healthz`, `/readyz` (and `/metrics`) on 9102; SIGTERM restores `core_pattern` within the 30 s grace period |
 //!
 //! The agent's `--host-dir` is mounted at the same path as on the host: the kernel resolves the

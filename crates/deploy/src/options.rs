@@ -29,6 +29,8 @@ pub const DEFAULT_GC_THRESHOLD: &str = "30m";
 pub const DEFAULT_API_PORT: u16 = 443;
 /// Port of the agent's `/metrics`, `/healthz` and `/readyz`.
 pub const DEFAULT_AGENT_METRICS_PORT: u16 = 9102;
+/// Port of the GC's `/metrics`, `/healthz` and `/readyz`.
+pub const DEFAULT_GC_METRICS_PORT: u16 = 9103;
 
 /// Everything [`crate::render`] needs besides certificates.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +59,8 @@ pub struct DeployOptions {
     pub api_port: u16,
     /// Port of the agent's metrics and health endpoints (`--metrics-bind-address`).
     pub agent_metrics_port: u16,
+    /// Port of the GC's metrics and health endpoints (`--metrics-bind-address`).
+    pub gc_metrics_port: u16,
     /// Emit the Namespace object. Ignored (never emitted) for `default`, `kube-system`,
     /// `kube-public` and `kube-node-lease`, which always exist.
     pub create_namespace: bool,
@@ -81,6 +85,7 @@ impl DeployOptions {
             gc_threshold: DEFAULT_GC_THRESHOLD.to_string(),
             api_port: DEFAULT_API_PORT,
             agent_metrics_port: DEFAULT_AGENT_METRICS_PORT,
+            gc_metrics_port: DEFAULT_GC_METRICS_PORT,
             create_namespace: true,
         }
     }
@@ -139,6 +144,7 @@ impl DeployOptions {
         for (option, port) in [
             ("--api-port", self.api_port),
             ("--agent-metrics-port", self.agent_metrics_port),
+            ("--gc-metrics-port", self.gc_metrics_port),
         ] {
             if port == 0 {
                 return Err(DeployError::invalid(option, "0", "must be 1 to 65535"));

@@ -258,9 +258,14 @@ fn gc(opts: &DeployOptions) -> Result<Object, DeployError> {
             format!("--gc-threshold={}", opts.gc_threshold),
             format!("--local-path={CORES_MOUNT}"),
             "--backend-kind=local".into(),
+            format!("--metrics-bind-address=0.0.0.0:{}", opts.gc_metrics_port),
         ],
     );
     container.resources = Some(resources("50m", "64Mi", "256Mi"));
+    container.ports = Some(vec![port("metrics", opts.gc_metrics_port)]);
+    // Ready once a whole collection went through (pods, namespaces, objects and blobs read).
+    container.readiness_probe = Some(http_probe("/readyz", "metrics", "HTTP", 3));
+    container.liveness_probe = Some(http_probe("/healthz", "metrics", "HTTP", 3));
     container.security_context = Some(restricted(false));
     container.volume_mounts = Some(vec![mount(CORES_VOLUME, CORES_MOUNT, false)]);
     Ok(Object::Deployment(Deployment {

@@ -212,6 +212,7 @@ fn options_reach_the_workloads() {
     opts.ns_disk_quota = "5Gi".into();
     opts.gc_threshold = "2h".into();
     opts.api_port = 8443;
+    opts.gc_metrics_port = 9200;
     let certs = generate_certs("ops", "dumps").unwrap();
     let docs = documents(&render(&opts, &certs).unwrap());
 
@@ -262,11 +263,11 @@ fn options_reach_the_workloads() {
     assert_eq!(cores.host_path.as_ref().unwrap().path, "/srv/cores");
 
     let gc: Deployment = find(&docs, "Deployment", "coredump-gc");
-    let gc_args = gc.spec.template.spec.unwrap().containers[0]
-        .args
-        .clone()
-        .unwrap();
+    let gc_container = gc.spec.template.spec.unwrap().containers[0].clone();
+    let gc_args = gc_container.args.clone().unwrap();
     assert_eq!(gc_args[..2], ["gc".to_string(), "--gc-threshold=2h".into()]);
+    assert!(gc_args.contains(&"--metrics-bind-address=0.0.0.0:9200".to_string()));
+    assert_eq!(gc_container.ports.unwrap()[0].container_port, 9200);
 
     let ds: DaemonSet = find(&docs, "DaemonSet", "kcdt-ds");
     let pod = ds.spec.template.spec.unwrap();

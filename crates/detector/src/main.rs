@@ -104,3 +104,58 @@ fn init_tracing() {
         .with_writer(std::io::stderr)
         .try_init();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every command line the generated manifest gives our image is one this binary accepts:
+    /// a flag renamed on one side only would otherwise surface as a crash-looping pod.
+    #[test]
+    fn every_manifest_command_line_parses() {
+        let opts = coredump_deploy::DeployOptions::new("ops", "dumps");
+        let certs = coredump_deploy::generate_certs("ops", "dumps").expect("certificates");
+        let yaml = coredump_deploy::render(&opts, &certs).expect("manifest");
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&yaml).expect("YAML");
+        let mut roles = Vec::new();
+        for doc in &docs {
+            let containers = doc["spec"]["template"]["spec"]["containers"].as_array();
+            for c in containers.into_iter().flatten() {
+                if c["image"] != opts.image.as_str() {
+                    continue; // etcd
+                }
+                let args: Vec<String> = serde_json::from_value(c["args"].clone()).expect("args");
+                let from_env = env_as_flags(&args[0], &c["env"]);
+                let argv = std::iter::once("coredump-detector".to_string())
+                    .chain(args.clone())
+                    .chain(from_env);
+                if let Err(e) = Cli::try_parse_from(argv) {
+                    panic!("{} refuses {args:?}:\n{e}", doc["metadata"]["name"]);
+                }
+                roles.push(args[0].clone());
+            }
+        }
+        roles.sort();
+        assert_eq!(roles, ["agent", "apiserver", "gc"]);
+    }
+
+    /// The container's environment variables that `role` reads (clap `env = ...`), as the
+    /// flags they stand for; a `valueFrom` (downward API) gets a placeholder value.
+    fn env_as_flags(role: &str, env: &serde_json::Value) -> Vec<String> {
+        use clap::CommandFactory;
+        let cli = Cli::command();
+        let sub = cli.find_subcommand(role).expect("role subcommand");
+        let mut flags = Vec::new();
+        for var in env.as_array().into_iter().flatten() {
+            let name = var["name"].as_str().expect("env name");
+            let value = var["value"].as_str().unwrap_or("from-downward-api");
+            let arg = sub
+                .get_arguments()
+                .find(|a| a.get_env().is_some_and(|e| e == name));
+            if let Some(long) = arg.and_then(|a| a.get_long()) {
+                flags.push(format!("--{long}={value}"));
+            }
+        }
+        flags
+    }
+}
