@@ -32,4 +32,5 @@ pub use control_plane::{ControlPlane, ControlPlaneOptions};
 pub use error::HarnessError;
 pub use etcd::{EtcdProcess, start_etcd};
 pub use pki::{IssuedCert, TestCa};
+pub use process::spawn_tied;
 pub use shared::shared;

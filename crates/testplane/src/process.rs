@@ -19,8 +19,10 @@ use crate::error::HarnessError;
 
 type SpawnRequest = (Command, Sender<std::io::Result<Child>>);
 
-/// Spawns `command` from the process-lifetime spawner thread, with the parent-death signal set.
-fn spawn_tied(command: Command) -> std::io::Result<Child> {
+/// Spawns `command` from the process-lifetime spawner thread, with the parent-death signal set:
+/// the child is killed when the test binary exits, however it exits. For test fixtures that
+/// start their own servers (a fixture kept in a `static` is never dropped).
+pub fn spawn_tied(command: Command) -> std::io::Result<Child> {
     static SPAWNER: OnceLock<Result<Mutex<Sender<SpawnRequest>>, String>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
         let (tx, rx) = channel::<SpawnRequest>();

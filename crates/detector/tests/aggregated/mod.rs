@@ -215,13 +215,14 @@ impl ApiServer {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_coredump-detector"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_coredump-detector"));
+        command
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+            .stderr(log);
+        // Tied to the test binary: a fixture kept in a static is never dropped.
+        let child = coredump_testplane::spawn_tied(command).unwrap();
         self.child = Some(child);
         let port = self.port;
         eventually(Duration::from_secs(30), "apiserver listening", || {
