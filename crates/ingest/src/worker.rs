@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use coredump_api::Coredump;
@@ -194,7 +194,8 @@ impl Ingest {
         }
         let mut done = Vec::new();
         for id in &ids {
-            let now = Instant::now();
+            // tokio's clock, so a test with paused time drives the schedule.
+            let now = tokio::time::Instant::now().into_std();
             if backoff.as_deref().is_some_and(|b| !b.due(id, now)) {
                 continue;
             }

@@ -20,16 +20,18 @@ use coredump_store::fs_blob::FsBlobStore;
 
 const POD_UID: &str = "0b7c4e8e-0f2c-4f3e-9a55-7a1f0d2b9c11";
 
-/// Records objects; fails the first `fail_first` calls.
+/// Records objects; fails the first `fail_first` calls; counts calls.
 #[derive(Default)]
 struct MemorySink {
     objects: Mutex<Vec<Coredump>>,
     fail_first: AtomicUsize,
+    calls: AtomicUsize,
 }
 
 #[async_trait]
 impl CoredumpSink for MemorySink {
     async fn record(&self, coredump: Coredump) -> Result<(), SinkError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         if self
             .fail_first
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -223,4 +225,40 @@ async fn retry_reuses_the_frozen_identity_and_decision() {
             .all(|b| !b.path.file.ends_with(".core.zst")),
         "no core stored on the retry either"
     );
+}
+
+/// While the sink keeps failing (API server down), the run loop retries the entry after pauses
+/// of 0.2, 0.4, 0.8, 1.6 s... instead of on every 100 ms pass; once the sink recovers, the
+/// entry is recorded once. Paused tokio time makes the schedule exact.
+#[tokio::test(start_paused = true)]
+async fn a_failing_sink_is_retried_with_growing_pauses() {
+    let f = fixture(CoreDecision::Keep);
+    f.sink.fail_first.store(usize::MAX, Ordering::SeqCst);
+    let id = publish(&f.spool, &[7u8; 10_000]);
+    let ingest = Arc::new(f.ingest);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn({
+        let ingest = Arc::clone(&ingest);
+        async move { ingest.run(async { drop(stopped.await) }).await }
+    });
+    // Attempts at about 0, 0.2, 0.6, 1.4, 3.0 s (plus up to one 100 ms pass each).
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let calls = f.sink.calls.load(Ordering::SeqCst);
+    assert_eq!(calls, 5, "one attempt per pause, not one per 100 ms pass");
+    assert_eq!(f.spool.ready().unwrap(), vec![id.clone()], "entry kept");
+
+    f.sink.fail_first.store(0, Ordering::SeqCst);
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert_eq!(
+        f.sink.calls.load(Ordering::SeqCst),
+        6,
+        "retried once after 3.2 s"
+    );
+    assert_eq!(f.sink.objects.lock().unwrap().len(), 1);
+    assert!(
+        f.spool.ready().unwrap().is_empty(),
+        "entry removed once recorded"
+    );
+    stop.send(()).unwrap();
+    running.await.unwrap();
 }
