@@ -18,7 +18,7 @@ use std::time::Duration;
 use cluster::{BASE, Creds, bind, direct_get, eventually, user};
 use coredump_apiserver::cli::{ApiserverArgs, BackendKind, build};
 use coredump_apiserver::delegation::{BackgroundTasks, DelegationArgs, DelegationMode};
-use coredump_testplane::{ControlPlane, TestCa, shared};
+use coredump_testplane::{ControlPlane, TestCa, aggregation, shared};
 
 /// The core the fixture crash holds (what `core` must return, decompressed).
 fn core_bytes() -> Vec<u8> {
@@ -73,20 +73,13 @@ fn setup() -> Fixture {
     let kubeconfig = cluster::api_server_identity(cp, &system, dir.path());
 
     let ca = TestCa::new("coredump-serving-ca").unwrap();
-    let service_name = format!("{}.{system}.svc", cluster::SERVICE);
-    let serving = ca
-        .issue_server(&service_name, &[&service_name, "localhost", "127.0.0.1"])
-        .unwrap();
-    let cert = dir.path().join("tls.crt");
-    let key = dir.path().join("tls.key");
-    std::fs::write(&cert, &serving.cert_pem).unwrap();
-    std::fs::write(&key, &serving.key_pem).unwrap();
+    let serving = aggregation::write_serving_cert(&ca, &system, dir.path()).unwrap();
     let blobs = dir.path().join("cores");
     let args = ApiserverArgs {
         secure_port: 0,
         bind_address: "127.0.0.1".parse().unwrap(),
-        tls_cert_file: Some(cert),
-        tls_private_key_file: Some(key),
+        tls_cert_file: Some(serving.cert),
+        tls_private_key_file: Some(serving.key),
         client_ca_file: None,
         backend_kind: BackendKind::Local,
         local_path: blobs.clone(),

@@ -17,7 +17,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use aggregated::{ApiServer, BASE, eventually, submit};
-use coredump_testplane::{ControlPlane, EtcdProcess, TestCa, shared};
+use coredump_testplane::{ControlPlane, EtcdProcess, TestCa, aggregation, shared};
 use sha2::{Digest, Sha256};
 
 struct Cluster {
@@ -47,11 +47,8 @@ fn cluster() -> &'static Cluster {
         let ca = TestCa::new("coredump-serving-ca").unwrap();
         let server = ApiServer::start(dir.path(), &ca, &system, &etcd.url(), &blobs, &kubeconfig);
         aggregated::register_apiservice(cp, &system, server.port, &ca.cert_pem());
-        let start = Instant::now();
-        eventually(Duration::from_secs(120), "APIService Available", || {
-            aggregated::available(cp).starts_with("True").then_some(())
-        });
-        println!("APIService Available after {:?}", start.elapsed());
+        let took = aggregation::wait_available(cp, Duration::from_secs(120)).unwrap();
+        println!("APIService Available after {took:?}");
         Cluster {
             cp,
             dir,
@@ -234,11 +231,7 @@ fn crash_downloaded_through_kube_apiserver_is_identical_and_survives_restarts() 
     assert_eq!(after, before.0);
     assert_eq!(get("coredumpendpoint", "crasher"), before.1);
     check_download("core-after-restart.tar.gz");
-    eventually(
-        Duration::from_secs(120),
-        "APIService Available again",
-        || aggregated::available(cp).starts_with("True").then_some(()),
-    );
+    aggregation::wait_available(cp, Duration::from_secs(120)).unwrap();
 }
 
 const GIB: u64 = 1 << 30;

@@ -124,6 +124,29 @@ impl ControlPlane {
         self.kubectl.command(args)
     }
 
+    /// Like [`ControlPlane::kubectl`], with `input` on stdin (for `-f -`). Errs only when kubectl
+    /// could not be run at all; its own verdict is in the [`Output`].
+    pub fn kubectl_stdin(&self, args: &[&str], input: &str) -> Result<Output, HarnessError> {
+        self.kubectl.output_with_input(args, input.as_bytes())
+    }
+
+    /// `kubectl <verb> -f - -o json` of one object (`verb` is `apply`, `create`, `replace`…), with
+    /// a 30 s request timeout; returns the object as the server stored it (JSON text).
+    pub fn submit(&self, verb: &str, object: &serde_json::Value) -> Result<String, HarnessError> {
+        let args = [verb, "-f", "-", "-o", "json", "--request-timeout=30s"];
+        let output = self.kubectl_stdin(&args, &object.to_string())?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(HarnessError::Submit {
+                verb: verb.to_string(),
+                object: crate::kubectl::describe_object(object),
+                status: output.status,
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            })
+        }
+    }
+
     /// `https://127.0.0.1:<port>`.
     pub fn server_url(&self) -> String {
         format!("https://127.0.0.1:{}", self.port)

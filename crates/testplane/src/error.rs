@@ -90,6 +90,37 @@ pub enum HarnessError {
         /// Its standard error.
         stderr: String,
     },
+    /// `kubectl <verb> -f -` of one object was refused (see [`crate::ControlPlane::submit`]).
+    #[error("kubectl {verb} {object}: {status}: {stderr}")]
+    Submit {
+        /// `apply`, `create`, `replace`, ...
+        verb: String,
+        /// Which object: `Kind namespace/name` (or `Kind name` when cluster-scoped).
+        object: String,
+        /// kubectl's exit status.
+        status: ExitStatus,
+        /// Its standard error.
+        stderr: String,
+    },
+    /// A condition polled with [`crate::eventually`] did not hold in time.
+    #[error("{what}: not within {timeout:?}")]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// How long we were allowed to wait.
+        timeout: Duration,
+    },
+    /// An APIService did not report `Available=True` in time (see
+    /// [`crate::aggregation::wait_available`]).
+    #[error("APIService {apiservice} not Available after {waited:?}: {last_condition}")]
+    NotAvailable {
+        /// The APIService's name.
+        apiservice: String,
+        /// How long we waited.
+        waited: Duration,
+        /// Its last `Available` condition (`status reason message`), or why it was unreadable.
+        last_condition: String,
+    },
     /// The shared control plane failed to start (see [`crate::shared`]).
     #[error("shared control plane failed to start: {message}")]
     Shared {

@@ -1,6 +1,7 @@
 //! The admin kubeconfig and the real `kubectl` run against it, each instance with its own
 //! discovery cache directory so tests never see another instance's (or the user's) cache.
 
+use std::io::{Seek, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output, Stdio};
@@ -63,6 +64,28 @@ impl Kubectl {
         })
     }
 
+    /// Runs it to completion with `input` on stdin. The input goes through an unlinked temporary
+    /// file rather than a pipe, so kubectl exiting early cannot fail a write halfway.
+    pub(crate) fn output_with_input(
+        &self,
+        args: &[&str],
+        input: &[u8],
+    ) -> Result<Output, HarnessError> {
+        let tmp = std::env::temp_dir();
+        let mut file =
+            tempfile::tempfile().map_err(|e| HarnessError::io("create a file in", &tmp, e))?;
+        file.write_all(input)
+            .and_then(|()| file.rewind())
+            .map_err(|e| HarnessError::io("write kubectl's input to a file in", &tmp, e))?;
+        self.command(args)
+            .stdin(file)
+            .output()
+            .map_err(|source| HarnessError::Spawn {
+                program: PathBuf::from("kubectl"),
+                source,
+            })
+    }
+
     /// Runs it and returns stdout, or an error carrying stderr.
     pub(crate) fn run(&self, args: &[&str]) -> Result<String, HarnessError> {
         let output = self.output(args);
@@ -75,5 +98,30 @@ impl Kubectl {
                 stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
             })
         }
+    }
+}
+
+/// `Kind namespace/name` (or `Kind name`) of a Kubernetes object, for error messages.
+pub(crate) fn describe_object(object: &serde_json::Value) -> String {
+    let field = |value: &serde_json::Value| value.as_str().unwrap_or("?").to_string();
+    let kind = field(&object["kind"]);
+    let name = field(&object["metadata"]["name"]);
+    match object["metadata"]["namespace"].as_str() {
+        Some(namespace) => format!("{kind} {namespace}/{name}"),
+        None => format!("{kind} {name}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_are_described_by_kind_namespace_and_name() {
+        let pod = serde_json::json!({"kind": "Pod", "metadata": {"name": "p", "namespace": "n"}});
+        let role = serde_json::json!({"kind": "ClusterRole", "metadata": {"name": "r"}});
+        assert_eq!(describe_object(&pod), "Pod n/p");
+        assert_eq!(describe_object(&role), "ClusterRole r");
+        assert_eq!(describe_object(&serde_json::json!([])), "? ?");
     }
 }

@@ -13,8 +13,12 @@
 //!
 //! Processes never outlive the test binary: they are killed on `Drop` and, should the binary
 //! die first, by the kernel (`PR_SET_PDEATHSIG`).
+//!
+//! [`aggregation`] registers a server of ours as the aggregated API `coredump.fujitsu.com` and
+//! gives it the identity the deploy manifest gives our API server.
 #![deny(missing_docs)]
 
+pub mod aggregation;
 mod binaries;
 mod control_plane;
 mod error;
@@ -32,5 +36,6 @@ pub use control_plane::{ControlPlane, ControlPlaneOptions};
 pub use error::HarnessError;
 pub use etcd::{EtcdProcess, start_etcd};
 pub use pki::{IssuedCert, TestCa};
-pub use process::spawn_tied;
+pub use process::{free_port, spawn_logged, spawn_tied};
 pub use shared::shared;
+pub use wait::eventually;

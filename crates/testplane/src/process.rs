@@ -53,6 +53,22 @@ pub fn spawn_tied(command: Command) -> std::io::Result<Child> {
         .map_err(|_| std::io::Error::other("spawner thread dropped the request"))?
 }
 
+/// [`spawn_tied`] with stdin closed and stdout and stderr appended to `log` (created if
+/// missing): how every server process of a test is started, so its log survives restarts.
+pub fn spawn_logged(mut command: Command, log: &Path) -> Result<Child, HarnessError> {
+    let out = File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| HarnessError::io("open log", log, e))?;
+    let err = out
+        .try_clone()
+        .map_err(|e| HarnessError::io("duplicate log handle", log, e))?;
+    command.stdin(Stdio::null()).stdout(out).stderr(err);
+    let program = PathBuf::from(command.get_program());
+    spawn_tied(command).map_err(|source| HarnessError::Spawn { program, source })
+}
+
 /// A running server process whose output goes to a log file; killed and reaped on `Drop`.
 #[derive(Debug)]
 pub(crate) struct ManagedProcess {
@@ -69,24 +85,9 @@ impl ManagedProcess {
         args: &[String],
         log: &Path,
     ) -> Result<ManagedProcess, HarnessError> {
-        let out = File::options()
-            .create(true)
-            .append(true)
-            .open(log)
-            .map_err(|e| HarnessError::io("open log", log, e))?;
-        let err = out
-            .try_clone()
-            .map_err(|e| HarnessError::io("duplicate log handle", log, e))?;
         let mut command = Command::new(program);
-        command
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
-        let child = spawn_tied(command).map_err(|source| HarnessError::Spawn {
-            program: program.to_path_buf(),
-            source,
-        })?;
+        command.args(args);
+        let child = spawn_logged(command, log)?;
         Ok(ManagedProcess {
             component,
             child: Mutex::new(child),
@@ -170,7 +171,7 @@ pub(crate) fn log_tail(path: &Path) -> String {
 
 /// A loopback port that was free a moment ago (the listener is closed before returning, so a
 /// server started right after can bind it; startup retries cover the rare race).
-pub(crate) fn free_port() -> Result<u16, HarnessError> {
+pub fn free_port() -> Result<u16, HarnessError> {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())

@@ -1,6 +1,14 @@
 //! Polling with a deadline: every wait in the harness goes through here, so none can hang.
+//! [`eventually`] is the same loop for tests that wait on the cluster (RBAC reaching the
+//! authorizer, an APIService turning Available, a server listening).
 
 use std::time::{Duration, Instant};
+
+use crate::error::HarnessError;
+
+/// How often [`eventually`] asks again: a probe is usually a kubectl run (~50 ms of CPU), so
+/// faster polling would mostly load the shared machine.
+const EVENTUALLY_INTERVAL: Duration = Duration::from_millis(200);
 
 /// What one poll attempt found.
 pub(crate) enum Poll<T, E> {
@@ -33,6 +41,28 @@ pub(crate) fn poll_until<T, E>(
         }
         std::thread::sleep(interval.min(timeout - waited));
     }
+}
+
+/// Calls `condition` at once and then every 200 ms until it returns `Some`, for at most
+/// `timeout`; [`HarnessError::Timeout`] names `what` otherwise. A condition that must stop the
+/// wait early (a process died) can panic: this is for tests.
+pub fn eventually<T>(
+    timeout: Duration,
+    what: &str,
+    mut condition: impl FnMut() -> Option<T>,
+) -> Result<T, HarnessError> {
+    poll_until(
+        timeout,
+        EVENTUALLY_INTERVAL,
+        || match condition() {
+            Some(value) => Poll::Ready(value),
+            None => Poll::Pending(String::new()),
+        },
+        |_, _| HarnessError::Timeout {
+            what: what.to_string(),
+            timeout,
+        },
+    )
 }
 
 #[cfg(test)]
@@ -82,5 +112,20 @@ mod tests {
             |_, _| "timeout",
         );
         assert_eq!((got, calls), (Err("dead"), 1));
+    }
+
+    #[test]
+    fn eventually_returns_the_value_and_names_what_timed_out() {
+        let mut calls = 0;
+        let got = eventually(Duration::from_secs(5), "third call", || {
+            calls += 1;
+            (calls == 3).then_some(calls * 10)
+        });
+        assert_eq!(got.ok(), Some(30));
+
+        let started = Instant::now();
+        let err = eventually(Duration::from_millis(300), "never", || None::<()>).unwrap_err();
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert_eq!(err.to_string(), "never: not within 300ms");
     }
 }

@@ -2,7 +2,8 @@
 //! throw-away HTTPS server in this test becomes Available, and requests made with kubectl reach
 //! that server with kube-apiserver's front-proxy client certificate and the `X-Remote-*` identity
 //! headers. Also records what kube-apiserver itself sends (availability probes, discovery,
-//! OpenAPI) and prints it (`--nocapture`).
+//! OpenAPI) and prints it (`--nocapture`). Plus the identity `aggregation` gives our API server
+//! and `ControlPlane::submit`, on the same control plane.
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
 mod common;
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use common::server::{FakeServer, Recorded};
 use common::{GROUP, VERSION};
-use coredump_testplane::{ControlPlane, shared};
+use coredump_testplane::{ControlPlane, HarnessError, aggregation, eventually, shared};
 use x509_parser::prelude::*;
 
 struct Setup {
@@ -29,8 +30,8 @@ fn setup() -> &'static Setup {
         let cp = shared().unwrap();
         let ns = cp.create_namespace("agg").unwrap();
         let server = FakeServer::start(&ns, cp.front_proxy_ca_pem());
-        common::register_apiservice(cp, &ns, server.port, &server.ca.cert_pem());
-        let became_available = common::wait_available(cp, Duration::from_secs(90));
+        aggregation::register_apiservice(cp, &ns, server.port, &server.ca.cert_pem()).unwrap();
+        let became_available = aggregation::wait_available(cp, Duration::from_secs(90)).unwrap();
         Setup {
             cp,
             ns,
@@ -71,7 +72,7 @@ fn describe(r: &Recorded) -> String {
 #[test]
 fn apiservice_becomes_available() {
     let s = setup();
-    let condition = common::available_condition(s.cp);
+    let condition = aggregation::available_condition(s.cp).unwrap();
     assert_eq!(condition, "True Passed all checks passed");
     println!("APIService Available after {:?}", s.became_available);
     // kube-apiserver serves /apis/<group> itself, from the APIService.
@@ -130,16 +131,17 @@ fn proxied_request_carries_front_proxy_certificate_and_identity_headers() {
 fn impersonated_and_service_account_users_arrive_as_headers_and_rbac_is_enforced_before_us() {
     let s = setup();
     let cp = s.cp;
-    common::apply(
-        cp,
+    cp.submit(
+        "apply",
         &serde_json::json!({
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
             "metadata": {"name": "foo-reader"},
             "rules": [{"apiGroups": [GROUP], "resources": ["foos", "foos/dump"], "verbs": ["get", "list"]}],
         }),
-    );
-    common::apply(
-        cp,
+    )
+    .unwrap();
+    cp.submit(
+        "apply",
         &serde_json::json!({
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
             "metadata": {"name": "foo-reader"},
@@ -149,7 +151,8 @@ fn impersonated_and_service_account_users_arrive_as_headers_and_rbac_is_enforced
                 {"kind": "ServiceAccount", "name": "reader", "namespace": s.ns},
             ],
         }),
-    );
+    )
+    .unwrap();
     // Impersonation: alice in devs and ops. RBAC bindings take a moment to reach the authorizer's
     // informer, so retry until allowed.
     let path = format!("/apis/{GROUP}/{VERSION}/namespaces/{}/foos/one", s.ns);
@@ -162,9 +165,10 @@ fn impersonated_and_service_account_users_arrive_as_headers_and_rbac_is_enforced
         "--as-group=ops",
         "--request-timeout=10s",
     ];
-    common::eventually(Duration::from_secs(30), "alice allowed", || {
+    eventually(Duration::from_secs(30), "alice allowed", || {
         cp.kubectl_ok(&args).ok()
-    });
+    })
+    .unwrap();
     let alice = s
         .server
         .requests()
@@ -210,11 +214,12 @@ fn impersonated_and_service_account_users_arrive_as_headers_and_rbac_is_enforced
             .unwrap();
         out.status.success().then_some(())
     };
-    common::eventually(
+    eventually(
         Duration::from_secs(30),
         "service account allowed",
         run_with_token,
-    );
+    )
+    .unwrap();
     let sa = s
         .server
         .requests()
@@ -259,11 +264,12 @@ fn kube_apiserver_internal_calls() {
             .is_some_and(|u| u.starts_with("system:") && !u.contains(":serviceaccount:"))
     };
     // Wait until every kind of internal call has been seen once: probe, discovery, both OpenAPIs.
-    let seen = common::eventually(Duration::from_secs(120), "internal calls", || {
+    let seen = eventually(Duration::from_secs(120), "internal calls", || {
         let requests = s.server.requests();
         let has = |path: &str| requests.iter().any(|r| r.path() == path && internal(r));
         (has(&gv) && has("/apis") && has("/openapi/v2") && has("/openapi/v3")).then_some(requests)
-    });
+    })
+    .unwrap();
     println!("requests from kube-apiserver itself (first 40):");
     for r in seen.iter().filter(|r| internal(r)).take(40) {
         println!("  {}", describe(r));
@@ -294,4 +300,94 @@ fn kube_apiserver_internal_calls() {
         "{}",
         describe(openapi)
     );
+}
+
+/// The kubeconfig of `api_server_identity` authenticates as the API server's ServiceAccount,
+/// which may do what delegated auth needs (TokenReview, SubjectAccessReview, the
+/// authentication ConfigMap) and read pods, and nothing else asked here.
+#[test]
+fn api_server_identity_authenticates_with_the_deploy_manifest_rights() {
+    let cp = shared().unwrap();
+    let ns = cp.create_namespace("identity").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = aggregation::api_server_identity(cp, &ns, dir.path()).unwrap();
+    assert_eq!(kubeconfig, dir.path().join("coredump-api.kubeconfig"));
+    let as_server = |args: &[&str]| {
+        let out = std::process::Command::new("kubectl")
+            .arg(format!("--kubeconfig={}", kubeconfig.display()))
+            .arg(format!(
+                "--cache-dir={}",
+                dir.path().join("cache").display()
+            ))
+            .args(args)
+            .arg("--request-timeout=10s")
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let who = as_server(&[
+        "auth",
+        "whoami",
+        "-o",
+        "jsonpath={.status.userInfo.username}",
+    ]);
+    assert_eq!(who, format!("system:serviceaccount:{ns}:coredump-api"));
+    let can = |verb: &str, resource: &str, namespace: &str| {
+        as_server(&["auth", "can-i", verb, resource, "-n", namespace])
+    };
+    // Bindings reach the RBAC authorizer's informer after a moment.
+    eventually(Duration::from_secs(30), "bindings in effect", || {
+        (can("get", "pods", "default") == "yes").then_some(())
+    })
+    .unwrap();
+    let asked = [
+        ("create", "tokenreviews.authentication.k8s.io", "default"),
+        (
+            "create",
+            "subjectaccessreviews.authorization.k8s.io",
+            "default",
+        ),
+        (
+            "get",
+            "configmap/extension-apiserver-authentication",
+            "kube-system",
+        ),
+        ("get", "pods", &ns),
+        ("list", "secrets", "kube-system"),
+        ("get", "configmaps", &ns),
+        ("delete", "pods", &ns),
+    ];
+    let answers: Vec<String> = asked.iter().map(|(v, r, n)| can(v, r, n)).collect();
+    assert_eq!(
+        answers,
+        ["yes", "yes", "yes", "yes", "no", "no", "no"],
+        "{asked:?}"
+    );
+}
+
+/// `submit` returns the stored object, and a refusal names the verb, the object and the reason.
+#[test]
+fn submit_returns_the_stored_object_and_names_a_refused_one() {
+    let cp = shared().unwrap();
+    let ns = cp.create_namespace("submit").unwrap();
+    let config_map = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "settings", "namespace": ns}, "data": {"k": "v"}});
+    let stored: serde_json::Value =
+        serde_json::from_str(&cp.submit("create", &config_map).unwrap()).unwrap();
+    assert_eq!(stored["data"], serde_json::json!({"k": "v"}));
+    assert!(!stored["metadata"]["uid"].as_str().unwrap().is_empty());
+    match cp.submit("create", &config_map) {
+        Err(HarnessError::Submit {
+            verb,
+            object,
+            stderr,
+            ..
+        }) => {
+            assert_eq!(verb, "create");
+            assert_eq!(object, format!("ConfigMap {ns}/settings"));
+            assert!(stderr.contains("AlreadyExists"), "{stderr}");
+        }
+        other => panic!("second create: {other:?}"),
+    }
 }

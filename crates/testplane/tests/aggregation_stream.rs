@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::server::FakeServer;
 use common::{GROUP, VERSION};
-use coredump_testplane::shared;
+use coredump_testplane::{aggregation, shared};
 
 const GIB: u64 = 1 << 30;
 
@@ -20,8 +20,8 @@ fn setup() -> &'static (String, FakeServer) {
         let cp = shared().unwrap();
         let ns = cp.create_namespace("stream").unwrap();
         let server = FakeServer::start(&ns, cp.front_proxy_ca_pem());
-        common::register_apiservice(cp, &ns, server.port, &server.ca.cert_pem());
-        common::wait_available(cp, Duration::from_secs(90));
+        aggregation::register_apiservice(cp, &ns, server.port, &server.ca.cert_pem()).unwrap();
+        aggregation::wait_available(cp, Duration::from_secs(90)).unwrap();
         (ns, server)
     })
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::server::FakeServer;
 use common::{GROUP, StreamResult, VERSION};
-use coredump_testplane::{ControlPlane, ControlPlaneOptions};
+use coredump_testplane::{ControlPlane, ControlPlaneOptions, aggregation, eventually};
 
 const TIMEOUT_S: u64 = 6;
 /// 100 pieces of 64 KiB, 100 ms apart: ~10 s, 6.25 MiB.
@@ -33,8 +33,8 @@ fn setup() -> &'static Setup {
         let cp = ControlPlane::start_with(options).unwrap();
         let ns = cp.create_namespace("timeout").unwrap();
         let server = FakeServer::start(&ns, cp.front_proxy_ca_pem());
-        common::register_apiservice(&cp, &ns, server.port, &server.ca.cert_pem());
-        common::wait_available(&cp, Duration::from_secs(90));
+        aggregation::register_apiservice(&cp, &ns, server.port, &server.ca.cert_pem()).unwrap();
+        aggregation::wait_available(&cp, Duration::from_secs(90)).unwrap();
         Setup { cp, ns, server }
     })
 }
@@ -48,12 +48,13 @@ fn slow(name: &str, subresource: &str, query: &str, kubectl_args: &[&str]) -> St
         s.ns
     );
     let result = common::stream_via_kubectl(&s.cp, &path, kubectl_args);
-    let end = common::eventually(Duration::from_secs(20), "server saw the stream end", || {
+    let end = eventually(Duration::from_secs(20), "server saw the stream end", || {
         s.server
             .stream_ends()
             .into_iter()
             .find(|e| e.uri.contains(&format!("/foos/{name}/")))
-    });
+    })
+    .unwrap();
     // Our server learns of a cut: its body is dropped, not drained to the end.
     assert_eq!(end.complete, result.success, "{end:?} vs {result:?}");
     println!(

@@ -3,71 +3,32 @@
 //! direct HTTPS client that presents any certificate and headers we like.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use base64::Engine;
+use coredump_testplane::aggregation;
+pub use coredump_testplane::aggregation::{API_PATH as BASE, GROUP};
 use coredump_testplane::{ControlPlane, IssuedCert};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
-pub const GROUP: &str = "coredump.fujitsu.com";
-pub const BASE: &str = "/apis/coredump.fujitsu.com/v1alpha1";
-pub const APISERVICE: &str = "v1alpha1.coredump.fujitsu.com";
-/// The Service the APIService points to (its name is in our serving certificate).
-pub const SERVICE: &str = "coredump";
-
 /// `kubectl <args>` with `input` on stdin.
 pub fn kubectl_stdin(cp: &ControlPlane, args: &[&str], input: &str) -> Output {
-    let mut child = cp
-        .kubectl_command(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    cp.kubectl_stdin(args, input).unwrap()
 }
 
 /// `kubectl apply -f -` of one object.
 pub fn apply(cp: &ControlPlane, object: &serde_json::Value) {
-    let out = kubectl_stdin(
-        cp,
-        &["apply", "-f", "-", "--request-timeout=30s"],
-        &object.to_string(),
-    );
-    assert!(
-        out.status.success(),
-        "apply {object}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cp.submit("apply", object).unwrap_or_else(|e| panic!("{e}"));
 }
 
-/// Polls `condition` every 200 ms until it returns `Some`.
-pub fn eventually<T>(timeout: Duration, what: &str, mut condition: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = condition() {
-            return v;
-        }
-        assert!(start.elapsed() < timeout, "{what}: not within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn rbac_subject_sa(ns: &str, name: &str) -> serde_json::Value {
-    serde_json::json!({"kind": "ServiceAccount", "name": name, "namespace": ns})
+/// Polls `condition` until it returns `Some`, panicking after `timeout`.
+pub fn eventually<T>(timeout: Duration, what: &str, condition: impl FnMut() -> Option<T>) -> T {
+    coredump_testplane::eventually(timeout, what, condition).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Binds a user (or ServiceAccount `ns:name` when `sa`) to ClusterRole `role` in `ns` (or
@@ -98,7 +59,7 @@ pub fn user(name: &str) -> serde_json::Value {
 
 /// A ServiceAccount subject.
 pub fn service_account(ns: &str, name: &str) -> serde_json::Value {
-    rbac_subject_sa(ns, name)
+    serde_json::json!({"kind": "ServiceAccount", "name": name, "namespace": ns})
 }
 
 /// ClusterRoles `coredump-viewer` (objects only) and `coredump-debugger` (+ `dump`, `core`),
@@ -125,102 +86,22 @@ pub fn roles(cp: &ControlPlane) {
     );
 }
 
-/// The API server's own identity, as the deploy manifest grants it: ServiceAccount
-/// `coredump-api` in `ns` with `system:auth-delegator`, the kube-system
-/// `extension-apiserver-authentication-reader` Role, and `get pods`. Returns a kubeconfig
-/// holding its token.
+/// The API server's own identity, as the deploy manifest grants it (see
+/// [`aggregation::api_server_identity`]); returns a kubeconfig holding its token.
 pub fn api_server_identity(cp: &ControlPlane, ns: &str, dir: &Path) -> PathBuf {
-    let sa = "coredump-api";
-    let token = cp.service_account_token(ns, sa).unwrap();
-    let subject = service_account(ns, sa);
-    bind(
-        cp,
-        &format!("{ns}-auth-delegator"),
-        "system:auth-delegator",
-        None,
-        subject.clone(),
-    );
-    apply(
-        cp,
-        &serde_json::json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-            "metadata": {"name": format!("{ns}-auth-reader"), "namespace": "kube-system"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                        "name": "extension-apiserver-authentication-reader"},
-            "subjects": [subject.clone()],
-        }),
-    );
-    apply(
-        cp,
-        &serde_json::json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-            "metadata": {"name": "coredump-api-pods"},
-            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}],
-        }),
-    );
-    bind(
-        cp,
-        &format!("{ns}-pods"),
-        "coredump-api-pods",
-        None,
-        subject,
-    );
-    let ca = dir.join("cluster-ca.crt");
-    std::fs::write(&ca, cp.server_ca_pem()).unwrap();
-    let kubeconfig = serde_json::json!({
-        "apiVersion": "v1", "kind": "Config", "current-context": "c",
-        "clusters": [{"name": "c", "cluster": {"server": cp.server_url(), "certificate-authority": ca}}],
-        "users": [{"name": sa, "user": {"token": token}}],
-        "contexts": [{"name": "c", "context": {"cluster": "c", "user": sa}}],
-    });
-    let path = dir.join("coredump-api.kubeconfig");
-    std::fs::write(&path, kubeconfig.to_string()).unwrap();
-    path
+    aggregation::api_server_identity(cp, ns, dir).unwrap()
 }
 
 /// The ExternalName Service `coredump` (→ `localhost`) in `ns` and the APIService pointing at it
 /// on `port`, trusting `ca_pem`; waits for `Available=True` and returns how long that took.
 pub fn register_apiservice(cp: &ControlPlane, ns: &str, port: u16, ca_pem: &str) -> Duration {
-    apply(
-        cp,
-        &serde_json::json!({
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": SERVICE, "namespace": ns},
-            "spec": {"type": "ExternalName", "externalName": "localhost",
-                     "ports": [{"name": "https", "port": port, "protocol": "TCP"}]},
-        }),
-    );
-    apply(
-        cp,
-        &serde_json::json!({
-            "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
-            "metadata": {"name": APISERVICE},
-            "spec": {
-                "group": GROUP, "version": "v1alpha1",
-                "groupPriorityMinimum": 1000, "versionPriority": 15,
-                "service": {"namespace": ns, "name": SERVICE, "port": port},
-                "caBundle": base64::engine::general_purpose::STANDARD.encode(ca_pem),
-            },
-        }),
-    );
-    let start = Instant::now();
-    eventually(Duration::from_secs(120), "APIService Available", || {
-        available_condition(cp).starts_with("True ").then_some(())
-    });
-    start.elapsed()
+    aggregation::register_apiservice(cp, ns, port, ca_pem).unwrap();
+    aggregation::wait_available(cp, Duration::from_secs(120)).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// The APIService's `Available` condition as `status reason message`.
+/// The APIService's `Available` condition as `status reason message` (or why it is unreadable).
 pub fn available_condition(cp: &ControlPlane) -> String {
-    let jsonpath = r#"-o=jsonpath={range .status.conditions[?(@.type=="Available")]}{.status} {.reason} {.message}{end}"#;
-    cp.kubectl_ok(&[
-        "get",
-        "apiservice",
-        APISERVICE,
-        jsonpath,
-        "--request-timeout=10s",
-    ])
-    .unwrap_or_else(|err| err.to_string())
+    aggregation::available_condition(cp).unwrap_or_else(|err| err.to_string())
 }
 
 /// What a direct request presents.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use bytes::Bytes;
-use coredump_testplane::TestCa;
+use coredump_testplane::{TestCa, aggregation};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::RootCertStore;
@@ -94,10 +94,7 @@ impl FakeServer {
     /// certificates against `front_proxy_ca_pem`.
     pub fn start(namespace: &str, front_proxy_ca_pem: &str) -> FakeServer {
         let ca = TestCa::new("aggregated-test-ca").unwrap();
-        let dns = format!("{}.{namespace}.svc", super::SERVICE);
-        let serving = ca
-            .issue_server("coredump", &[&dns, "localhost", "127.0.0.1"])
-            .unwrap();
+        let serving = aggregation::issue_serving_cert(&ca, namespace).unwrap();
         let config = tls_config(&serving.cert_der, &serving.key_der, front_proxy_ca_pem);
         let v4 = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let port = v4.local_addr().unwrap().port();
