@@ -10,7 +10,6 @@
 mod cluster;
 mod common;
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -18,6 +17,7 @@ use std::time::Duration;
 use cluster::{BASE, Creds, bind, direct_get, eventually, user};
 use coredump_apiserver::cli::{ApiserverArgs, BackendKind, build};
 use coredump_apiserver::delegation::{BackgroundTasks, DelegationArgs, DelegationMode};
+use coredump_testkit::archive::untar_gz;
 use coredump_testplane::{ControlPlane, TestCa, aggregation, shared};
 
 /// The core the fixture crash holds (what `core` must return, decompressed).
@@ -223,21 +223,6 @@ impl Fixture {
     }
 }
 
-fn untar_gz(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
-    archive
-        .entries()
-        .unwrap()
-        .map(|e| {
-            let mut e = e.unwrap();
-            let path = e.path().unwrap().to_string_lossy().into_owned();
-            let mut data = Vec::new();
-            e.read_to_end(&mut data).unwrap();
-            (path, data)
-        })
-        .collect()
-}
-
 /// kubectl through kube-apiserver; (success, stdout, stderr).
 fn kubectl(f: &Fixture, args: &[&str]) -> (bool, Vec<u8>, String) {
     let mut all = args.to_vec();
@@ -391,7 +376,7 @@ fn reading_an_object_does_not_grant_its_dump_or_core() {
         &["get", "--raw", &format!("{ep}/dump"), "--as=debugger-a"],
     );
     assert!(ok, "{err}");
-    let entries = untar_gz(&tgz);
+    let entries = untar_gz(&tgz).unwrap();
     assert_eq!(entries.len(), 1);
     assert_eq!(
         entries[0].0,
@@ -475,7 +460,7 @@ fn a_user_of_namespace_a_cannot_list_watch_or_download_in_b() {
         &f.relayed("debugger-b", &[]),
     );
     assert_eq!(tgz.status, 200);
-    let entries = untar_gz(&tgz.body);
+    let entries = untar_gz(&tgz.body).unwrap();
     assert_eq!(
         entries[0].0,
         format!("{b}/{}/app/crash-a.core.zst", f.uid_b)
@@ -575,7 +560,7 @@ fn service_account_tokens_are_reviewed_and_authorized() {
         let got = f.direct(&dump, &bearer);
         (got.status == 200).then_some(got)
     });
-    let entries = untar_gz(&got.body);
+    let entries = untar_gz(&got.body).unwrap();
     assert_eq!(entries[0].1, f.blob(&f.a, &f.uid_a));
 }
 

@@ -17,6 +17,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use aggregated::{ApiServer, BASE, eventually, submit};
+use coredump_testkit::archive::untar_gz;
 use coredump_testplane::{ControlPlane, EtcdProcess, TestCa, aggregation, shared};
 use sha2::{Digest, Sha256};
 
@@ -84,21 +85,6 @@ fn get_raw_to_file(cp: &ControlPlane, path: &str, file: &Path) -> Vec<u8> {
     std::fs::read(file).unwrap()
 }
 
-fn untar_gz(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
-    archive
-        .entries()
-        .unwrap()
-        .map(|e| {
-            let mut e = e.unwrap();
-            let path = e.path().unwrap().to_string_lossy().into_owned();
-            let mut data = Vec::new();
-            e.read_to_end(&mut data).unwrap();
-            (path, data)
-        })
-        .collect()
-}
-
 /// A 64-hex container id unique to this run.
 fn container_id() -> String {
     let nanos = std::time::SystemTime::now()
@@ -160,7 +146,7 @@ fn crash_downloaded_through_kube_apiserver_is_identical_and_survives_restarts() 
     let dump = format!("{BASE}/namespaces/{ns}/coredumpendpoints/crasher/dump");
     let check_download = |file: &str| {
         let tgz = get_raw_to_file(cp, &dump, &c.dir.path().join(file));
-        let entries = untar_gz(&tgz);
+        let entries = untar_gz(&tgz).unwrap();
         assert_eq!(
             entries.len(),
             1,

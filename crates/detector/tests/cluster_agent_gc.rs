@@ -17,12 +17,12 @@ mod cluster;
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aggregated::{ApiServer, BASE, eventually, free_port, submit};
 use cluster::{Role, apply_manifest_rbac, metric, service_account_kubeconfig};
+use coredump_testkit::archive::untar_gz;
 use coredump_testkit::kernel_lock::KernelSettings;
 use coredump_testplane::{ControlPlane, TestCa, shared};
 use sha2::{Digest, Sha256};
@@ -162,21 +162,6 @@ fn get_raw(cp: &ControlPlane, path: &str) -> Vec<u8> {
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
-}
-
-fn untar_gz(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
-    archive
-        .entries()
-        .unwrap()
-        .map(|e| {
-            let mut e = e.unwrap();
-            let path = e.path().unwrap().to_string_lossy().into_owned();
-            let mut data = Vec::new();
-            e.read_to_end(&mut data).unwrap();
-            (path, data)
-        })
-        .collect()
 }
 
 /// Files (relative paths) under `dir`, recursively.
@@ -363,7 +348,8 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
     let dump = untar_gz(&get_raw(
         cp,
         &format!("{BASE}/namespaces/{app}/coredumpendpoints/web-0/dump"),
-    ));
+    ))
+    .unwrap();
     let cores: Vec<&(String, Vec<u8>)> = dump
         .iter()
         .filter(|(p, _)| p.ends_with(".core.zst"))

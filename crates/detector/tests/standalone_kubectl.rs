@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use common::{Standalone, crasher};
 use coredump_api::Coredump;
+use coredump_testkit::archive::untar_gz;
 use coredump_testkit::poll::wait_for;
 
 const GROUP_PATH: &str = "/apis/coredump.fujitsu.com/v1alpha1";
@@ -42,21 +43,6 @@ fn crash_and_get(sa: &Standalone, seed: u64) -> Coredump {
         },
     )
     .unwrap()
-}
-
-fn untar_gz(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
-    archive
-        .entries()
-        .unwrap()
-        .map(|e| {
-            let mut e = e.unwrap();
-            let path = e.path().unwrap().to_string_lossy().into_owned();
-            let mut data = Vec::new();
-            e.read_to_end(&mut data).unwrap();
-            (path, data)
-        })
-        .collect()
 }
 
 #[test]
@@ -128,7 +114,7 @@ fn kubectl_lists_explains_downloads_and_deletes_real_crashes() {
         &format!("{GROUP_PATH}/namespaces/host/coredumpendpoints/host/dump"),
     ]);
     assert!(ok, "{err}");
-    let entries = untar_gz(&tgz);
+    let entries = untar_gz(&tgz).unwrap();
     let blob = &obj.status.blob_path;
     let (_, zst) = entries.iter().find(|(p, _)| p == blob).unwrap_or_else(|| {
         panic!(

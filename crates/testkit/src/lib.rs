@@ -1,5 +1,6 @@
 //! Test support shared by the real-kernel and end-to-end tests:
 //!
+//! * [`archive`]: reading a downloaded `dump` (`tar.gz`) back, entry by entry.
 //! * [`kernel_lock`]: the machine-wide lock every test that touches `core_pattern` (or other
 //!   sysctls) takes, which restores the old values on every exit path, including panics,
 //!   Ctrl-C and SIGKILL of the test binary.
@@ -9,6 +10,7 @@
 //! * [`poll`]: waiting for a condition with a deadline instead of sleeping.
 #![deny(missing_docs)]
 
+pub mod archive;
 pub mod bins;
 pub mod content;
 pub mod kernel_lock;

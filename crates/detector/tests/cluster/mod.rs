@@ -5,7 +5,7 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use coredump_testplane::ControlPlane;
@@ -54,18 +54,7 @@ pub fn apply_manifest_rbac(cp: &ControlPlane, ns: &str) {
 
 /// A kubeconfig authenticating as ServiceAccount `ns/sa` with a token (TokenRequest API).
 pub fn service_account_kubeconfig(cp: &ControlPlane, ns: &str, sa: &str, dir: &Path) -> PathBuf {
-    let token = cp.service_account_token(ns, sa).unwrap();
-    let ca = dir.join("cluster-ca.crt");
-    std::fs::write(&ca, cp.server_ca_pem()).unwrap();
-    let kubeconfig = serde_json::json!({
-        "apiVersion": "v1", "kind": "Config", "current-context": "c",
-        "clusters": [{"name": "c", "cluster": {"server": cp.server_url(), "certificate-authority": ca}}],
-        "users": [{"name": sa, "user": {"token": token}}],
-        "contexts": [{"name": "c", "context": {"cluster": "c", "user": sa}}],
-    });
-    let path = dir.join(format!("{sa}.kubeconfig"));
-    std::fs::write(&path, kubeconfig.to_string()).unwrap();
-    path
+    coredump_testplane::aggregation::service_account_kubeconfig(cp, ns, sa, dir).unwrap()
 }
 
 /// `GET http://127.0.0.1:<port><path>`: status code and body.
@@ -106,22 +95,13 @@ impl Role {
     }
 
     pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_coredump-detector"));
         command
             .args(&self.args)
             .env_remove("KUBECONFIG")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        // Tied to the test binary: a fixture kept in a static is never dropped.
-        let child = coredump_testplane::spawn_tied(command).unwrap();
-        self.child = Some(child);
+            .env("RUST_LOG", "info");
+        // Tied to the test binary (PR_SET_PDEATHSIG), output appended to the log.
+        self.child = Some(coredump_testplane::spawn_logged(command, &self.log).unwrap());
     }
 
     /// Waits until `/readyz` answers 200, failing early if the process exits.
