@@ -66,8 +66,14 @@ fn main() -> std::process::ExitCode {
         Command::Export(args) => offline::export(args),
         Command::Deploy(args) => coredump_deploy::run(args),
         Command::Apiserver(args) => apiserver(args),
-        Command::Agent(args) => coredump_agent::run(args),
-        Command::Gc(args) => coredump_gc::run(args),
+        Command::Agent(args) => {
+            init_tracing();
+            coredump_agent::run(args)
+        }
+        Command::Gc(args) => {
+            init_tracing();
+            coredump_gc::run(args)
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -27,24 +27,15 @@ use crate::metrics::Metrics;
 use crate::plan::{GoneState, Observed, Plan, Rules, plan};
 use crate::state;
 
-/// Runs the GC until SIGTERM or SIGINT (or for one collection with `--once`).
+/// Runs the GC until SIGTERM or SIGINT (or for one collection with `--once`); the binary
+/// sets up logging first.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    init_tracing();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(run_async(args))
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 /// What the HTTP endpoint reports on.
