@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{FakePodCgroup, Standalone, crasher, in_memory};
+use common::{FakePodCgroup, SmallFs, Standalone, crasher, in_memory};
 use coredump_api::CoredumpState;
 use coredump_corefile::parse_core_bytes;
 use coredump_testkit::content::{self, Kind};
@@ -340,4 +340,121 @@ fn crash_in_a_kubepods_cgroup_yields_pod_uid_and_container_id() {
         );
         drop(cgroup);
     }
+}
+
+/// A full disk: with about 192 MiB free and a 64 MiB floor, a core of 320 MiB of random
+/// (incompressible) memory is kept only up to the floor and marked Truncated, the filesystem
+/// never runs out of space while it is written, the core stored before stays intact, and the
+/// next crash is still recorded (Skipped: no room for its core) rather than lost.
+#[test]
+fn a_full_disk_truncates_at_the_floor_and_loses_no_record() {
+    // Room for standalone's copy of itself (a debug build is large) plus about 192 MiB.
+    let binary_mib = std::fs::metadata(common::detector()).unwrap().len() >> 20;
+    let fs = SmallFs::mount(binary_mib + 200);
+    let sa = Standalone::start_on(
+        fs.path(),
+        &["--capture", "pipe", "--min-free", "64Mi"],
+        false,
+    );
+    println!("free space after start: {} MiB", fs.free() >> 20);
+
+    let first = crasher(4, 1, "random", "segv", false);
+    let first_pid = first.pid;
+    assert_eq!(first.wait(Duration::from_secs(30)).0, SIGSEGV);
+    let stored = sa.wait_record(first_pid, Duration::from_secs(30));
+    assert_eq!(stored.status.state, CoredumpState::Stored, "{stored:?}");
+    let stored_core = sa.export(&stored.metadata.name);
+    assert_eq!(stored_core.len() as u64, stored.status.core_size);
+
+    // Watch the free space while the big core is written.
+    let lowest = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (lowest, done) = (lowest.clone(), done.clone());
+        let path = fs.path().to_path_buf();
+        std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(120);
+            while !done.load(std::sync::atomic::Ordering::Acquire)
+                && std::time::Instant::now() < deadline
+            {
+                let st = rustix::fs::statvfs(&path).unwrap();
+                lowest.fetch_min(
+                    st.f_bavail * st.f_frsize,
+                    std::sync::atomic::Ordering::AcqRel,
+                );
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    let big = crasher(320, 2, "random", "abrt", false);
+    let big_pid = big.pid;
+    assert_eq!(big.wait(Duration::from_secs(60)).0, SIGABRT);
+    let truncated = sa.wait_record(big_pid, Duration::from_secs(60));
+    done.store(true, std::sync::atomic::Ordering::Release);
+    watcher.join().unwrap();
+    let lowest = lowest.load(std::sync::atomic::Ordering::Acquire);
+    println!(
+        "free space: lowest {} MiB during the 320 MiB capture, {} MiB after",
+        lowest >> 20,
+        fs.free() >> 20
+    );
+    assert_eq!(
+        truncated.status.state,
+        CoredumpState::Truncated,
+        "{truncated:?}"
+    );
+    assert!(
+        truncated.status.message.contains("free-space floor"),
+        "{}",
+        truncated.status.message
+    );
+    assert!(
+        truncated.status.raw_size > 320 << 20,
+        "the whole core was drained and counted"
+    );
+    assert!(
+        lowest >= 16 << 20,
+        "the filesystem came within {lowest} bytes of full"
+    );
+    let prefix = sa.export(&truncated.metadata.name);
+    assert_eq!(prefix.len() as u64, truncated.status.core_size);
+    assert!(
+        prefix.len() > 16 << 20,
+        "a useful prefix was kept: {}",
+        prefix.len()
+    );
+    let parsed = parse_core_bytes(&prefix).unwrap();
+    assert_eq!(
+        parsed.prstatus[0].pid, big_pid,
+        "notes survive in the prefix"
+    );
+    assert_eq!(
+        sa.export(&stored.metadata.name),
+        stored_core,
+        "the core stored before is intact"
+    );
+
+    let next = crasher(4, 3, "random", "segv", false);
+    let next_pid = next.pid;
+    assert_eq!(next.wait(Duration::from_secs(30)).0, SIGSEGV);
+    let last = sa.wait_record(next_pid, Duration::from_secs(30));
+    assert!(
+        matches!(
+            last.status.state,
+            CoredumpState::Skipped | CoredumpState::Truncated | CoredumpState::Stored
+        ),
+        "{last:?}"
+    );
+    if last.status.state != CoredumpState::Stored {
+        assert!(
+            last.status.message.contains("free-space floor"),
+            "{}",
+            last.status.message
+        );
+    }
+    println!(
+        "after the full disk, the next crash is {:?}: {}",
+        last.status.state, last.status.message
+    );
+    drop(sa);
 }

@@ -56,10 +56,16 @@ impl Standalone {
     /// Starts standalone with exactly `extra` and waits until `core_pattern` names its socket
     /// (`socket`) or its pipe handler.
     pub fn start_expecting(extra: &[&str], socket: bool) -> Standalone {
+        Standalone::start_on(Path::new("/var/tmp"), extra, socket)
+    }
+
+    /// [`Standalone::start_expecting`] with its data directory created inside `parent` (e.g. a
+    /// small filesystem of the test's own).
+    pub fn start_on(parent: &Path, extra: &[&str], socket: bool) -> Standalone {
         let settings = KernelSettings::acquire();
         let data_dir = tempfile::Builder::new()
             .prefix("cdd-e2e-")
-            .tempdir_in("/var/tmp")
+            .tempdir_in(parent)
             .unwrap();
         let mut s = Standalone {
             data_dir,
@@ -181,7 +187,12 @@ impl Standalone {
 
     /// `coredump-detector export NAME -o FILE`; returns the exported bytes.
     pub fn export(&self, name: &str) -> Vec<u8> {
-        let out_path = self.data().join(format!("{name}.exported"));
+        // Outside the data directory, which may be a deliberately full filesystem.
+        let out_dir = tempfile::Builder::new()
+            .prefix("cdd-export-")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        let out_path = out_dir.path().join(format!("{name}.core"));
         let out = Command::new(detector())
             .args(["export", "--data-dir"])
             .arg(self.data())
@@ -195,9 +206,7 @@ impl Standalone {
             "export failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let bytes = std::fs::read(&out_path).unwrap();
-        std::fs::remove_file(&out_path).unwrap();
-        bytes
+        std::fs::read(&out_path).unwrap()
     }
 }
 
@@ -432,5 +441,54 @@ impl Standalone {
             .collect();
         assert_eq!(mine.len(), pids.len(), "exactly one record per crash");
         mine
+    }
+}
+
+/// A small tmpfs of the test's own, mounted in the host's mount namespace (where the kernel runs
+/// the `core_pattern` handler); lazily unmounted and removed on drop. Declare it before the
+/// [`Standalone`] that lives on it, so that one is stopped first.
+pub struct SmallFs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    /// Mounts a tmpfs of `mib` MiB.
+    pub fn mount(mib: u64) -> SmallFs {
+        let dir = tempfile::Builder::new()
+            .prefix("cdd-smallfs-")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        let status = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={mib}m,mode=0755"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount tmpfs on {}", dir.path().display());
+        SmallFs { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Free bytes (as `statvfs` tells an unprivileged writer).
+    pub fn free(&self) -> u64 {
+        let st = rustix::fs::statvfs(self.path()).unwrap();
+        st.f_bavail * st.f_frsize
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
     }
 }

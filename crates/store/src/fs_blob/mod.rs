@@ -102,12 +102,29 @@ impl FsBlobStore {
             return Ok(Some(expected)); // idempotent ingest: already stored
         }
 
+        // Same filesystem (standalone's spool and blobs, or an agent whose spool shares the
+        // volume): a hard link stores the blob without a second copy of the bytes, so a core
+        // that fits on a nearly full disk once is not refused for want of room for two.
+        match link_temp(dir, &path.file, src) {
+            Ok(Some(temp_name)) => {
+                let guard = TempGuard {
+                    dir,
+                    name: &temp_name,
+                    armed: true,
+                };
+                return self.commit_temp(path, dir, guard, expected).map(Some);
+            }
+            Ok(None) => {} // another filesystem or no link support: copy below
+            Err(e) if racing(&e) => return Ok(None),
+            Err(e) => return Err(self.io_err(path.relative())(e)),
+        }
+
         let (temp_name, temp_file) = match create_temp(dir, &path.file) {
             Ok(t) => t,
             Err(e) if racing(&e) => return Ok(None),
             Err(e) => return Err(self.io_err(path.relative())(e)),
         };
-        let mut guard = TempGuard {
+        let guard = TempGuard {
             dir,
             name: &temp_name,
             armed: true,
@@ -131,11 +148,25 @@ impl FsBlobStore {
         }
         temp_file.sync_all().map_err(self.io_err(&temp_path))?;
         drop(temp_file);
-        rustix::fs::renameat(dir, temp_name.as_str(), dir, path.file.as_str())
+        self.commit_temp(path, dir, guard, written).map(Some)
+    }
+
+    /// Renames the finished temporary file onto `path` and makes the rename durable.
+    fn commit_temp(
+        &self,
+        path: &BlobPath,
+        dir: BorrowedFd<'_>,
+        mut guard: TempGuard<'_>,
+        size: u64,
+    ) -> Result<u64, StoreError> {
+        rustix::fs::renameat(dir, guard.name, dir, path.file.as_str())
             .map_err(|e| self.io_err(path.relative())(e.into()))?;
-        guard.armed = false;
+        // rename(2) between two links of one inode (a linked source stored twice at once)
+        // succeeds without removing the old name: the guard removes it.
+        guard.armed = rustix::fs::statat(dir, guard.name, AtFlags::SYMLINK_NOFOLLOW).is_ok();
+        drop(guard);
         rustix::fs::fsync(dir).map_err(|e| self.io_err(path.relative())(e.into()))?;
-        Ok(Some(written))
+        Ok(size)
     }
 
     /// Visits every blob of one container directory.
@@ -222,18 +253,23 @@ impl FsBlobStore {
     }
 }
 
+/// A fresh `.<file>.tmp-<random>` name. std's RandomState is seeded from the OS; mixing in the
+/// pid and a counter keeps names unique across processes and threads even if two seeds
+/// collided.
+fn temp_name(file: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    format!(".{file}.tmp-{:016x}", h.finish())
+}
+
 /// Creates `.<file>.tmp-<random>` exclusively in `dir`.
 fn create_temp(dir: BorrowedFd<'_>, file: &str) -> io::Result<(String, std::fs::File)> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let mut last = io::Error::from(io::ErrorKind::AlreadyExists);
     for _ in 0..16 {
-        // std's RandomState is seeded from the OS; mixing in the pid and a counter keeps names
-        // unique across processes and threads even if two seeds collided.
-        let mut h = RandomState::new().build_hasher();
-        h.write_u32(std::process::id());
-        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-        let name = format!(".{file}.tmp-{:016x}", h.finish());
+        let name = temp_name(file);
         match rustix::fs::openat(dir, name.as_str(), flags, Mode::from_raw_mode(0o644)) {
             Ok(fd) => return Ok((name, std::fs::File::from(fd))),
             Err(Errno::EXIST) => last = Errno::EXIST.into(),
@@ -241,6 +277,42 @@ fn create_temp(dir: BorrowedFd<'_>, file: &str) -> io::Result<(String, std::fs::
         }
     }
     Err(last)
+}
+
+/// Hard-links the already open `src` (exactly that inode, through `/proc/self/fd`, never a
+/// symlink planted at its path) as `.<file>.tmp-<random>` in `dir`. `Ok(None)` when linking is
+/// not possible here (another filesystem, no hard links, no `/proc`): the caller copies.
+fn link_temp(dir: BorrowedFd<'_>, file: &str, src: &std::fs::File) -> io::Result<Option<String>> {
+    use std::os::fd::AsRawFd;
+    let proc_path = format!("/proc/self/fd/{}", src.as_raw_fd());
+    for _ in 0..16 {
+        let name = temp_name(file);
+        match rustix::fs::linkat(
+            rustix::fs::CWD,
+            proc_path.as_str(),
+            dir,
+            name.as_str(),
+            AtFlags::SYMLINK_FOLLOW,
+        ) {
+            Ok(()) => {
+                // The same mode a copy gets, and the bytes durable under our name (the source
+                // was written by someone else).
+                let done = rustix::fs::fchmod(src, Mode::from_raw_mode(0o644))
+                    .map_err(io::Error::from)
+                    .and_then(|()| src.sync_all());
+                if let Err(e) = done {
+                    let _ = rustix::fs::unlinkat(dir, name.as_str(), AtFlags::empty());
+                    return Err(e);
+                }
+                return Ok(Some(name));
+            }
+            Err(Errno::EXIST) => continue,
+            // Another filesystem, no hard links, no /proc, or our directory went away (the
+            // copy path then notices and retries): copy.
+            Err(_) => return Ok(None),
+        }
+    }
+    Ok(None)
 }
 
 /// Removes a temporary file unless the write completed.
