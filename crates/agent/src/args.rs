@@ -112,6 +112,10 @@ pub struct Args {
     /// How often the spool is scanned (ms).
     #[arg(long, default_value_t = 100, hide = true)]
     pub spool_poll_ms: u64,
+    /// How long (seconds after the crash) a core waits in the node spool for room on a full
+    /// blob volume before the crash is recorded without it (state Failed).
+    #[arg(long, default_value_t = 600)]
+    pub max_blob_wait_secs: u64,
 }
 
 fn quantity(text: &str) -> Result<u64, String> {

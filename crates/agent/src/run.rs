@@ -147,6 +147,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
             host_namespace: args.host_namespace.clone(),
             zstd_level: args.zstd_level,
             poll_interval: Duration::from_millis(args.spool_poll_ms),
+            max_blob_wait: Duration::from_secs(args.max_blob_wait_secs),
         },
     )
     .with_policy(Arc::new(AgentPolicy::new(

@@ -29,6 +29,9 @@ pub struct IngestConfig {
     pub zstd_level: i32,
     /// How often the spool is scanned.
     pub poll_interval: Duration,
+    /// How long after the crash a core waits in the spool for room on a full blob volume
+    /// before the crash is recorded without it (state `Failed`), freeing the node's disk.
+    pub max_blob_wait: Duration,
 }
 
 impl Default for IngestConfig {
@@ -41,6 +44,7 @@ impl Default for IngestConfig {
             host_namespace: "host".into(),
             zstd_level: 1,
             poll_interval: Duration::from_millis(100),
+            max_blob_wait: Duration::from_secs(600),
         }
     }
 }
@@ -269,10 +273,26 @@ impl Ingest {
         } else {
             None
         };
+        let mut gave_up = None;
         let stored = if has_core {
             let path = blob(core_file(&placement.name))?;
-            let size = self.put(id, &path, &dir.join(CORE_ZST)).await?;
-            Some((path.relative().to_string_lossy().into_owned(), size))
+            match self.put(id, &path, &dir.join(CORE_ZST)).await {
+                Ok(size) => Some((path.relative().to_string_lossy().into_owned(), size)),
+                Err(IngestError::Blob { source, .. })
+                    if source.is_storage_full() && self.waited_too_long(&record) =>
+                {
+                    let reason = format!(
+                        "core not kept: the blob volume stayed full for {} s after the crash ({source})",
+                        self.config.max_blob_wait.as_secs()
+                    );
+                    tracing::error!(%id, %reason, "recording the crash without its core");
+                    gave_up = Some(reason);
+                    record.encoding = CoreEncoding::None;
+                    record.sha256.clear();
+                    None
+                }
+                Err(e) => return Err(e),
+            }
         } else {
             None
         };
@@ -288,6 +308,10 @@ impl Ingest {
             coredump.status.state = state;
             coredump.status.message = reason;
         }
+        if let Some(reason) = &gave_up {
+            coredump.status.state = coredump_api::CoredumpState::Failed;
+            coredump.status.message = reason.clone();
+        }
         // The JSON record beside the core lets offline tools (`list`, `export`) and disaster
         // recovery work from the blob volume alone.
         let sidecar = dir.join("coredump.json");
@@ -296,8 +320,19 @@ impl Ingest {
             source: e.into(),
         })?;
         coredump_capture::fsutil::write_atomic(&sidecar, &json).map_err(spool_err)?;
-        self.put(id, &blob(record_file(&placement.name))?, &sidecar)
-            .await?;
+        match self
+            .put(id, &blob(record_file(&placement.name))?, &sidecar)
+            .await
+        {
+            Ok(_) => {}
+            // The crash itself must still be recorded through the API.
+            Err(IngestError::Blob { source, .. })
+                if gave_up.is_some() && source.is_storage_full() =>
+            {
+                tracing::warn!(%id, error = %source, "the JSON record beside the core is not kept either")
+            }
+            Err(e) => return Err(e),
+        }
         match self.sink.record(coredump.clone()).await {
             Ok(()) | Err(SinkError::AlreadyExists(_)) => {}
             Err(source) => {
@@ -348,6 +383,13 @@ impl Ingest {
             }
         })?;
         Ok(resolution)
+    }
+
+    /// Whether the crash happened longer than `max_blob_wait` ago.
+    fn waited_too_long(&self, record: &CrashRecord) -> bool {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let waited = u64::try_from(now.saturating_sub(record.time)).unwrap_or(0);
+        waited >= self.config.max_blob_wait.as_secs()
     }
 
     async fn put(&self, id: &str, path: &BlobPath, source: &Path) -> Result<u64, IngestError> {

@@ -4,48 +4,24 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use coredump_api::{Coredump, CoredumpState};
+use coredump_api::CoredumpState;
 use coredump_capture::CrashRecord;
 use coredump_capture::spool::Spool;
 use coredump_ingest::{
-    CoreDecision, CorePolicy, CoredumpSink, IdentityResolver, Ingest, IngestConfig, PolicyInput,
-    ResolvedIdentity, SinkError,
+    CoreDecision, CorePolicy, IdentityResolver, Ingest, IngestConfig, PolicyInput, ResolvedIdentity,
 };
 use coredump_store::BlobStore;
 use coredump_store::fs_blob::FsBlobStore;
 
+use common::{MemorySink, publish};
+
 const POD_UID: &str = "0b7c4e8e-0f2c-4f3e-9a55-7a1f0d2b9c11";
-
-/// Records objects; fails the first `fail_first` calls; counts calls.
-#[derive(Default)]
-struct MemorySink {
-    objects: Mutex<Vec<Coredump>>,
-    fail_first: AtomicUsize,
-    calls: AtomicUsize,
-}
-
-#[async_trait]
-impl CoredumpSink for MemorySink {
-    async fn record(&self, coredump: Coredump) -> Result<(), SinkError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        if self
-            .fail_first
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            return Err(SinkError::Failed {
-                name: coredump.metadata.name,
-                message: "API unreachable".into(),
-            });
-        }
-        self.objects.lock().unwrap().push(coredump);
-        Ok(())
-    }
-}
 
 /// Answers with whatever identity it currently holds.
 struct SwitchResolver(Mutex<Option<ResolvedIdentity>>);
@@ -80,20 +56,6 @@ fn team_a() -> ResolvedIdentity {
         container_name: Some("app".into()),
         image: Some("registry/app:1".into()),
     }
-}
-
-/// Publishes one entry with a zstd core of `core` into `spool`; returns its id.
-fn publish(spool: &Spool, core: &[u8]) -> String {
-    let mut record: CrashRecord = serde_json::from_str(include_str!("data/meta.json")).unwrap();
-    record.id = Spool::new_id(record.time, record.pid);
-    let entry = spool.begin(&record.id).unwrap();
-    let zst = zstd::encode_all(core, 1).unwrap();
-    std::fs::write(entry.dir().join("core.zst"), &zst).unwrap();
-    record.raw_size = core.len() as u64;
-    record.kept_size = core.len() as u64;
-    record.stored_size = zst.len() as u64;
-    spool.publish(entry, &record).unwrap();
-    record.id
 }
 
 struct Fixture {

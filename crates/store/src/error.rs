@@ -79,4 +79,15 @@ impl StoreError {
             _ => false,
         }
     }
+
+    /// Whether the blob volume is out of room (no space left, or a filesystem quota hit).
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            Self::Io { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ),
+            _ => false,
+        }
+    }
 }
