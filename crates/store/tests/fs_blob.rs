@@ -99,6 +99,19 @@ fn put_stores_seed_layout_and_open_streams_the_same_bytes() {
         ["crash-1.core.zst"],
         "temp file left"
     );
+    // Memory images of other tenants: readable by the store's owner only.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &str| {
+        std::fs::metadata(f.root.join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("default/uid-1/app/crash-1.core.zst"), 0o600);
+    for dir in ["default", "default/uid-1", "default/uid-1/app"] {
+        assert_eq!(mode(dir), 0o700, "{dir}");
+    }
 }
 
 #[test]
@@ -430,7 +443,8 @@ fn puts_survive_concurrent_deletes_removing_their_directories() {
 }
 
 /// A source on the store's filesystem is stored by hard link: no second copy of the bytes (a
-/// nearly full disk that holds a core once must not need room for two), same mode as a copy.
+/// nearly full disk that holds a core once must not need room for two), same mode as a copy
+/// (owner only).
 /// A source behind a symlink is linked as the file it names, never as the symlink.
 #[test]
 fn a_source_on_the_same_filesystem_is_linked_not_copied() {
@@ -448,7 +462,7 @@ fn a_source_on_the_same_filesystem_is_linked_not_copied() {
     );
     assert_eq!((b.dev(), b.ino()), (s.dev(), s.ino()), "same inode");
     assert_eq!(b.nlink(), 2);
-    assert_eq!(b.mode() & 0o777, 0o644);
+    assert_eq!(b.mode() & 0o777, 0o600);
     assert_eq!(read_all(&f.store, &path), bytes);
     // The spool entry goes away; the blob stays.
     std::fs::remove_file(&src).unwrap();

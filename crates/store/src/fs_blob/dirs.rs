@@ -29,7 +29,7 @@ pub(super) fn ensure_dir(parent: BorrowedFd<'_>, name: &str) -> io::Result<(Owne
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    let created = match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o755)) {
+    let created = match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o700)) {
         Ok(()) => true,
         Err(Errno::EXIST) => false, // a concurrent writer made it
         Err(e) => return Err(e.into()),

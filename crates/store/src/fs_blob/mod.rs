@@ -270,7 +270,7 @@ fn create_temp(dir: BorrowedFd<'_>, file: &str) -> io::Result<(String, std::fs::
     let mut last = io::Error::from(io::ErrorKind::AlreadyExists);
     for _ in 0..16 {
         let name = temp_name(file);
-        match rustix::fs::openat(dir, name.as_str(), flags, Mode::from_raw_mode(0o644)) {
+        match rustix::fs::openat(dir, name.as_str(), flags, Mode::from_raw_mode(0o600)) {
             Ok(fd) => return Ok((name, std::fs::File::from(fd))),
             Err(Errno::EXIST) => last = Errno::EXIST.into(),
             Err(e) => return Err(e.into()),
@@ -295,9 +295,9 @@ fn link_temp(dir: BorrowedFd<'_>, file: &str, src: &std::fs::File) -> io::Result
             AtFlags::SYMLINK_FOLLOW,
         ) {
             Ok(()) => {
-                // The same mode a copy gets, and the bytes durable under our name (the source
-                // was written by someone else).
-                let done = rustix::fs::fchmod(src, Mode::from_raw_mode(0o644))
+                // The same mode a copy gets (owner only: other tenants' memory), and the bytes
+                // durable under our name (the source was written by someone else).
+                let done = rustix::fs::fchmod(src, Mode::from_raw_mode(0o600))
                     .map_err(io::Error::from)
                     .and_then(|()| src.sync_all());
                 if let Err(e) = done {
