@@ -9,12 +9,12 @@
 //! is free (`core.zst` inline or `core.raw` for the ingest to compress). The size limit is
 //! enforced while the bytes flow (`Truncated`).
 
-use std::io::Read;
 use std::time::{Duration, Instant};
 
 use crate::pipeline::{self, Limits, Output};
 use crate::procinfo::ProcInfo;
 use crate::record::{CaptureState, CoreEncoding, CrashRecord};
+use crate::splice::CoreSource;
 use crate::spool::{Slot, SlotKind, Spool};
 use crate::{CaptureError, HandlerConfig, NonPodPolicy, sys};
 
@@ -153,7 +153,7 @@ pub fn new_record(crash: &CrashFacts, info: ProcInfo) -> CrashRecord {
 /// `amend` may complete the record from what was learned meanwhile (the socket server learns
 /// the signal from the core itself) just before publication. `started` is when the crash
 /// reached us: `held_ms` and `done_ms` count from it.
-pub fn capture<R: Read>(
+pub fn capture<R: CoreSource>(
     spool: &Spool,
     admission: Admission,
     mut record: CrashRecord,

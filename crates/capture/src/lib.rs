@@ -2,6 +2,8 @@
 //!
 //! * [`pipeline`]: drain a core from the kernel at pipe speed, release the crashed process,
 //!   hash and compress behind the reader, bounded memory.
+//! * [`splice`]: the pipeline's reader: `splice(2)` from the kernel's pipe into the spill file,
+//!   read and copy from any other source.
 //! * [`handler`]: the `core_pattern` pipe target (`coredump-detector handle ...`): limits,
 //!   concurrency slots, `/proc` metadata, atomic publication of a spool entry.
 //! * [`admission`]: the decisions and the publication every crash goes through, whichever way
@@ -24,6 +26,7 @@ pub mod pipeline;
 pub mod procinfo;
 pub mod record;
 pub mod socket;
+pub mod splice;
 pub mod spool;
 pub mod sys;
 

@@ -2,32 +2,35 @@
 //! source's speed, then let the source go, while a trailing thread hashes and compresses.
 //!
 //! Why this shape: the kernel holds the crashed process until we close our end of the pipe, and
-//! inline zstd on two cores is slower than the pipe. So the reader only copies bytes into an
-//! unnamed spill file (zero pages become holes, no disk written for them) and closes the source
-//! the moment it reads EOF. The compressor follows behind through the page cache and punches
-//! holes into the spill file behind itself, so disk use stays near the compressor's lag, not the
-//! core size. Memory is two fixed 1 MiB buffers plus zstd's state, whatever the core size.
+//! inline zstd on two cores is slower than the pipe. So the reader ([`crate::splice`]) only
+//! moves bytes into an unnamed spill file (with `splice(2)` when the source is a pipe) and
+//! closes the source the moment it reads EOF. The compressor follows behind through the page
+//! cache and punches holes into the spill file behind itself, so disk use stays near the
+//! compressor's lag, not the core size; when the spill file is the raw core it keeps, the
+//! trailer punches only the zero pages. Memory is at most two fixed 1 MiB buffers plus zstd's
+//! state, whatever the core size.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
 use crate::record::{CaptureState, CoreEncoding};
+use crate::splice::{self, CoreSource};
 use crate::{CaptureError, sys};
 
-/// Bytes moved per read from the source and per compressor step.
-const CHUNK: usize = 1 << 20;
+/// Bytes moved per step from the source and per compressor step.
+pub(crate) const CHUNK: usize = 1 << 20;
 /// Granularity of zero detection: a whole zero page becomes a hole.
-const PAGE: usize = 4096;
+pub(crate) const PAGE: usize = 4096;
 /// Nice value of the trailing thread and its zstd workers.
 const TRAILER_NICE: i32 = 10;
-/// How often (in bytes kept) the free-space floor is re-checked.
-const FREE_CHECK_INTERVAL: u64 = 64 << 20;
 
 /// What the pipeline should produce.
 #[derive(Debug, Clone, Copy)]
@@ -71,22 +74,73 @@ pub struct Captured {
     pub reason: String,
     /// Time from pipeline start until the source was released.
     pub held: Duration,
+    /// Of the kept bytes, those moved by `splice(2)` (0 when the source was read and copied).
+    pub spliced: u64,
 }
 
-/// Shared between the reader and the trailing thread.
+/// Shared between the reader and the trailing thread. Lock-free on purpose: the trailer runs at
+/// a low priority, and a lock it held while preempted would stall the reader, and with it the
+/// crashed process.
 #[derive(Default)]
-struct Progress {
+pub(crate) struct Progress {
     /// Bytes of the spill file that are final.
-    written: u64,
+    written: AtomicU64,
     /// The reader has finished (EOF, error or limit) and `written` will not grow.
-    finished: bool,
+    finished: AtomicBool,
+    /// The trailing thread, to wake when there is more.
+    trailer: OnceLock<Thread>,
+}
+
+impl Progress {
+    /// Reader side: the first `written` bytes of the spill file are final.
+    pub(crate) fn publish(&self, written: u64) {
+        self.written.store(written, Ordering::Release);
+        self.wake();
+    }
+
+    /// Reader side: `written` will not grow any more.
+    fn finish(&self) {
+        self.finished.store(true, Ordering::Release);
+        self.wake();
+    }
+
+    fn wake(&self) {
+        if let Some(trailer) = self.trailer.get() {
+            trailer.unpark();
+        }
+    }
+
+    /// Trailer side: waits until bytes past `pos` are final and returns where they end, or
+    /// `None` once the reader has finished and everything was seen. Until the reader finishes
+    /// only whole pages are handed out, so `pos` stays page-aligned and zero pages can be
+    /// found in place. Must be called from one thread only.
+    fn wait_past(&self, pos: u64) -> Option<u64> {
+        let _ = self.trailer.set(std::thread::current());
+        loop {
+            // `finished` first: once it is set, `written` is final.
+            let finished = self.finished.load(Ordering::Acquire);
+            let written = self.written.load(Ordering::Acquire);
+            let ready = if finished {
+                written
+            } else {
+                written - written % PAGE as u64
+            };
+            if ready > pos {
+                return Some(ready);
+            }
+            if finished {
+                return None;
+            }
+            std::thread::park();
+        }
+    }
 }
 
 /// Runs the pipeline: drains `source` into `dir` (which must exist and be private to this
 /// capture), calls `release` with the source as soon as it hit EOF, and writes `core.zst` or
 /// `core.raw` there. Never stops reading early: even past a limit the source is drained, so the
-/// kernel is never left blocked.
-pub fn capture<R: Read>(
+/// kernel is never left blocked. A source that is a pipe is spliced, anything else read.
+pub fn capture<R: CoreSource>(
     mut source: R,
     release: impl FnOnce(R),
     dir: &Path,
@@ -100,7 +154,7 @@ pub fn capture<R: Read>(
         Output::Raw => crate::fsutil::create_new_nofollow_rw(&spill_path)?,
     };
     let spill = Arc::new(spill);
-    let progress = Arc::new((Mutex::new(Progress::default()), Condvar::new()));
+    let progress = Arc::new(Progress::default());
 
     let trailer = {
         let spill = Arc::clone(&spill);
@@ -112,17 +166,12 @@ pub fn capture<R: Read>(
             .map_err(|e| CaptureError::io("spawn trailing thread for", dir_of(&spill_path), e))?
     };
 
-    let drained = drain(&mut source, &spill, &spill_path, &progress, limits);
+    let drained = splice::drain(&mut source, &spill, &spill_path, &progress, limits);
     // Whatever happened, the kernel must get its process back now.
     release(source);
     let held = started.elapsed();
     sys::reset_thread_priorities();
-    {
-        let (lock, cvar) = &*progress;
-        let mut p = lock.lock().unwrap_or_else(|e| e.into_inner());
-        p.finished = true;
-        cvar.notify_all();
-    }
+    progress.finish();
     let trailed = trailer.join().unwrap_or_else(|_| {
         Err(CaptureError::Usage(
             "trailing compressor thread panicked".into(),
@@ -146,6 +195,7 @@ pub fn capture<R: Read>(
         },
         reason: drained.truncation.unwrap_or_default(),
         held,
+        spliced: drained.spliced,
     })
 }
 
@@ -153,101 +203,8 @@ fn dir_of(path: &Path) -> PathBuf {
     path.parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
-struct Drained {
-    raw_size: u64,
-    kept: u64,
-    truncation: Option<String>,
-}
-
-/// Reader side: copies non-zero pages into the spill file until EOF, then drains the rest.
-fn drain<R: Read>(
-    source: &mut R,
-    spill: &File,
-    spill_path: &Path,
-    progress: &(Mutex<Progress>, Condvar),
-    limits: Limits,
-) -> Result<Drained, CaptureError> {
-    let mut buf = vec![0u8; CHUNK];
-    let mut raw_size = 0u64;
-    let mut kept = 0u64;
-    let mut truncation: Option<String> = None;
-    let mut next_free_check = 0u64;
-    loop {
-        let n = match source.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                // A broken source ends the core here; what we have is a prefix.
-                truncation.get_or_insert_with(|| format!("reading the core failed: {e}"));
-                break;
-            }
-        };
-        raw_size += n as u64;
-        if truncation.is_some() {
-            continue;
-        }
-        if kept >= next_free_check {
-            let free =
-                sys::free_bytes(spill).map_err(|e| CaptureError::io("statvfs", spill_path, e))?;
-            if free < limits.min_free_bytes.saturating_add(FREE_CHECK_INTERVAL) {
-                truncation = Some(format!(
-                    "free-space floor reached: {free} bytes free, floor {}",
-                    limits.min_free_bytes
-                ));
-                continue;
-            }
-            next_free_check = kept + FREE_CHECK_INTERVAL;
-        }
-        let room = limits.max_core_bytes.saturating_sub(kept);
-        let take = (n as u64).min(room) as usize;
-        write_sparse(spill, kept, &buf[..take])
-            .map_err(|e| CaptureError::io("write", spill_path, e))?;
-        kept += take as u64;
-        if take < n {
-            truncation = Some(format!(
-                "core larger than the limit of {} bytes",
-                limits.max_core_bytes
-            ));
-        }
-        let (lock, cvar) = progress;
-        lock.lock().unwrap_or_else(|e| e.into_inner()).written = kept;
-        cvar.notify_one();
-    }
-    // Trailing zero pages were skipped: give the file its full length.
-    spill
-        .set_len(kept)
-        .map_err(|e| CaptureError::io("truncate", spill_path, e))?;
-    Ok(Drained {
-        raw_size,
-        kept,
-        truncation,
-    })
-}
-
-/// Writes `data` at `offset`, skipping whole zero pages (they stay holes).
-fn write_sparse(file: &File, offset: u64, data: &[u8]) -> std::io::Result<()> {
-    let mut start = 0;
-    while start < data.len() {
-        // Skip zero pages.
-        while start < data.len() && is_zero(&data[start..(start + PAGE).min(data.len())]) {
-            start += PAGE;
-        }
-        if start >= data.len() {
-            break;
-        }
-        let mut end = start;
-        while end < data.len() && !is_zero(&data[end..(end + PAGE).min(data.len())]) {
-            end += PAGE;
-        }
-        let end = end.min(data.len());
-        file.write_all_at(&data[start..end], offset + start as u64)?;
-        start = end;
-    }
-    Ok(())
-}
-
-fn is_zero(block: &[u8]) -> bool {
+/// Whether `block` is all zero bytes.
+pub(crate) fn is_zero(block: &[u8]) -> bool {
     let mut words = block.chunks_exact(16);
     // Compared as u128 words: the compiler turns this into wide vector compares.
     words
@@ -260,7 +217,7 @@ fn is_zero(block: &[u8]) -> bool {
 /// and the hex SHA-256 of the kept bytes.
 fn trail(
     spill: &File,
-    progress: &(Mutex<Progress>, Condvar),
+    progress: &Progress,
     dir: &Path,
     output: Output,
 ) -> Result<(u64, String), CaptureError> {
@@ -284,18 +241,7 @@ fn trail(
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; CHUNK];
     let mut pos = 0u64;
-    loop {
-        let available = {
-            let (lock, cvar) = progress;
-            let mut p = lock.lock().unwrap_or_else(|e| e.into_inner());
-            while p.written <= pos && !p.finished {
-                p = cvar.wait(p).unwrap_or_else(|e| e.into_inner());
-            }
-            if p.written <= pos && p.finished {
-                break;
-            }
-            p.written
-        };
+    while let Some(available) = progress.wait_past(pos) {
         while pos < available {
             let len = ((available - pos) as usize).min(CHUNK);
             read_back(spill, &mut buf[..len], pos)
@@ -306,6 +252,9 @@ fn trail(
                     .map_err(|e| CaptureError::io("compress into", &zst_path, e))?;
                 // The bytes are in zstd's buffers now: give the disk and page cache back.
                 sys::punch_hole(spill, pos, len as u64);
+            } else {
+                // This file is the raw core kept: spliced zero pages become holes.
+                punch_zero_pages(spill, pos, &buf[..len]);
             }
             pos += len as u64;
         }
@@ -331,8 +280,36 @@ fn trail(
     Ok((stored, hex::encode(hasher.finalize())))
 }
 
+/// Punches a hole for every run of whole zero pages in `data`, which sits at `pos` (page-aligned)
+/// of `spill`. Best effort, like [`sys::punch_hole`].
+fn punch_zero_pages(spill: &File, pos: u64, data: &[u8]) {
+    let mut run: Option<usize> = None;
+    for (i, page) in data.chunks_exact(PAGE).enumerate() {
+        match (is_zero(page), run) {
+            (true, None) => run = Some(i),
+            (false, Some(first)) => {
+                punch_pages(spill, pos, first, i);
+                run = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(first) = run {
+        punch_pages(spill, pos, first, data.len() / PAGE);
+    }
+}
+
+/// Punches pages `first..end` of the chunk at `pos`.
+fn punch_pages(spill: &File, pos: u64, first: usize, end: usize) {
+    sys::punch_hole(
+        spill,
+        pos + (first * PAGE) as u64,
+        ((end - first) * PAGE) as u64,
+    );
+}
+
 /// Reads `buf.len()` bytes at `pos` of the spill file. Bytes past its current end are zero: the
-/// reader skips trailing zero pages and sets the final length only at EOF.
+/// copying reader skips trailing zero pages and sets the final length only at EOF.
 fn read_back(spill: &File, buf: &mut [u8], pos: u64) -> std::io::Result<()> {
     let mut done = 0;
     while done < buf.len() {
@@ -405,6 +382,7 @@ mod tests {
                 (input.len() as u64, input.len() as u64)
             );
             assert_eq!(got.state, CaptureState::Stored);
+            assert_eq!(got.spliced, 0, "an in-memory source is read, not spliced");
             assert!(
                 !dir.path().join("core.raw").exists(),
                 "spill file must be unnamed"

@@ -1,13 +1,14 @@
 //! The narrow boundary with the kernel for the crash path: unnamed spill files, free space,
-//! hole punching, advisory locks, and the raw file descriptors the kernel hands a pipe helper.
+//! hole punching, pipe sizing, advisory locks, and the raw file descriptors the kernel hands a
+//! pipe helper.
 //! Everything `unsafe` in this crate lives here.
 #![allow(unsafe_code)]
 
 use std::fs::File;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
-use rustix::fs::{FallocateFlags, FlockOperation, Mode, OFlags};
+use rustix::fs::{FallocateFlags, FileType, FlockOperation, Mode, OFlags};
 
 use crate::CaptureError;
 
@@ -44,6 +45,20 @@ pub fn punch_hole(file: &File, offset: u64, len: u64) {
         offset,
         len,
     );
+}
+
+/// Whether `fd` is a pipe (or FIFO): the sources `splice(2)` can move bytes from.
+pub fn is_pipe(fd: BorrowedFd<'_>) -> bool {
+    rustix::fs::fstat(fd).is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Fifo)
+}
+
+/// Grows the pipe `fd` to hold at least `size` bytes (`F_SETPIPE_SZ`). Best effort: an
+/// unprivileged caller may be refused above `fs.pipe-max-size`, and the pipe then keeps working
+/// at its old size.
+pub fn grow_pipe(fd: BorrowedFd<'_>, size: usize) {
+    if rustix::pipe::fcntl_getpipe_size(fd).is_ok_and(|now| now < size) {
+        let _ = rustix::pipe::fcntl_setpipe_size(fd, size);
+    }
 }
 
 /// Tries to take an exclusive advisory lock without waiting. The lock lives as long as `file`.
