@@ -140,7 +140,8 @@ fn deploy_script_output_installs_every_object() {
             "gc",
             "--gc-threshold=30m",
             "--local-path=/coredump",
-            "--backend-kind=local"
+            "--backend-kind=local",
+            "--metrics-bind-address=0.0.0.0:9103"
         ]
     );
     assert_eq!(

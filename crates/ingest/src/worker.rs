@@ -395,7 +395,9 @@ impl Ingest {
     async fn put(&self, id: &str, path: &BlobPath, source: &Path) -> Result<u64, IngestError> {
         let blobs = Arc::clone(&self.blobs);
         let (path, source) = (path.clone(), source.to_path_buf());
-        tokio::task::spawn_blocking(move || blobs.put_file(&path, &source))
+        // The spool's files are ours to give away: the entry is removed once recorded, and a
+        // retry rewrites them by rename, never in place.
+        tokio::task::spawn_blocking(move || blobs.adopt_file(&path, &source))
             .await
             .map_err(|e| IngestError::Blob {
                 id: id.to_string(),

@@ -126,6 +126,14 @@ pub trait BlobStore: Send + Sync + 'static {
     /// it is written under a temporary name, fsynced and renamed. Returns the stored size.
     fn put_file(&self, path: &BlobPath, source: &Path) -> Result<u64, StoreError>;
 
+    /// [`BlobStore::put_file`] of a source the caller gives away (a spooled core it removes
+    /// next): the store may take the file itself instead of copying its bytes (a hard link on
+    /// the same filesystem), so the caller must never modify the source afterwards, only remove
+    /// it. Costs no second copy of a large core on a nearly full disk.
+    fn adopt_file(&self, path: &BlobPath, source: &Path) -> Result<u64, StoreError> {
+        self.put_file(path, source)
+    }
+
     /// Opens a blob for streaming.
     fn open(&self, path: &BlobPath) -> Result<Box<dyn Read + Send>, StoreError>;
 

@@ -442,26 +442,34 @@ fn puts_survive_concurrent_deletes_removing_their_directories() {
     );
 }
 
-/// A source on the store's filesystem is stored by hard link: no second copy of the bytes (a
-/// nearly full disk that holds a core once must not need room for two), same mode as a copy
-/// (owner only).
-/// A source behind a symlink is linked as the file it names, never as the symlink.
+/// An adopted source on the store's filesystem is stored by hard link: no second copy of the
+/// bytes (a nearly full disk that holds a core once must not need room for two), same mode as
+/// a copy (owner only). A source behind a symlink is linked as the file it names, never as the
+/// symlink. `put_file` still copies: its caller may reuse the source.
 #[test]
-fn a_source_on_the_same_filesystem_is_linked_not_copied() {
+fn an_adopted_source_on_the_same_filesystem_is_linked_not_copied() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let f = fixture();
     let bytes = pattern(300_000, 9);
     let src = source(&f.src, "spooled", &bytes);
     std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let copied = bp("ns", "pod", "c", "copied.core.zst");
+    f.store.put_file(&copied, &src).unwrap();
+    let copy_meta = std::fs::metadata(f.root.join("ns/pod/c/copied.core.zst")).unwrap();
+    assert_ne!(
+        copy_meta.ino(),
+        std::fs::metadata(&src).unwrap().ino(),
+        "put_file copies"
+    );
     let path = bp("ns", "pod", "c", "linked.core.zst");
-    assert_eq!(f.store.put_file(&path, &src).unwrap(), 300_000);
+    assert_eq!(f.store.adopt_file(&path, &src).unwrap(), 300_000);
     let blob = f.root.join("ns/pod/c/linked.core.zst");
     let (b, s) = (
         std::fs::metadata(&blob).unwrap(),
         std::fs::metadata(&src).unwrap(),
     );
     assert_eq!((b.dev(), b.ino()), (s.dev(), s.ino()), "same inode");
-    assert_eq!(b.nlink(), 2);
+    assert_eq!(b.nlink(), 2, "the source and the blob, nothing else");
     assert_eq!(b.mode() & 0o777, 0o600);
     assert_eq!(read_all(&f.store, &path), bytes);
     // The spool entry goes away; the blob stays.
@@ -472,16 +480,16 @@ fn a_source_on_the_same_filesystem_is_linked_not_copied() {
     let link = f.src.join("link");
     symlink(&target, &link).unwrap();
     let via = bp("ns", "pod", "c", "via-symlink");
-    f.store.put_file(&via, &link).unwrap();
+    f.store.adopt_file(&via, &link).unwrap();
     let meta = std::fs::symlink_metadata(f.root.join("ns/pod/c/via-symlink")).unwrap();
     assert!(meta.file_type().is_file(), "a regular file, not a symlink");
     assert_eq!(meta.ino(), std::fs::metadata(&target).unwrap().ino());
 }
 
-/// A source on another filesystem (here /dev/shm, a tmpfs, when the store is elsewhere) is
-/// copied, with the same result for readers.
+/// An adopted source on another filesystem (here /dev/shm, a tmpfs, when the store is
+/// elsewhere) is copied, with the same result for readers.
 #[test]
-fn a_source_on_another_filesystem_is_copied() {
+fn an_adopted_source_on_another_filesystem_is_copied() {
     use std::os::unix::fs::MetadataExt;
     let f = fixture();
     let Ok(shm) = tempfile::tempdir_in("/dev/shm") else {
@@ -496,7 +504,7 @@ fn a_source_on_another_filesystem_is_copied() {
     let bytes = pattern(200_000, 11);
     let src = source(shm.path(), "elsewhere", &bytes);
     let path = bp("ns", "pod", "c", "copied");
-    assert_eq!(f.store.put_file(&path, &src).unwrap(), 200_000);
+    assert_eq!(f.store.adopt_file(&path, &src).unwrap(), 200_000);
     let blob = std::fs::metadata(f.root.join("ns/pod/c/copied")).unwrap();
     assert_eq!(blob.nlink(), 1, "a copy of its own");
     assert_eq!(read_all(&f.store, &path), bytes);

@@ -71,6 +71,7 @@ impl FsBlobStore {
         source: &Path,
         src: &mut std::fs::File,
         expected: u64,
+        may_link: bool,
     ) -> Result<Option<u64>, StoreError> {
         let racing = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
         let mut parent = self.root_fd.as_fd();
@@ -102,10 +103,16 @@ impl FsBlobStore {
             return Ok(Some(expected)); // idempotent ingest: already stored
         }
 
-        // Same filesystem (standalone's spool and blobs, or an agent whose spool shares the
-        // volume): a hard link stores the blob without a second copy of the bytes, so a core
-        // that fits on a nearly full disk once is not refused for want of room for two.
-        match link_temp(dir, &path.file, src) {
+        // An adopted source on the same filesystem (standalone's spool and blobs, or an agent
+        // whose spool shares the volume): a hard link stores the blob without a second copy of
+        // the bytes, so a core that fits on a nearly full disk once is not refused for want of
+        // room for two.
+        let linked = if may_link {
+            link_temp(dir, &path.file, src)
+        } else {
+            Ok(None)
+        };
+        match linked {
             Ok(Some(temp_name)) => {
                 let guard = TempGuard {
                     dir,
@@ -330,8 +337,9 @@ impl Drop for TempGuard<'_> {
     }
 }
 
-impl BlobStore for FsBlobStore {
-    fn put_file(&self, path: &BlobPath, source: &Path) -> Result<u64, StoreError> {
+impl FsBlobStore {
+    /// [`BlobStore::put_file`] and [`BlobStore::adopt_file`]: copy, or link when allowed.
+    fn put(&self, path: &BlobPath, source: &Path, may_link: bool) -> Result<u64, StoreError> {
         path.validate()?;
         // Open the source first: a missing source must not leave directories behind.
         let source_err = |e| StoreError::Io {
@@ -341,7 +349,7 @@ impl BlobStore for FsBlobStore {
         let mut src = std::fs::File::open(source).map_err(source_err)?;
         let expected = src.metadata().map_err(source_err)?.len();
         for _ in 0..PUT_ATTEMPTS {
-            if let Some(size) = self.try_put(path, source, &mut src, expected)? {
+            if let Some(size) = self.try_put(path, source, &mut src, expected, may_link)? {
                 return Ok(size);
             }
         }
@@ -351,6 +359,16 @@ impl BlobStore for FsBlobStore {
                 "directories kept disappearing during {PUT_ATTEMPTS} attempts (concurrent deletes)"
             )),
         })
+    }
+}
+
+impl BlobStore for FsBlobStore {
+    fn put_file(&self, path: &BlobPath, source: &Path) -> Result<u64, StoreError> {
+        self.put(path, source, false)
+    }
+
+    fn adopt_file(&self, path: &BlobPath, source: &Path) -> Result<u64, StoreError> {
+        self.put(path, source, true)
     }
 
     fn open(&self, path: &BlobPath) -> Result<Box<dyn Read + Send>, StoreError> {
