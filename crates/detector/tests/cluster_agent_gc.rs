@@ -257,7 +257,10 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
     apply_manifest_rbac(cp, &system);
     let kubeconfig = |sa: &str| service_account_kubeconfig(cp, &system, sa, dir.path());
     let etcd = coredump_testplane::start_etcd(&dir.path().join("etcd")).unwrap();
-    let blobs = dir.path().join("cores");
+    // The blob volume is its own filesystem, as the DaemonSet's separate hostPath mounts make
+    // it: the ingest then copies the spooled core (no hard link), as it does in a cluster.
+    let blob_fs = common::SmallFs::mount(2048);
+    let blobs = blob_fs.path().join("cores");
     std::fs::create_dir_all(&blobs).unwrap();
     let ca = TestCa::new("coredump-serving-ca").unwrap();
     let server = ApiServer::start(
