@@ -30,7 +30,9 @@ pub mod quantity;
 pub mod resolver;
 pub mod retry;
 mod run;
+pub mod signal;
 pub mod sink;
 
 pub use args::Args;
 pub use run::{kube_client, run};
+pub use signal::shutdown_signal;

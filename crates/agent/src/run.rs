@@ -157,7 +157,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
     )));
 
     let on_signal = async {
-        shutdown_signal().await;
+        crate::shutdown_signal("the next agent repairs core_pattern").await;
         // The kernel must stop calling a handler whose agent is going away before anything else.
         let restored = guard.restore();
         capturing.store(false, Ordering::Release);
@@ -174,20 +174,4 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
     let (restored, ()) = tokio::join!(on_signal, ingest.run(stop.clone().cancelled_owned()));
     let _ = http_task.await;
     restored.context("restoring core_pattern")
-}
-
-/// Resolves on SIGINT or SIGTERM (the DaemonSet's pod deletion sends SIGTERM).
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        tracing::error!("cannot install signal handlers; the next agent repairs core_pattern");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-    }
 }

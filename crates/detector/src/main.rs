@@ -97,7 +97,7 @@ fn apiserver(args: coredump_apiserver::cli::ApiserverArgs) -> anyhow::Result<()>
         .build()?;
     runtime.block_on(coredump_apiserver::cli::run(
         args,
-        standalone::shutdown_signal(),
+        coredump_agent::shutdown_signal("stop the API server with SIGKILL"),
     ))
 }
 

@@ -178,31 +178,14 @@ async fn serve(layout: &Layout, args: &StandaloneArgs) -> anyhow::Result<()> {
     let on_signal = {
         let stop = stop.clone();
         async move {
-            shutdown_signal().await;
+            coredump_agent::shutdown_signal("stop with SIGKILL and restart to repair core_pattern")
+                .await;
             stop.cancel();
         }
     };
     tokio::join!(on_signal, ingest.run(stop.clone().cancelled_owned()));
     server.await.context("API server task")?;
     Ok(())
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        tracing::error!(
-            "cannot install signal handlers; stop with SIGKILL and restart to repair core_pattern"
-        );
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-    }
 }
 
 /// Copies this binary to `bin/coredump-detector` (temp name, fsync, rename: a handler already

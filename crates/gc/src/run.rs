@@ -107,7 +107,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
             }
         }
     });
-    let signal = shutdown_signal();
+    let signal = coredump_agent::shutdown_signal("stop the GC with SIGKILL");
     tokio::pin!(signal);
     loop {
         match collect(&client, &store, &args, &gone, &metrics).await {
@@ -278,22 +278,6 @@ async fn execute(
             }
             Err(err) => tracing::warn!(error = %err, "blob delete task failed"),
         }
-    }
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
     }
 }
 
