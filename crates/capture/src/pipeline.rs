@@ -5,8 +5,8 @@
 //! inline zstd on two cores is slower than the pipe. So the reader ([`crate::splice`]) only
 //! moves bytes into an unnamed spill file (with `splice(2)` when the source is a pipe) and
 //! closes the source the moment it reads EOF. The compressor follows behind through the page
-//! cache and punches holes into the spill file behind itself, so disk use stays near the
-//! compressor's lag, not the core size; when the spill file is the raw core it keeps, the
+//! cache and punches holes into the spill file behind itself (every [`PUNCH_BATCH`] bytes),
+//! so disk use stays near the compressor's lag, not the core size; when the spill file is the raw core it keeps, the
 //! trailer punches only the zero pages. Memory is at most two fixed 1 MiB buffers plus zstd's
 //! state, whatever the core size.
 
@@ -27,6 +27,12 @@ use crate::{CaptureError, sys};
 
 /// Bytes moved per step from the source and per compressor step.
 pub(crate) const CHUNK: usize = 1 << 20;
+/// Spill bytes the compressor gives back at once, after making zstd write out everything it
+/// was given. zstd's workers hold megabytes of input in memory: punching each chunk as soon as
+/// it is handed over would free disk that the compressed bytes claim again later, unseen by the
+/// reader's free-space checks. Batching bounds the overlap, raw and compressed copies of at
+/// most one batch, and the reader keeps that much room above the floor.
+pub(crate) const PUNCH_BATCH: u64 = 16 << 20;
 /// Granularity of zero detection: a whole zero page becomes a hole.
 pub(crate) const PAGE: usize = 4096;
 /// Nice value of the trailing thread and its zstd workers.
@@ -241,6 +247,7 @@ fn trail(
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; CHUNK];
     let mut pos = 0u64;
+    let mut punched = 0u64;
     while let Some(available) = progress.wait_past(pos) {
         while pos < available {
             let len = ((available - pos) as usize).min(CHUNK);
@@ -250,8 +257,14 @@ fn trail(
             if let Some(enc) = encoder.as_mut() {
                 enc.write_all(&buf[..len])
                     .map_err(|e| CaptureError::io("compress into", &zst_path, e))?;
-                // The bytes are in zstd's buffers now: give the disk and page cache back.
-                sys::punch_hole(spill, pos, len as u64);
+                let end = pos + len as u64;
+                if end - punched >= PUNCH_BATCH {
+                    // Once zstd has written these bytes out, give the disk and page cache back.
+                    enc.flush()
+                        .map_err(|e| CaptureError::io("compress into", &zst_path, e))?;
+                    sys::punch_hole(spill, punched, end - punched);
+                    punched = end;
+                }
             } else {
                 // This file is the raw core kept: spliced zero pages become holes.
                 punch_zero_pages(spill, pos, &buf[..len]);

@@ -21,9 +21,9 @@ use crate::pipeline::{CHUNK, Limits, PAGE, Progress, is_zero};
 use crate::socket::identity::HeadTap;
 use crate::{CaptureError, sys};
 
-/// Bytes kept between two checks of the free-space floor. A check passes only with this much
-/// room above the floor, and no step crosses the next check, so the reader alone can never take
-/// the filesystem below the floor.
+/// Most bytes kept between two checks of the free-space floor. Nearer the floor the checks come
+/// closer together (see [`free_check_step`]), so the reader alone never takes the filesystem
+/// below the floor yet fills it up to the floor.
 const FREE_CHECK_INTERVAL: u64 = 64 << 20;
 /// Capacity asked of the source pipe (best effort). The kernel's default of 64 KiB costs a
 /// wake-up of the reader and of the dumping task every 16 pages.
@@ -102,13 +102,19 @@ pub(crate) fn drain<R: CoreSource>(
         if stop.is_none() && kept >= next_free_check {
             let free =
                 sys::free_bytes(spill).map_err(|e| CaptureError::io("statvfs", spill_path, e))?;
-            if free < limits.min_free_bytes.saturating_add(FREE_CHECK_INTERVAL) {
-                stop = Some(format!(
-                    "free-space floor reached: {free} bytes free, floor {}",
-                    limits.min_free_bytes
-                ));
-            } else {
-                next_free_check = kept + FREE_CHECK_INTERVAL;
+            // The compressor may hold up to a batch of what is kept twice, raw and compressed,
+            // for a moment: keep room for that copy too.
+            let headroom = free
+                .saturating_sub(limits.min_free_bytes)
+                .saturating_sub(kept.min(crate::pipeline::PUNCH_BATCH + CHUNK as u64));
+            match free_check_step(headroom) {
+                Some(step) => next_free_check = kept + step,
+                None => {
+                    stop = Some(format!(
+                        "free-space floor reached: {free} bytes free, floor {}",
+                        limits.min_free_bytes
+                    ))
+                }
             }
         }
         if let Some(why) = &stop {
@@ -162,6 +168,19 @@ pub(crate) fn drain<R: CoreSource>(
         spliced: splicer.map_or(0, |s| s.spliced),
         truncation,
     })
+}
+
+/// How many bytes may be kept before the next free-space check, given `headroom` bytes free
+/// above the floor: half the headroom in whole pages, at most [`FREE_CHECK_INTERVAL`]; `None`
+/// when not even a page fits. Taking half leaves room for a second capture deciding on the same
+/// reading, and the steps shrink geometrically, so a core fills the space up to the floor in a
+/// few dozen checks instead of stopping a whole interval above it.
+fn free_check_step(headroom: u64) -> Option<u64> {
+    let page = PAGE as u64;
+    if headroom < page {
+        return None;
+    }
+    Some((headroom / 2 / page * page).clamp(page, FREE_CHECK_INTERVAL))
 }
 
 /// The first `len` bytes of `buf`, grown to [`CHUNK`] on first use.

@@ -386,6 +386,7 @@ fn a_full_disk_truncates_at_the_floor_and_loses_no_record() {
             }
         })
     };
+    let room = fs.free().saturating_sub(64 << 20);
     let big = crasher(320, 2, "random", "abrt", false);
     let big_pid = big.pid;
     assert_eq!(big.wait(Duration::from_secs(60)).0, SIGABRT);
@@ -412,15 +413,22 @@ fn a_full_disk_truncates_at_the_floor_and_loses_no_record() {
         truncated.status.raw_size > 320 << 20,
         "the whole core was drained and counted"
     );
+    // The capture stays above the floor; the record store's own few writes are not held to it.
     assert!(
-        lowest >= 16 << 20,
-        "the filesystem came within {lowest} bytes of full"
+        lowest >= 60 << 20,
+        "the filesystem went {} KiB below the floor",
+        ((64 << 20) - lowest) >> 10
     );
     let prefix = sa.export(&truncated.metadata.name);
     assert_eq!(prefix.len() as u64, truncated.status.core_size);
+    println!(
+        "kept {} MiB of the {} MiB free above the floor",
+        prefix.len() >> 20,
+        room >> 20
+    );
     assert!(
-        prefix.len() > 16 << 20,
-        "a useful prefix was kept: {}",
+        prefix.len() as u64 >= room / 4 * 3,
+        "the core filled the disk up to near the floor: kept {} of {room} bytes",
         prefix.len()
     );
     let parsed = parse_core_bytes(&prefix).unwrap();
@@ -438,20 +446,18 @@ fn a_full_disk_truncates_at_the_floor_and_loses_no_record() {
     let next_pid = next.pid;
     assert_eq!(next.wait(Duration::from_secs(30)).0, SIGSEGV);
     let last = sa.wait_record(next_pid, Duration::from_secs(30));
-    assert!(
-        matches!(
-            last.status.state,
-            CoredumpState::Skipped | CoredumpState::Truncated | CoredumpState::Stored
-        ),
-        "{last:?}"
+    // The big capture stopped at the floor plus the compressor's batch reserve, which it gave
+    // back when done: a small core fits again, whole.
+    assert_eq!(
+        (last.status.state, last.status.core_size),
+        (CoredumpState::Stored, last.status.raw_size),
+        "{last:?} with {} MiB free",
+        fs.free() >> 20
     );
-    if last.status.state != CoredumpState::Stored {
-        assert!(
-            last.status.message.contains("free-space floor"),
-            "{}",
-            last.status.message
-        );
-    }
+    assert_eq!(
+        sa.export(&last.metadata.name).len() as u64,
+        last.status.raw_size
+    );
     println!(
         "after the full disk, the next crash is {:?}: {}",
         last.status.state, last.status.message

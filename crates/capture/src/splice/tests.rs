@@ -260,3 +260,29 @@ fn pipes_are_recognised_and_grown() {
     sys::grow_pipe(read.as_fd(), PIPE_SIZE);
     assert!(rustix::pipe::fcntl_getpipe_size(&read).unwrap() >= PIPE_SIZE);
 }
+
+#[test]
+fn free_space_checks_fill_up_to_the_floor_never_past_it() {
+    let page = PAGE as u64;
+    assert_eq!(super::free_check_step(page - 1), None);
+    assert_eq!(super::free_check_step(page), Some(page));
+    assert_eq!(super::free_check_step(10 << 30), Some(64 << 20));
+    for start in [page, 3 * page + 17, 70 << 20, 131 << 20, 10 << 30] {
+        // One writer alone: each check sees what the previous steps left.
+        let (mut headroom, mut checks) = (start, 0);
+        while let Some(step) = super::free_check_step(headroom) {
+            assert!(
+                step <= headroom,
+                "a step of {step} with {headroom} free above the floor"
+            );
+            headroom -= step;
+            checks += 1;
+            assert!(checks < 400, "{start}: does not converge");
+        }
+        assert!(
+            headroom < page,
+            "{start}: stopped {headroom} bytes above the floor"
+        );
+        println!("{start} bytes above the floor: {checks} checks");
+    }
+}
