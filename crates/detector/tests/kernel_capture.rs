@@ -9,10 +9,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{FakePodCgroup, SmallFs, Standalone, crasher, in_memory};
+use common::{FakePodCgroup, SmallFs, Standalone, crasher};
 use coredump_api::CoredumpState;
 use coredump_corefile::parse_core_bytes;
-use coredump_testkit::content::{self, Kind};
 
 const SIGSEGV: i32 = 11;
 const SIGABRT: i32 = 6;
@@ -60,23 +59,7 @@ fn crash_is_captured_complete_and_described() {
     let core = sa.export(&record.metadata.name);
     assert_eq!(core.len() as u64, record.status.raw_size);
     assert_eq!(core.len() as u64, record.status.core_size);
-    let parsed = parse_core_bytes(&core).unwrap();
-    assert!(parsed.is_complete(), "every PT_LOAD segment is present");
-    assert_eq!(parsed.prstatus[0].pid, pid, "NT_PRSTATUS pid");
-    assert_eq!(parsed.prstatus[0].signal, SIGSEGV, "NT_PRSTATUS signal");
-    assert!(
-        in_memory(&core, &content::marker(seed)),
-        "marker in PT_LOAD memory"
-    );
-    let mut random_block = vec![0u8; 4096];
-    content::block(seed, Kind::Mixed, 0, &mut random_block);
-    assert!(
-        in_memory(&core, &random_block),
-        "seeded random block in memory"
-    );
-    let mut text_block = vec![0u8; 4096];
-    content::block(seed, Kind::Mixed, 4, &mut text_block);
-    assert!(in_memory(&core, &text_block), "seeded text block in memory");
+    common::assert_whole_crasher_core(&core, pid, SIGSEGV, seed);
 }
 
 /// The GNU build-id of an executable, as elfutils reads it.

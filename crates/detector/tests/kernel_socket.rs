@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use common::{FakePodCgroup, Standalone, crasher, crasher_as};
 use coredump_api::CoredumpState;
 use coredump_corefile::parse_core_bytes;
-use coredump_testkit::content::{self, Kind};
 use coredump_testkit::poll::wait_for;
 
 const SIGSEGV: i32 = 11;
@@ -28,14 +27,6 @@ fn socket_kernel(test: &str) -> bool {
         eprintln!("{test}: SKIPPED: this kernel has no coredump socket (@@, Linux >= 6.17)");
     }
     ok
-}
-
-fn in_memory(core: &[u8], needle: &[u8]) -> bool {
-    let parsed = parse_core_bytes(core).unwrap();
-    parsed
-        .find_in_memory(&mut std::io::Cursor::new(core), needle)
-        .unwrap()
-        .is_some()
 }
 
 #[test]
@@ -88,20 +79,7 @@ fn socket_crash_is_captured_complete_and_described() {
 
     let core = sa.export(&record.metadata.name);
     assert_eq!(core.len() as u64, record.status.raw_size);
-    let parsed = parse_core_bytes(&core).unwrap();
-    assert!(parsed.is_complete(), "every PT_LOAD segment is present");
-    assert_eq!(parsed.prstatus[0].pid, pid, "NT_PRSTATUS pid");
-    assert_eq!(parsed.prstatus[0].signal, SIGSEGV, "NT_PRSTATUS signal");
-    assert!(
-        in_memory(&core, &content::marker(seed)),
-        "marker in PT_LOAD memory"
-    );
-    let mut random_block = vec![0u8; 4096];
-    content::block(seed, Kind::Mixed, 0, &mut random_block);
-    assert!(
-        in_memory(&core, &random_block),
-        "seeded random block in memory"
-    );
+    common::assert_whole_crasher_core(&core, pid, SIGSEGV, seed);
 }
 
 #[test]

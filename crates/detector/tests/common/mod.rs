@@ -420,6 +420,26 @@ pub fn in_memory(core: &[u8], needle: &[u8]) -> bool {
         .is_some()
 }
 
+/// Checks that `core` is the whole dump of a crasher started with `seed` and "mixed" content:
+/// every PT_LOAD segment present, NT_PRSTATUS naming `pid` and `signal`, and the seeded marker,
+/// random block and text block found in its memory.
+pub fn assert_whole_crasher_core(core: &[u8], pid: u32, signal: i32, seed: u64) {
+    use coredump_testkit::content::{self, Kind};
+    let parsed = coredump_corefile::parse_core_bytes(core).unwrap();
+    assert!(parsed.is_complete(), "every PT_LOAD segment is present");
+    assert_eq!(parsed.prstatus[0].pid, pid, "NT_PRSTATUS pid");
+    assert_eq!(parsed.prstatus[0].signal, signal, "NT_PRSTATUS signal");
+    assert!(
+        in_memory(core, &content::marker(seed)),
+        "marker in PT_LOAD memory"
+    );
+    let mut block = vec![0u8; 4096];
+    content::block(seed, Kind::Mixed, 0, &mut block);
+    assert!(in_memory(core, &block), "seeded random block in memory");
+    content::block(seed, Kind::Mixed, 4, &mut block);
+    assert!(in_memory(core, &block), "seeded text block in memory");
+}
+
 impl Standalone {
     /// Waits until every pid of `pids` has a record, and checks there is exactly one each.
     pub fn wait_records_for(&self, pids: &[u32], timeout: Duration) -> Vec<Coredump> {
