@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use coredump_capture::NonPodPolicy;
+use coredump_capture::{HandlerConfig, NonPodPolicy};
 
 use crate::quantity::parse_bytes;
 
@@ -73,31 +73,9 @@ pub struct Args {
     /// kubeconfig to use instead of the in-cluster service account (or $KUBECONFIG).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
-    /// kernel.core_pipe_limit while running (crashes piped at once; non-zero also keeps
-    /// /proc/<pid> readable until the handler is done).
-    #[arg(long, default_value_t = 64)]
-    pub pipe_limit: u32,
-    /// Keep at most this much of one core (larger cores are truncated).
-    #[arg(long, default_value = "16Gi", value_parser = quantity)]
-    pub max_core_size: u64,
-    /// Stop writing cores when the spool filesystem has less free space than this.
-    #[arg(long, default_value = "1Gi", value_parser = quantity)]
-    pub min_free: u64,
-    /// Crashes compressed at once on the crash path; more are spooled raw.
-    #[arg(long, default_value_t = 2)]
-    pub max_compressing: u32,
-    /// Crashes handled at once; more are recorded as RateLimited without their core.
-    #[arg(long, default_value_t = 32)]
-    pub max_handlers: u32,
-    /// How long a crash waits for a handler slot before it is recorded as RateLimited (ms).
-    #[arg(long, default_value_t = 10_000)]
-    pub slot_wait_ms: u64,
-    /// zstd level.
-    #[arg(long, default_value_t = 1)]
-    pub zstd_level: i32,
-    /// zstd worker threads per compressing crash.
-    #[arg(long, default_value_t = 2)]
-    pub zstd_workers: u32,
+    /// The crash path: kernel settings, limits, compression.
+    #[command(flatten)]
+    pub capture: CaptureFlags,
     /// Longest wait for a crashed pod (or its container status) to appear in the informer
     /// cache before the crash is recorded with what is known (ms).
     #[arg(long, default_value_t = 30_000)]
@@ -118,7 +96,61 @@ pub struct Args {
     pub max_blob_wait_secs: u64,
 }
 
-fn quantity(text: &str) -> Result<u64, String> {
+/// Flags of the crash path, shared by the two roles that install it (`agent` and `standalone`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct CaptureFlags {
+    /// kernel.core_pipe_limit while running (crashes piped at once; non-zero also keeps
+    /// /proc/<pid> readable until the handler is done).
+    #[arg(long, default_value_t = 64)]
+    pub pipe_limit: u32,
+    /// Keep at most this much of one core (larger cores are truncated).
+    #[arg(long, default_value = "16Gi", value_parser = quantity)]
+    pub max_core_size: u64,
+    /// Stop writing cores when the spool's filesystem has less free space than this.
+    #[arg(long, default_value = "1Gi", value_parser = quantity)]
+    pub min_free: u64,
+    /// Crashes compressed at once on the crash path; more are spooled raw.
+    #[arg(long, default_value_t = 2)]
+    pub max_compressing: u32,
+    /// Crashes handled at once; more are recorded as RateLimited without their core.
+    #[arg(long, default_value_t = 32)]
+    pub max_handlers: u32,
+    /// How long a crash waits for a handler slot before it is recorded as RateLimited (ms).
+    #[arg(long, default_value_t = 10_000)]
+    pub slot_wait_ms: u64,
+    /// zstd level.
+    #[arg(long, default_value_t = 1)]
+    pub zstd_level: i32,
+    /// zstd worker threads per compressing crash.
+    #[arg(long, default_value_t = 2)]
+    pub zstd_workers: u32,
+}
+
+impl CaptureFlags {
+    /// The handler's configuration for these flags.
+    pub fn handler_config(
+        &self,
+        spool_dir: PathBuf,
+        non_pod: NonPodPolicy,
+        forward_pattern: Option<String>,
+    ) -> HandlerConfig {
+        HandlerConfig {
+            spool_dir,
+            max_core_bytes: self.max_core_size,
+            min_free_bytes: self.min_free,
+            max_compressing: self.max_compressing,
+            max_handlers: self.max_handlers,
+            slot_wait_ms: self.slot_wait_ms,
+            zstd_level: self.zstd_level,
+            zstd_workers: self.zstd_workers,
+            non_pod,
+            forward_pattern,
+        }
+    }
+}
+
+/// clap's parser of byte quantities (`1GB`, `512Mi`, `1e9`) for every role's size flags.
+pub fn quantity(text: &str) -> Result<u64, String> {
     parse_bytes(text).map_err(|e| e.to_string())
 }
 

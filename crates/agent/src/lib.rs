@@ -34,5 +34,5 @@ pub mod signal;
 pub mod sink;
 
 pub use args::Args;
-pub use run::{kube_client, run};
+pub use run::{kube_client, run, runtime};
 pub use signal::shutdown_signal;

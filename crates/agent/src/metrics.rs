@@ -159,16 +159,22 @@ impl Metrics {
 
     /// The text exposition format.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        let registry = match self.registry.lock() {
-            Ok(r) => r,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
-            tracing::error!(error = %e, "encoding metrics");
-        }
-        out
+        encode_registry(&self.registry)
     }
+}
+
+/// The text exposition format of `registry` (the agent's and the GC's /metrics). A poisoned
+/// lock still encodes: the counters are plain atomics and never half-updated.
+pub fn encode_registry(registry: &Mutex<Registry>) -> String {
+    let mut out = String::new();
+    let registry = match registry.lock() {
+        Ok(r) => r,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
+        tracing::error!(error = %e, "encoding metrics");
+    }
+    out
 }
 
 #[cfg(test)]

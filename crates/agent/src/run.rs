@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use coredump_capture::HandlerConfig;
 use coredump_capture::kernel::{KernelPaths, PatternGuard, read_setting};
 use coredump_capture::spool::Spool;
 use coredump_ingest::{Ingest, IngestConfig};
@@ -29,12 +28,17 @@ use crate::sink::KubeSink;
 
 /// Runs the agent until SIGTERM or SIGINT (the binary sets up logging first).
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    runtime()?.block_on(run_async(args))
+}
+
+/// The async runtime of the cluster roles: two worker threads whatever the node's size, so a
+/// node role never takes a thread per CPU of a large node.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(run_async(args))
+        .context("starting the async runtime")
 }
 
 /// A client from `--kubeconfig`, else `$KUBECONFIG`, `~/.kube/config` or the in-cluster
@@ -55,22 +59,6 @@ pub async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<Client> {
     Client::try_from(config).context("building the Kubernetes client")
 }
 
-/// The crash path's configuration for these flags.
-fn handler_config(args: &Args, layout: &HostLayout, forward: Option<String>) -> HandlerConfig {
-    HandlerConfig {
-        spool_dir: layout.spool.clone(),
-        max_core_bytes: args.max_core_size,
-        min_free_bytes: args.min_free,
-        max_compressing: args.max_compressing,
-        max_handlers: args.max_handlers,
-        slot_wait_ms: args.slot_wait_ms,
-        zstd_level: args.zstd_level,
-        zstd_workers: args.zstd_workers,
-        non_pod: args.non_pod.policy(),
-        forward_pattern: forward,
-    }
-}
-
 /// Installs the handler and takes over the kernel settings.
 fn capture(args: &Args, layout: &HostLayout) -> anyhow::Result<PatternGuard> {
     layout.create()?;
@@ -85,10 +73,14 @@ fn capture(args: &Args, layout: &HostLayout) -> anyhow::Result<PatternGuard> {
     // previous pattern now is the current one (wrong only after a killed agent, and then it
     // names our own handler, which forward_target refuses); the guard knows for sure below.
     let current = read_setting(&kernel.core_pattern)?;
-    let mut config = handler_config(args, layout, forward_target(&current, &layout.handler_bin));
+    let mut config = args.capture.handler_config(
+        layout.spool.clone(),
+        args.non_pod.policy(),
+        forward_target(&current, &layout.handler_bin),
+    );
     write_config(layout, &config)?;
     let owner = format!("coredump-detector agent ({})", layout.root.display());
-    let guard = PatternGuard::install(kernel, &layout.pattern(), args.pipe_limit, &owner)?;
+    let guard = PatternGuard::install(kernel, &layout.pattern(), args.capture.pipe_limit, &owner)?;
     config.forward_pattern = forward_target(&guard.record().previous_pattern, &layout.handler_bin);
     write_config(layout, &config)?;
     tracing::info!(
@@ -145,7 +137,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
         IngestConfig {
             node_name: args.node_name.clone(),
             host_namespace: args.host_namespace.clone(),
-            zstd_level: args.zstd_level,
+            zstd_level: args.capture.zstd_level,
             poll_interval: Duration::from_millis(args.spool_poll_ms),
             max_blob_wait: Duration::from_secs(args.max_blob_wait_secs),
         },

@@ -5,7 +5,6 @@
 
 mod api;
 mod offline;
-mod size;
 mod standalone;
 
 use std::ffi::OsString;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use coredump_agent::args::CaptureFlags;
 use coredump_apiserver::Registry;
 use coredump_capture::handler::PATTERN_SPECIFIERS;
 use coredump_capture::kernel::KernelPaths;
@@ -15,8 +16,6 @@ use coredump_capture::spool::{Spool, create_private_dir_all};
 use coredump_capture::{HandlerConfig, NonPodPolicy};
 use coredump_ingest::{Ingest, IngestConfig, NoResolver};
 use tokio_util::sync::CancellationToken;
-
-use crate::size::parse_size;
 
 /// Where standalone keeps everything unless told otherwise.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/coredump-detector";
@@ -68,31 +67,9 @@ pub struct StandaloneArgs {
     /// Namespace recorded for crashes of processes outside any pod.
     #[arg(long, default_value = "host")]
     pub host_namespace: String,
-    /// Keep at most this much of one core (e.g. 16Gi); larger cores are truncated.
-    #[arg(long, default_value = "16Gi", value_parser = parse_size)]
-    pub max_core_size: u64,
-    /// Stop writing cores when the data filesystem has less free space than this.
-    #[arg(long, default_value = "1Gi", value_parser = parse_size)]
-    pub min_free: u64,
-    /// Crashes compressed at once on the crash path; more are spooled raw and compressed later.
-    #[arg(long, default_value_t = 2)]
-    pub max_compressing: u32,
-    /// Crashes handled at once; more are recorded as RateLimited without their core.
-    #[arg(long, default_value_t = 32)]
-    pub max_handlers: u32,
-    /// How long a crash waits for a handler slot before it is recorded as RateLimited (ms).
-    #[arg(long, default_value_t = 10_000)]
-    pub slot_wait_ms: u64,
-    /// zstd level on the crash path.
-    #[arg(long, default_value_t = 1)]
-    pub zstd_level: i32,
-    /// zstd worker threads per compressing crash.
-    #[arg(long, default_value_t = 2)]
-    pub zstd_workers: u32,
-    /// kernel.core_pipe_limit while running (crashes piped at once; non-zero also keeps
-    /// /proc/<pid> readable until the handler is done).
-    #[arg(long, default_value_t = 64)]
-    pub pipe_limit: u32,
+    /// The crash path: kernel settings, limits, compression.
+    #[command(flatten)]
+    pub capture_flags: CaptureFlags,
     /// How crashes reach us: `socket` (the kernel's coredump socket, Linux >= 6.17: no process
     /// per crash, refusals before any byte), `pipe` (a handler process per crash), or `auto`
     /// (socket when the kernel supports it).
@@ -128,7 +105,7 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<()> {
         core_modes: args.core_modes.clone(),
         kernel: KernelPaths::default(),
         pipe_pattern: pattern,
-        pipe_limit: args.pipe_limit,
+        pipe_limit: args.capture_flags.pipe_limit,
         owner: root.to_string_lossy().into_owned(),
         handler: HandlerConfig::load(&layout.handler_config)?,
     })?;
@@ -171,7 +148,7 @@ async fn serve(layout: &Layout, args: &StandaloneArgs) -> anyhow::Result<()> {
         Arc::new(NoResolver),
         IngestConfig {
             host_namespace: args.host_namespace.clone(),
-            zstd_level: args.zstd_level,
+            zstd_level: args.capture_flags.zstd_level,
             ..IngestConfig::default()
         },
     );
@@ -202,18 +179,9 @@ fn install_handler(layout: &Layout, args: &StandaloneArgs) -> anyhow::Result<()>
         std::fs::rename(&tmp, &layout.handler_bin)
             .with_context(|| format!("installing {}", layout.handler_bin.display()))?;
     }
-    let config = HandlerConfig {
-        spool_dir: layout.spool.clone(),
-        max_core_bytes: args.max_core_size,
-        min_free_bytes: args.min_free,
-        max_compressing: args.max_compressing,
-        max_handlers: args.max_handlers,
-        slot_wait_ms: args.slot_wait_ms,
-        zstd_level: args.zstd_level,
-        zstd_workers: args.zstd_workers,
-        non_pod: NonPodPolicy::Record,
-        forward_pattern: None,
-    };
+    let config =
+        args.capture_flags
+            .handler_config(layout.spool.clone(), NonPodPolicy::Record, None);
     config.store(&layout.handler_config)?;
     Ok(())
 }

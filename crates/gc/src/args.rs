@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::duration::parse_duration;
+use coredump_agent::args::quantity;
 
 /// Storage backend of the blobs (the API server's `--backend-kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -67,10 +68,6 @@ impl Args {
 
 fn duration(text: &str) -> Result<Duration, String> {
     parse_duration(text).map_err(|e| e.to_string())
-}
-
-fn quantity(text: &str) -> Result<u64, String> {
-    coredump_agent::quantity::parse_bytes(text).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -119,15 +119,7 @@ impl Metrics {
 
     /// The text exposition format.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        let registry = match self.registry.lock() {
-            Ok(r) => r,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
-            tracing::error!(error = %e, "encoding metrics");
-        }
-        out
+        coredump_agent::metrics::encode_registry(&self.registry)
     }
 }
 

@@ -30,12 +30,7 @@ use crate::state;
 /// Runs the GC until SIGTERM or SIGINT (or for one collection with `--once`); the binary
 /// sets up logging first.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(run_async(args))
+    coredump_agent::runtime()?.block_on(run_async(args))
 }
 
 /// What the HTTP endpoint reports on.
