@@ -65,20 +65,10 @@ pub(crate) fn bind(path: &Path) -> Result<UnixListener, CaptureError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::HandlerConfig;
-    use crate::socket::{CaptureServer, ServerConfig};
+    use crate::socket::CaptureServer;
     use std::os::unix::net::UnixStream;
 
-    fn config(dir: &Path) -> ServerConfig {
-        ServerConfig::new(
-            dir.join("run/capture.sock"),
-            HandlerConfig {
-                spool_dir: dir.join("spool"),
-                min_free_bytes: 0,
-                ..HandlerConfig::default()
-            },
-        )
-    }
+    use crate::socket::test_config as config;
 
     #[test]
     fn a_stale_socket_is_replaced_but_nothing_else() {

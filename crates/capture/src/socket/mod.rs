@@ -69,3 +69,16 @@ pub use install::{
 };
 pub use server::{CaptureServer, ServerConfig};
 pub use stats::ServerStats;
+
+/// A server configuration under a scratch directory, for the unit tests of this module.
+#[cfg(test)]
+fn test_config(dir: &std::path::Path) -> ServerConfig {
+    ServerConfig::new(
+        dir.join("run/capture.sock"),
+        crate::HandlerConfig {
+            spool_dir: dir.join("spool"),
+            min_free_bytes: 0,
+            ..crate::HandlerConfig::default()
+        },
+    )
+}

@@ -355,16 +355,7 @@ mod tests {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     use std::os::unix::net::UnixStream;
 
-    fn config(dir: &Path) -> ServerConfig {
-        ServerConfig::new(
-            dir.join("run/capture.sock"),
-            HandlerConfig {
-                spool_dir: dir.join("spool"),
-                min_free_bytes: 0,
-                ..HandlerConfig::default()
-            },
-        )
-    }
+    use crate::socket::test_config as config;
 
     #[test]
     fn a_process_connecting_by_itself_is_closed_unanswered_and_counted() {
