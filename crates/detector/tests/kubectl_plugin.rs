@@ -164,6 +164,48 @@ fn kubectl_coredump_lists_gets_and_downloads_a_real_crash() {
     assert!(ok, "{err}");
     assert_eq!(table, "No coredumps found in host namespace.\n");
 
+    // --kubeconfig wins over $KUBECONFIG, and --context picks one of its contexts.
+    let parsed: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&kubeconfig).unwrap()).unwrap();
+    let context = parsed["current-context"].as_str().unwrap().to_owned();
+    assert!(!context.is_empty(), "{parsed}");
+    let explicit = kubeconfig.to_str().unwrap();
+    let nowhere = Path::new("/nonexistent/kubeconfig");
+    let (ok, table, err) = plugin(
+        path_dir.path(),
+        nowhere,
+        cwd,
+        &[
+            "list",
+            "-n",
+            "host",
+            "--kubeconfig",
+            explicit,
+            "--context",
+            &context,
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(&name)),
+        "{table}"
+    );
+    let (ok, _, err) = plugin(
+        path_dir.path(),
+        nowhere,
+        cwd,
+        &[
+            "list",
+            "--kubeconfig",
+            explicit,
+            "--context",
+            "no-such-context",
+        ],
+    );
+    assert!(!ok && err.contains("no-such-context"), "{err}");
+
     // get -o json is the object the server stores.
     let (ok, json, err) = plugin(
         path_dir.path(),
