@@ -23,6 +23,7 @@ echo "== cargo build"
 # Some end-to-end tests rebuild the binary with `cargo build -p coredump-detector` (to never test
 # a stale one); building that feature set first makes their rebuild a relink.
 cargo build --quiet -p coredump-detector --bin coredump-detector
+cargo build --quiet -p coredump-kubectl --bin kubectl-coredump
 cargo build --quiet --workspace --all-targets
 echo "== cargo test"
 cargo test --workspace --no-fail-fast "$@"
