@@ -126,19 +126,7 @@ pub async fn download_core(
     let dest = output
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from(format!("{name}.core")));
-    let bar = progress_bar(Some(recorded), show_progress);
-    bar.set_message(name.to_owned());
-    let body = response
-        .into_body()
-        .into_data_stream()
-        .map_err(std::io::Error::other);
-    let result = save(body, &dest, &expected, &what, &bar).await;
-    bar.finish_and_clear();
-    Ok(Downloaded {
-        path: dest,
-        bytes: result?,
-        sha256_checked: expected.sha256.is_some(),
-    })
+    fetch_to(response, dest, &expected, &what, name, show_progress).await
 }
 
 /// `download --pod POD [--container C]`: the `dump` subresource of the pod's
@@ -170,18 +158,31 @@ pub async fn download_dump(
     let dest = output
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from(format!("{pod}-coredump.tar.gz")));
+    fetch_to(response, dest, &expected, &what, pod, show_progress).await
+}
+
+/// Saves the body of `response` at `dest` as [`save`] does, with a progress bar labelled
+/// `label` when `show_progress`.
+async fn fetch_to(
+    response: http::Response<kube::client::Body>,
+    dest: PathBuf,
+    expected: &Expected,
+    what: &str,
+    label: &str,
+    show_progress: bool,
+) -> Result<Downloaded, Error> {
     let bar = progress_bar(expected.length, show_progress);
-    bar.set_message(pod.to_owned());
+    bar.set_message(label.to_owned());
     let body = response
         .into_body()
         .into_data_stream()
         .map_err(std::io::Error::other);
-    let result = save(body, &dest, &expected, &what, &bar).await;
+    let result = save(body, &dest, expected, what, &bar).await;
     bar.finish_and_clear();
     Ok(Downloaded {
         path: dest,
         bytes: result?,
-        sha256_checked: false,
+        sha256_checked: expected.sha256.is_some(),
     })
 }
 
