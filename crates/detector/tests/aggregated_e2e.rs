@@ -164,6 +164,30 @@ fn crash_downloaded_through_kube_apiserver_is_identical_and_survives_restarts() 
         );
     };
     check_download("core.tar.gz");
+    // The kubectl plugin through the aggregator: the core subresource, checked by the plugin
+    // against the record's size and SHA-256, byte for byte the crashed process's memory image.
+    let path_dir = common::plugin_dir();
+    let (ok, _, err) = common::plugin(
+        path_dir.path(),
+        cp.kubeconfig(),
+        c.dir.path(),
+        &[
+            "download",
+            &record.metadata.name,
+            "-n",
+            &ns,
+            "-o",
+            "plugin.core",
+        ],
+    );
+    assert!(
+        ok,
+        "kubectl coredump download through kube-apiserver: {err}"
+    );
+    assert!(
+        std::fs::read(c.dir.path().join("plugin.core")).unwrap() == raw,
+        "the plugin's download differs from the crashed process's core"
+    );
     let get = |kind: &str, name: &str| -> serde_json::Value {
         let out = cp
             .kubectl_ok(&[

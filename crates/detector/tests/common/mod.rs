@@ -512,3 +512,59 @@ impl Drop for SmallFs {
             .status();
     }
 }
+
+/// Builds `kubectl-coredump` (always: a binary left from an older build would test old code)
+/// and returns a fresh directory holding only a link to it, to put in front of `PATH`.
+pub fn plugin_dir() -> tempfile::TempDir {
+    let target = coredump_testkit::bins::target_dir();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args([
+        "build",
+        "-q",
+        "-p",
+        "coredump-kubectl",
+        "--bin",
+        "kubectl-coredump",
+    ]);
+    if target.ends_with("release") {
+        cmd.arg("--release");
+    }
+    assert!(cmd.status().unwrap().success(), "building kubectl-coredump");
+    let bin = target.join("kubectl-coredump");
+    assert!(bin.exists(), "{} missing after build", bin.display());
+    let dir = tempfile::Builder::new()
+        .prefix("cdd-plugin-path-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    std::os::unix::fs::symlink(&bin, dir.path().join("kubectl-coredump")).unwrap();
+    dir
+}
+
+/// Runs `kubectl coredump ARGS` in `cwd` with `KUBECONFIG` set and the plugin first on `PATH`;
+/// returns (success, stdout, stderr).
+pub fn plugin(
+    path_dir: &Path,
+    kubeconfig: &Path,
+    cwd: &Path,
+    args: &[&str],
+) -> (bool, String, String) {
+    let path = format!(
+        "{}:{}",
+        path_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("kubectl")
+        .arg("coredump")
+        .args(args)
+        .env("PATH", path)
+        .env("KUBECONFIG", kubeconfig)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
