@@ -39,7 +39,6 @@ struct Fixture {
     uid_a: String,
     uid_b: String,
     blobs: PathBuf,
-    _dir: tempfile::TempDir,
     _background: BackgroundTasks,
 }
 
@@ -68,13 +67,16 @@ fn create_pod(cp: &ControlPlane, ns: &str, name: &str) -> String {
 
 fn setup() -> Fixture {
     let cp = shared().unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    // The fixture lives in a static (never dropped): its directory goes when this binary exits.
+    let dir =
+        coredump_testkit::scratch::process_scratch_dir(&std::env::temp_dir(), "cdd-security-")
+            .unwrap();
     let system = cp.create_namespace("coredump-system").unwrap();
-    let kubeconfig = cluster::api_server_identity(cp, &system, dir.path());
+    let kubeconfig = cluster::api_server_identity(cp, &system, &dir);
 
     let ca = TestCa::new("coredump-serving-ca").unwrap();
-    let serving = aggregation::write_serving_cert(&ca, &system, dir.path()).unwrap();
-    let blobs = dir.path().join("cores");
+    let serving = aggregation::write_serving_cert(&ca, &system, &dir).unwrap();
+    let blobs = dir.join("cores");
     let args = ApiserverArgs {
         secure_port: 0,
         bind_address: "127.0.0.1".parse().unwrap(),
@@ -84,7 +86,7 @@ fn setup() -> Fixture {
         backend_kind: BackendKind::Local,
         local_path: blobs.clone(),
         etcd_servers: Vec::new(),
-        data_dir: dir.path().join("metadata"),
+        data_dir: dir.join("metadata"),
         admin_groups: vec!["system:masters".into()],
         etcd_compaction_interval: Duration::ZERO,
         delegation: DelegationArgs {
@@ -175,7 +177,7 @@ fn setup() -> Fixture {
     }
     // A secret outside any pod directory, for the traversal tests.
     std::fs::write(blobs.join("SECRET"), SECRET).unwrap();
-    std::fs::write(dir.path().join("SECRET"), SECRET).unwrap();
+    std::fs::write(dir.join("SECRET"), SECRET).unwrap();
     // RBAC reaches kube-apiserver's authorizer through an informer: wait until it applies.
     let dump_a = format!("{BASE}/namespaces/{a}/coredumpendpoints/pod-a/dump");
     eventually(Duration::from_secs(30), "debugger-a allowed", || {
@@ -200,7 +202,6 @@ fn setup() -> Fixture {
         a,
         b,
         blobs,
-        _dir: dir,
         _background: background,
     }
 }

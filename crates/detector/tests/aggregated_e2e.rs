@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 struct Cluster {
     cp: &'static ControlPlane,
-    dir: tempfile::TempDir,
+    dir: PathBuf,
     etcd: Mutex<EtcdProcess>,
     server: Mutex<ApiServer>,
     blobs: PathBuf,
@@ -36,17 +36,16 @@ fn cluster() -> &'static Cluster {
     static C: OnceLock<Cluster> = OnceLock::new();
     C.get_or_init(|| {
         let cp = shared().unwrap();
-        let dir = tempfile::Builder::new()
-            .prefix("cdd-agg-")
-            .tempdir_in("/var/tmp")
+        // A static is never dropped: the directory goes when this test binary exits.
+        let dir = coredump_testkit::scratch::process_scratch_dir(Path::new("/var/tmp"), "cdd-agg-")
             .unwrap();
         let system = cp.create_namespace("coredump-system").unwrap();
-        let kubeconfig = aggregated::api_server_identity(cp, &system, dir.path());
-        let etcd = coredump_testplane::start_etcd(&dir.path().join("etcd")).unwrap();
-        let blobs = dir.path().join("cores");
+        let kubeconfig = aggregated::api_server_identity(cp, &system, &dir);
+        let etcd = coredump_testplane::start_etcd(&dir.join("etcd")).unwrap();
+        let blobs = dir.join("cores");
         std::fs::create_dir_all(&blobs).unwrap();
         let ca = TestCa::new("coredump-serving-ca").unwrap();
-        let server = ApiServer::start(dir.path(), &ca, &system, &etcd.url(), &blobs, &kubeconfig);
+        let server = ApiServer::start(&dir, &ca, &system, &etcd.url(), &blobs, &kubeconfig);
         aggregated::register_apiservice(cp, &system, server.port, &ca.cert_pem());
         let took = aggregation::wait_available(cp, Duration::from_secs(120)).unwrap();
         println!("APIService Available after {took:?}");
@@ -145,7 +144,7 @@ fn crash_downloaded_through_kube_apiserver_is_identical_and_survives_restarts() 
 
     let dump = format!("{BASE}/namespaces/{ns}/coredumpendpoints/crasher/dump");
     let check_download = |file: &str| {
-        let tgz = get_raw_to_file(cp, &dump, &c.dir.path().join(file));
+        let tgz = get_raw_to_file(cp, &dump, &c.dir.join(file));
         let entries = untar_gz(&tgz).unwrap();
         assert_eq!(
             entries.len(),
@@ -170,7 +169,7 @@ fn crash_downloaded_through_kube_apiserver_is_identical_and_survives_restarts() 
     let (ok, _, err) = common::plugin(
         path_dir.path(),
         cp.kubeconfig(),
-        c.dir.path(),
+        c.dir.as_path(),
         &[
             "download",
             &record.metadata.name,
@@ -185,7 +184,7 @@ fn crash_downloaded_through_kube_apiserver_is_identical_and_survives_restarts() 
         "kubectl coredump download through kube-apiserver: {err}"
     );
     assert!(
-        std::fs::read(c.dir.path().join("plugin.core")).unwrap() == raw,
+        std::fs::read(c.dir.join("plugin.core")).unwrap() == raw,
         "the plugin's download differs from the crashed process's core"
     );
     let get = |kind: &str, name: &str| -> serde_json::Value {

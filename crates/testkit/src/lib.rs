@@ -8,6 +8,7 @@
 //!   `crasher` program puts in its memory and tests find again in the core.
 //! * [`bins`]: locating workspace binaries (the crasher, the detector) from any test crate.
 //! * [`poll`]: waiting for a condition with a deadline instead of sleeping.
+//! * [`scratch`]: directories of fixtures that live as long as the test binary, removed after it.
 #![deny(missing_docs)]
 
 pub mod archive;
@@ -15,3 +16,4 @@ pub mod bins;
 pub mod content;
 pub mod kernel_lock;
 pub mod poll;
+pub mod scratch;

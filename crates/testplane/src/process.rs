@@ -213,11 +213,11 @@ mod tests {
     #[test]
     #[ignore = "helper, started by children_die_with_the_test_binary"]
     fn helper_spawn_sleep_then_hang() {
-        if std::env::var_os("TESTPLANE_PDEATHSIG_HELPER").is_none() {
+        // The parent's directory: this process is SIGKILLed, so nothing it created is removed.
+        let Some(dir) = std::env::var_os("TESTPLANE_PDEATHSIG_HELPER") else {
             return;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("sleep.log");
+        };
+        let log = Path::new(&dir).join("sleep.log");
         let process =
             ManagedProcess::spawn("sleep", Path::new("sleep"), &["300".to_string()], &log).unwrap();
         println!("SLEEP_PID={}", process.child.lock().unwrap().id());
@@ -228,10 +228,11 @@ mod tests {
     #[test]
     fn children_die_with_the_test_binary() {
         use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
         let mut helper = Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "process::tests::helper_spawn_sleep_then_hang"])
             .args(["--ignored", "--nocapture", "--test-threads=1"])
-            .env("TESTPLANE_PDEATHSIG_HELPER", "1")
+            .env("TESTPLANE_PDEATHSIG_HELPER", dir.path())
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();

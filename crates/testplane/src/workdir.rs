@@ -1,7 +1,9 @@
 //! Per-instance scratch directories under `$TMPDIR/coredump-testplane/`, named after the owning
-//! process. A shared control plane lives in a `static` whose destructor never runs, so each new
-//! instance first removes the directories of processes that no longer exist: repeated test runs
-//! do not pile up certificates, logs and etcd data.
+//! process. A shared control plane lives in a `static` whose destructor never runs, so each
+//! directory is also removed once its process has exited
+//! ([`coredump_testkit::scratch::remove_after_exit`]), and each new instance first removes those
+//! of processes that no longer exist (should that remover have been killed too): repeated test
+//! runs do not pile up certificates, logs and etcd data.
 
 use std::path::{Path, PathBuf};
 
@@ -19,10 +21,13 @@ pub(crate) fn instance_dir(kind: &str) -> Result<TempDir, HarnessError> {
     let root = root();
     std::fs::create_dir_all(&root).map_err(|e| HarnessError::io("create directory", &root, e))?;
     sweep_stale(&root);
-    tempfile::Builder::new()
+    let dir = tempfile::Builder::new()
         .prefix(&format!("{}-{kind}-", std::process::id()))
         .tempdir_in(&root)
-        .map_err(|e| HarnessError::io("create temporary directory in", &root, e))
+        .map_err(|e| HarnessError::io("create temporary directory in", &root, e))?;
+    coredump_testkit::scratch::remove_after_exit(dir.path())
+        .map_err(|e| HarnessError::io("arrange the removal at exit of", dir.path(), e))?;
+    Ok(dir)
 }
 
 /// Removes entries whose owning pid is no longer running. Best effort: another process may be
