@@ -306,6 +306,32 @@ async fn dead_etcd_is_a_prompt_backend_error_and_the_store_recovers() {
     assert!(r2 > r1);
 }
 
+/// Waits (at most 10 s) until every thread of `pid` is in the stopped state (`T` in
+/// `/proc/<pid>/task/<tid>/stat`).
+fn wait_all_threads_stopped(pid: rustix::process::Pid) {
+    let tasks = PathBuf::from(format!("/proc/{}/task", pid.as_raw_nonzero()));
+    let running = || -> Vec<String> {
+        let entries = std::fs::read_dir(&tasks).unwrap();
+        entries
+            .filter_map(|task| {
+                let stat = std::fs::read_to_string(task.ok()?.path().join("stat")).ok()?;
+                // "<tid> (<comm>) <state> ...": comm may hold spaces and parentheses.
+                let stopped = stat.rsplit_once(") ")?.1.starts_with("T ");
+                (!stopped).then_some(stat)
+            })
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = running();
+        if left.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "threads not stopped: {left:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frozen_etcd_is_a_timeout_not_a_hang() {
     let dir = tempfile::tempdir().unwrap();
@@ -314,6 +340,9 @@ async fn frozen_etcd_is_a_timeout_not_a_hang() {
     store.create(&key("ns", "x"), value("1")).await.unwrap();
 
     rustix::process::kill_process(etcd.pid(), rustix::process::Signal::STOP).unwrap();
+    // kill(2) returns before the group stop is done: each thread stops when it next runs, and
+    // on a loaded machine etcd answered two requests meanwhile. Frozen means every thread is.
+    wait_all_threads_stopped(etcd.pid());
     let started = Instant::now();
     let results = [
         store.get(&key("ns", "x")).await.map(|_| ()),
