@@ -14,9 +14,8 @@ RUN apt-get update \
 RUN rustup target add "$(uname -m)-unknown-linux-musl"
 WORKDIR /src
 COPY . .
-RUN target="$(uname -m)-unknown-linux-musl" \
- && cargo build --release --locked --target "$target" -p coredump-detector --bin coredump-detector \
- && install -D -m 0755 "target/$target/release/coredump-detector" /out/coredump-detector
+# The same build scripts/verify-image-binary.sh runs the end-to-end tests against.
+RUN bash scripts/build-image-binary.sh /out/coredump-detector
 
 FROM debian:trixie-slim
 COPY --from=build /out/coredump-detector /usr/local/bin/coredump-detector

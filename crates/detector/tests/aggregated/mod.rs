@@ -93,7 +93,7 @@ impl ApiServer {
 
     /// (Re)starts the process with the same flags (and port) and waits until it listens.
     pub fn spawn(&mut self) {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_coredump-detector"));
+        let mut command = Command::new(crate::common::detector());
         command.args(&self.args);
         // Tied to the test binary (spawn_tied inside): a fixture kept in a static is never dropped.
         let child = coredump_testplane::spawn_logged(command, &self.log).unwrap();

@@ -95,7 +95,7 @@ impl Role {
     }
 
     pub fn spawn(&mut self) {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_coredump-detector"));
+        let mut command = Command::new(crate::common::detector());
         command
             .args(&self.args)
             .env_remove("KUBECONFIG")

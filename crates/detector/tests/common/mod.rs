@@ -30,8 +30,12 @@ pub struct Standalone {
     pub last_pid: u32,
 }
 
+/// The binary under test: this package's build, or `$COREDUMP_DETECTOR_BIN` (the image's
+/// static build, see `scripts/verify-image-binary.sh`).
 pub fn detector() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_coredump-detector"))
+    std::env::var_os("COREDUMP_DETECTOR_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_coredump-detector")))
 }
 
 impl Standalone {
