@@ -13,7 +13,10 @@ if ! command -v musl-gcc >/dev/null 2>&1; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends musl-tools >/dev/null
 fi
-rustup target add "$(uname -m)-unknown-linux-musl" >/dev/null 2>&1
+rustup target add "$(uname -m)-unknown-linux-musl" >/dev/null 2>&1 || {
+  echo "verify-image-binary: rustup cannot install the $(uname -m)-unknown-linux-musl standard library" >&2
+  exit 1
+}
 bash scripts/control-plane/build.sh
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
