@@ -274,7 +274,10 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
     let events = eventually(
         Duration::from_secs(30),
         "4 crashes counted on web-0",
-        || Some(crash_events(cp, &app, "web-0")).filter(|e| e.iter().any(|e| e["count"] == 4)),
+        || {
+            Some(crash_events(cp, &app, "web-0"))
+                .filter(|e| e.iter().any(|e| e["series"]["count"] == 4))
+        },
     );
     assert_eq!(
         events.len(),
