@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -211,6 +212,8 @@ impl Standalone {
             "export failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let mode = std::fs::metadata(&out_path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "an exported core is its owner's only");
         std::fs::read(&out_path).unwrap()
     }
 }
