@@ -140,6 +140,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
             zstd_level: args.capture.zstd_level,
             poll_interval: Duration::from_millis(args.spool_poll_ms),
             max_blob_wait: Duration::from_secs(args.max_blob_wait_secs),
+            pod_log_dir: Some(args.pod_log_dir.clone()),
         },
     )
     .with_policy(Arc::new(AgentPolicy::new(

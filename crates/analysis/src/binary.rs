@@ -196,7 +196,11 @@ impl Symbolizer {
             .map(|s| s.size())
             .sum();
         let dwarf = if debug_bytes == 0 {
-            if !has_symtab {
+            if !has_symtab && file.dynamic_symbols().next().is_some() {
+                notes.push(
+                    "stripped: exported (dynamic) symbols only, no debug information".to_owned(),
+                );
+            } else if !has_symtab {
                 notes.push("stripped: no symbol table and no debug information".to_owned());
             } else {
                 notes.push("no debug information: functions from the symbol table only".to_owned());

@@ -52,6 +52,14 @@ impl Binaries for NoBinaries {
     }
 }
 
+/// The GNU build ID (lowercase hex) of the ELF file `file` reads, when it has one.
+pub fn build_id_of(file: Box<dyn ReadSeek>) -> Option<String> {
+    use object::Object;
+    let cache = object::read::ReadCache::new(file);
+    let parsed = object::File::parse(&cache).ok()?;
+    parsed.build_id().ok().flatten().map(hex::encode)
+}
+
 /// Bounds of one analysis.
 #[derive(Debug, Clone)]
 pub struct Limits {

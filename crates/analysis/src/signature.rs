@@ -13,73 +13,9 @@ use sha2::{Digest, Sha256};
 /// Frames that make up a signature.
 pub const SIGNATURE_FRAMES: usize = 5;
 
-/// Function names (exact, or prefixes ending in `::`/`.`) of crash-reporting machinery.
-const MACHINERY: &[&str] = &[
-    "raise",
-    "abort",
-    "__GI_raise",
-    "__GI_abort",
-    "__pthread_kill_implementation",
-    "__pthread_kill_internal",
-    "__pthread_kill",
-    "pthread_kill",
-    "__assert_fail",
-    "__assert_fail_base",
-    "__assert_perror_fail",
-    "__libc_message",
-    "__libc_fatal",
-    "__fortify_fail",
-    "__stack_chk_fail",
-    "__chk_fail",
-    "malloc_printerr",
-    "std::panicking::",
-    "core::panicking::",
-    "std::sys::pal::unix::abort_internal",
-    "std::sys::abort_internal",
-    "std::process::abort",
-    "rust_panic",
-    "__rust_start_panic",
-    "__rust_abort",
-    "__rustc::rust_panic",
-    "__rustc::__rust_start_panic",
-    "panic_abort::",
-    "core::option::expect_failed",
-    "core::result::unwrap_failed",
-    "core::option::unwrap_failed",
-    "runtime.raise",
-    "runtime.raiseproc",
-    "runtime.dieFromSignal",
-    "runtime.crash",
-    "runtime.fatalpanic",
-    "runtime.fatalthrow",
-    "runtime.throw",
-    "runtime.sighandler",
-    "runtime.sigtrampgo",
-    "runtime.sigtramp",
-    "runtime.sigpanic",
-    "runtime.gopanic",
-    "runtime.panicmem",
-    "runtime.panicmemAddr",
-    "runtime.startpanic_m",
-    "runtime.dopanic_m",
-    "runtime.abort",
-    "gsignal",
-];
-
-/// Whether `function` only reports a crash rather than causing it.
-pub fn is_machinery(function: &str) -> bool {
-    // `std::panicking::begin_panic_handler::{{closure}}` and `runtime.fatalpanic.func1`.
-    let base = function.split("::{{closure}}").next().unwrap_or(function);
-    MACHINERY.iter().any(|m| {
-        if m.ends_with("::") || m.ends_with('.') {
-            base.starts_with(m)
-        } else {
-            base == *m
-                || base.starts_with(&format!("{m}.func"))
-                || base.starts_with(&format!("{m}::"))
-        }
-    })
-}
+/// Whether `function` only reports a crash rather than causing it (the list lives in
+/// `coredump-api` so that clients share it).
+pub use coredump_api::analysis::is_crash_machinery as is_machinery;
 
 /// The key of one frame: function name, else `module-file-name+offset`, else nothing.
 fn frame_key(frame: &Frame) -> Option<String> {
@@ -205,6 +141,8 @@ mod tests {
             "runtime.fatalpanic.func1",
             "runtime.raise",
             "__rustc::rust_panic",
+            "__rustc::__rust_abort",
+            "std::panicking::panic_handler::{closure#0}",
         ] {
             assert!(is_machinery(m), "{m}");
         }

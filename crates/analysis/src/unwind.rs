@@ -2,6 +2,8 @@
 //! time a frame lands in it (so binaries no stack touches are never read).
 
 use std::io::{Read, Seek};
+use std::ops::Range;
+use std::sync::Arc;
 use std::time::Instant;
 
 use coredump_api::{Frame, ThreadBacktrace};
@@ -14,10 +16,26 @@ use crate::memory::CoreMemory;
 use crate::modules::Image;
 use crate::{Binaries, Limits};
 
+/// Functions a runtime makes the faulting code appear to call: Go's signal handler pushes the
+/// faulting pc and resumes in `runtime.sigpanic`, so the frame below it starts at an
+/// instruction pointer (possibly a function's first instruction), not after a call.
+const INJECTED_CALLS: &[&str] = &["runtime.sigpanic", "runtime.sigpanic0"];
+
 /// `user_regs_struct` indexes.
 const RBP: usize = 4;
 const RIP: usize = 16;
 const RSP: usize = 19;
+
+/// `mov $15, %rax; syscall` (`rt_sigreturn`): the signal trampoline of glibc (`__restore_rt`),
+/// musl and Go (`runtime.sigreturn__sigaction`). A return address pointing at it means the
+/// frame below is a signal frame.
+const SIGRETURN: [u8; 9] = [0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05];
+/// Where `rbp`, `rsp` and `rip` sit in the `ucontext_t` the trampoline finds at its stack
+/// pointer (`uc_flags`, `uc_link`, `uc_stack` take 40 bytes, then `struct sigcontext`: r8-r15,
+/// rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip).
+const UC_RBP: u64 = 40 + 10 * 8;
+const UC_RSP: u64 = 40 + 15 * 8;
+const UC_RIP: u64 = 40 + 16 * 8;
 
 enum State {
     NotTried,
@@ -26,6 +44,8 @@ enum State {
     Loaded {
         bias: u64,
         symbolizer: Symbolizer,
+        /// `.text` (stated range and bytes), to recognise signal trampolines.
+        text: Option<(Range<u64>, Arc<[u8]>)>,
     },
 }
 
@@ -34,7 +54,7 @@ pub(crate) struct Loaded<'b> {
     images: Vec<Image>,
     state: Vec<State>,
     binaries: &'b dyn Binaries,
-    unwinder: UnwinderX86_64<Vec<u8>>,
+    unwinder: UnwinderX86_64<Arc<[u8]>>,
     cache: CacheX86_64,
     bounds: ReadBounds,
     problems: Vec<String>,
@@ -119,16 +139,18 @@ impl<'b> Loaded<'b> {
             ));
         }
         let u = loaded.unwind;
+        let arc = |v: Option<Vec<u8>>| v.map(Arc::<[u8]>::from);
+        let text = arc(u.text);
         let info = ExplicitModuleSectionInfo {
             base_svma: 0,
-            text_svma: u.text_svma,
-            text: u.text,
+            text_svma: u.text_svma.clone(),
+            text: text.clone(),
             got_svma: u.got_svma,
             eh_frame_svma: u.eh_frame_svma,
-            eh_frame: u.eh_frame,
+            eh_frame: arc(u.eh_frame),
             eh_frame_hdr_svma: u.eh_frame_hdr_svma,
-            eh_frame_hdr: u.eh_frame_hdr,
-            debug_frame: u.debug_frame,
+            eh_frame_hdr: arc(u.eh_frame_hdr),
+            debug_frame: arc(u.debug_frame),
             ..ExplicitModuleSectionInfo::default()
         };
         self.unwinder
@@ -136,7 +158,30 @@ impl<'b> Loaded<'b> {
         self.state[i] = State::Loaded {
             bias,
             symbolizer: loaded.symbolizer,
+            text: u.text_svma.zip(text),
         };
+    }
+
+    /// Whether `addr` is the first instruction of a signal trampoline.
+    fn is_sigreturn(&mut self, addr: u64) -> bool {
+        let Some(i) = self.image_at(addr) else {
+            return false;
+        };
+        self.ensure(i);
+        let State::Loaded {
+            bias,
+            text: Some((range, bytes)),
+            ..
+        } = &self.state[i]
+        else {
+            return false;
+        };
+        let svma = addr.wrapping_sub(*bias);
+        if !range.contains(&svma) {
+            return false;
+        }
+        let at = (svma - range.start) as usize;
+        bytes.get(at..at + SIGRETURN.len()) == Some(&SIGRETURN[..])
     }
 
     /// The frames (inlined ones first) for one unwound address.
@@ -158,7 +203,10 @@ impl<'b> Loaded<'b> {
             build_id: image.build_id.clone(),
             ..Frame::default()
         };
-        let State::Loaded { bias, symbolizer } = &self.state[i] else {
+        let State::Loaded {
+            bias, symbolizer, ..
+        } = &self.state[i]
+        else {
             return vec![base];
         };
         if !symbolizer.has_names() {
@@ -222,10 +270,42 @@ pub(crate) fn thread<R: Read + Seek>(
             .unwinder
             .unwind_frame(address, &mut regs, &mut loaded.cache, &mut read);
         match step {
-            Ok(Some(ra)) => match FrameAddress::from_return_address(ra) {
-                Some(next) => address = next,
-                None => break,
-            },
+            Ok(Some(ra)) if loaded.is_sigreturn(ra) => {
+                // A signal frame: the interrupted context is in the ucontext at the stack
+                // pointer, and its pc is where the signal hit, not a return address.
+                out.frames.push(Frame {
+                    pc: format!("{ra:#x}"),
+                    function: Some("<signal handler called>".to_owned()),
+                    ..Frame::default()
+                });
+                let sp = regs.sp();
+                let (Some(ip), Some(new_sp), Some(bp)) = (
+                    mem.u64_le(sp.wrapping_add(UC_RIP)),
+                    mem.u64_le(sp.wrapping_add(UC_RSP)),
+                    mem.u64_le(sp.wrapping_add(UC_RBP)),
+                ) else {
+                    out.stopped = Some("signal frame not in the core".to_owned());
+                    break;
+                };
+                regs = UnwindRegsX86_64::new(ip, new_sp, bp);
+                address = FrameAddress::from_instruction_pointer(ip);
+            }
+            Ok(Some(ra)) => {
+                let injected = out
+                    .frames
+                    .last()
+                    .and_then(|f| f.function.as_deref())
+                    .is_some_and(|f| INJECTED_CALLS.contains(&f));
+                if injected {
+                    // Not a return address: the pc where the fault happened.
+                    address = FrameAddress::from_instruction_pointer(ra);
+                } else {
+                    match FrameAddress::from_return_address(ra) {
+                        Some(next) => address = next,
+                        None => break,
+                    }
+                }
+            }
             Ok(None) => break,
             Err(e) => {
                 out.stopped = Some(format!("unwinding stopped: {e}"));

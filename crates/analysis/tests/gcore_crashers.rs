@@ -177,3 +177,60 @@ fn truncated_core_gives_a_partial_backtrace_and_says_so() {
     // Cut inside the headers: not a core any more, a typed error.
     assert!(analyze(core.truncated(10).reader(), &NoBinaries, &Limits::default()).is_err());
 }
+
+#[test]
+fn rust_panic_abort_starts_the_signature_at_the_panicking_function() {
+    let c = crashers();
+    let bin = coredump_testkit::native::rust_abort();
+    let core = c.core_of(bin, "port", &[]);
+    let out = analyze(core.reader(), &core.binaries(), &Limits::default()).unwrap();
+    let names = functions(&out.analysis.threads[0]);
+    assert!(names.iter().any(|f| f == "panic::parse_port"), "{names:#?}");
+    let keys = coredump_analysis::signature::signature_frames(&out.analysis.threads[0].frames);
+    assert!(
+        !coredump_analysis::signature::is_machinery(&keys[0]),
+        "the panic machinery is skipped: {keys:?}"
+    );
+    assert!(keys.iter().any(|k| k == "panic::parse_port"), "{keys:?}");
+    let other = c.core_of(bin, "index", &[]);
+    let other = analyze(other.reader(), &other.binaries(), &Limits::default()).unwrap();
+    assert_ne!(out.signature, other.signature);
+}
+
+#[test]
+fn go_crash_names_go_functions() {
+    let c = crashers();
+    let bin = coredump_testkit::native::go();
+    let core = c.core_of(bin, "x", &[]);
+    let out = analyze(core.reader(), &core.binaries(), &Limits::default()).unwrap();
+    let names = functions(&out.analysis.threads[0]);
+    assert_eq!(
+        &names[..3],
+        ["main.store", "main.parse", "main.main"],
+        "{names:#?}"
+    );
+    let top = &out.analysis.threads[0].frames[0];
+    assert!(
+        top.file.as_deref().is_some_and(|f| f.ends_with("crash.go")),
+        "{top:?}"
+    );
+}
+
+#[test]
+fn unwinding_crosses_signal_frames() {
+    let c = crashers();
+    // gdb would stop at the SIGUSR1 first; pass it on to the handler.
+    let core = c.core_with(&c.debug, "handle SIGUSR1 nostop noprint pass", "handler");
+    let out = analyze(core.reader(), &core.binaries(), &Limits::default()).unwrap();
+    let names = functions(&out.analysis.threads[0]);
+    let at = |n: &str| names.iter().position(|f| f == n);
+    let (Some(h), Some(s), Some(sender), Some(main)) = (
+        at("on_signal"),
+        at("<signal handler called>"),
+        at("send_signal"),
+        at("main"),
+    ) else {
+        panic!("{names:#?}");
+    };
+    assert!(h < s && s < sender && sender < main, "{names:#?}");
+}

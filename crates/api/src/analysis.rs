@@ -96,6 +96,81 @@ pub struct Module {
     pub binary: bool,
 }
 
+/// Function names (exact, or prefixes ending in `::`/`.`) of crash-reporting machinery.
+const MACHINERY: &[&str] = &[
+    "raise",
+    "abort",
+    "__GI_raise",
+    "__GI_abort",
+    "__pthread_kill_implementation",
+    "__pthread_kill_internal",
+    "__pthread_kill",
+    "pthread_kill",
+    "__assert_fail",
+    "__assert_fail_base",
+    "__assert_perror_fail",
+    "__libc_message",
+    "__libc_fatal",
+    "__fortify_fail",
+    "__stack_chk_fail",
+    "__chk_fail",
+    "malloc_printerr",
+    "std::panicking::",
+    "core::panicking::",
+    "std::sys::pal::unix::abort_internal",
+    "std::sys::abort_internal",
+    "std::process::abort",
+    "rust_panic",
+    "rust_begin_unwind",
+    "std::sys::backtrace::",
+    "__rust_start_panic",
+    "__rust_abort",
+    "__rustc::",
+    "panic_abort::",
+    "core::option::expect_failed",
+    "core::result::unwrap_failed",
+    "core::option::unwrap_failed",
+    "runtime.raise",
+    "runtime.raiseproc",
+    "runtime.dieFromSignal",
+    "runtime.crash",
+    "runtime.fatalpanic",
+    "runtime.fatalthrow",
+    "runtime.throw",
+    "runtime.sighandler",
+    "runtime.sigtrampgo",
+    "runtime.sigfwdgo",
+    "runtime.sigfwd",
+    "runtime.badsignal",
+    "<signal handler called>",
+    "runtime.sigtramp",
+    "runtime.sigpanic",
+    "runtime.gopanic",
+    "runtime.panicmem",
+    "runtime.panicmemAddr",
+    "runtime.startpanic_m",
+    "runtime.dopanic_m",
+    "runtime.abort",
+    "gsignal",
+];
+
+/// Whether `function` only reports a crash rather than causing it (`abort`, `raise`,
+/// `__assert_fail`, Rust's panic runtime, Go's `runtime.crash` path): crash signatures and
+/// summaries skip these frames.
+pub fn is_crash_machinery(function: &str) -> bool {
+    // `std::panicking::begin_panic_handler::{{closure}}` and `runtime.fatalpanic.func1`.
+    let base = function.split("::{").next().unwrap_or(function);
+    MACHINERY.iter().any(|m| {
+        if m.ends_with("::") || m.ends_with('.') {
+            base.starts_with(m)
+        } else {
+            base == *m
+                || base.starts_with(&format!("{m}.func"))
+                || base.starts_with(&format!("{m}::"))
+        }
+    })
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }

@@ -127,6 +127,9 @@ pub fn handle_as(
                 .map(Some)
         }
         Verdict::Admit(admitted) => {
+            // Only now, while the kernel holds the process, can its files be opened.
+            let mapped = crate::mapped::MappedFiles::open(proc_root, crash.pid, crash.tid);
+            let admitted = admitted.with_mapped_files(mapped);
             admission::capture(&spool, admitted, record, core, drop, started, |_| {}).map(Some)
         }
     }

@@ -10,72 +10,27 @@ use std::sync::OnceLock;
 use coredump_analysis::{Binaries, Image, ReadSeek};
 use coredump_api::ThreadBacktrace;
 
-pub const SOURCE: &str = include_str!("../crashers/crash.c");
+pub use coredump_testkit::native::C_SOURCE as SOURCE;
 
-/// The built crashers.
+/// The C crashers, with a scratch directory for cores.
 pub struct Crashers {
-    _dir: tempfile::TempDir,
-    /// Built with `-g`.
     pub debug: PathBuf,
-    /// `debug` stripped of everything (`strip --strip-all`), same build ID.
     pub stripped: PathBuf,
-    /// `debug`'s DWARF alone (`objcopy --only-keep-debug`).
     pub debug_file: PathBuf,
-    /// The same source built in another directory (another build path).
     pub moved: PathBuf,
     dir: PathBuf,
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn build(dir: &Path, out: &str) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    let src = dir.join("crash.c");
-    std::fs::write(&src, SOURCE).unwrap();
-    let bin = dir.join(out);
-    run(Command::new("gcc")
-        .args(["-g", "-O1", "-fno-omit-frame-pointer", "-pthread", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .current_dir(dir));
-    bin
 }
 
 pub fn crashers() -> &'static Crashers {
     static C: OnceLock<Crashers> = OnceLock::new();
     C.get_or_init(|| {
-        let tmp = tempfile::Builder::new()
-            .prefix("cdd-analysis-")
-            .tempdir()
-            .unwrap();
-        let dir = tmp.path().to_path_buf();
-        let debug = build(&dir.join("a"), "crash");
-        let moved = build(&dir.join("elsewhere/src"), "crash");
-        let stripped = dir.join("crash-stripped");
-        let debug_file = dir.join("crash.debug");
-        run(Command::new("objcopy")
-            .arg("--only-keep-debug")
-            .arg(&debug)
-            .arg(&debug_file));
-        run(Command::new("strip")
-            .arg("--strip-all")
-            .arg("-o")
-            .arg(&stripped)
-            .arg(&debug));
+        let c = coredump_testkit::native::c();
         Crashers {
-            _dir: tmp,
-            debug,
-            stripped,
-            debug_file,
-            moved,
-            dir,
+            debug: c.debug.clone(),
+            stripped: c.stripped.clone(),
+            debug_file: c.debug_file.clone(),
+            moved: c.moved.clone(),
+            dir: c.dir.clone(),
         }
     })
 }
@@ -93,11 +48,20 @@ impl Crashers {
 
     /// A core of `bin` crashing in `mode`, written by gdb's `gcore` at the fatal signal.
     pub fn core_of(&self, bin: &Path, mode: &str, args: &[&str]) -> Core {
+        self.core_full(bin, "echo", mode, args)
+    }
+
+    /// [`Crashers::core_of`] with a gdb command run before the program starts.
+    pub fn core_with(&self, bin: &Path, gdb_setup: &str, mode: &str) -> Core {
+        self.core_full(bin, gdb_setup, mode, &[])
+    }
+
+    fn core_full(&self, bin: &Path, gdb_setup: &str, mode: &str, args: &[&str]) -> Core {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let file = self.dir.join(format!("core-{n}"));
         let out = Command::new("gdb")
-            .args(["-nx", "-batch", "-ex", "run", "-ex"])
+            .args(["-nx", "-batch", "-ex", gdb_setup, "-ex", "run", "-ex"])
             .arg(format!("gcore {}", file.display()))
             .arg("--args")
             .arg(bin)

@@ -104,7 +104,16 @@ pub(crate) fn conclude(
 ) {
     match verdict {
         Ok(Verdict::Admit(admitted)) => match answer(&mut stream, Answer::Capture) {
-            Ok(()) => start_capture(shared, admitted, record, stream, peer, started),
+            Ok(()) => {
+                // While the kernel holds the task on this connection its files can be opened.
+                let mapped = crate::mapped::MappedFiles::open(
+                    std::path::Path::new("/proc"),
+                    peer.pid,
+                    peer.pid,
+                );
+                let admitted = admitted.with_mapped_files(mapped);
+                start_capture(shared, admitted, record, stream, peer, started)
+            }
             Err(e) => {
                 Counters::bump(&shared.counters.protocol_errors);
                 let reason = format!("the kernel did not take our answer to capture: {e}");

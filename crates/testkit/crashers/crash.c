@@ -5,8 +5,10 @@
  *   crash abort       assert() failure in check_invariant <- main (SIGABRT through libc)
  *   crash recurse N   N frames of recurse() and then a null write
  *   crash threads     four threads parked, a fifth crashes in worker_crash
+ *   crash handler     a null write in on_signal, a SIGUSR1 handler, interrupting send_signal
  */
 #include <assert.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,12 +45,19 @@ static void *worker_crash(void *arg) {
     return NULL;
 }
 
+__attribute__((noinline)) void on_signal(int sig) { *null_ptr = sig; }
+__attribute__((noinline)) void send_signal(void) {
+    signal(SIGUSR1, on_signal);
+    raise(SIGUSR1);
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "segv";
     if (!strcmp(mode, "segv")) parse_record("record");
     else if (!strcmp(mode, "other")) return average(10);
     else if (!strcmp(mode, "abort")) check_invariant(argc);
     else if (!strcmp(mode, "recurse")) return recurse(argc > 2 ? atoi(argv[2]) : 1000);
+    else if (!strcmp(mode, "handler")) send_signal();
     else if (!strcmp(mode, "threads")) {
         pthread_t t[5];
         for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, worker_park, NULL);
