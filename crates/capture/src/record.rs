@@ -101,6 +101,15 @@ pub struct CrashRecord {
     pub held_ms: u64,
     /// Milliseconds from handler start until the entry was published.
     pub done_ms: u64,
+    /// For a `RateLimited` summary of the crashes of one pod that were over its limits (see
+    /// [`crate::limits`]): how many crashes it stands for, the one whose facts it shows
+    /// included; 0 for the record of a single crash.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub suppressed: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl CrashRecord {
@@ -180,6 +189,7 @@ mod tests {
             reason: String::new(),
             held_ms: 1,
             done_ms: 2,
+            suppressed: 0,
         };
         let json = serde_json::to_string(&record).unwrap();
         assert!(json.contains("\"encoding\":\"zstd\""), "{json}");
