@@ -401,8 +401,9 @@ impl Agent {
 
     pub fn pattern(&self) -> String {
         format!(
-            "|{} handle %P %I %s %t %u %g",
-            self.host.join("bin/coredump-detector").display()
+            "|{} handle {}",
+            self.host.join("bin/coredump-detector").display(),
+            coredump_capture::handler::PATTERN_SPECIFIERS
         )
     }
 

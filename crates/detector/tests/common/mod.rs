@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -92,8 +93,9 @@ impl Standalone {
             return format!("@@{}", self.socket_path().display());
         }
         format!(
-            "|{} handle %P %I %s %t %u %g",
-            self.data().join("bin/coredump-detector").display()
+            "|{} handle {}",
+            self.data().join("bin/coredump-detector").display(),
+            coredump_capture::handler::PATTERN_SPECIFIERS
         )
     }
 
@@ -210,6 +212,8 @@ impl Standalone {
             "export failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let mode = std::fs::metadata(&out_path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "an exported core is its owner's only");
         std::fs::read(&out_path).unwrap()
     }
 }
@@ -257,6 +261,19 @@ pub fn crasher_as(
     signal: &str,
     hold: bool,
 ) -> Crash {
+    crasher_with(uid, &[], mib, seed, content, signal, hold)
+}
+
+/// [`crasher_as`] with `extra` crasher arguments (e.g. `--comm NAME`).
+pub fn crasher_with(
+    uid: Option<u32>,
+    extra: &[&str],
+    mib: usize,
+    seed: u64,
+    content: &str,
+    signal: &str,
+    hold: bool,
+) -> Crash {
     let mut cmd = match uid {
         Some(uid) => {
             let mut c = Command::new("setpriv");
@@ -278,6 +295,7 @@ pub fn crasher_as(
         "--signal",
         signal,
     ])
+    .args(extra)
     .stdin(Stdio::piped())
     .stdout(Stdio::piped())
     .stderr(Stdio::null());
