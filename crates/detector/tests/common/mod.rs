@@ -590,3 +590,23 @@ pub fn plugin(
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Runs `bin args` (with `env`) until it dies of a signal, as a native crasher of
+/// `coredump_testkit::native` does; returns its pid.
+pub fn crash_native(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> u32 {
+    let mut child = Command::new(bin)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let status = wait_child(&mut child, Duration::from_secs(60)).expect("crasher exits");
+    assert!(
+        status.signal().is_some(),
+        "{bin:?} must die of a signal: {status:?}"
+    );
+    pid
+}
