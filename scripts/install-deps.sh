@@ -3,7 +3,7 @@
 # something is missing, so a second run costs a few dpkg queries.
 set -euo pipefail
 
-packages=(zstd gdb elfutils openssl etcd-server etcd-client protobuf-compiler libprotobuf-dev iproute2 procps curl)
+packages=(zstd gdb elfutils gcc binutils openssl etcd-server etcd-client protobuf-compiler libprotobuf-dev iproute2 procps curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
