@@ -55,6 +55,7 @@ pub fn drop_reason(c: &Coredump) -> Option<&'static str> {
         CoredumpState::Skipped => Some("disk_floor"),
         CoredumpState::RateLimited => Some("rate_limited"),
         CoredumpState::Failed => Some("failed"),
+        CoredumpState::Evicted => Some("evicted"),
     }
 }
 

@@ -130,6 +130,9 @@ pub enum CoredumpState {
     RateLimited,
     /// Capture failed (see `message`).
     Failed,
+    /// Stored once, then removed by retention by signature: the crash is still counted, its
+    /// core gone to keep the first and the last cores of its signature (see `message`).
+    Evicted,
 }
 
 impl CoredumpState {
@@ -142,17 +145,19 @@ impl CoredumpState {
             Self::Skipped => "Skipped",
             Self::RateLimited => "RateLimited",
             Self::Failed => "Failed",
+            Self::Evicted => "Evicted",
         }
     }
 
     /// Every state, in declaration order (for OpenAPI enums).
-    pub const ALL: [CoredumpState; 6] = [
+    pub const ALL: [CoredumpState; 7] = [
         Self::Stored,
         Self::Truncated,
         Self::QuotaExceeded,
         Self::Skipped,
         Self::RateLimited,
         Self::Failed,
+        Self::Evicted,
     ];
 }
 

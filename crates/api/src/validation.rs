@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::{Coredump, CoredumpEndpoint, ObjectMeta};
+use crate::{Coredump, CoredumpEndpoint, CoredumpState, ObjectMeta};
 
 /// Longest DNS-1123 label (namespaces, label name parts).
 pub const DNS1123_LABEL_MAX: usize = 63;
@@ -296,7 +296,10 @@ pub fn coredump_update(new: &Coredump, old: &Coredump) -> Vec<FieldError> {
     if new.spec != old.spec {
         errs.push(FieldError::immutable("spec"));
     }
-    if new.status.blob_path != old.status.blob_path && !old.status.blob_path.is_empty() {
+    // A blob is never moved; it may only go, with the core (retention by signature).
+    let evicted = new.status.blob_path.is_empty() && new.status.state == CoredumpState::Evicted;
+    if new.status.blob_path != old.status.blob_path && !old.status.blob_path.is_empty() && !evicted
+    {
         errs.push(FieldError::immutable("status.blobPath"));
     }
     errs
@@ -480,6 +483,12 @@ mod tests {
         let mut moved = old.clone();
         moved.status.blob_path = "ns/u/app/other.core.zst".into();
         assert_eq!(coredump_update(&moved, &old)[0].field, "status.blobPath");
+        // Going away with its core is the one change a blob path may see.
+        let mut gone = old.clone();
+        gone.status.blob_path.clear();
+        assert_eq!(coredump_update(&gone, &old)[0].field, "status.blobPath");
+        gone.status.state = CoredumpState::Evicted;
+        assert_eq!(coredump_update(&gone, &old), vec![]);
     }
 
     #[test]

@@ -86,6 +86,10 @@ pub struct ApiserverArgs {
     /// held to its node; these may not even create a record without one.
     #[arg(long, value_delimiter = ',')]
     pub node_bound_users: Vec<String>,
+    /// Cores kept per crash signature of each pod: `FIRST,LAST` (the cores in between are
+    /// evicted, their records stay with state Evicted), or `off`.
+    #[arg(long, default_value = "5,5")]
+    pub keep_per_signature: crate::registry::retention::KeepFlag,
     /// Groups whose members may do everything (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "system:masters")]
     pub admin_groups: Vec<String>,
@@ -199,7 +203,7 @@ pub async fn build(
         Some(ca) => Some(read(ca, "--client-ca-file")?),
         None => None,
     };
-    let registry = Registry::new(meta, blobs);
+    let registry = Registry::new(meta, blobs).with_signature_retention(args.keep_per_signature.0);
     if args.delegation.enabled() {
         let pem = client_ca
             .map(|b| String::from_utf8(b).context("--client-ca-file is not PEM text"))
@@ -328,6 +332,13 @@ mod tests {
 
     struct NoBlobs;
     impl BlobStore for NoBlobs {
+        fn put_bytes(
+            &self,
+            _: &coredump_store::BlobPath,
+            _: &[u8],
+        ) -> Result<u64, coredump_store::StoreError> {
+            Ok(0)
+        }
         fn put_file(
             &self,
             _: &coredump_store::BlobPath,

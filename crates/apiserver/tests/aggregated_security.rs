@@ -88,6 +88,7 @@ fn setup() -> Fixture {
         etcd_servers: Vec::new(),
         data_dir: dir.join("metadata"),
         node_bound_users: Vec::new(),
+        keep_per_signature: coredump_apiserver::registry::retention::KeepFlag(None),
         admin_groups: vec!["system:masters".into()],
         etcd_cafile: None,
         etcd_certfile: None,

@@ -66,6 +66,7 @@ async fn compaction_turns_old_versions_into_410_expired() {
         etcd_servers: vec![etcd.url()],
         data_dir: dir.path().join("unused"),
         node_bound_users: Vec::new(),
+        keep_per_signature: coredump_apiserver::registry::retention::KeepFlag(None),
         admin_groups: vec!["system:masters".into()],
         etcd_cafile: None,
         etcd_certfile: None,

@@ -51,6 +51,7 @@ impl Server {
             etcd_servers,
             data_dir: d.join("data"),
             node_bound_users: Vec::new(),
+            keep_per_signature: coredump_apiserver::registry::retention::KeepFlag(None),
             admin_groups: vec!["system:masters".into()],
             etcd_cafile: None,
             etcd_certfile: None,

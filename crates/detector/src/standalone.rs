@@ -81,6 +81,10 @@ pub struct StandaloneArgs {
     /// Address of the API server (loopback by default; `host:0` picks a free port).
     #[arg(long, default_value = "127.0.0.1:9443")]
     pub listen: String,
+    /// Cores kept per crash signature of each pod: `FIRST,LAST` (the others' records stay,
+    /// state Evicted), or `off`.
+    #[arg(long, default_value = "5,5")]
+    pub keep_per_signature: coredump_apiserver::registry::retention::KeepFlag,
 }
 
 /// Runs standalone until SIGINT or SIGTERM.
@@ -138,7 +142,8 @@ async fn serve(layout: &Layout, args: &StandaloneArgs) -> anyhow::Result<()> {
     let blobs = Arc::new(coredump_store::fs_blob::FsBlobStore::new(
         layout.blobs.clone(),
     )?);
-    let registry = Registry::new(meta, blobs.clone());
+    let registry =
+        Registry::new(meta, blobs.clone()).with_signature_retention(args.keep_per_signature.0);
     let stop = CancellationToken::new();
     let server = crate::api::start(layout, &args.listen, registry.clone(), stop.clone()).await?;
     let ingest = Ingest::new(

@@ -11,6 +11,10 @@
 //! * a pod deleted right after its crash: the record stays in the pod's namespace; a crash
 //!   whose namespace is unknown is kept from every tenant.
 //!
+//! And what a developer does with a pod's crash through kube-apiserver's aggregator, as a
+//! tenant's debugger may: `kubectl coredump info`, `list --group` and `debug` (gdb with the core
+//! and the binaries the agent kept by build ID).
+//!
 //! One install per test binary (the agent owns `core_pattern` meanwhile), the tests one at a
 //! time.
 #![allow(clippy::unwrap_used)]
@@ -526,4 +530,133 @@ fn a_pod_deleted_after_its_crash_keeps_its_record_in_its_namespace() {
         c.status.message
     );
     stored_core(&t.blobs, &c);
+}
+
+/// Runs `bin mode` inside `cgroup` (a shell held on stdin moves in first, then execs it) until
+/// it dies of a signal; returns its pid.
+fn crash_native_in(cgroup: &common::FakePodCgroup, bin: &Path, mode: &str) -> u32 {
+    use std::io::Write;
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "read go; exec \"$0\" \"$1\""])
+        .arg(bin)
+        .arg(mode)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    cgroup.enter(child.id());
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let pid = child.id();
+    let status = common::wait_child(&mut child, Duration::from_secs(60)).expect("crasher exits");
+    assert!(
+        std::os::unix::process::ExitStatusExt::signal(&status).is_some(),
+        "{bin:?} must die of a signal: {status:?}"
+    );
+    pid
+}
+
+#[test]
+fn a_debugger_reads_a_pods_crash_through_the_aggregator() {
+    let _one = one_at_a_time();
+    let t = install();
+    let ns = t.cp.create_namespace("debug").unwrap();
+    // A debugger of this namespace only, as a developer would be bound.
+    kubectl_apply(
+        t.cp,
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "dev", "namespace": ns},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "coredump-debugger"},
+            "subjects": [{"kind": "ServiceAccount", "name": "dev", "namespace": ns}]}),
+    );
+    let dev = service_account_kubeconfig(t.cp, &ns, "dev", &t.dir);
+    let (uid, cid) = t.pod(&ns, "app-0", serde_json::json!({}));
+    let cgroup = pod_cgroup(&uid, &cid);
+    // The program runs from a directory that is gone before anyone debugs it.
+    let app_dir = tempfile::Builder::new()
+        .prefix("cdd-cluster-app-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let app = app_dir.path().join("app");
+    std::fs::copy(&coredump_testkit::native::c().debug, &app).unwrap();
+    let pids = [
+        crash_native_in(&cgroup, &app, "segv"),
+        crash_native_in(&cgroup, &app, "segv"),
+        crash_native_in(&cgroup, &app, "other"),
+    ];
+    drop(app_dir);
+    let agent = t.agent.lock().unwrap_or_else(|e| e.into_inner());
+    let records: Vec<Coredump> = pids
+        .iter()
+        .map(|pid| wait_coredump(t.cp, &ns, *pid, &agent.role))
+        .collect();
+    drop(agent);
+    let first = &records[0];
+    assert_eq!(first.status.signature, records[1].status.signature);
+    assert_ne!(first.status.signature, records[2].status.signature);
+    let line = coredump_testkit::native::C_SOURCE
+        .lines()
+        .position(|l| l.contains("void store_value"))
+        .unwrap()
+        + 1;
+    let path_dir = common::plugin_dir();
+    let cwd = tempfile::Builder::new()
+        .prefix("cdd-cluster-debug-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let run = |args: &[&str]| {
+        let (ok, out, err) = common::plugin(path_dir.path(), &dev, cwd.path(), args);
+        assert!(ok, "kubectl coredump {args:?}: {err}");
+        (out, err)
+    };
+    let (info, _) = run(&["info", &first.metadata.name, "-n", &ns]);
+    let top = info
+        .lines()
+        .find(|l| l.trim_start().starts_with("#0"))
+        .unwrap_or_else(|| panic!("{info}"));
+    assert!(
+        top.contains("store_value (") && top.ends_with(&format!("/crash.c:{line})")),
+        "{info}"
+    );
+    let (groups, _) = run(&["list", "--group", "-n", &ns]);
+    let count = |sig: &str| {
+        groups
+            .lines()
+            .find(|l| l.starts_with(sig))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        count(&first.status.signature).as_deref(),
+        Some("2"),
+        "{groups}"
+    );
+    assert_eq!(
+        count(&records[2].status.signature).as_deref(),
+        Some("1"),
+        "{groups}"
+    );
+    let (out, err) = run(&[
+        "debug",
+        &first.metadata.name,
+        "-n",
+        &ns,
+        "--dir",
+        "dbg",
+        "--",
+        "-batch",
+        "-ex",
+        "bt",
+    ]);
+    assert!(out.contains("store_value"), "{out}\n{err}");
+    assert!(out.contains(&format!("crash.c:{line}")), "{out}\n{err}");
+    // The same debugger in another namespace gets nothing.
+    let other = t.cp.create_namespace("not-mine").unwrap();
+    let (ok, _, err) = common::plugin(
+        path_dir.path(),
+        &dev,
+        cwd.path(),
+        &["info", &first.metadata.name, "-n", &other],
+    );
+    assert!(!ok && err.contains("orbidden"), "{err}");
 }

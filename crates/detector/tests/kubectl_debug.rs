@@ -132,3 +132,86 @@ fn info_group_resumable_download_and_debug_through_kubectl() {
     );
     assert!(out.contains("parse_record"), "{out}");
 }
+
+/// The same bug four times with `--keep-per-signature=1,1`: the first and the last cores stay,
+/// the two in between are evicted (records kept, state `Evicted`, blobs gone); another bug's
+/// core is untouched. Real crashes, real analysis, real blob store.
+#[test]
+fn retention_by_signature_keeps_the_first_and_the_last_cores() {
+    let sa = Standalone::start(&["--listen", "127.0.0.1:0", "--keep-per-signature", "1,1"]);
+    let app_dir = tempdir("cdd-retention-app-");
+    let app = app_dir.path().join("app");
+    std::fs::copy(&coredump_testkit::native::c().debug, &app).unwrap();
+    let same: Vec<Coredump> = (0..4).map(|_| crash(&sa, &app, "segv")).collect();
+    let other = crash(&sa, &app, "other");
+    let signature = &same[0].status.signature;
+    assert!(!signature.is_empty(), "analysed");
+    assert!(same.iter().all(|c| &c.status.signature == signature));
+    // Read from the records beside the cores (`coredump-detector list`): eviction rewrites
+    // them too, so offline tools agree with the API.
+    let now: Vec<Coredump> = coredump_testkit::poll::wait_for(
+        "two cores evicted",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || {
+            let records = sa.records();
+            let evicted = records
+                .iter()
+                .filter(|c| c.status.state == coredump_api::CoredumpState::Evicted)
+                .count();
+            (evicted == 2).then_some(records)
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", sa.log()));
+    // And the API says the same.
+    let (ok, out, err) = {
+        let path_dir = plugin_dir();
+        let cwd = tempdir("cdd-retention-cwd-");
+        plugin(
+            path_dir.path(),
+            &sa.kubeconfig(),
+            cwd.path(),
+            &["list", "--group", "-n", "host"],
+        )
+    };
+    assert!(ok, "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(signature.as_str()) && l.split_whitespace().nth(1) == Some("4")),
+        "every crash still counted: {out}"
+    );
+    let state_of = |c: &Coredump| {
+        now.iter()
+            .find(|n| n.metadata.name == c.metadata.name)
+            .unwrap()
+            .clone()
+    };
+    use coredump_api::CoredumpState::{Evicted, Stored};
+    let states: Vec<_> = same.iter().map(|c| state_of(c).status.state).collect();
+    assert_eq!(
+        states,
+        [Stored, Evicted, Evicted, Stored],
+        "first and last kept"
+    );
+    for c in &same[1..3] {
+        let e = state_of(c);
+        assert!(e.status.blob_path.is_empty() && e.status.core_size == 0);
+        assert!(
+            e.status
+                .message
+                .contains("keeps the first 1 and the last 1"),
+            "{}",
+            e.status.message
+        );
+        let blob = sa.data().join("blobs").join(&c.status.blob_path);
+        assert!(
+            !blob.exists(),
+            "evicted core still on disk: {}",
+            blob.display()
+        );
+    }
+    for c in [&same[0], &same[3], &other] {
+        assert_eq!(state_of(c).status.state, Stored);
+        assert!(sa.data().join("blobs").join(&c.status.blob_path).exists());
+    }
+}

@@ -138,6 +138,11 @@ pub trait BlobStore: Send + Sync + 'static {
         self.put_file(path, source)
     }
 
+    /// Stores `bytes` at `path`, replacing whatever is there (unlike [`BlobStore::put_file`],
+    /// even a blob of the same size), atomically: a small blob, e.g. a record rewritten beside
+    /// its core.
+    fn put_bytes(&self, path: &BlobPath, bytes: &[u8]) -> Result<u64, StoreError>;
+
     /// Opens a blob for streaming.
     fn open(&self, path: &BlobPath) -> Result<Box<dyn Read + Send>, StoreError>;
 

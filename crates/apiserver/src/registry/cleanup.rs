@@ -9,10 +9,17 @@ use coredump_store::BlobPath;
 
 use super::{ListOptions, Registry};
 
-/// A kind the registry stores, with its delete side effects.
+/// A kind the registry stores, with its create and delete side effects.
 pub trait Stored: Resource {
     /// Removes what the deleted object owned.
     fn after_delete(&self, registry: &Registry) -> impl Future<Output = ()> + Send;
+
+    /// What creating the object implies for others (retention by signature); failures are
+    /// logged: the object itself is stored.
+    fn after_create(&self, registry: &Registry) -> impl Future<Output = ()> + Send {
+        let _ = registry;
+        std::future::ready(())
+    }
 }
 
 /// The blob of a Coredump, if it has one. Derived from the object's own namespace, pod UID and
@@ -35,6 +42,12 @@ pub fn blob_path_of(c: &Coredump) -> Option<BlobPath> {
 }
 
 impl Stored for Coredump {
+    async fn after_create(&self, registry: &Registry) {
+        if let Some(keep) = registry.signature_retention() {
+            crate::registry::retention::apply(registry, self, keep).await;
+        }
+    }
+
     async fn after_delete(&self, registry: &Registry) {
         let Some(path) = blob_path_of(self) else {
             return;

@@ -6,6 +6,7 @@
 
 mod cleanup;
 mod codec;
+pub mod retention;
 mod typed;
 
 use std::sync::Arc;
@@ -68,6 +69,7 @@ pub enum Patch {
 pub struct Registry {
     meta: Arc<dyn MetadataStore>,
     blobs: Arc<dyn BlobStore>,
+    signature_retention: Option<retention::Keep>,
 }
 
 fn key<R: Resource>(namespace: &str, name: &str) -> ObjectKey {
@@ -104,7 +106,23 @@ fn name_suffix() -> String {
 impl Registry {
     /// A registry over these stores.
     pub fn new(meta: Arc<dyn MetadataStore>, blobs: Arc<dyn BlobStore>) -> Self {
-        Self { meta, blobs }
+        Self {
+            meta,
+            blobs,
+            signature_retention: None,
+        }
+    }
+
+    /// Keeps only the first and the last cores of each signature of each pod
+    /// ([`retention`]).
+    pub fn with_signature_retention(mut self, keep: Option<retention::Keep>) -> Self {
+        self.signature_retention = keep;
+        self
+    }
+
+    /// The retention by signature in force, if any.
+    pub fn signature_retention(&self) -> Option<retention::Keep> {
+        self.signature_retention
     }
 
     /// The metadata store (for watches).
@@ -160,6 +178,7 @@ impl Registry {
             match self.meta.create(&k, encode(&obj)?).await {
                 Ok(revision) => {
                     obj.metadata_mut().resource_version = revision.to_string();
+                    obj.after_create(self).await;
                     return Ok(obj);
                 }
                 Err(StoreError::AlreadyExists(_)) if generate => continue,

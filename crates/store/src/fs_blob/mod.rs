@@ -146,6 +146,7 @@ impl FsBlobStore {
         src: &mut std::fs::File,
         expected: u64,
         may_link: bool,
+        replace: bool,
     ) -> Result<Option<u64>, StoreError> {
         let racing = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
         let mut parent = self.root_fd.as_fd();
@@ -171,7 +172,8 @@ impl FsBlobStore {
         }
         let dir = parent;
 
-        if let Some(st) = dirs::stat(dir, &path.file).map_err(self.io_err(path.relative()))?
+        if !replace
+            && let Some(st) = dirs::stat(dir, &path.file).map_err(self.io_err(path.relative()))?
             && dirs::file_type(&st) == FileType::RegularFile
             && u64::try_from(st.st_size).ok() == Some(expected)
         {
@@ -421,7 +423,13 @@ impl Drop for TempGuard<'_> {
 
 impl FsBlobStore {
     /// [`BlobStore::put_file`] and [`BlobStore::adopt_file`]: copy, or link when allowed.
-    fn put(&self, path: &BlobPath, source: &Path, may_link: bool) -> Result<u64, StoreError> {
+    fn put(
+        &self,
+        path: &BlobPath,
+        source: &Path,
+        may_link: bool,
+        replace: bool,
+    ) -> Result<u64, StoreError> {
         path.validate()?;
         // Open the source first: a missing source must not leave directories behind.
         let source_err = |e| StoreError::Io {
@@ -431,7 +439,7 @@ impl FsBlobStore {
         let mut src = std::fs::File::open(source).map_err(source_err)?;
         let expected = src.metadata().map_err(source_err)?.len();
         for _ in 0..PUT_ATTEMPTS {
-            if let Some(size) = self.try_put(path, source, &mut src, expected, may_link)? {
+            if let Some(size) = self.try_put(path, source, &mut src, expected, may_link, replace)? {
                 return Ok(size);
             }
         }
@@ -446,11 +454,32 @@ impl FsBlobStore {
 
 impl BlobStore for FsBlobStore {
     fn put_file(&self, path: &BlobPath, source: &Path) -> Result<u64, StoreError> {
-        self.put(path, source, false)
+        self.put(path, source, false, false)
     }
 
     fn adopt_file(&self, path: &BlobPath, source: &Path) -> Result<u64, StoreError> {
-        self.put(path, source, true)
+        self.put(path, source, true, false)
+    }
+
+    fn put_bytes(&self, path: &BlobPath, bytes: &[u8]) -> Result<u64, StoreError> {
+        use std::io::Write;
+        path.validate()?;
+        // Written beside the root (a dot-name no listing shows), then adopted by hard link:
+        // the same atomic publication as any blob.
+        let (name, mut file) =
+            create_temp(self.root_fd.as_fd(), &path.file).map_err(self.io_err(""))?;
+        let guard = TempGuard {
+            dir: self.root_fd.as_fd(),
+            name: &name,
+            armed: true,
+        };
+        file.write_all(bytes)
+            .and_then(|()| file.sync_all())
+            .map_err(self.io_err(&name))?;
+        drop(file);
+        let stored = self.put(path, &self.root.join(&name), true, true);
+        drop(guard);
+        stored
     }
 
     fn room_for(&self, source: &Path) -> Option<(u64, u64)> {
