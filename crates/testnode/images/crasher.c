@@ -3,8 +3,9 @@
  * and the crash's sequence number, so a test proves that a downloaded core is that crash.
  * Crashes are real memory faults in crash_with_marker(), which gdb names from the core.
  *
- *   crasher segv [MIB]           fill MIB MiB (default 1), then fault: the container's main
- *                                process dies of SIGSEGV (a real fault also kills PID 1)
+ *   crasher segv [MIB [random]]  fill MIB MiB (default 1; with `random`, incompressible bytes),
+ *                                then fault: the container's main process dies of SIGSEGV (a
+ *                                real fault also kills PID 1)
  *   crasher child-abrt [MIB]     a child calls abort() (SIGABRT is honoured: it is not PID 1);
  *                                the main process then sleeps
  *   crasher every MS [COUNT]     a child faults every MS milliseconds (COUNT times, 0 = forever),
@@ -26,19 +27,29 @@ static char marker[256];
 /* NULL, read at run time: the compiler cannot turn the faulting store into a trap. */
 volatile char *volatile nowhere;
 
-/* Fills `mib` MiB with copies of the marker and a counter, so the core holds them. */
-static char *fill(unsigned long mib) {
+/* Fills `mib` MiB with copies of the marker (one per page), the rest zero or, with `random`,
+ * incompressible bytes, so the core holds them. */
+static char *fill_with(unsigned long mib, int random) {
     unsigned long size = (mib ? mib : 1) * MIB;
     char *buf = malloc(size);
     if (!buf) {
         perror("malloc");
         exit(2);
     }
+    unsigned long x = 88172645463325252UL ^ (unsigned long)getpid();
+    for (unsigned long off = 0; random && off + 8 <= size; off += 8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        memcpy(buf + off, &x, 8);
+    }
     size_t len = strlen(marker);
     for (unsigned long off = 0; off + len < size; off += 4096)
         memcpy(buf + off, marker, len);
     return buf;
 }
+
+static char *fill(unsigned long mib) { return fill_with(mib, 0); }
 
 __attribute__((noinline)) void crash_with_marker(volatile char *where) {
     /* The marker sits on the stack too, next to the faulting frame. */
@@ -69,7 +80,8 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (!strcmp(mode, "segv")) {
         set_marker(0);
-        char *buf = fill(argc > 2 ? strtoul(argv[2], 0, 10) : 1);
+        int random = argc > 3 && !strcmp(argv[3], "random");
+        char *buf = fill_with(argc > 2 ? strtoul(argv[2], 0, 10) : 1, random);
         printf("crashing with %s\n", marker);
         (void)buf;
         crash_with_marker(nowhere);

@@ -1,0 +1,259 @@
+//! The project as users run it, on a real node: kubelet and containerd run the image, the
+//! manifest of `deploy/deploy.sh` is installed with `kubectl create -f`, and real containers
+//! crash (crates/testnode). Needs root; each test is its own scenario over one shared node.
+
+mod common;
+mod real_node;
+
+use std::time::{Duration, Instant};
+
+use coredump_api::CoredumpState;
+use real_node::{cluster, download, gdb_backtrace, marker};
+
+/// A container's main process segfaults: the record names the pod, container, image, pod UID
+/// and container ID kubectl reports, a CoreDumped Event is on the pod, the downloaded core
+/// holds the pod's marker and gdb names the faulting function, and the pod restarts.
+#[test]
+fn segfault_of_a_container_is_recorded_with_its_pod_and_a_core_that_proves_it() {
+    let c = cluster();
+    let _lock = c.lock();
+    let ns = c.namespace("segv");
+    let crashed_at = Instant::now();
+    c.apply(&c.crasher_pod(&ns, "crash", &["segv", "8"]));
+    let records = c.wait_coredumps(&ns, Duration::from_secs(120), "a Coredump of pod crash", |r| {
+        !r.is_empty()
+    });
+    let seen_after = crashed_at.elapsed();
+    let record = &records[0];
+    let pod = c.pod(&ns, "crash");
+    let status = &pod["status"]["containerStatuses"][0];
+    assert_eq!(record.spec.pod_name.as_deref(), Some("crash"));
+    assert_eq!(record.spec.pod_uid.as_deref(), pod["metadata"]["uid"].as_str());
+    assert_eq!(record.spec.container_name.as_deref(), Some("app"));
+    let container_id = status["lastState"]["terminated"]["containerID"]
+        .as_str()
+        .or(status["containerID"].as_str())
+        .unwrap();
+    assert_eq!(
+        record.spec.container_id.as_deref(),
+        container_id.strip_prefix("containerd://"),
+        "container ID (kubectl: {container_id})"
+    );
+    let image = record.spec.image.as_deref().unwrap_or_default();
+    assert!(
+        image == pod["spec"]["containers"][0]["image"] || image == status["image"],
+        "image {image:?} vs pod {pod}"
+    );
+    assert_eq!(record.spec.signal, 11);
+    assert_eq!(record.status.state, CoredumpState::Stored);
+
+    let events = c.kubectl(&[
+        "get",
+        "events",
+        "-n",
+        &ns,
+        "--field-selector=involvedObject.name=crash,reason=CoreDumped",
+        "-o",
+        "name",
+    ]);
+    assert!(!events.trim().is_empty(), "a CoreDumped Event on the pod");
+
+    let dir = tempfile::tempdir().unwrap();
+    let core = download(c, &ns, &record.metadata.name.clone().unwrap(), dir.path());
+    let bytes = std::fs::read(&core).unwrap();
+    let uid = pod["metadata"]["uid"].as_str().unwrap();
+    assert!(common::in_memory(&bytes, &marker(uid, 0)), "the pod's marker in the core's memory");
+    let bt = gdb_backtrace(c.crasher_bin(), &core);
+    assert!(bt.contains("crash_with_marker"), "gdb backtrace:\n{bt}");
+
+    c.wait(Duration::from_secs(60), "the pod restarted", || {
+        let restarts = c.pod(&ns, "crash")["status"]["containerStatuses"][0]["restartCount"]
+            .as_u64()
+            .unwrap_or(0);
+        (restarts >= 1).then_some(())
+    });
+    eprintln!("real_node: crash -> Coredump visible within {seen_after:?} (pod start included)");
+    c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
+}
+
+/// A child of the main process dies of SIGABRT (PID 1 could not: the kernel ignores signals a
+/// namespace's init sends itself): recorded with signal 6, the container keeps running.
+#[test]
+fn sigabrt_of_a_child_process_is_recorded_and_the_container_keeps_running() {
+    let c = cluster();
+    let _lock = c.lock();
+    let ns = c.namespace("abrt");
+    c.apply(&c.crasher_pod(&ns, "abrt", &["child-abrt", "2"]));
+    let records = c.wait_coredumps(&ns, Duration::from_secs(120), "a Coredump of pod abrt", |r| {
+        !r.is_empty()
+    });
+    let record = &records[0];
+    assert_eq!(record.spec.signal, 6, "SIGABRT");
+    assert_eq!(record.spec.pod_name.as_deref(), Some("abrt"));
+    assert_eq!(record.spec.container_name.as_deref(), Some("app"));
+    assert_eq!(record.status.state, CoredumpState::Stored);
+    let pod = c.pod(&ns, "abrt");
+    let status = &pod["status"]["containerStatuses"][0];
+    assert_eq!(status["restartCount"], 0, "{status}");
+    assert!(status["state"]["running"].is_object(), "{status}");
+    c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
+}
+
+/// A pod labelled `coredump.fujitsu.com/capture: "false"` is recorded as Skipped, without its
+/// core; so is a pod in a namespace annotated that way.
+#[test]
+fn opt_out_by_pod_label_and_by_namespace_annotation_skips_the_core() {
+    let c = cluster();
+    let _lock = c.lock();
+    let ns = c.namespace("optout");
+    let mut pod = c.crasher_pod(&ns, "quiet", &["segv", "1"]);
+    pod["metadata"]["labels"] = serde_json::json!({"coredump.fujitsu.com/capture": "false"});
+    c.apply(&pod);
+    let records = c.wait_coredumps(&ns, Duration::from_secs(120), "a Coredump of pod quiet", |r| {
+        !r.is_empty()
+    });
+    assert_eq!(records[0].status.state, CoredumpState::Skipped, "{:?}", records[0].status);
+    assert_eq!(records[0].status.stored_size, 0);
+
+    let quiet_ns = c.namespace("optout-ns");
+    c.kubectl(&["annotate", "namespace", &quiet_ns, "coredump.fujitsu.com/capture=false"]);
+    c.apply(&c.crasher_pod(&quiet_ns, "crash", &["segv", "1"]));
+    let records = c.wait_coredumps(&quiet_ns, Duration::from_secs(120), "a Coredump in the opted-out namespace", |r| {
+        !r.is_empty()
+    });
+    assert_eq!(records[0].status.state, CoredumpState::Skipped, "{:?}", records[0].status);
+    c.kubectl(&["delete", "namespace", &ns, &quiet_ns, "--wait=false"]);
+}
+
+/// A pod whose container crashes at every start goes into CrashLoopBackOff; every crash is
+/// recorded once, and the agent stays Ready.
+#[test]
+fn crash_loop_records_every_crash_once() {
+    let c = cluster();
+    let _lock = c.lock();
+    let ns = c.namespace("loop");
+    c.apply(&c.crasher_pod(&ns, "loop", &["segv", "1"]));
+    let restarts = c.wait(Duration::from_secs(240), "4 restarts", || {
+        let pod = c.pod(&ns, "loop");
+        let status = &pod["status"]["containerStatuses"][0];
+        let n = status["restartCount"].as_u64().unwrap_or(0);
+        (n >= 4).then_some(n)
+    });
+    // Crashes so far: one per restart, plus the one the pod may be backing off from now.
+    let records = c.wait_coredumps(&ns, Duration::from_secs(60), "one Coredump per crash", |r| {
+        r.len() as u64 >= restarts
+    });
+    let pod = c.pod(&ns, "loop");
+    let status = &pod["status"]["containerStatuses"][0];
+    let crashes = status["restartCount"].as_u64().unwrap()
+        + u64::from(status["state"]["terminated"].is_object() || status["state"]["waiting"].is_object());
+    let mut ids: Vec<_> = records.iter().map(|r| r.spec.container_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), records.len(), "one record per container instance");
+    assert!(
+        records.len() as u64 == crashes || records.len() as u64 + 1 == crashes,
+        "{} records for {crashes} crashes",
+        records.len()
+    );
+    assert!(records.iter().all(|r| r.status.state == CoredumpState::Stored));
+    c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
+}
+
+/// A crash of a sidecar (an init container that keeps running) and of a plain init container
+/// are recorded under those containers' names.
+#[test]
+fn crashes_of_a_sidecar_and_of_an_init_container_name_that_container() {
+    let c = cluster();
+    let _lock = c.lock();
+    let ns = c.namespace("side");
+    let mut sidecar = c.crasher_container("sidecar", &["child-abrt", "1"]);
+    sidecar["restartPolicy"] = "Always".into();
+    let mut pod = c.crasher_pod(&ns, "with-sidecar", &["sleep"]);
+    pod["spec"]["initContainers"] = serde_json::json!([sidecar]);
+    c.apply(&pod);
+    let mut init = c.crasher_pod(&ns, "with-init", &["sleep"]);
+    init["spec"]["restartPolicy"] = "Never".into();
+    init["spec"]["initContainers"] = serde_json::json!([c.crasher_container("setup", &["segv", "1"])]);
+    c.apply(&init);
+    let records = c.wait_coredumps(&ns, Duration::from_secs(120), "Coredumps of both pods", |r| {
+        ["with-sidecar", "with-init"]
+            .iter()
+            .all(|p| r.iter().any(|x| x.spec.pod_name.as_deref() == Some(*p)))
+    });
+    let of = |pod: &str| records.iter().find(|r| r.spec.pod_name.as_deref() == Some(pod)).unwrap();
+    assert_eq!(of("with-sidecar").spec.container_name.as_deref(), Some("sidecar"));
+    assert_eq!(of("with-sidecar").spec.signal, 6);
+    assert_eq!(of("with-init").spec.container_name.as_deref(), Some("setup"));
+    assert_eq!(of("with-init").spec.signal, 11);
+    c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
+}
+
+/// A namespace over its quota (`--ns-disk-quota` of the install): the crash is recorded as
+/// QuotaExceeded without its core, and the namespace's stored bytes stay under the quota.
+#[test]
+fn a_namespace_over_its_quota_gets_records_without_cores() {
+    let c = cluster();
+    let _lock = c.lock();
+    let ns = c.namespace("quota");
+    // Incompressible 24 MiB cores against the install's 40 MiB quota: the first fits.
+    for name in ["first", "second"] {
+        let mut pod = c.crasher_pod(&ns, name, &["segv", "24", "random"]);
+        pod["spec"]["restartPolicy"] = "Never".into();
+        c.apply(&pod);
+        c.wait_coredumps(&ns, Duration::from_secs(120), name, |r| {
+            r.iter().any(|x| x.spec.pod_name.as_deref() == Some(name))
+        });
+    }
+    let records = c.coredumps(&ns);
+    let state = |pod: &str| {
+        records
+            .iter()
+            .find(|r| r.spec.pod_name.as_deref() == Some(pod))
+            .map(|r| r.status.state)
+    };
+    assert_eq!(state("first"), Some(CoredumpState::Stored));
+    assert_eq!(state("second"), Some(CoredumpState::QuotaExceeded));
+    let stored: u64 = records.iter().map(|r| r.status.stored_size).sum();
+    assert!(stored <= real_node::QUOTA_BYTES, "{stored} bytes stored");
+    c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
+}
+
+/// The agent pod deleted, then `kubectl rollout restart daemonset`, while a pod crashes a child
+/// every 200 ms: every crash is recorded exactly once.
+#[test]
+fn agent_restarts_lose_no_crash() {
+    let c = cluster();
+    let _lock = c.lock();
+    let ns = c.namespace("steady");
+    const CRASHES: u64 = 250;
+    c.apply(&c.crasher_pod(&ns, "steady", &["every", "200", &CRASHES.to_string()]));
+    c.wait_coredumps(&ns, Duration::from_secs(120), "the first crashes", |r| r.len() >= 3);
+    let agent_ns = real_node::INSTALL_NS;
+    let gap = c.agent_gap_during(|| {
+        c.kubectl(&["delete", "pod", "-n", agent_ns, "-l", "app.kubernetes.io/component=agent", "--wait=true"]);
+        c.kubectl(&["rollout", "status", "-n", agent_ns, "daemonset/kcdt-ds", "--timeout=180s"]);
+        c.kubectl(&["rollout", "restart", "-n", agent_ns, "daemonset/kcdt-ds"]);
+        c.kubectl(&["rollout", "status", "-n", agent_ns, "daemonset/kcdt-ds", "--timeout=180s"]);
+    });
+    let done = c.wait(Duration::from_secs(180), "the crasher's last crash", || {
+        let out = c.cp().kubectl(&["logs", "-n", &ns, "steady", "--tail=3"]);
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("crash {CRASHES} "))
+            .then_some(())
+    });
+    let _ = done;
+    let records = c.wait_coredumps(&ns, Duration::from_secs(120), "a Coredump per crash", |r| {
+        r.len() as u64 >= CRASHES
+    });
+    let mut pids: Vec<u32> = records.iter().map(|r| r.spec.pid).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    eprintln!(
+        "real_node: agent restarts: {} records for {CRASHES} crashes; core_pattern not ours for {gap:?}",
+        records.len()
+    );
+    assert_eq!(pids.len(), records.len(), "no crash recorded twice");
+    assert_eq!(records.len() as u64, CRASHES, "crashes lost");
+    c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
+}
