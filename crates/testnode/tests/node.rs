@@ -56,18 +56,35 @@ fn a_pod_reaches_the_api_by_service_name_and_stop_leaves_nothing() {
     let start = Instant::now();
     loop {
         let phase = cp
-            .kubectl_ok(&["get", "pod", "-n", &ns, "sleeper", "-o=jsonpath={.status.phase}"])
+            .kubectl_ok(&[
+                "get",
+                "pod",
+                "-n",
+                &ns,
+                "sleeper",
+                "-o=jsonpath={.status.phase}",
+            ])
             .unwrap_or_default();
         if phase == "Running" {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(120), "pod not Running: {phase}\n{}", node.log_tails());
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "pod not Running: {phase}\n{}",
+            node.log_tails()
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
     eprintln!("pod Running {:?} after create", start.elapsed());
     // The `kubernetes` Service's endpoint is the node's address (kube-apiserver advertises it).
     let endpoints = cp
-        .kubectl_ok(&["get", "endpointslices", "-n", "default", "-o=jsonpath={.items[*].endpoints[*].addresses[*]}"])
+        .kubectl_ok(&[
+            "get",
+            "endpointslices",
+            "-n",
+            "default",
+            "-o=jsonpath={.items[*].endpoints[*].addresses[*]}",
+        ])
         .unwrap();
     assert!(endpoints.contains("10.88.0.1"), "{endpoints}");
     let dir = node.layout().root.clone();
