@@ -3,12 +3,12 @@
 //! crash (crates/testnode). Needs root; each test is its own scenario over one shared node.
 
 mod common;
-mod real_node;
+mod node_fixture;
 
 use std::time::{Duration, Instant};
 
 use coredump_api::CoredumpState;
-use real_node::{cluster, download, gdb_backtrace, marker};
+use node_fixture::{cluster, download, gdb_backtrace, marker};
 
 /// A container's main process segfaults: the record names the pod, container, image, pod UID
 /// and container ID kubectl reports, a CoreDumped Event is on the pod, the downloaded core
@@ -20,15 +20,21 @@ fn segfault_of_a_container_is_recorded_with_its_pod_and_a_core_that_proves_it() 
     let ns = c.namespace("segv");
     let crashed_at = Instant::now();
     c.apply(&c.crasher_pod(&ns, "crash", &["segv", "8"]));
-    let records = c.wait_coredumps(&ns, Duration::from_secs(120), "a Coredump of pod crash", |r| {
-        !r.is_empty()
-    });
+    let records = c.wait_coredumps(
+        &ns,
+        Duration::from_secs(120),
+        "a Coredump of pod crash",
+        |r| !r.is_empty(),
+    );
     let seen_after = crashed_at.elapsed();
     let record = &records[0];
     let pod = c.pod(&ns, "crash");
     let status = &pod["status"]["containerStatuses"][0];
     assert_eq!(record.spec.pod_name.as_deref(), Some("crash"));
-    assert_eq!(record.spec.pod_uid.as_deref(), pod["metadata"]["uid"].as_str());
+    assert_eq!(
+        record.spec.pod_uid.as_deref(),
+        pod["metadata"]["uid"].as_str()
+    );
     assert_eq!(record.spec.container_name.as_deref(), Some("app"));
     let container_id = status["lastState"]["terminated"]["containerID"]
         .as_str()
@@ -62,7 +68,10 @@ fn segfault_of_a_container_is_recorded_with_its_pod_and_a_core_that_proves_it() 
     let core = download(c, &ns, &record.metadata.name.clone().unwrap(), dir.path());
     let bytes = std::fs::read(&core).unwrap();
     let uid = pod["metadata"]["uid"].as_str().unwrap();
-    assert!(common::in_memory(&bytes, &marker(uid, 0)), "the pod's marker in the core's memory");
+    assert!(
+        common::in_memory(&bytes, &marker(uid, 0)),
+        "the pod's marker in the core's memory"
+    );
     let bt = gdb_backtrace(c.crasher_bin(), &core);
     assert!(bt.contains("crash_with_marker"), "gdb backtrace:\n{bt}");
 
@@ -84,9 +93,12 @@ fn sigabrt_of_a_child_process_is_recorded_and_the_container_keeps_running() {
     let _lock = c.lock();
     let ns = c.namespace("abrt");
     c.apply(&c.crasher_pod(&ns, "abrt", &["child-abrt", "2"]));
-    let records = c.wait_coredumps(&ns, Duration::from_secs(120), "a Coredump of pod abrt", |r| {
-        !r.is_empty()
-    });
+    let records = c.wait_coredumps(
+        &ns,
+        Duration::from_secs(120),
+        "a Coredump of pod abrt",
+        |r| !r.is_empty(),
+    );
     let record = &records[0];
     assert_eq!(record.spec.signal, 6, "SIGABRT");
     assert_eq!(record.spec.pod_name.as_deref(), Some("abrt"));
@@ -109,19 +121,40 @@ fn opt_out_by_pod_label_and_by_namespace_annotation_skips_the_core() {
     let mut pod = c.crasher_pod(&ns, "quiet", &["segv", "1"]);
     pod["metadata"]["labels"] = serde_json::json!({"coredump.fujitsu.com/capture": "false"});
     c.apply(&pod);
-    let records = c.wait_coredumps(&ns, Duration::from_secs(120), "a Coredump of pod quiet", |r| {
-        !r.is_empty()
-    });
-    assert_eq!(records[0].status.state, CoredumpState::Skipped, "{:?}", records[0].status);
+    let records = c.wait_coredumps(
+        &ns,
+        Duration::from_secs(120),
+        "a Coredump of pod quiet",
+        |r| !r.is_empty(),
+    );
+    assert_eq!(
+        records[0].status.state,
+        CoredumpState::Skipped,
+        "{:?}",
+        records[0].status
+    );
     assert_eq!(records[0].status.stored_size, 0);
 
     let quiet_ns = c.namespace("optout-ns");
-    c.kubectl(&["annotate", "namespace", &quiet_ns, "coredump.fujitsu.com/capture=false"]);
+    c.kubectl(&[
+        "annotate",
+        "namespace",
+        &quiet_ns,
+        "coredump.fujitsu.com/capture=false",
+    ]);
     c.apply(&c.crasher_pod(&quiet_ns, "crash", &["segv", "1"]));
-    let records = c.wait_coredumps(&quiet_ns, Duration::from_secs(120), "a Coredump in the opted-out namespace", |r| {
-        !r.is_empty()
-    });
-    assert_eq!(records[0].status.state, CoredumpState::Skipped, "{:?}", records[0].status);
+    let records = c.wait_coredumps(
+        &quiet_ns,
+        Duration::from_secs(120),
+        "a Coredump in the opted-out namespace",
+        |r| !r.is_empty(),
+    );
+    assert_eq!(
+        records[0].status.state,
+        CoredumpState::Skipped,
+        "{:?}",
+        records[0].status
+    );
     c.kubectl(&["delete", "namespace", &ns, &quiet_ns, "--wait=false"]);
 }
 
@@ -140,23 +173,39 @@ fn crash_loop_records_every_crash_once() {
         (n >= 4).then_some(n)
     });
     // Crashes so far: one per restart, plus the one the pod may be backing off from now.
-    let records = c.wait_coredumps(&ns, Duration::from_secs(60), "one Coredump per crash", |r| {
-        r.len() as u64 >= restarts
-    });
+    let records = c.wait_coredumps(
+        &ns,
+        Duration::from_secs(60),
+        "one Coredump per crash",
+        |r| r.len() as u64 >= restarts,
+    );
     let pod = c.pod(&ns, "loop");
     let status = &pod["status"]["containerStatuses"][0];
     let crashes = status["restartCount"].as_u64().unwrap()
-        + u64::from(status["state"]["terminated"].is_object() || status["state"]["waiting"].is_object());
-    let mut ids: Vec<_> = records.iter().map(|r| r.spec.container_id.clone()).collect();
+        + u64::from(
+            status["state"]["terminated"].is_object() || status["state"]["waiting"].is_object(),
+        );
+    let mut ids: Vec<_> = records
+        .iter()
+        .map(|r| r.spec.container_id.clone())
+        .collect();
     ids.sort();
     ids.dedup();
-    assert_eq!(ids.len(), records.len(), "one record per container instance");
+    assert_eq!(
+        ids.len(),
+        records.len(),
+        "one record per container instance"
+    );
     assert!(
         records.len() as u64 == crashes || records.len() as u64 + 1 == crashes,
         "{} records for {crashes} crashes",
         records.len()
     );
-    assert!(records.iter().all(|r| r.status.state == CoredumpState::Stored));
+    assert!(
+        records
+            .iter()
+            .all(|r| r.status.state == CoredumpState::Stored)
+    );
     c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
 }
 
@@ -174,17 +223,34 @@ fn crashes_of_a_sidecar_and_of_an_init_container_name_that_container() {
     c.apply(&pod);
     let mut init = c.crasher_pod(&ns, "with-init", &["sleep"]);
     init["spec"]["restartPolicy"] = "Never".into();
-    init["spec"]["initContainers"] = serde_json::json!([c.crasher_container("setup", &["segv", "1"])]);
+    init["spec"]["initContainers"] =
+        serde_json::json!([c.crasher_container("setup", &["segv", "1"])]);
     c.apply(&init);
-    let records = c.wait_coredumps(&ns, Duration::from_secs(120), "Coredumps of both pods", |r| {
-        ["with-sidecar", "with-init"]
+    let records = c.wait_coredumps(
+        &ns,
+        Duration::from_secs(120),
+        "Coredumps of both pods",
+        |r| {
+            ["with-sidecar", "with-init"]
+                .iter()
+                .all(|p| r.iter().any(|x| x.spec.pod_name.as_deref() == Some(*p)))
+        },
+    );
+    let of = |pod: &str| {
+        records
             .iter()
-            .all(|p| r.iter().any(|x| x.spec.pod_name.as_deref() == Some(*p)))
-    });
-    let of = |pod: &str| records.iter().find(|r| r.spec.pod_name.as_deref() == Some(pod)).unwrap();
-    assert_eq!(of("with-sidecar").spec.container_name.as_deref(), Some("sidecar"));
+            .find(|r| r.spec.pod_name.as_deref() == Some(pod))
+            .unwrap()
+    };
+    assert_eq!(
+        of("with-sidecar").spec.container_name.as_deref(),
+        Some("sidecar")
+    );
     assert_eq!(of("with-sidecar").spec.signal, 6);
-    assert_eq!(of("with-init").spec.container_name.as_deref(), Some("setup"));
+    assert_eq!(
+        of("with-init").spec.container_name.as_deref(),
+        Some("setup")
+    );
     assert_eq!(of("with-init").spec.signal, 11);
     c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
 }
@@ -215,7 +281,7 @@ fn a_namespace_over_its_quota_gets_records_without_cores() {
     assert_eq!(state("first"), Some(CoredumpState::Stored));
     assert_eq!(state("second"), Some(CoredumpState::QuotaExceeded));
     let stored: u64 = records.iter().map(|r| r.status.stored_size).sum();
-    assert!(stored <= real_node::QUOTA_BYTES, "{stored} bytes stored");
+    assert!(stored <= node_fixture::QUOTA_BYTES, "{stored} bytes stored");
     c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
 }
 
@@ -228,13 +294,37 @@ fn agent_restarts_lose_no_crash() {
     let ns = c.namespace("steady");
     const CRASHES: u64 = 250;
     c.apply(&c.crasher_pod(&ns, "steady", &["every", "200", &CRASHES.to_string()]));
-    c.wait_coredumps(&ns, Duration::from_secs(120), "the first crashes", |r| r.len() >= 3);
-    let agent_ns = real_node::INSTALL_NS;
+    c.wait_coredumps(&ns, Duration::from_secs(120), "the first crashes", |r| {
+        r.len() >= 3
+    });
+    let agent_ns = node_fixture::INSTALL_NS;
     let gap = c.agent_gap_during(|| {
-        c.kubectl(&["delete", "pod", "-n", agent_ns, "-l", "app.kubernetes.io/component=agent", "--wait=true"]);
-        c.kubectl(&["rollout", "status", "-n", agent_ns, "daemonset/kcdt-ds", "--timeout=180s"]);
+        c.kubectl(&[
+            "delete",
+            "pod",
+            "-n",
+            agent_ns,
+            "-l",
+            "app.kubernetes.io/component=agent",
+            "--wait=true",
+        ]);
+        c.kubectl(&[
+            "rollout",
+            "status",
+            "-n",
+            agent_ns,
+            "daemonset/kcdt-ds",
+            "--timeout=180s",
+        ]);
         c.kubectl(&["rollout", "restart", "-n", agent_ns, "daemonset/kcdt-ds"]);
-        c.kubectl(&["rollout", "status", "-n", agent_ns, "daemonset/kcdt-ds", "--timeout=180s"]);
+        c.kubectl(&[
+            "rollout",
+            "status",
+            "-n",
+            agent_ns,
+            "daemonset/kcdt-ds",
+            "--timeout=180s",
+        ]);
     });
     let done = c.wait(Duration::from_secs(180), "the crasher's last crash", || {
         let out = c.cp().kubectl(&["logs", "-n", &ns, "steady", "--tail=3"]);

@@ -42,7 +42,9 @@ pub fn cluster() -> &'static Cluster {
             format!("--gc-threshold={GC_THRESHOLD_S}s"),
             "--ns-disk-quota=40Mi".to_string(),
         ];
-        let install = node.install(INSTALL_NS, &flags).unwrap_or_else(|e| panic!("{e}"));
+        let install = node
+            .install(INSTALL_NS, &flags)
+            .unwrap_or_else(|e| panic!("{e}"));
         let install_took = node
             .wait_installed(&install, Duration::from_secs(300))
             .unwrap_or_else(|e| panic!("{e}"));
@@ -149,7 +151,12 @@ impl Cluster {
                 panic!(
                     "{what}: not within {timeout:?}; Coredumps: {:#?}\nagent log:\n{agent}",
                     seen.iter()
-                        .map(|c| (&c.metadata.name, &c.spec.pod_name, &c.spec.container_name, c.status.state))
+                        .map(|c| (
+                            &c.metadata.name,
+                            &c.spec.pod_name,
+                            &c.spec.container_name,
+                            c.status.state
+                        ))
                         .collect::<Vec<_>>()
                 );
             }
@@ -171,7 +178,12 @@ impl Cluster {
     }
 
     /// Polls `check` (every 200 ms) until it gives a value.
-    pub fn wait<T>(&self, timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    pub fn wait<T>(
+        &self,
+        timeout: Duration,
+        what: &str,
+        mut check: impl FnMut() -> Option<T>,
+    ) -> T {
         let start = Instant::now();
         loop {
             if let Some(v) = check() {
@@ -194,7 +206,8 @@ impl Cluster {
                 let mut last = Instant::now();
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(10));
-                    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap_or_default();
+                    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern")
+                        .unwrap_or_default();
                     let now = Instant::now();
                     if !pattern.contains(&ours) {
                         gap += now - last;
