@@ -65,7 +65,7 @@ fn segfault_of_a_container_is_recorded_with_its_pod_and_a_core_that_proves_it() 
     assert!(!events.trim().is_empty(), "a CoreDumped Event on the pod");
 
     let dir = tempfile::tempdir().unwrap();
-    let core = download(c, &ns, &record.metadata.name.clone().unwrap(), dir.path());
+    let core = download(c, &ns, &record.metadata.name, dir.path());
     let bytes = std::fs::read(&core).unwrap();
     let uid = pod["metadata"]["uid"].as_str().unwrap();
     assert!(
