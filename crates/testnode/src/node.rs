@@ -285,6 +285,28 @@ impl Node {
             .unwrap_or_else(|| unreachable!("a started node has a control plane"))
     }
 
+    /// Creates a namespace `<prefix>-<n>` and waits until the controller-manager gave it its
+    /// `default` ServiceAccount (pods cannot be created before).
+    pub fn create_namespace(&self, prefix: &str) -> Result<String, NodeError> {
+        let cp = self.control_plane();
+        let ns = cp.create_namespace(prefix)?;
+        let start = Instant::now();
+        loop {
+            let sa = cp.kubectl_ok(&["get", "serviceaccount", "default", "-n", &ns, "-o", "name"]);
+            if sa.is_ok() {
+                return Ok(ns);
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                return Err(NodeError::NotReady {
+                    what: format!("ServiceAccount {ns}/default"),
+                    waited_s: start.elapsed().as_secs(),
+                    last: format!("{sa:?}"),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The node's network namespace (connect to pods from the test).
     pub fn netns(&self) -> &NetworkNamespace {
         &self.netns

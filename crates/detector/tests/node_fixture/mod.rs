@@ -224,7 +224,7 @@ impl Cluster {
 
     /// A namespace of the test's own.
     pub fn namespace(&self, prefix: &str) -> String {
-        self.cp().create_namespace(prefix).unwrap()
+        self.node.create_namespace(prefix).unwrap()
     }
 
     /// The crasher program on this machine (symbols for gdb).
