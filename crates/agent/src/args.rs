@@ -4,10 +4,11 @@
 //! `POD_NAMESPACE`; everything else has a default fit for production.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use coredump_capture::{HandlerConfig, NonPodPolicy};
 
+use crate::floor::FreeFloor;
 use crate::quantity::parse_bytes;
 
 /// Storage backend of the blobs (the API server's `--backend-kind`).
@@ -54,6 +55,10 @@ pub struct Args {
     /// (`<root>/<namespace>/<podUID>/<container>/<file>`).
     #[arg(long, default_value = "/var/lib/coredump-detector/cores")]
     pub local_path: PathBuf,
+    /// Owner (`UID:GID`) of the directories and cores the agent stores, e.g. the user the API
+    /// server and the GC run as; without it they stay root's (modes 0700 and 0600 either way).
+    #[arg(long)]
+    pub blob_owner: Option<coredump_store::fs_blob::Owner>,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:9102")]
     pub metrics_bind_address: SocketAddr,
@@ -84,6 +89,9 @@ pub struct Args {
     /// The crash path: kernel settings, limits, compression.
     #[command(flatten)]
     pub capture: CaptureFlags,
+    /// Crash-loop limits per pod and namespace.
+    #[command(flatten)]
+    pub limits: crate::limits::LimitFlags,
     /// Longest wait for a crashed pod (or its container status) to appear in the informer
     /// cache before the crash is recorded with what is known (ms).
     #[arg(long, default_value_t = 30_000)]
@@ -102,6 +110,10 @@ pub struct Args {
     /// blob volume before the crash is recorded without it (state Failed).
     #[arg(long, default_value_t = 600)]
     pub max_blob_wait_secs: u64,
+    /// Free space the stored cores may not take from the blob volume (`auto`, a quantity or a
+    /// percentage, as `--min-free`); below it cores wait in the spool as on a full volume.
+    #[arg(long, default_value = "auto")]
+    pub min_free_blobs: FreeFloor,
 }
 
 /// Flags of the crash path, shared by the two roles that install it (`agent` and `standalone`).
@@ -114,9 +126,15 @@ pub struct CaptureFlags {
     /// Keep at most this much of one core (larger cores are truncated).
     #[arg(long, default_value = "16Gi", value_parser = quantity)]
     pub max_core_size: u64,
-    /// Stop writing cores when the spool's filesystem has less free space than this.
-    #[arg(long, default_value = "1Gi", value_parser = quantity)]
-    pub min_free: u64,
+    /// Stop writing cores when the spool's filesystem has less free space than this: `auto`
+    /// (5 % above kubelet's nodefs eviction threshold, at least 1Gi; 1Gi without kubelet in
+    /// standalone), a quantity (`2Gi`) or a percentage of the filesystem (`15%`).
+    #[arg(long, default_value = "auto")]
+    pub min_free: FreeFloor,
+    /// kubelet's configuration file, read for its `evictionHard` `nodefs.available` threshold
+    /// (through /proc/1/root: the host's, also from the agent's container).
+    #[arg(long, default_value = "/proc/1/root/var/lib/kubelet/config.yaml")]
+    pub kubelet_config: PathBuf,
     /// Crashes compressed at once on the crash path; more are spooled raw.
     #[arg(long, default_value_t = 2)]
     pub max_compressing: u32,
@@ -135,17 +153,26 @@ pub struct CaptureFlags {
 }
 
 impl CaptureFlags {
-    /// The handler's configuration for these flags.
+    /// A free-space floor in bytes for the filesystem of `path` (see [`crate::floor`]); a
+    /// node agent assumes kubelet's default threshold when its configuration is unreadable.
+    pub fn floor_bytes(&self, floor: FreeFloor, path: &Path, node_agent: bool) -> u64 {
+        let kubelet = crate::floor::kubelet_nodefs_threshold(&self.kubelet_config);
+        floor.bytes(path, kubelet, node_agent)
+    }
+
+    /// The handler's configuration for these flags, its free-space floor `min_free_bytes`
+    /// resolved by the caller ([`CaptureFlags::floor_bytes`]).
     pub fn handler_config(
         &self,
         spool_dir: PathBuf,
         non_pod: NonPodPolicy,
         forward_pattern: Option<String>,
+        min_free_bytes: u64,
     ) -> HandlerConfig {
         HandlerConfig {
             spool_dir,
             max_core_bytes: self.max_core_size,
-            min_free_bytes: self.min_free,
+            min_free_bytes,
             max_compressing: self.max_compressing,
             max_handlers: self.max_handlers,
             slot_wait_ms: self.slot_wait_ms,
@@ -153,6 +180,7 @@ impl CaptureFlags {
             zstd_workers: self.zstd_workers,
             non_pod,
             forward_pattern,
+            limits: None,
         }
     }
 }

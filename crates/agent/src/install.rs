@@ -43,6 +43,12 @@ impl HostLayout {
         }
     }
 
+    /// Directory of the crash-loop limits' pod policies and bucket state
+    /// (`coredump_capture::limits`).
+    pub fn limits_dir(&self) -> PathBuf {
+        self.root.join("limits")
+    }
+
     /// The `core_pattern` that pipes crashes to the installed handler.
     pub fn pattern(&self) -> String {
         format!(

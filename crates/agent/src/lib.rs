@@ -8,6 +8,9 @@
 //!   ([`informer`], [`pods`]), retried while the cache may lag ([`retry`]);
 //! * [`policy::AgentPolicy`]: the opt-out label/annotation and the per-namespace quota
 //!   (`NS_DISK_QUOTA`, [`quantity`]);
+//! * [`limits`]: what the crash path needs for its crash-loop limits (each pod's namespace,
+//!   opt-out and quota left), and one `RateLimited` record per pod for the crashes it
+//!   suppressed;
 //! * [`sink::KubeSink`]: the `Coredump` created through the Kubernetes API and a `CoreDumped`
 //!   Event on the pod ([`event`]);
 //! * [`metrics`] and [`http`]: `/metrics`, `/healthz`, `/readyz`.
@@ -23,10 +26,12 @@
 
 pub mod args;
 pub mod event;
+pub mod floor;
 pub mod handover;
 pub mod http;
 pub mod informer;
 pub mod install;
+pub mod limits;
 pub mod metrics;
 pub mod pods;
 pub mod policy;

@@ -7,24 +7,65 @@
 //! hash, which the API's mirror pod carries in the `kubernetes.io/config.mirror` annotation.
 //! The container ID is matched against the pod status (`containerStatuses`,
 //! `initContainerStatuses`, `ephemeralContainerStatuses`), whatever runtime prefix it has.
+//!
+//! Anyone who may create a pod may write any annotation, so the mirror annotation is trusted
+//! only where kubelet alone could have written it ([`static_pod_hash`]): on a pod owned by its
+//! Node (kubelet sets that owner on every mirror pod), named `<name>-<node>`, carrying a value
+//! in kubelet's hash form (32 lowercase hex digits, which no `metadata.uid` ever has). Otherwise
+//! a tenant could name its pod after another pod's UID and receive that pod's cores, suppress
+//! them with an opt-out label, or keep a dead pod "alive" for the garbage collector.
 
 use coredump_cgroup::ContainerId;
 use coredump_ingest::ResolvedIdentity;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// Annotation of a mirror pod holding its static pod's config hash (the cgroup's pod UID).
 pub const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
 
-/// Whether `pod` is the pod whose cgroup carries `uid`.
-pub fn pod_has_uid(pod: &Pod, uid: &str) -> bool {
+/// Whether `text` has the form of kubelet's static pod config hash: 32 lowercase hex digits.
+pub fn is_config_hash(text: &str) -> bool {
+    text.len() == 32
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The config hash of the static pod that `meta` mirrors, if `meta` is a genuine mirror pod:
+/// the annotation in hash form, a controlling owner reference to a Node, and the name kubelet
+/// gives mirror pods (`<static pod name>-<node name>`). With `node`, the owner must be that node.
+pub fn static_pod_hash<'a>(meta: &'a ObjectMeta, node: Option<&str>) -> Option<&'a str> {
+    let hash = meta.annotations.as_ref()?.get(MIRROR_ANNOTATION)?;
+    if !is_config_hash(hash) {
+        return None;
+    }
+    let owner = meta
+        .owner_references
+        .as_ref()?
+        .iter()
+        .find(|o| o.kind == "Node" && o.api_version == "v1" && o.controller == Some(true))?;
+    if node.is_some_and(|n| n != owner.name) {
+        return None;
+    }
+    let name = meta.name.as_deref()?;
+    name.strip_suffix(owner.name.as_str())?
+        .strip_suffix('-')
+        .filter(|base| !base.is_empty())?;
+    Some(hash)
+}
+
+/// Whether `pod` is the pod whose cgroup carries `uid`: its `metadata.uid`, or the config hash
+/// of the static pod it genuinely mirrors on `node`.
+pub fn pod_has_uid(pod: &Pod, uid: &str, node: &str) -> bool {
     if pod.metadata.uid.as_deref() == Some(uid) {
         return true;
     }
-    pod.metadata
-        .annotations
+    let on_node = pod
+        .spec
         .as_ref()
-        .and_then(|a| a.get(MIRROR_ANNOTATION))
-        .is_some_and(|hash| hash == uid)
+        .and_then(|s| s.node_name.as_deref())
+        .is_some_and(|n| n == node);
+    on_node && static_pod_hash(&pod.metadata, Some(node)) == Some(uid)
 }
 
 /// What a Pod tells about one crash.
@@ -179,18 +220,72 @@ mod tests {
         assert_eq!(m.identity.container_name, None);
     }
 
+    const HASH: &str = "6c1d1b7a8a0e4f2b9e3d5c7a9b1d3f5e";
+
+    /// A pod claiming `annotation` as its static pod hash, owned as `owner` says.
+    fn claimant(name: &str, annotation: &str, owner: Option<(&str, &str)>) -> Pod {
+        let mut p = serde_json::json!({
+            "metadata": {"name": name, "namespace": "kube-system", "uid": "5d3c0a6e-1111-4222-8333-944455556666",
+                         "annotations": {MIRROR_ANNOTATION: annotation}},
+            "spec": {"nodeName": "node1", "containers": []},
+        });
+        if let Some((kind, owner_name)) = owner {
+            p["metadata"]["ownerReferences"] = serde_json::json!([{"apiVersion": "v1", "kind": kind,
+                "name": owner_name, "uid": "9e8d7c6b-0000-4000-8000-000000000001", "controller": true}]);
+        }
+        pod(p)
+    }
+
     #[test]
-    fn static_pods_match_by_mirror_hash() {
-        let mirror = pod(serde_json::json!({
-            "metadata": {"name": "etcd-node1", "namespace": "kube-system", "uid": "5d3c0a6e-1111-4222-8333-944455556666",
-                         "annotations": {MIRROR_ANNOTATION: "6c1d1b7a8a0e4f2b9e3d5c7a9b1d3f5e"}},
-        }));
-        assert!(pod_has_uid(&mirror, "6c1d1b7a8a0e4f2b9e3d5c7a9b1d3f5e"));
-        assert!(pod_has_uid(&mirror, "5d3c0a6e-1111-4222-8333-944455556666"));
+    fn static_pods_match_by_the_hash_of_a_genuine_mirror() {
+        let mirror = claimant("etcd-node1", HASH, Some(("Node", "node1")));
+        assert!(pod_has_uid(&mirror, HASH, "node1"));
+        assert!(pod_has_uid(
+            &mirror,
+            "5d3c0a6e-1111-4222-8333-944455556666",
+            "node1"
+        ));
         assert!(!pod_has_uid(
             &mirror,
-            "0b7c4e8e-0f2c-4f3e-9a55-7a1f0d2b9c11"
+            "0b7c4e8e-0f2c-4f3e-9a55-7a1f0d2b9c11",
+            "node1"
         ));
-        assert!(pod_has_uid(&web(), "0b7c4e8e-0f2c-4f3e-9a55-7a1f0d2b9c11"));
+        assert!(
+            !pod_has_uid(&mirror, HASH, "node2"),
+            "another node's static pod"
+        );
+        assert!(pod_has_uid(
+            &web(),
+            "0b7c4e8e-0f2c-4f3e-9a55-7a1f0d2b9c11",
+            "node1"
+        ));
+    }
+
+    #[test]
+    fn a_borrowed_mirror_annotation_matches_nothing() {
+        let victim = "0b7c4e8e-0f2c-4f3e-9a55-7a1f0d2b9c11";
+        let forged = [
+            // Any tenant's pod naming another pod's UID (not even a hash).
+            claimant("thief", victim, None),
+            claimant("thief-node1", victim, Some(("Node", "node1"))),
+            // A static pod's hash, but no Node owns the claimant...
+            claimant("etcd-node1", HASH, None),
+            // ...or the wrong kind of owner, or another node...
+            claimant("etcd-node1", HASH, Some(("ReplicaSet", "node1"))),
+            claimant("etcd-node2", HASH, Some(("Node", "node2"))),
+            // ...or not kubelet's mirror name.
+            claimant("thief", HASH, Some(("Node", "node1"))),
+            claimant("-node1", HASH, Some(("Node", "node1"))),
+            // Not kubelet's hash form.
+            claimant("etcd-node1", &HASH.to_uppercase(), Some(("Node", "node1"))),
+            claimant("etcd-node1", &HASH[1..], Some(("Node", "node1"))),
+        ];
+        for p in &forged {
+            assert!(!pod_has_uid(p, victim, "node1"), "{:?}", p.metadata);
+            assert!(!pod_has_uid(p, HASH, "node1"), "{:?}", p.metadata);
+        }
+        let mirror = claimant("etcd-node1", HASH, Some(("Node", "node1")));
+        assert_eq!(static_pod_hash(&mirror.metadata, None), Some(HASH));
+        assert_eq!(static_pod_hash(&mirror.metadata, Some("node2")), None);
     }
 }

@@ -11,6 +11,9 @@ use coredump_api::CoredumpState;
 use coredump_ingest::{CoreDecision, CorePolicy, PolicyInput};
 use coredump_store::BlobStore;
 
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
 use crate::informer::Caches;
 
 /// Label or annotation key of the opt-out.
@@ -84,41 +87,67 @@ impl AgentPolicy {
     }
 
     fn opted_out(&self, input: &PolicyInput<'_>) -> Option<String> {
-        let pod = input
+        if let Some(pod) = input
             .record
             .pod
             .as_ref()
-            .and_then(|p| self.caches.pod_by_uid(&p.pod_uid));
+            .and_then(|p| self.caches.pod_or_tombstone(&p.pod_uid))
+        {
+            return self.caches.opt_out_of(&pod);
+        }
+        // The pod is gone from the cache: its namespace may still have opted out.
         let namespace = input
             .identity
-            .and_then(|i| self.caches.namespace(&i.namespace));
-        let marks_of = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-            (meta.labels.clone(), meta.annotations.clone())
-        };
-        let (pl, pa) = pod
-            .as_deref()
-            .map(|p| marks_of(&p.metadata))
-            .unwrap_or_default();
-        let (nl, na) = namespace
-            .as_deref()
-            .map(|n| marks_of(&n.metadata))
-            .unwrap_or_default();
-        opt_out(
-            Marks {
-                labels: pl.as_ref(),
-                annotations: pa.as_ref(),
-            },
-            Marks {
-                labels: nl.as_ref(),
-                annotations: na.as_ref(),
-            },
-        )
+            .and_then(|i| self.caches.namespace(&i.namespace))?;
+        opt_out(Marks::default(), Marks::of(&namespace.metadata))
     }
+}
+
+impl Marks<'_> {
+    /// The labels and annotations of an object.
+    pub fn of(meta: &ObjectMeta) -> Marks<'_> {
+        Marks {
+            labels: meta.labels.as_ref(),
+            annotations: meta.annotations.as_ref(),
+        }
+    }
+}
+
+impl Caches {
+    /// Why `pod`'s cores are not wanted (its own or its namespace's opt-out), if they are not.
+    pub fn opt_out_of(&self, pod: &Pod) -> Option<String> {
+        let namespace = pod
+            .metadata
+            .namespace
+            .as_deref()
+            .and_then(|ns| self.namespace(ns));
+        let ns_marks = namespace
+            .as_deref()
+            .map(|n| Marks::of(&n.metadata))
+            .unwrap_or_default();
+        opt_out(Marks::of(&pod.metadata), ns_marks)
+    }
+}
+
+/// Why the core of a pod crash that could not be placed in its pod's namespace is not kept:
+/// it would land in the install's namespace, where that namespace's debuggers (not the pod's
+/// owners) could read another tenant's memory. The record stays, for administrators.
+pub fn unresolved(pod_uid: &str) -> String {
+    format!(
+        "core not kept: pod {pod_uid} was not found (neither running on this node nor deleted \
+         within the last hour), so its namespace is unknown and no tenant may read its memory"
+    )
 }
 
 #[async_trait]
 impl CorePolicy for AgentPolicy {
     async fn decide(&self, input: PolicyInput<'_>) -> CoreDecision {
+        if let (Some(pod), None) = (&input.record.pod, input.identity) {
+            return CoreDecision::Discard {
+                state: CoredumpState::Skipped,
+                reason: unresolved(&pod.pod_uid),
+            };
+        }
         if let Some(reason) = self.opted_out(&input) {
             return CoreDecision::Discard {
                 state: CoredumpState::Skipped,

@@ -45,7 +45,7 @@ impl IdentityResolver for KubeResolver {
         loop {
             let matched = self
                 .caches
-                .pod_by_uid(&pod.pod_uid)
+                .pod_or_tombstone(&pod.pod_uid)
                 .map(|p| match_pod(&p, pod.container_id.as_deref()));
             let found = matched.as_ref().is_some_and(|m| m.complete);
             if let Some(m) = matched {

@@ -73,11 +73,16 @@ fn capture(args: &Args, layout: &HostLayout) -> anyhow::Result<PatternGuard> {
     // previous pattern now is the current one (wrong only after a killed agent, and then it
     // names our own handler, which forward_target refuses); the guard knows for sure below.
     let current = read_setting(&kernel.core_pattern)?;
+    let min_free = args
+        .capture
+        .floor_bytes(args.capture.min_free, &layout.spool, true);
     let mut config = args.capture.handler_config(
         layout.spool.clone(),
         args.non_pod.policy(),
         forward_target(&current, &layout.handler_bin),
+        min_free,
     );
+    config.limits = Some(args.limits.crash_limits(layout.limits_dir()));
     write_config(layout, &config)?;
     let owner = format!("coredump-detector agent ({})", layout.root.display());
     let guard = PatternGuard::install(kernel, &layout.pattern(), args.capture.pipe_limit, &owner)?;
@@ -88,6 +93,7 @@ fn capture(args: &Args, layout: &HostLayout) -> anyhow::Result<PatternGuard> {
         previous = %guard.record().previous_pattern,
         non_pod = ?args.non_pod,
         forward_to = ?config.forward_pattern,
+        min_free_bytes = config.min_free_bytes,
         "capturing crashes"
     );
     Ok(guard)
@@ -95,12 +101,21 @@ fn capture(args: &Args, layout: &HostLayout) -> anyhow::Result<PatternGuard> {
 
 async fn run_async(args: Args) -> anyhow::Result<()> {
     let client = kube_client(args.kubeconfig.as_deref()).await?;
-    let blobs = match args.backend_kind {
-        BackendKind::Local => Arc::new(
-            FsBlobStore::new(args.local_path.clone())
-                .with_context(|| format!("opening --local-path {}", args.local_path.display()))?,
-        ),
-    };
+    let blobs =
+        match args.backend_kind {
+            BackendKind::Local => {
+                let open = || {
+                    let store = FsBlobStore::new(args.local_path.clone())?;
+                    match args.blob_owner {
+                        Some(owner) => store.with_owner(owner),
+                        None => Ok(store),
+                    }
+                };
+                Arc::new(open().with_context(|| {
+                    format!("opening --local-path {}", args.local_path.display())
+                })?)
+            }
+        };
     let root = std::path::absolute(&args.host_dir)
         .with_context(|| format!("resolving {}", args.host_dir.display()))?;
     let layout = HostLayout::new(&root);
@@ -140,13 +155,27 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
             zstd_level: args.capture.zstd_level,
             poll_interval: Duration::from_millis(args.spool_poll_ms),
             max_blob_wait: Duration::from_secs(args.max_blob_wait_secs),
+            min_free_blob_bytes: args.capture.floor_bytes(
+                args.min_free_blobs,
+                &args.local_path,
+                true,
+            ),
         },
     )
     .with_policy(Arc::new(AgentPolicy::new(
-        caches,
-        blobs,
+        caches.clone(),
+        blobs.clone(),
         args.ns_disk_quota,
     )));
+    let limits = crate::limits::LimitsLoop {
+        limits: args.limits.crash_limits(layout.limits_dir()),
+        spool: Spool::open(&layout.spool)?,
+        caches,
+        blobs,
+        quota: args.ns_disk_quota,
+        interval: Duration::from_secs(args.limits.limits_interval_secs),
+    };
+    let limits_task = tokio::spawn(limits.run(stop.clone()));
 
     let on_signal = async {
         crate::shutdown_signal("the next agent takes core_pattern over").await;
@@ -189,5 +218,6 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
     };
     let (restored, ()) = tokio::join!(on_signal, ingest.run(stop.clone().cancelled_owned()));
     let _ = http_task.await;
+    let _ = limits_task.await;
     restored.context("restoring core_pattern")
 }

@@ -1,7 +1,8 @@
 //! The ingest's [`CoredumpSink`] on a cluster: creates the `Coredump` through the Kubernetes API
 //! (kube-apiserver proxies `coredump.fujitsu.com/v1alpha1` to our aggregated API server), then
-//! the `CoreDumped` Event on the pod. "Already exists" is success for both, so the retry of an
-//! ingest killed between the two completes what is missing without duplicating anything.
+//! counts it in the pod's `CoreDumped` Event series. "Already exists" is success for the
+//! `Coredump`, and the series remembers the last crash it counted, so the retry of an ingest
+//! killed between the two completes what is missing without counting anything twice.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,10 +12,10 @@ use coredump_api::Coredump;
 use coredump_ingest::{CoredumpSink, SinkError};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use kube::api::{ApiResource, DynamicObject, PostParams};
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 
-use crate::event::crash_event;
+use crate::event::{count_in, crash_event};
 use crate::metrics::Metrics;
 
 /// The `coredumps` resource for kube's dynamic API.
@@ -45,20 +46,39 @@ impl KubeSink {
         }
     }
 
-    /// Creates the Event for `c` unless it exists; failures are logged (an Event is a
-    /// courtesy, the `Coredump` is the record).
+    /// Creates the Event series for `c`'s pod, or counts `c` into it; failures are logged (an
+    /// Event is a courtesy, the `Coredump` is the record).
     async fn emit_event(&self, c: &Coredump) {
-        let now = MicroTime(k8s_openapi::jiff::Timestamp::now());
-        let Some(event) = crash_event(c, &self.node_name, now) else {
+        let now = || MicroTime(k8s_openapi::jiff::Timestamp::now());
+        let Some(event) = crash_event(c, &self.node_name, now()) else {
             return;
         };
+        let name = event.metadata.name.clone().unwrap_or_default();
         let api: Api<Event> = Api::namespaced(self.client.clone(), &c.metadata.namespace);
-        match api.create(&PostParams::default(), &event).await {
-            Ok(_) => self.metrics.event(true),
-            Err(kube::Error::Api(status)) if status.is_already_exists() => {}
+        let mut outcome = api.create(&PostParams::default(), &event).await.map(|_| ());
+        // Exists: count this crash in the series, retrying when another write came between.
+        for _ in 0..5 {
+            match &outcome {
+                Err(kube::Error::Api(status))
+                    if status.is_already_exists() || status.code == 409 => {}
+                _ => break,
+            }
+            outcome = match api.get(&name).await {
+                Ok(existing) => match count_in(&existing, c, now()) {
+                    None => Ok(()),
+                    Some(patch) => api
+                        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await
+                        .map(|_| ()),
+                },
+                Err(e) => Err(e),
+            };
+        }
+        match outcome {
+            Ok(()) => self.metrics.event(true),
             Err(e) => {
                 self.metrics.event(false);
-                tracing::warn!(coredump = %c.metadata.name, error = %e, "creating the CoreDumped event failed");
+                tracing::warn!(coredump = %c.metadata.name, event = %name, error = %e, "recording the CoreDumped event failed");
             }
         }
     }

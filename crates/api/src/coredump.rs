@@ -8,6 +8,16 @@ use crate::ObjectMeta;
 pub const COREDUMPS: &str = "coredumps";
 /// Kind.
 pub const COREDUMP_KIND: &str = "Coredump";
+/// Pod segment of the blob path of a crash outside any pod (and of nothing else: pod UIDs
+/// never take this form).
+pub const HOST_POD_SEGMENT: &str = "host";
+
+/// File name of the core of the Coredump named `name`. Together with the object's namespace and
+/// pod UID it fixes every part of `status.blobPath` but the container directory, so a stored
+/// object can name no other crash's core ([`crate::validation::coredump`]).
+pub fn core_file_name(name: &str) -> String {
+    format!("{name}.core.zst")
+}
 
 /// One captured crash.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -27,6 +37,13 @@ pub struct Coredump {
     /// What became of the core file.
     #[serde(default)]
     pub status: CoredumpStatus,
+}
+
+impl Coredump {
+    /// The second segment of this crash's blob path: its pod UID, or [`HOST_POD_SEGMENT`].
+    pub fn pod_segment(&self) -> &str {
+        self.spec.pod_uid.as_deref().unwrap_or(HOST_POD_SEGMENT)
+    }
 }
 
 /// Facts about the crash, as captured on the crash path and resolved by the ingest.
@@ -167,6 +184,14 @@ pub struct CoredumpStatus {
     /// Blob location relative to the store root (`<namespace>/<podUID>/<container>/<file>`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub blob_path: String,
+    /// For a `RateLimited` summary: how many crashes of the pod over its crash-loop limits it
+    /// stands for (their cores were not kept, nor a record each).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub suppressed_crashes: u64,
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]

@@ -267,11 +267,23 @@ pub fn coredump(obj: &Coredump) -> Vec<FieldError> {
                 path,
                 "must lie under the object's namespace",
             ));
-        } else if spec.pod_uid.as_deref().is_some_and(|uid| uid != parts[1]) {
+        } else if parts[1] != obj.pod_segment() {
             errs.push(FieldError::invalid(
                 "status.blobPath",
                 path,
-                "must lie under spec.podUID",
+                format!(
+                    "must lie under spec.podUID (or {:?} without one)",
+                    crate::coredump::HOST_POD_SEGMENT
+                ),
+            ));
+        } else if parts[3] != crate::coredump::core_file_name(&obj.metadata.name) {
+            errs.push(FieldError::invalid(
+                "status.blobPath",
+                path,
+                format!(
+                    "must name this object's own core file {:?}",
+                    crate::coredump::core_file_name(&obj.metadata.name)
+                ),
             ));
         }
     }
@@ -424,12 +436,21 @@ mod tests {
             coredump(&core("ns", None, "ns/host/app/c1.core.zst")),
             vec![]
         );
+        let errs = coredump(&core("ns", None, "ns/u/app/c1.core.zst"));
+        assert_eq!(
+            errs[0].field, "status.blobPath",
+            "no pod UID: the host directory only"
+        );
         for bad in [
             "other/u/app/c1.core.zst",
             "ns/v/app/x",
             "ns/u/../x",
             "ns/u/app",
             "/ns/u/a/b",
+            // Another crash's core in the same pod, a host crash's directory for a pod crash.
+            "ns/u/app/c2.core.zst",
+            "ns/u/app/c1.json",
+            "ns/host/app/c1.core.zst",
         ] {
             let errs = coredump(&core("ns", Some("u"), bad));
             assert_eq!(errs.len(), 1, "{bad}");

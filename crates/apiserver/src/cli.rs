@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use coredump_store::etcd_store::EtcdStore;
+use coredump_store::etcd_store::{EtcdOptions, EtcdStore, EtcdTls};
 use coredump_store::fs_blob::FsBlobStore;
 use coredump_store::redb_store::RedbStore;
 use coredump_store::{BlobStore, MetadataStore};
@@ -67,9 +67,25 @@ pub struct ApiserverArgs {
     /// them the embedded store under `--data-dir` is used.
     #[arg(long, value_delimiter = ',')]
     pub etcd_servers: Vec<String>,
+    /// PEM CA bundle that etcd's serving certificate must chain to (kube-apiserver's flag name).
+    /// Required for `https://` endpoints.
+    #[arg(long)]
+    pub etcd_cafile: Option<PathBuf>,
+    /// PEM client certificate presented to etcd (etcd runs with `--client-cert-auth`).
+    #[arg(long, requires = "etcd_keyfile")]
+    pub etcd_certfile: Option<PathBuf>,
+    /// PEM private key of `--etcd-certfile`.
+    #[arg(long, requires = "etcd_certfile")]
+    pub etcd_keyfile: Option<PathBuf>,
     /// Directory of the embedded metadata store.
     #[arg(long, default_value = "/var/lib/coredump-detector/metadata")]
     pub data_dir: PathBuf,
+    /// Users (comma-separated) who may create Coredumps only with a service account token
+    /// bound to a pod on a node, and then only crashes of that node: the agents' service
+    /// account (`system:serviceaccount:NS:coredump-agent`). Any identity bound to a node is
+    /// held to its node; these may not even create a record without one.
+    #[arg(long, value_delimiter = ',')]
+    pub node_bound_users: Vec<String>,
     /// Groups whose members may do everything (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "system:masters")]
     pub admin_groups: Vec<String>,
@@ -97,6 +113,39 @@ fn read(path: &PathBuf, what: &str) -> anyhow::Result<Vec<u8>> {
 /// `/registry`; the seed ran a dedicated etcd).
 pub const ETCD_PREFIX: &str = "/coredump.fujitsu.com";
 
+/// The TLS material of the etcd connection. `https://` endpoints need `--etcd-cafile`; a plain
+/// `http://` endpoint with TLS flags is a mistake worth refusing (the certificates would be
+/// silently unused and the metadata would travel in clear text).
+fn etcd_tls(args: &ApiserverArgs) -> anyhow::Result<Option<EtcdTls>> {
+    let https = args.etcd_servers.iter().any(|e| e.starts_with("https://"));
+    let http = args.etcd_servers.iter().any(|e| !e.starts_with("https://"));
+    let Some(ca) = &args.etcd_cafile else {
+        if https {
+            bail!("--etcd-servers uses https: --etcd-cafile is required");
+        }
+        if args.etcd_certfile.is_some() {
+            bail!("--etcd-certfile needs --etcd-cafile and https --etcd-servers");
+        }
+        return Ok(None);
+    };
+    if http {
+        bail!(
+            "--etcd-cafile is set but --etcd-servers {} is not https",
+            args.etcd_servers.join(",")
+        );
+    }
+    let identity = match (&args.etcd_certfile, &args.etcd_keyfile) {
+        (Some(cert), Some(key)) => {
+            Some((read(cert, "--etcd-certfile")?, read(key, "--etcd-keyfile")?))
+        }
+        _ => None,
+    };
+    Ok(Some(EtcdTls {
+        ca_pem: read(ca, "--etcd-cafile")?,
+        identity,
+    }))
+}
+
 /// Opens the metadata store: etcd when `--etcd-servers` is given (compacted in the
 /// background), else the embedded store.
 async fn metadata_store(
@@ -104,7 +153,12 @@ async fn metadata_store(
     background: &mut BackgroundTasks,
 ) -> anyhow::Result<Arc<dyn MetadataStore>> {
     if !args.etcd_servers.is_empty() {
-        let store: Arc<dyn MetadataStore> = Arc::new(connect_etcd(&args.etcd_servers).await?);
+        let options = EtcdOptions {
+            tls: etcd_tls(args)?,
+            ..EtcdOptions::default()
+        };
+        let store: Arc<dyn MetadataStore> =
+            Arc::new(connect_etcd(&args.etcd_servers, options).await?);
         if !args.etcd_compaction_interval.is_zero() {
             background.0.push(tokio::spawn(crate::compaction::run(
                 store.clone(),
@@ -127,11 +181,11 @@ const ETCD_CONNECT_PATIENCE: Duration = Duration::from_secs(120);
 /// Connects to etcd, retrying (0.5 s doubling to 5 s) for [`ETCD_CONNECT_PATIENCE`]: installed
 /// together, etcd and its Service's name are often not there yet when the API server starts,
 /// and exiting made kubelet restart it once or twice per fresh install (10-20 s each).
-async fn connect_etcd(servers: &[String]) -> anyhow::Result<EtcdStore> {
+async fn connect_etcd(servers: &[String], options: EtcdOptions) -> anyhow::Result<EtcdStore> {
     let start = std::time::Instant::now();
     let mut delay = Duration::from_millis(500);
     loop {
-        match EtcdStore::connect(servers, ETCD_PREFIX).await {
+        match EtcdStore::connect_with(servers, ETCD_PREFIX, options.clone()).await {
             Ok(store) => return Ok(store),
             Err(e) if start.elapsed() < ETCD_CONNECT_PATIENCE => {
                 tracing::warn!(error = %e, servers = %servers.join(","), retry_in = ?delay, "etcd not reachable yet");
@@ -185,6 +239,7 @@ pub async fn build(
         };
         let mut state = AppState::new(registry, auth);
         state.pods = d.pods.clone();
+        state.node_bound_users = Arc::from(args.node_bound_users.clone());
         return Ok(ServerConfig {
             bind: args.listen_addr(),
             tls: Arc::new(tls),

@@ -110,6 +110,19 @@ pub enum ApiError {
         /// Size of the content.
         size: u64,
     },
+    /// A stored object disagrees with its own key or fails validation (written around the API,
+    /// e.g. straight into etcd): never served, never acted on.
+    #[error("stored object {resource}/{namespace}/{name} is refused: {reason}")]
+    Corrupt {
+        /// Plural resource of the key.
+        resource: String,
+        /// Namespace of the key.
+        namespace: String,
+        /// Name of the key.
+        name: String,
+        /// What disagrees.
+        reason: String,
+    },
     /// The store failed.
     #[error("storage failed: {0}")]
     Store(#[source] StoreError),
@@ -163,7 +176,7 @@ impl ApiError {
                 StatusCode::RANGE_NOT_SATISFIABLE,
             ),
             Self::Store(StoreError::Expired { .. }) => (R::Expired, StatusCode::GONE),
-            Self::Store(_) | Self::Internal { .. } => {
+            Self::Store(_) | Self::Internal { .. } | Self::Corrupt { .. } => {
                 (R::InternalError, StatusCode::INTERNAL_SERVER_ERROR)
             }
         }

@@ -42,6 +42,9 @@ pub struct AppState {
     pub dump_gzip_level: u32,
     /// Finds live pods (fills `spec.podUID` of new `CoredumpEndpoint`s).
     pub pods: Arc<dyn pods::PodLookup>,
+    /// Users who may create `Coredump`s only with a token bound to a node, and then only of
+    /// that node (`--node-bound-users`: the agents' service account).
+    pub node_bound_users: Arc<[String]>,
     openapi: Arc<http::discovery::OpenApiDocs>,
 }
 
@@ -54,6 +57,7 @@ impl AppState {
             bookmark_interval: Duration::from_secs(60),
             dump_gzip_level: http::dump::DEFAULT_GZIP_LEVEL,
             pods: Arc::new(pods::NoPodLookup),
+            node_bound_users: Arc::from(Vec::new()),
             openapi: http::discovery::OpenApiDocs::build(),
         }
     }

@@ -87,7 +87,11 @@ fn setup() -> Fixture {
         local_path: blobs.clone(),
         etcd_servers: Vec::new(),
         data_dir: dir.join("metadata"),
+        node_bound_users: Vec::new(),
         admin_groups: vec!["system:masters".into()],
+        etcd_cafile: None,
+        etcd_certfile: None,
+        etcd_keyfile: None,
         etcd_compaction_interval: Duration::ZERO,
         delegation: DelegationArgs {
             delegated_auth: DelegationMode::On,

@@ -65,7 +65,11 @@ async fn compaction_turns_old_versions_into_410_expired() {
         local_path: dir.path().join("cores"),
         etcd_servers: vec![etcd.url()],
         data_dir: dir.path().join("unused"),
+        node_bound_users: Vec::new(),
         admin_groups: vec!["system:masters".into()],
+        etcd_cafile: None,
+        etcd_certfile: None,
+        etcd_keyfile: None,
         etcd_compaction_interval: Duration::from_secs(1),
         delegation: DelegationArgs {
             delegated_auth: DelegationMode::Off,

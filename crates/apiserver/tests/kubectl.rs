@@ -50,7 +50,11 @@ impl Server {
             local_path: d.join("blobs"),
             etcd_servers,
             data_dir: d.join("data"),
+            node_bound_users: Vec::new(),
             admin_groups: vec!["system:masters".into()],
+            etcd_cafile: None,
+            etcd_certfile: None,
+            etcd_keyfile: None,
             etcd_compaction_interval: Duration::from_secs(300),
             delegation: DelegationArgs {
                 delegated_auth: DelegationMode::Off,

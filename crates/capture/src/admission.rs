@@ -4,13 +4,16 @@
 //! and whether they can refuse without reading) and in how they let the kernel go; the limits,
 //! the record and the spool publication are decided here, once.
 //!
-//! Order of the checks, as the pipe handler always did: non-pod policy, then the concurrency
-//! bound (`RateLimited`), then the free-space floor (`Skipped`), then whether a compression slot
-//! is free (`core.zst` inline or `core.raw` for the ingest to compress). The size limit is
-//! enforced while the bytes flow (`Truncated`).
+//! Order of the checks: the crash-loop limits first ([`gate`]: opt-out, per-pod and
+//! per-namespace rates, byte budgets; once per crash), then, as the pipe handler always did:
+//! non-pod policy, the concurrency bound (`RateLimited`), the free-space floor (`Skipped`), and
+//! whether a compression slot is free (`core.zst` inline or `core.raw` for the ingest to
+//! compress). The size limit, lowered by the byte budget, is enforced while the bytes flow
+//! (`Truncated`).
 
 use std::time::{Duration, Instant};
 
+use crate::limits::{Charge, Gate, Limiter};
 use crate::pipeline::{self, Limits, Output};
 use crate::procinfo::ProcInfo;
 use crate::record::{CaptureState, CoreEncoding, CrashRecord};
@@ -60,12 +63,33 @@ pub struct Admission {
     compress: Option<Slot>,
     output: Output,
     limits: Limits,
+    charge: Option<Charge>,
 }
 
 impl Admission {
     /// How the core will be written (`core.zst` inline, or `core.raw`).
     pub fn output(&self) -> Output {
         self.output
+    }
+
+    /// Applies what the crash-loop limits allowed ([`gate`]): a smaller size limit, and the
+    /// byte budget to debit with what the capture keeps.
+    pub fn within(mut self, max_core_bytes: u64, charge: Option<Charge>) -> Admission {
+        self.limits.max_core_bytes = self.limits.max_core_bytes.min(max_core_bytes);
+        self.charge = charge;
+        self
+    }
+}
+
+/// The crash-loop limits' decision for one crash ([`crate::limits`]). Asked once per crash,
+/// before [`admit`] (which a waiting socket crash asks again and again).
+pub fn gate(config: &HandlerConfig, record: &CrashRecord) -> Result<Gate, CaptureError> {
+    match &config.limits {
+        Some(limits) => Limiter::new(limits).gate(record, config.max_core_bytes),
+        None => Ok(Gate::Pass {
+            max_core_bytes: config.max_core_bytes,
+            charge: None,
+        }),
     }
 }
 
@@ -113,6 +137,7 @@ pub fn admit(config: &HandlerConfig, spool: &Spool, in_pod: bool) -> Result<Verd
             max_core_bytes: config.max_core_bytes,
             min_free_bytes: config.min_free_bytes,
         },
+        charge: None,
     }))
 }
 
@@ -145,6 +170,7 @@ pub fn new_record(crash: &CrashFacts, info: ProcInfo) -> CrashRecord {
         reason: String::new(),
         held_ms: 0,
         done_ms: 0,
+        suppressed: 0,
     }
 }
 
@@ -173,9 +199,13 @@ pub fn capture<R: CoreSource>(
     )?;
     // The next crash may compress inline now; the handler slot stays until publication.
     let Admission {
-        _handler, compress, ..
+        _handler,
+        compress,
+        charge,
+        ..
     } = admission;
     drop(compress);
+    crate::limits::debit(charge.as_ref(), captured.kept_size);
     record.raw_size = captured.raw_size;
     record.kept_size = captured.kept_size;
     record.stored_size = captured.stored_size;

@@ -54,6 +54,10 @@ pub struct HandlerConfig {
     /// [`NonPodPolicy::Forward`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forward_pattern: Option<String>,
+    /// Per-pod and per-namespace crash and byte limits (the node agent sets them; standalone
+    /// has no pods to limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<crate::limits::CrashLimits>,
 }
 
 impl Default for HandlerConfig {
@@ -69,6 +73,7 @@ impl Default for HandlerConfig {
             zstd_workers: 2,
             non_pod: NonPodPolicy::Record,
             forward_pattern: None,
+            limits: None,
         }
     }
 }

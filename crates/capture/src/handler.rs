@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::admission::{self, CrashFacts, Verdict};
+use crate::limits::Gate;
 use crate::record::{CaptureState, CrashRecord};
 use crate::spool::Spool;
 use crate::{CaptureError, HandlerConfig, procinfo, sys};
@@ -114,6 +115,25 @@ pub fn handle_as(
     }
     let spool = Spool::open(&config.spool_dir)?;
     let record = admission::new_record(&crash, info);
+    let (max_core_bytes, charge) = match admission::gate(config, &record)? {
+        Gate::Pass {
+            max_core_bytes,
+            charge,
+        } => (max_core_bytes, charge),
+        // Counted in the pod's limit state; the agent publishes one record for all of them.
+        Gate::Suppress => {
+            drain(core);
+            return Ok(None);
+        }
+        Gate::Refuse { state, reason } => {
+            let raw_size = drain(core);
+            let held = started.elapsed();
+            return admission::publish_refusal(
+                &spool, record, state, reason, raw_size, held, started,
+            )
+            .map(Some);
+        }
+    };
     match admission::admit(config, &spool, in_pod)? {
         Verdict::Drop => {
             drain(core);
@@ -127,6 +147,7 @@ pub fn handle_as(
                 .map(Some)
         }
         Verdict::Admit(admitted) => {
+            let admitted = admitted.within(max_core_bytes, charge);
             admission::capture(&spool, admitted, record, core, drop, started, |_| {}).map(Some)
         }
     }

@@ -8,6 +8,8 @@
 //!   concurrency slots, `/proc` metadata, atomic publication of a spool entry.
 //! * [`admission`]: the decisions and the publication every crash goes through, whichever way
 //!   its core arrives.
+//! * [`limits`]: crash-loop protection: per-pod and per-namespace rates and byte budgets,
+//!   opt-out before any byte is written.
 //! * [`socket`]: the kernel's coredump socket (`@@` in `core_pattern`, Linux >= 6.17): a server
 //!   in the long-running process, no process spawned per crash, refusal before any byte.
 //! * [`spool`]: the on-disk spool contract between the handler and the ingest.
@@ -22,6 +24,7 @@ pub mod forward;
 pub mod fsutil;
 pub mod handler;
 pub mod kernel;
+pub mod limits;
 pub mod pipeline;
 pub mod procinfo;
 pub mod record;

@@ -101,6 +101,14 @@ pub struct CrashRecord {
     pub held_ms: u64,
     /// Milliseconds from handler start until the entry was published.
     pub done_ms: u64,
+    /// Crashes this record stands for besides itself' facts: a `RateLimited` summary of the
+    /// crashes of one pod that were over its limits (see [`crate::limits`]); 0 otherwise.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub suppressed: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl CrashRecord {
@@ -180,6 +188,7 @@ mod tests {
             reason: String::new(),
             held_ms: 1,
             done_ms: 2,
+            suppressed: 0,
         };
         let json = serde_json::to_string(&record).unwrap();
         assert!(json.contains("\"encoding\":\"zstd\""), "{json}");

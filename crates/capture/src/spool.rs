@@ -266,6 +266,7 @@ fn abandoned_record(id: &str) -> CrashRecord {
         reason: "the capture process died before finishing; the partial core was discarded".into(),
         held_ms: 0,
         done_ms: 0,
+        suppressed: 0,
     }
 }
 

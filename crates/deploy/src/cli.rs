@@ -1,7 +1,8 @@
 //! The `deploy` subcommand: `coredump-detector deploy NAMESPACE SERVICE DIR [flags]` (the seed's
 //! `deploy.sh` arguments) writes `DIR/coredump.yaml` and, for reference, the certificates it
-//! embeds: `DIR/apiserver_ca.{crt,key}` and `DIR/apiserver.{crt,key}` (the seed's file names;
-//! keys and the manifest, which holds a key, are mode 0600).
+//! embeds: `DIR/apiserver_ca.crt`, `DIR/apiserver.{crt,key}` (the seed's file names) and
+//! `DIR/etcd_ca.crt`; the CA keys only with `--write-ca-keys`. Keys and the manifest, which
+//! holds keys, are mode 0600.
 //!
 //! Certificates are generated anew on every run, like the seed did: re-running means
 //! re-creating the Secret and the APIService together (`kubectl replace -f`).
@@ -13,7 +14,7 @@ use crate::error::DeployError;
 use crate::options::{
     DEFAULT_AGENT_METRICS_PORT, DEFAULT_API_PORT, DEFAULT_ETCD_DATA_PATH, DEFAULT_ETCD_IMAGE,
     DEFAULT_GC_METRICS_PORT, DEFAULT_GC_THRESHOLD, DEFAULT_HOST_DIR, DEFAULT_IMAGE,
-    DEFAULT_LOCAL_PATH, DEFAULT_NS_DISK_QUOTA, DeployOptions,
+    DEFAULT_LOCAL_PATH, DEFAULT_MAX_AGE, DEFAULT_NS_DISK_QUOTA, DeployOptions,
 };
 use crate::render::render;
 
@@ -54,6 +55,9 @@ pub struct DeployArgs {
     /// Collect the cores of pods and namespaces gone longer than this (e.g. 30m, 2h).
     #[arg(long, default_value = DEFAULT_GC_THRESHOLD)]
     pub gc_threshold: String,
+    /// Collect crashes older than this whatever their pod (e.g. 720h; 0 = never).
+    #[arg(long, default_value = DEFAULT_MAX_AGE)]
+    pub max_age: String,
     /// Port the API server listens on in its container (its Service is port 443).
     #[arg(long, default_value_t = DEFAULT_API_PORT)]
     pub api_port: u16,
@@ -66,6 +70,19 @@ pub struct DeployArgs {
     /// Do not create the Namespace (it exists already).
     #[arg(long)]
     pub no_create_namespace: bool,
+    /// Also write the two CA private keys to DIR (to issue more certificates later). Without
+    /// it they exist only in memory while `deploy` runs: the manifest does not need them.
+    #[arg(long)]
+    pub write_ca_keys: bool,
+}
+
+/// Whether `deploy` leaves the CA private keys in DIR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaKeys {
+    /// Forget them (the default): nobody who reads DIR later can mint certificates.
+    Discard,
+    /// Write `apiserver_ca.key` and `etcd_ca.key` (mode 0600).
+    Write,
 }
 
 impl DeployArgs {
@@ -82,6 +99,7 @@ impl DeployArgs {
             host_dir: self.host_dir.clone(),
             ns_disk_quota: self.ns_disk_quota.clone(),
             gc_threshold: self.gc_threshold.clone(),
+            max_age: self.max_age.clone(),
             api_port: self.api_port,
             agent_metrics_port: self.agent_metrics_port,
             gc_metrics_port: self.gc_metrics_port,
@@ -91,15 +109,22 @@ impl DeployArgs {
 }
 
 /// Generates certificates and writes `dir/coredump.yaml` with them; returns the manifest's path.
-pub fn write(dir: &Path, opts: &DeployOptions) -> Result<PathBuf, DeployError> {
+pub fn write(dir: &Path, opts: &DeployOptions, keys: CaKeys) -> Result<PathBuf, DeployError> {
     opts.validate()?;
     let certs = generate_certs(&opts.namespace, &opts.service)?;
-    write_with(dir, opts, &certs)
+    write_with(dir, opts, &certs, keys)
 }
 
-/// Writes `dir/coredump.yaml` for these certificates, and the certificates beside it. Nothing
-/// is written if the options are invalid.
-pub fn write_with(dir: &Path, opts: &DeployOptions, certs: &Certs) -> Result<PathBuf, DeployError> {
+/// Writes `dir/coredump.yaml` for these certificates, and beside it the certificates (the
+/// seed's `apiserver_ca.crt`, `apiserver.{crt,key}`, and `etcd_ca.crt`), the CA keys only with
+/// [`CaKeys::Write`] (a stale CA key of an earlier run is removed otherwise). Nothing is
+/// written if the options are invalid.
+pub fn write_with(
+    dir: &Path,
+    opts: &DeployOptions,
+    certs: &Certs,
+    keys: CaKeys,
+) -> Result<PathBuf, DeployError> {
     let yaml = render(opts, certs)?;
     std::fs::create_dir_all(dir).map_err(|source| DeployError::Io {
         action: "create directory",
@@ -107,9 +132,14 @@ pub fn write_with(dir: &Path, opts: &DeployOptions, certs: &Certs) -> Result<Pat
         source,
     })?;
     let pki_err = |subject: String| move |source| DeployError::Pki { subject, source };
-    for (name, issued) in [("apiserver_ca", &certs.ca), ("apiserver", &certs.server)] {
-        coredump_pki::write_pair(dir, name, issued)
-            .map_err(pki_err(dir.join(name).display().to_string()))?;
+    coredump_pki::write_pair(dir, "apiserver", &certs.server)
+        .map_err(pki_err(dir.join("apiserver").display().to_string()))?;
+    for (name, ca) in [("apiserver_ca", &certs.ca), ("etcd_ca", &certs.etcd_ca)] {
+        let written = match keys {
+            CaKeys::Write => coredump_pki::write_pair(dir, name, ca),
+            CaKeys::Discard => coredump_pki::write_cert_only(dir, name, ca),
+        };
+        written.map_err(pki_err(dir.join(name).display().to_string()))?;
     }
     let path = dir.join(MANIFEST_FILE);
     coredump_pki::write_file(&path, yaml.as_bytes(), 0o600)
@@ -119,7 +149,12 @@ pub fn write_with(dir: &Path, opts: &DeployOptions, certs: &Certs) -> Result<Pat
 
 /// Runs `deploy`: writes the files and tells the user what to run next.
 pub fn run(args: DeployArgs) -> anyhow::Result<()> {
-    let path = write(&args.dir, &args.options())?;
+    let keys = if args.write_ca_keys {
+        CaKeys::Write
+    } else {
+        CaKeys::Discard
+    };
+    let path = write(&args.dir, &args.options(), keys)?;
     println!("wrote {}", path.display());
     println!("install with: kubectl create -f {}", path.display());
     Ok(())

@@ -38,8 +38,8 @@ mod render;
 mod validate;
 mod workloads;
 
-pub use certs::{Certs, generate_certs, server_dns_names};
-pub use cli::{DeployArgs, MANIFEST_FILE, run, write, write_with};
+pub use certs::{Certs, etcd_client_name, generate_certs, server_dns_names};
+pub use cli::{CaKeys, DeployArgs, MANIFEST_FILE, run, write, write_with};
 pub use error::DeployError;
 pub use options::DeployOptions;
 pub use render::render;

@@ -7,7 +7,7 @@
 //!
 //! | role | ServiceAccount | arguments | environment, probes |
 //! |---|---|---|---|
-//! | `apiserver` | `coredump-api` | `--secure-port=PORT --etcd-servers=http://etcd-svc.NS.svc:2379 --tls-cert-file=/var/run/coredump/tls.crt --tls-private-key-file=/var/run/coredump/tls.key --local-path=/coredump --backend-kind=local` | HTTPS `/readyz`, `/livez` on PORT |
+//! | `apiserver` | `coredump-api` | `--secure-port=PORT --etcd-servers=https://etcd-svc.NS.svc:2379 --etcd-cafile=/var/run/coredump-etcd/ca.crt --etcd-certfile=/var/run/coredump-etcd/tls.crt --etcd-keyfile=/var/run/coredump-etcd/tls.key --tls-cert-file=/var/run/coredump/tls.crt --tls-private-key-file=/var/run/coredump/tls.key --local-path=/coredump --backend-kind=local` | HTTPS `/readyz`, `/livez` on PORT |
 //! | `gc` | `coredump-gc` | `--gc-threshold=30m --local-path=/coredump --backend-kind=local --metrics-bind-address=0.0.0.0:9103` | HTTP `/healthz`, `/readyz` (and `/metrics`) on 9103 |
 //! | `agent` | `coredump-agent` | `--host-dir=/var/lib/coredump-detector --local-path=/coredump --backend-kind=local --metrics-bind-address=0.0.0.0:9102` | `NODE_NAME`, `NS_DISK_QUOTA`; HTTP `/healthz`, `/readyz` (and `/metrics`) on 9102; SIGTERM restores `core_pattern` within the 30 s grace period |
 //!
@@ -42,8 +42,26 @@ pub const TLS_SECRET: &str = "servercrt";
 pub const ETCD_SERVICE: &str = "etcd-svc";
 /// etcd StatefulSet (its pod is `etcd-0`).
 pub const ETCD_STATEFULSET: &str = "etcd";
-/// Client port of etcd.
+/// Client port of etcd (TLS, client certificates required).
 pub const ETCD_PORT: u16 = 2379;
+/// etcd's plain-HTTP port for `/livez`, `/readyz` and `/metrics` only (kubelet's probes cannot
+/// present a client certificate); it serves no keys.
+pub const ETCD_METRICS_PORT: u16 = 2381;
+/// Secret with etcd's serving certificate (`kubernetes.io/tls` plus `ca.crt`, the etcd CA).
+pub const ETCD_SERVER_SECRET: &str = "etcd-server-tls";
+/// Secret with the API server's etcd client certificate (`kubernetes.io/tls` plus `ca.crt`).
+pub const ETCD_CLIENT_SECRET: &str = "etcd-client-tls";
+/// Where [`ETCD_SERVER_SECRET`] is mounted in etcd.
+pub const ETCD_TLS_MOUNT: &str = "/etc/etcd/tls";
+/// Where [`ETCD_CLIENT_SECRET`] is mounted in the API server (`--etcd-cafile` and friends).
+pub const ETCD_CLIENT_MOUNT: &str = "/var/run/coredump-etcd";
+/// NetworkPolicy admitting only the API server to etcd's client port.
+pub const ETCD_NETWORK_POLICY: &str = "etcd";
+/// NetworkPolicy admitting traffic to the API server's port only.
+pub const API_NETWORK_POLICY: &str = "apiserver";
+/// User and group the API server and the GC run as (non-root), and that the agent gives the
+/// core files it stores, so those two can read and delete them while other host users cannot.
+pub const SERVICE_UID: u32 = 65532;
 /// GC Deployment.
 pub const GC_DEPLOYMENT: &str = "coredump-gc";
 /// Node DaemonSet (seed name).
@@ -90,5 +108,5 @@ pub fn install_scoped(namespace: &str, component: &str) -> String {
 
 /// In-cluster URL of etcd for the API server's `--etcd-servers`.
 pub fn etcd_url(namespace: &str) -> String {
-    format!("http://{ETCD_SERVICE}.{namespace}.svc:{ETCD_PORT}")
+    format!("https://{ETCD_SERVICE}.{namespace}.svc:{ETCD_PORT}")
 }

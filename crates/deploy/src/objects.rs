@@ -1,5 +1,6 @@
-//! The plumbing objects of an install: the Namespace, the TLS Secret, the two Services and the
-//! APIService that makes kube-apiserver proxy `coredump.fujitsu.com/v1alpha1` to our server.
+//! The plumbing objects of an install: the Namespace, the TLS Secrets, the two Services, the
+//! APIService that makes kube-apiserver proxy `coredump.fujitsu.com/v1alpha1` to our server, and
+//! the NetworkPolicies that keep every other pod away from etcd.
 
 use std::collections::BTreeMap;
 
@@ -10,9 +11,17 @@ use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::{
     APIService, APIServiceSpec, ServiceReference,
 };
 
+use coredump_pki::Issued;
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+    NetworkPolicySpec,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
 use crate::certs::Certs;
 use crate::names::{
-    API_GROUP, API_VERSION, APISERVICE, ETCD_PORT, ETCD_SERVICE, SERVICE_PORT, TLS_SECRET,
+    API_GROUP, API_NETWORK_POLICY, API_VERSION, APISERVICE, ETCD_CLIENT_SECRET,
+    ETCD_NETWORK_POLICY, ETCD_PORT, ETCD_SERVER_SECRET, ETCD_SERVICE, SERVICE_PORT, TLS_SECRET,
 };
 use crate::options::DeployOptions;
 use crate::render::{Object, labels, meta};
@@ -34,24 +43,122 @@ pub(crate) fn namespace(opts: &DeployOptions) -> Object {
     })
 }
 
-/// Secret `servercrt` (`kubernetes.io/tls`) with the serving certificate and key.
-pub(crate) fn tls_secret(opts: &DeployOptions, certs: &Certs) -> Object {
-    let data = BTreeMap::from([
+/// A `kubernetes.io/tls` Secret holding `issued`, and `ca.crt` when given.
+fn tls_secret_of(
+    opts: &DeployOptions,
+    name: &str,
+    component: &str,
+    issued: &Issued,
+    ca: Option<&Issued>,
+) -> Object {
+    let mut data = BTreeMap::from([
         (
             "tls.crt".to_string(),
-            ByteString(certs.server.cert_pem.clone().into_bytes()),
+            ByteString(issued.cert_pem.clone().into_bytes()),
         ),
         (
             "tls.key".to_string(),
-            ByteString(certs.server.key_pem.clone().into_bytes()),
+            ByteString(issued.key_pem.clone().into_bytes()),
         ),
     ]);
+    if let Some(ca) = ca {
+        data.insert(
+            "ca.crt".to_string(),
+            ByteString(ca.cert_pem.clone().into_bytes()),
+        );
+    }
     Object::Secret(Secret {
-        metadata: meta(TLS_SECRET, Some(&opts.namespace), "apiserver"),
+        metadata: meta(name, Some(&opts.namespace), component),
         type_: Some("kubernetes.io/tls".into()),
         data: Some(data),
         ..Default::default()
     })
+}
+
+/// The Secrets: `servercrt` (the API server's serving certificate and key), `etcd-server-tls`
+/// (etcd's) and `etcd-client-tls` (the API server's etcd client certificate), the last two
+/// with the etcd CA as `ca.crt`.
+pub(crate) fn tls_secrets(opts: &DeployOptions, certs: &Certs) -> Vec<Object> {
+    vec![
+        tls_secret_of(opts, TLS_SECRET, "apiserver", &certs.server, None),
+        tls_secret_of(
+            opts,
+            ETCD_SERVER_SECRET,
+            "etcd",
+            &certs.etcd_server,
+            Some(&certs.etcd_ca),
+        ),
+        tls_secret_of(
+            opts,
+            ETCD_CLIENT_SECRET,
+            "apiserver",
+            &certs.etcd_client,
+            Some(&certs.etcd_ca),
+        ),
+    ]
+}
+
+/// An Ingress-only NetworkPolicy for `component`'s pods: nothing reaches them but `rule`.
+fn ingress_policy(
+    opts: &DeployOptions,
+    name: &str,
+    component: &str,
+    rule: NetworkPolicyIngressRule,
+) -> Object {
+    Object::NetworkPolicy(NetworkPolicy {
+        metadata: meta(name, Some(&opts.namespace), component),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(labels(component)),
+                ..Default::default()
+            }),
+            policy_types: Some(vec!["Ingress".into()]),
+            ingress: Some(vec![rule]),
+            egress: None,
+        }),
+    })
+}
+
+fn tcp_port(port: u16) -> NetworkPolicyPort {
+    NetworkPolicyPort {
+        port: Some(IntOrString::Int(port.into())),
+        protocol: Some("TCP".into()),
+        end_port: None,
+    }
+}
+
+/// The NetworkPolicies (enforced where the cluster's network plugin supports them):
+/// * `etcd`: only the API server's pods reach etcd's client port (which also demands the API
+///   server's client certificate); its probe port is left to kubelet;
+/// * `apiserver`: only the API server's HTTPS port is reachable (from anywhere: kube-apiserver's
+///   aggregator may dial from outside the pod network).
+pub(crate) fn network_policies(opts: &DeployOptions) -> Vec<Object> {
+    vec![
+        ingress_policy(
+            opts,
+            ETCD_NETWORK_POLICY,
+            "etcd",
+            NetworkPolicyIngressRule {
+                from: Some(vec![NetworkPolicyPeer {
+                    pod_selector: Some(LabelSelector {
+                        match_labels: Some(labels("apiserver")),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }]),
+                ports: Some(vec![tcp_port(ETCD_PORT)]),
+            },
+        ),
+        ingress_policy(
+            opts,
+            API_NETWORK_POLICY,
+            "apiserver",
+            NetworkPolicyIngressRule {
+                from: None,
+                ports: Some(vec![tcp_port(opts.api_port)]),
+            },
+        ),
+    ]
 }
 
 fn service(opts: &DeployOptions, name: &str, component: &str, port: ServicePort) -> Object {

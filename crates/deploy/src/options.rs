@@ -1,6 +1,7 @@
 //! What an install is made of besides its namespace and service name: images, host paths,
-//! quota, GC threshold, ports. Defaults follow the seed (test-only `/tmp` storage); every one is
-//! a `deploy` flag.
+//! quota, GC threshold, ports. Every one is a `deploy` flag. Host paths default under
+//! `/var/lib/coredump-detector`, never under `/tmp`: any local user can create a `/tmp`
+//! directory first and own what the install later stores in it.
 
 use std::path::PathBuf;
 
@@ -13,11 +14,11 @@ pub const DEFAULT_IMAGE: &str = concat!("coredump-detector:", env!("CARGO_PKG_VE
 /// etcd image. The seed used `quay.io/coreos/etcd:latest`, which is years old; this pins a
 /// current 3.6 release from the same repository.
 pub const DEFAULT_ETCD_IMAGE: &str = "quay.io/coreos/etcd:v3.6.4";
-/// Host directory for the cores (seed path; test-only, replace the `coredump-backend` volume
-/// with shared storage in production).
-pub const DEFAULT_LOCAL_PATH: &str = "/tmp/coredump-backend-storage";
-/// Host directory for etcd's data (seed path; test-only).
-pub const DEFAULT_ETCD_DATA_PATH: &str = "/tmp/etcd-backend";
+/// Host directory for the cores (one node's disk: replace the `coredump-backend` volume with
+/// shared storage for more than one node). The seed used `/tmp/coredump-backend-storage`.
+pub const DEFAULT_LOCAL_PATH: &str = "/var/lib/coredump-detector/cores";
+/// Host directory for etcd's data. The seed used `/tmp/etcd-backend`.
+pub const DEFAULT_ETCD_DATA_PATH: &str = "/var/lib/coredump-detector/etcd";
 /// Node directory of the agent: the handler binary the kernel runs, its configuration and the
 /// spool. Mounted at the same path in the agent, because `core_pattern` names host paths.
 pub const DEFAULT_HOST_DIR: &str = "/var/lib/coredump-detector";
@@ -25,8 +26,12 @@ pub const DEFAULT_HOST_DIR: &str = "/var/lib/coredump-detector";
 pub const DEFAULT_NS_DISK_QUOTA: &str = "1GB";
 /// How long a pod or namespace must be gone before its cores are collected (seed default).
 pub const DEFAULT_GC_THRESHOLD: &str = "30m";
-/// Port the API server listens on in its container (the seed's 443).
-pub const DEFAULT_API_PORT: u16 = 443;
+/// Crashes older than this are collected whatever their pod (the GC's `--max-age`): a
+/// long-lived pod that crashes now and then must not fill the volume over months.
+pub const DEFAULT_MAX_AGE: &str = "720h";
+/// Port the API server listens on in its container. Above 1024, so the non-root API server needs
+/// no capability; its Service still answers on 443 (the seed's port, which the APIService names).
+pub const DEFAULT_API_PORT: u16 = 8443;
 /// Port of the agent's `/metrics`, `/healthz` and `/readyz`.
 pub const DEFAULT_AGENT_METRICS_PORT: u16 = 9102;
 /// Port of the GC's `/metrics`, `/healthz` and `/readyz`.
@@ -55,6 +60,8 @@ pub struct DeployOptions {
     pub ns_disk_quota: String,
     /// `--gc-threshold` of the GC.
     pub gc_threshold: String,
+    /// `--max-age` of the GC (`0` turns it off).
+    pub max_age: String,
     /// Container port of the API server (`--secure-port`); the Service maps 443 to it.
     pub api_port: u16,
     /// Port of the agent's metrics and health endpoints (`--metrics-bind-address`).
@@ -83,6 +90,7 @@ impl DeployOptions {
             host_dir: DEFAULT_HOST_DIR.into(),
             ns_disk_quota: DEFAULT_NS_DISK_QUOTA.to_string(),
             gc_threshold: DEFAULT_GC_THRESHOLD.to_string(),
+            max_age: DEFAULT_MAX_AGE.to_string(),
             api_port: DEFAULT_API_PORT,
             agent_metrics_port: DEFAULT_AGENT_METRICS_PORT,
             gc_metrics_port: DEFAULT_GC_METRICS_PORT,
@@ -141,6 +149,13 @@ impl DeployOptions {
             &self.gc_threshold,
             validate::duration(&self.gc_threshold),
         )?;
+        if self.max_age != "0" {
+            check(
+                "--max-age",
+                &self.max_age,
+                validate::duration(&self.max_age),
+            )?;
+        }
         for (option, port) in [
             ("--api-port", self.api_port),
             ("--agent-metrics-port", self.agent_metrics_port),

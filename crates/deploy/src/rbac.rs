@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `coredump-api` | pods get (fills `spec.podUID`); `system:auth-delegator` (TokenReview, SubjectAccessReview); `extension-apiserver-authentication-reader` in `kube-system` |
 //! | `coredump-gc` | pods, namespaces get/list/watch; coredumps, coredumpendpoints get/list/delete |
-//! | `coredump-agent` | pods get/list/watch (its informer filters by node); namespaces get/list/watch (opt-out label); events create/patch (core and `events.k8s.io`); coredumps create/get; in its own namespace, get of its own DaemonSet only (at SIGTERM: restart or uninstall?) |
+//! | `coredump-agent` | pods get/list/watch (its informer filters by node); namespaces get/list/watch (opt-out label); events create/get/patch (core and `events.k8s.io`: one series per pod, counted up); coredumps create/get; in its own namespace, get of its own DaemonSet only (at SIGTERM: restart or uninstall?) |
 //! | `coredump-viewer` | coredumps, coredumpendpoints get/list/watch |
 //! | `coredump-debugger` | viewer + coredumpendpoints create, `coredumpendpoints/dump` get, `coredumps/core` get |
 
@@ -137,7 +137,11 @@ pub(crate) fn rbac(opts: &DeployOptions) -> Vec<Object> {
             "agent",
             vec![
                 rule(&[""], &["pods", "namespaces"], &["get", "list", "watch"]),
-                rule(&["", "events.k8s.io"], &["events"], &["create", "patch"]),
+                rule(
+                    &["", "events.k8s.io"],
+                    &["events"],
+                    &["create", "get", "patch"],
+                ),
                 rule(&[API_GROUP], &["coredumps"], &["create", "get"]),
             ],
         ),

@@ -10,8 +10,9 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
-    HostPathVolumeSource, ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SecretVolumeSource, SecurityContext, Toleration, Volume, VolumeMount,
+    HostPathVolumeSource, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Toleration, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -20,9 +21,10 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use crate::error::DeployError;
 use crate::names::{
     AGENT_DAEMONSET, AGENT_SERVICE_ACCOUNT, API_SERVICE_ACCOUNT, BINARY, CORES_MOUNT, CORES_VOLUME,
-    ENV_NODE_NAME, ENV_NS_DISK_QUOTA, ENV_POD_NAMESPACE, ETCD_MOUNT, ETCD_PORT, ETCD_SERVICE,
-    ETCD_STATEFULSET, ETCD_VOLUME, GC_DEPLOYMENT, GC_SERVICE_ACCOUNT, HOST_DIR_VOLUME, TLS_MOUNT,
-    TLS_SECRET, etcd_url,
+    ENV_NODE_NAME, ENV_NS_DISK_QUOTA, ENV_POD_NAMESPACE, ETCD_CLIENT_MOUNT, ETCD_CLIENT_SECRET,
+    ETCD_METRICS_PORT, ETCD_MOUNT, ETCD_PORT, ETCD_SERVER_SECRET, ETCD_SERVICE, ETCD_STATEFULSET,
+    ETCD_TLS_MOUNT, ETCD_VOLUME, GC_DEPLOYMENT, GC_SERVICE_ACCOUNT, HOST_DIR_VOLUME, SERVICE_UID,
+    TLS_MOUNT, TLS_SECRET, etcd_url,
 };
 use crate::options::{DeployOptions, path_str};
 use crate::render::{Object, labels, meta};
@@ -129,13 +131,49 @@ fn port(name: &str, number: u16) -> ContainerPort {
     }
 }
 
-/// Unprivileged: no capabilities (but binding a port below 1024), no privilege escalation.
+/// Unprivileged container: no capabilities (but binding a port below 1024, if an operator
+/// chose one), no privilege escalation, a read-only root filesystem.
 fn restricted(bind_low_port: bool) -> SecurityContext {
     SecurityContext {
         allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
         capabilities: Some(Capabilities {
             drop: Some(vec!["ALL".into()]),
             add: bind_low_port.then(|| vec!["NET_BIND_SERVICE".into()]),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Pod of an unprivileged component: runs as [`SERVICE_UID`] (the owner of the stored cores and
+/// the group of its mounted Secrets), never as root, under the runtime's default seccomp filter.
+fn non_root_pod() -> PodSecurityContext {
+    let id = i64::from(SERVICE_UID);
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(id),
+        run_as_group: Some(id),
+        fs_group: Some(id),
+        seccomp_profile: Some(runtime_default_seccomp()),
+        ..Default::default()
+    }
+}
+
+fn runtime_default_seccomp() -> SeccompProfile {
+    SeccompProfile {
+        type_: "RuntimeDefault".into(),
+        localhost_profile: None,
+    }
+}
+
+/// A Secret volume readable by the pod's group (`fsGroup`) only.
+fn secret_volume(name: &str, secret: &str) -> Volume {
+    Volume {
+        name: name.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret.into()),
+            default_mode: Some(0o440),
+            ..Default::default()
         }),
         ..Default::default()
     }
@@ -160,16 +198,37 @@ fn etcd(opts: &DeployOptions) -> Result<Object, DeployError> {
         image: Some(opts.etcd_image.clone()),
         image_pull_policy: Some("IfNotPresent".into()),
         command: Some(vec!["/usr/local/bin/etcd".into()]),
+        // Clients must present a certificate of the install's etcd CA: only the API server has
+        // one. The plain-HTTP metrics listener answers probes and serves no keys.
         args: Some(vec![
             format!("--data-dir={ETCD_MOUNT}"),
-            format!("--listen-client-urls=http://0.0.0.0:{ETCD_PORT}"),
+            format!("--listen-client-urls=https://0.0.0.0:{ETCD_PORT}"),
             format!("--advertise-client-urls={}", etcd_url(&opts.namespace)),
+            format!("--cert-file={ETCD_TLS_MOUNT}/tls.crt"),
+            format!("--key-file={ETCD_TLS_MOUNT}/tls.key"),
+            "--client-cert-auth=true".into(),
+            format!("--trusted-ca-file={ETCD_TLS_MOUNT}/ca.crt"),
+            format!("--listen-metrics-urls=http://0.0.0.0:{ETCD_METRICS_PORT}"),
         ]),
-        ports: Some(vec![port("etcd", ETCD_PORT)]),
-        readiness_probe: Some(http_probe("/readyz", "etcd", "HTTP", 1)),
-        liveness_probe: Some(http_probe("/livez", "etcd", "HTTP", 3)),
+        ports: Some(vec![
+            port("etcd", ETCD_PORT),
+            port("metrics", ETCD_METRICS_PORT),
+        ]),
+        readiness_probe: Some(http_probe("/readyz", "metrics", "HTTP", 1)),
+        liveness_probe: Some(http_probe("/livez", "metrics", "HTTP", 3)),
         resources: Some(resources("100m", "128Mi", "512Mi")),
-        volume_mounts: Some(vec![mount(ETCD_VOLUME, ETCD_MOUNT, false)]),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: None,
+            }),
+            ..Default::default()
+        }),
+        volume_mounts: Some(vec![
+            mount(ETCD_VOLUME, ETCD_MOUNT, false),
+            mount("tls", ETCD_TLS_MOUNT, true),
+        ]),
         ..Default::default()
     };
     Ok(Object::StatefulSet(StatefulSet {
@@ -182,12 +241,17 @@ fn etcd(opts: &DeployOptions) -> Result<Object, DeployError> {
                 "etcd",
                 PodSpec {
                     termination_grace_period_seconds: Some(10),
+                    // etcd's hostPath data stays root's; the filter still applies.
+                    security_context: Some(PodSecurityContext {
+                        seccomp_profile: Some(runtime_default_seccomp()),
+                        ..Default::default()
+                    }),
+                    automount_service_account_token: Some(false),
                     containers: vec![container],
-                    volumes: Some(vec![host_path_volume(
-                        ETCD_VOLUME,
-                        "--etcd-data-path",
-                        &opts.etcd_data_path,
-                    )?]),
+                    volumes: Some(vec![
+                        host_path_volume(ETCD_VOLUME, "--etcd-data-path", &opts.etcd_data_path)?,
+                        secret_volume("tls", ETCD_SERVER_SECRET),
+                    ]),
                     ..Default::default()
                 },
             ),
@@ -205,10 +269,17 @@ fn apiserver(opts: &DeployOptions) -> Result<Object, DeployError> {
             "apiserver".into(),
             format!("--secure-port={}", opts.api_port),
             format!("--etcd-servers={}", etcd_url(&opts.namespace)),
+            format!("--etcd-cafile={ETCD_CLIENT_MOUNT}/ca.crt"),
+            format!("--etcd-certfile={ETCD_CLIENT_MOUNT}/tls.crt"),
+            format!("--etcd-keyfile={ETCD_CLIENT_MOUNT}/tls.key"),
             format!("--tls-cert-file={TLS_MOUNT}/tls.crt"),
             format!("--tls-private-key-file={TLS_MOUNT}/tls.key"),
             format!("--local-path={CORES_MOUNT}"),
             "--backend-kind=local".into(),
+            format!(
+                "--node-bound-users=system:serviceaccount:{}:{AGENT_SERVICE_ACCOUNT}",
+                opts.namespace
+            ),
         ],
     );
     container.ports = Some(vec![port("https", opts.api_port)]);
@@ -218,17 +289,9 @@ fn apiserver(opts: &DeployOptions) -> Result<Object, DeployError> {
     container.security_context = Some(restricted(opts.api_port < 1024));
     container.volume_mounts = Some(vec![
         mount("tls", TLS_MOUNT, true),
+        mount("etcd-client", ETCD_CLIENT_MOUNT, true),
         mount(CORES_VOLUME, CORES_MOUNT, false),
     ]);
-    let tls = Volume {
-        name: "tls".into(),
-        secret: Some(SecretVolumeSource {
-            secret_name: Some(TLS_SECRET.into()),
-            default_mode: Some(0o400),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
     Ok(Object::Deployment(Deployment {
         metadata: meta(&opts.service, Some(&opts.namespace), "apiserver"),
         spec: DeploymentSpec {
@@ -238,8 +301,13 @@ fn apiserver(opts: &DeployOptions) -> Result<Object, DeployError> {
                 "apiserver",
                 PodSpec {
                     service_account_name: Some(API_SERVICE_ACCOUNT.into()),
+                    security_context: Some(non_root_pod()),
                     containers: vec![container],
-                    volumes: Some(vec![tls, cores_volume(opts)?]),
+                    volumes: Some(vec![
+                        secret_volume("tls", TLS_SECRET),
+                        secret_volume("etcd-client", ETCD_CLIENT_SECRET),
+                        cores_volume(opts)?,
+                    ]),
                     ..Default::default()
                 },
             ),
@@ -261,6 +329,11 @@ fn gc(opts: &DeployOptions) -> Result<Object, DeployError> {
             format!("--metrics-bind-address=0.0.0.0:{}", opts.gc_metrics_port),
         ],
     );
+    if opts.max_age != "0"
+        && let Some(args) = container.args.as_mut()
+    {
+        args.insert(2, format!("--max-age={}", opts.max_age));
+    }
     container.resources = Some(resources("50m", "64Mi", "256Mi"));
     container.ports = Some(vec![port("metrics", opts.gc_metrics_port)]);
     // Ready once a whole collection went through (pods, namespaces, objects and blobs read).
@@ -277,6 +350,7 @@ fn gc(opts: &DeployOptions) -> Result<Object, DeployError> {
                 "gc",
                 PodSpec {
                     service_account_name: Some(GC_SERVICE_ACCOUNT.into()),
+                    security_context: Some(non_root_pod()),
                     containers: vec![container],
                     volumes: Some(vec![cores_volume(opts)?]),
                     ..Default::default()
@@ -302,6 +376,7 @@ fn agent(opts: &DeployOptions) -> Result<Object, DeployError> {
             format!("--host-dir={host_dir}"),
             format!("--local-path={CORES_MOUNT}"),
             "--backend-kind=local".into(),
+            format!("--blob-owner={SERVICE_UID}:{SERVICE_UID}"),
             format!("--metrics-bind-address=0.0.0.0:{}", opts.agent_metrics_port),
         ],
     );

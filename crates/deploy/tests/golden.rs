@@ -23,6 +23,9 @@ fn seed_usage_matches_the_golden_file() {
     let certs = Certs {
         ca: placeholder("TEST CA"),
         server: placeholder("TEST SERVER"),
+        etcd_ca: placeholder("TEST ETCD CA"),
+        etcd_server: placeholder("TEST ETCD SERVER"),
+        etcd_client: placeholder("TEST ETCD CLIENT"),
     };
     let yaml = render(&DeployOptions::new("default", "coredump"), &certs).unwrap();
     let golden = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/coredump.yaml");

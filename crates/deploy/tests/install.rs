@@ -33,8 +33,12 @@ fn deploy_script_output_installs_every_object() {
         "serviceaccount/coredump-gc".into(),
         "serviceaccount/coredump-agent".into(),
         "secret/servercrt".into(),
+        "secret/etcd-server-tls".into(),
+        "secret/etcd-client-tls".into(),
         format!("service/{SERVICE}"),
         "service/etcd-svc".into(),
+        "networkpolicy.networking.k8s.io/etcd".into(),
+        "networkpolicy.networking.k8s.io/apiserver".into(),
         "apiservice.apiregistration.k8s.io/v1alpha1.coredump.fujitsu.com".into(),
         format!("clusterrole.{rbac}/{}", scoped("apiserver")),
         format!("clusterrolebinding.{rbac}/{}", scoped("apiserver")),
@@ -104,7 +108,7 @@ fn deploy_script_output_installs_every_object() {
 
     let service = get_ns("service", SERVICE);
     assert_eq!(service["spec"]["ports"][0]["port"], 443);
-    assert_eq!(service["spec"]["ports"][0]["targetPort"], 443);
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], 8443);
     let etcd_svc = get_ns("service", "etcd-svc");
     assert_eq!(etcd_svc["spec"]["ports"][0]["port"], 2379);
 
@@ -118,12 +122,16 @@ fn deploy_script_output_installs_every_object() {
         args(&api),
         [
             "apiserver".to_string(),
-            "--secure-port=443".into(),
-            format!("--etcd-servers=http://etcd-svc.{ns}.svc:2379"),
+            "--secure-port=8443".into(),
+            format!("--etcd-servers=https://etcd-svc.{ns}.svc:2379"),
+            "--etcd-cafile=/var/run/coredump-etcd/ca.crt".into(),
+            "--etcd-certfile=/var/run/coredump-etcd/tls.crt".into(),
+            "--etcd-keyfile=/var/run/coredump-etcd/tls.key".into(),
             "--tls-cert-file=/var/run/coredump/tls.crt".into(),
             "--tls-private-key-file=/var/run/coredump/tls.key".into(),
             "--local-path=/coredump".into(),
             "--backend-kind=local".into(),
+            format!("--node-bound-users=system:serviceaccount:{ns}:coredump-agent"),
         ]
     );
     assert_eq!(
@@ -141,6 +149,7 @@ fn deploy_script_output_installs_every_object() {
         [
             "gc",
             "--gc-threshold=30m",
+            "--max-age=720h",
             "--local-path=/coredump",
             "--backend-kind=local",
             "--metrics-bind-address=0.0.0.0:9103"
@@ -166,7 +175,7 @@ fn deploy_script_output_installs_every_object() {
     let etcd = get_ns("statefulset", "etcd");
     assert_eq!(
         etcd["spec"]["template"]["spec"]["volumes"][0]["hostPath"]["path"],
-        "/tmp/etcd-backend"
+        "/var/lib/coredump-detector/etcd"
     );
     assert_eq!(
         etcd_svc["spec"]["selector"],
@@ -220,9 +229,12 @@ fn deploy_script_output_installs_every_object() {
 fn yaml_1_1_words_survive_kubectl_decoding() {
     let cp = shared().unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let manifest =
-        coredump_deploy::write(tmp.path(), &coredump_deploy::DeployOptions::new("on", "y"))
-            .unwrap();
+    let manifest = coredump_deploy::write(
+        tmp.path(),
+        &coredump_deploy::DeployOptions::new("on", "y"),
+        coredump_deploy::CaKeys::Discard,
+    )
+    .unwrap();
     let decode = |path: &Path| {
         cp.kubectl(&[
             "create",
@@ -245,7 +257,7 @@ fn yaml_1_1_words_survive_kubectl_decoding() {
         .into_iter()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(items.len(), 24);
+    assert_eq!(items.len(), 28);
     assert_eq!(items[0]["kind"], "Namespace");
     assert_eq!(items[0]["metadata"]["name"], "on");
     let service = items
@@ -273,7 +285,7 @@ fn yaml_1_1_words_survive_kubectl_decoding() {
 fn seed_readme_commands_install_into_default() {
     let install = Install::seed_usage();
     let created = install.names_created();
-    assert_eq!(created.len(), 23, "{created:?}"); // every object but the Namespace
+    assert_eq!(created.len(), 27, "{created:?}"); // every object but the Namespace
     assert!(!created.iter().any(|n| n.starts_with("namespace/")));
     assert!(created.contains("deployment.apps/coredump"));
     assert!(created.contains("daemonset.apps/kcdt-ds"));

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 
 use coredump_deploy::{
-    Certs, DeployError, DeployOptions, generate_certs, render, write, write_with,
+    CaKeys, DeployError, DeployOptions, generate_certs, render, write, write_with,
 };
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Secret, Service};
@@ -57,8 +57,12 @@ fn every_object_the_seed_lists_is_there_in_creation_order() {
         ("ServiceAccount", "coredump-gc".into(), ns),
         ("ServiceAccount", "coredump-agent".into(), ns),
         ("Secret", "servercrt".into(), ns),
+        ("Secret", "etcd-server-tls".into(), ns),
+        ("Secret", "etcd-client-tls".into(), ns),
         ("Service", "coredump".into(), ns),
         ("Service", "etcd-svc".into(), ns),
+        ("NetworkPolicy", "etcd".into(), ns),
+        ("NetworkPolicy", "apiserver".into(), ns),
         ("APIService", "v1alpha1.coredump.fujitsu.com".into(), ""),
         (
             "ClusterRole",
@@ -241,7 +245,7 @@ fn options_reach_the_workloads() {
         c.args
             .as_ref()
             .unwrap()
-            .contains(&"--etcd-servers=http://etcd-svc.ops.svc:2379".to_string())
+            .contains(&"--etcd-servers=https://etcd-svc.ops.svc:2379".to_string())
     );
     // An unprivileged port needs no capability at all.
     let caps = c
@@ -265,7 +269,14 @@ fn options_reach_the_workloads() {
     let gc: Deployment = find(&docs, "Deployment", "coredump-gc");
     let gc_container = gc.spec.template.spec.unwrap().containers[0].clone();
     let gc_args = gc_container.args.clone().unwrap();
-    assert_eq!(gc_args[..2], ["gc".to_string(), "--gc-threshold=2h".into()]);
+    assert_eq!(
+        gc_args[..3],
+        [
+            "gc".to_string(),
+            "--gc-threshold=2h".into(),
+            "--max-age=720h".into()
+        ]
+    );
     assert!(gc_args.contains(&"--metrics-bind-address=0.0.0.0:9200".to_string()));
     assert_eq!(gc_container.ports.unwrap()[0].container_port, 9200);
 
@@ -370,7 +381,7 @@ fn bad_options_are_refused_before_anything_is_written() {
         ),
     ];
     for (opts, option) in cases {
-        match write(&dir, &opts) {
+        match write(&dir, &opts, CaKeys::Discard) {
             Err(DeployError::InvalidOption { option: got, .. }) => assert_eq!(got, option),
             other => panic!("{option}: {other:?}"),
         }
@@ -383,7 +394,7 @@ fn write_embeds_the_certificates_it_writes_and_keeps_keys_private() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("nested/coredump-yaml");
     let opts = DeployOptions::new("default", "coredump");
-    let manifest = write(&dir, &opts).unwrap();
+    let manifest = write(&dir, &opts, CaKeys::Write).unwrap();
     assert_eq!(manifest, dir.join("coredump.yaml"));
     let mode = |name: &str| {
         std::fs::metadata(dir.join(name))
@@ -394,25 +405,167 @@ fn write_embeds_the_certificates_it_writes_and_keeps_keys_private() {
     };
     assert_eq!(mode("coredump.yaml"), 0o600);
     assert_eq!(mode("apiserver_ca.key"), 0o600);
+    assert_eq!(mode("etcd_ca.key"), 0o600);
     assert_eq!(mode("apiserver.key"), 0o600);
     assert_eq!(mode("apiserver_ca.crt"), 0o644);
+    assert_eq!(mode("etcd_ca.crt"), 0o644);
     assert_eq!(mode("apiserver.crt"), 0o644);
     let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
-    let certs = Certs {
-        ca: coredump_pki::Issued {
-            cert_pem: read("apiserver_ca.crt"),
-            key_pem: read("apiserver_ca.key"),
-        },
-        server: coredump_pki::Issued {
-            cert_pem: read("apiserver.crt"),
-            key_pem: read("apiserver.key"),
-        },
-    };
-    assert_eq!(read("coredump.yaml"), render(&opts, &certs).unwrap());
+    let docs = documents(&read("coredump.yaml"));
+    let secret: Secret = find(&docs, "Secret", "servercrt");
+    assert_eq!(
+        secret.data.unwrap()["tls.crt"].0,
+        read("apiserver.crt").into_bytes()
+    );
+    let apiservice: APIService = find(&docs, "APIService", "v1alpha1.coredump.fujitsu.com");
+    assert_eq!(
+        apiservice.spec.unwrap().ca_bundle.unwrap().0,
+        read("apiserver_ca.crt").into_bytes()
+    );
+    let etcd: Secret = find(&docs, "Secret", "etcd-server-tls");
+    assert_eq!(
+        etcd.data.unwrap()["ca.crt"].0,
+        read("etcd_ca.crt").into_bytes()
+    );
 
-    // Writing again replaces everything with a new, consistent set.
+    // Writing again replaces everything with a new, consistent set, and without
+    // --write-ca-keys no CA key is left behind, not even the earlier run's.
     let again = generate_certs("default", "coredump").unwrap();
-    write_with(&dir, &opts, &again).unwrap();
+    write_with(&dir, &opts, &again, CaKeys::Discard).unwrap();
     assert_eq!(read("apiserver.crt"), again.server.cert_pem);
+    assert_eq!(read("etcd_ca.crt"), again.etcd_ca.cert_pem);
     assert_eq!(read("coredump.yaml"), render(&opts, &again).unwrap());
+    for key in ["apiserver_ca.key", "etcd_ca.key"] {
+        assert!(
+            !dir.join(key).exists(),
+            "{key} left in the output directory"
+        );
+    }
+}
+
+fn certificate(pem: &[u8]) -> X509Certificate<'static> {
+    let der: &'static [u8] = Box::leak(pem_der(pem).into_boxed_slice());
+    X509Certificate::from_der(der).unwrap().1
+}
+
+fn names_of(cert: &X509Certificate<'_>) -> BTreeSet<String> {
+    cert.subject_alternative_name()
+        .unwrap()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .map(|n| n.to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// etcd trusts one client certificate, the API server's, from a CA of its own: a certificate of
+/// the API CA (which kube-apiserver trusts) is no key to etcd, and no CA key is in the manifest.
+#[test]
+fn etcd_has_its_own_ca_and_accepts_only_the_api_servers_client_certificate() {
+    let opts = DeployOptions::new("team-a", "crashes");
+    let certs = generate_certs("team-a", "crashes").unwrap();
+    let yaml = render(&opts, &certs).unwrap();
+    let docs = documents(&yaml);
+    let server: Secret = find(&docs, "Secret", "etcd-server-tls");
+    let client: Secret = find(&docs, "Secret", "etcd-client-tls");
+    let server = server.data.unwrap();
+    let client = client.data.unwrap();
+    assert_eq!(server["ca.crt"], client["ca.crt"]);
+    let ca = certificate(&server["ca.crt"].0);
+    let api_ca = certificate(certs.ca.cert_pem.as_bytes());
+    assert_ne!(ca.subject(), api_ca.subject());
+    assert_ne!(ca.public_key().raw, api_ca.public_key().raw);
+
+    let serving = certificate(&server["tls.crt"].0);
+    serving.verify_signature(Some(ca.public_key())).unwrap();
+    let sans = names_of(&serving);
+    for name in ["etcd-svc.team-a.svc", "etcd-svc", "localhost"] {
+        assert!(sans.contains(&format!("DNSName({name})")), "{sans:?}");
+    }
+    let eku = serving.extended_key_usage().unwrap().unwrap().value;
+    assert!(eku.server_auth && eku.client_auth, "etcd dials itself");
+
+    let client_cert = certificate(&client["tls.crt"].0);
+    client_cert.verify_signature(Some(ca.public_key())).unwrap();
+    let eku = client_cert.extended_key_usage().unwrap().unwrap().value;
+    assert!(eku.client_auth && !eku.server_auth);
+    // The API server's serving certificate is not signed by the etcd CA.
+    let api_serving = certificate(certs.server.cert_pem.as_bytes());
+    assert!(api_serving.verify_signature(Some(ca.public_key())).is_err());
+    for key in [&certs.ca.key_pem, &certs.etcd_ca.key_pem] {
+        assert!(!yaml.contains(&b64(key)), "a CA key is in the manifest");
+    }
+}
+
+/// The API server and the GC cannot become root, write their image, gain capabilities or make
+/// syscalls outside the runtime's default filter; etcd answers only TLS clients with a
+/// certificate, and only the API server's pods reach it; nothing lives under /tmp.
+#[test]
+fn only_the_agent_is_privileged_and_etcd_is_closed() {
+    let opts = DeployOptions::new("ops", "dumps");
+    let certs = generate_certs("ops", "dumps").unwrap();
+    let yaml = render(&opts, &certs).unwrap();
+    let docs = documents(&yaml);
+    assert!(!yaml.contains("/tmp"), "a host path under /tmp");
+    for name in ["dumps", "coredump-gc"] {
+        let d: Deployment = find(&docs, "Deployment", name);
+        let pod = d.spec.template.spec.unwrap();
+        let psc = pod.security_context.unwrap();
+        assert_eq!(psc.run_as_non_root, Some(true), "{name}");
+        assert_eq!(psc.run_as_user, Some(65532), "{name}");
+        assert_eq!(psc.fs_group, Some(65532), "{name}");
+        assert_eq!(psc.seccomp_profile.unwrap().type_, "RuntimeDefault");
+        let sc = pod.containers[0].security_context.clone().unwrap();
+        assert_eq!(sc.read_only_root_filesystem, Some(true), "{name}");
+        assert_eq!(sc.allow_privilege_escalation, Some(false), "{name}");
+        let caps = sc.capabilities.unwrap();
+        assert_eq!(caps.add, None, "{name}");
+        assert_eq!(caps.drop.unwrap(), ["ALL"]);
+        assert_eq!(sc.privileged, None, "{name}");
+    }
+    let ds: DaemonSet = find(&docs, "DaemonSet", "kcdt-ds");
+    let agent = ds.spec.template.spec.unwrap().containers[0].clone();
+    assert!(
+        agent
+            .args
+            .unwrap()
+            .contains(&"--blob-owner=65532:65532".to_string()),
+        "the agent must hand the cores to the API server's user"
+    );
+
+    let etcd: k8s_openapi::api::apps::v1::StatefulSet = find(&docs, "StatefulSet", "etcd");
+    let pod = etcd.spec.template.spec.unwrap();
+    assert_eq!(pod.automount_service_account_token, Some(false));
+    let args = pod.containers[0].args.clone().unwrap();
+    for flag in [
+        "--listen-client-urls=https://0.0.0.0:2379",
+        "--client-cert-auth=true",
+        "--trusted-ca-file=/etc/etcd/tls/ca.crt",
+    ] {
+        assert!(args.contains(&flag.to_string()), "{flag}: {args:?}");
+    }
+    assert!(!args.iter().any(|a| a.contains("http://0.0.0.0:2379")));
+
+    let policy: k8s_openapi::api::networking::v1::NetworkPolicy =
+        find(&docs, "NetworkPolicy", "etcd");
+    let spec = serde_json::to_value(policy.spec.unwrap()).unwrap();
+    assert_eq!(
+        spec,
+        serde_json::json!({
+            "podSelector": {"matchLabels": {"app.kubernetes.io/component": "etcd", "app.kubernetes.io/name": "coredump-detector"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/component": "apiserver", "app.kubernetes.io/name": "coredump-detector"}}}],
+                         "ports": [{"port": 2379, "protocol": "TCP"}]}]
+        })
+    );
+    let policy: k8s_openapi::api::networking::v1::NetworkPolicy =
+        find(&docs, "NetworkPolicy", "apiserver");
+    let spec = serde_json::to_value(policy.spec.unwrap()).unwrap();
+    assert_eq!(
+        spec["ingress"],
+        serde_json::json!([{"ports": [{"port": 8443, "protocol": "TCP"}]}])
+    );
 }

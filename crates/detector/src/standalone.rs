@@ -179,9 +179,9 @@ fn install_handler(layout: &Layout, args: &StandaloneArgs) -> anyhow::Result<()>
         std::fs::rename(&tmp, &layout.handler_bin)
             .with_context(|| format!("installing {}", layout.handler_bin.display()))?;
     }
-    let config =
-        args.capture_flags
-            .handler_config(layout.spool.clone(), NonPodPolicy::Record, None);
+    let flags = &args.capture_flags;
+    let min_free = flags.floor_bytes(flags.min_free, &layout.root, false);
+    let config = flags.handler_config(layout.spool.clone(), NonPodPolicy::Record, None, min_free);
     config.store(&layout.handler_config)?;
     Ok(())
 }

@@ -26,7 +26,7 @@ pub struct Args {
     /// Time between two collections.
     #[arg(long, default_value = "1m", value_parser = duration)]
     pub interval: Duration,
-    /// Also delete crashes older than this, whatever their pod (off by default).
+    /// Also delete crashes older than this, whatever their pod (off by default; 0 = off).
     #[arg(long, value_parser = duration)]
     pub max_age: Option<Duration>,
     /// Also keep each namespace's blobs under this size by deleting its oldest crashes

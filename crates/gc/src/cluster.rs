@@ -15,8 +15,6 @@ use crate::plan::{CoredumpRef, EndpointRef};
 
 /// Page size of every list.
 const PAGE: u32 = 500;
-/// Annotation of a mirror pod holding its static pod's config hash (its cgroup's pod UID).
-const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
 
 /// A failed API call.
 #[derive(Debug, thiserror::Error)]
@@ -111,20 +109,18 @@ async fn list_all<T: DeserializeOwned>(
     }
 }
 
-/// The live pods: UIDs, and static pods' config hashes from their mirrors.
+/// The live pods: UIDs, and static pods' config hashes from their genuine mirrors.
 pub async fn live_pods(client: &Client) -> Result<HashSet<String>, ClusterError> {
     let pods = list_all_metadata(&Api::<Pod>::all(client.clone()), "pods").await?;
     let mut live = HashSet::new();
     for p in pods {
-        if let Some(uid) = p.metadata.uid {
-            live.insert(uid);
+        if let Some(uid) = &p.metadata.uid {
+            live.insert(uid.clone());
         }
-        if let Some(hash) = p
-            .metadata
-            .annotations
-            .and_then(|mut a| a.remove(MIRROR_ANNOTATION))
-        {
-            live.insert(hash);
+        // Only a genuine mirror pod keeps its static pod's cores (any pod may carry the
+        // annotation; see coredump_agent::pods).
+        if let Some(hash) = coredump_agent::pods::static_pod_hash(&p.metadata, None) {
+            live.insert(hash.to_owned());
         }
     }
     Ok(live)

@@ -188,7 +188,7 @@ async fn collect(
     let now = now_unix();
     let rules = Rules {
         threshold: args.gc_threshold,
-        max_age: args.max_age,
+        max_age: args.max_age.filter(|age| !age.is_zero()),
         max_namespace_bytes: args.max_namespace_size,
     };
     let planned = plan(

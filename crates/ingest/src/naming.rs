@@ -32,9 +32,9 @@ pub fn sanitize(text: &str) -> String {
     mapped.trim_start_matches('-').to_string()
 }
 
-/// File name of the stored core for an object name.
+/// File name of the stored core for an object name (the API's rule, which validation enforces).
 pub fn core_file(name: &str) -> String {
-    format!("{name}.core.zst")
+    coredump_api::coredump::core_file_name(name)
 }
 
 /// File name of the JSON record stored beside the core.

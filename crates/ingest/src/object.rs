@@ -55,7 +55,7 @@ pub struct Placement {
 }
 
 /// Pod segment used for crashes outside any pod.
-pub const HOST_POD_SEGMENT: &str = "host";
+pub use coredump_api::coredump::HOST_POD_SEGMENT;
 
 /// Decides the placement of a crash.
 pub fn place(
@@ -220,6 +220,7 @@ pub fn build(
                 "zstd".into()
             },
             blob_path,
+            suppressed_crashes: record.suppressed,
         },
     }
 }

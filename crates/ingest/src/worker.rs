@@ -32,6 +32,10 @@ pub struct IngestConfig {
     /// How long after the crash a core waits in the spool for room on a full blob volume
     /// before the crash is recorded without it (state `Failed`), freeing the node's disk.
     pub max_blob_wait: Duration,
+    /// Free bytes a core may not take from the blob volume (when the store can tell): below
+    /// it the volume counts as full, so cores wait in the spool as on a full volume. The blob
+    /// volume is often the node's disk too.
+    pub min_free_blob_bytes: u64,
 }
 
 impl Default for IngestConfig {
@@ -45,6 +49,7 @@ impl Default for IngestConfig {
             zstd_level: 1,
             poll_interval: Duration::from_millis(100),
             max_blob_wait: Duration::from_secs(600),
+            min_free_blob_bytes: 0,
         }
     }
 }
@@ -395,21 +400,39 @@ impl Ingest {
     async fn put(&self, id: &str, path: &BlobPath, source: &Path) -> Result<u64, IngestError> {
         let blobs = Arc::clone(&self.blobs);
         let (path, source) = (path.clone(), source.to_path_buf());
+        let floor = self.config.min_free_blob_bytes;
         // The spool's files are ours to give away: the entry is removed once recorded, and a
         // retry rewrites them by rename, never in place.
-        tokio::task::spawn_blocking(move || blobs.adopt_file(&path, &source))
-            .await
-            .map_err(|e| IngestError::Blob {
-                id: id.to_string(),
-                source: StoreError::Invalid {
-                    what: "blob writer task",
-                    value: e.to_string(),
-                },
-            })?
-            .map_err(|source| IngestError::Blob {
-                id: id.to_string(),
-                source,
-            })
+        tokio::task::spawn_blocking(move || {
+            if floor > 0
+                && let Some((needed, free)) = blobs.room_for(&source)
+                && free < floor.saturating_add(needed)
+            {
+                return Err(StoreError::Io {
+                    path: path.relative(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::StorageFull,
+                        format!(
+                            "the blob volume is below its free-space floor: {free} bytes free, \
+                             this blob needs {needed}, floor {floor}"
+                        ),
+                    ),
+                });
+            }
+            blobs.adopt_file(&path, &source)
+        })
+        .await
+        .map_err(|e| IngestError::Blob {
+            id: id.to_string(),
+            source: StoreError::Invalid {
+                what: "blob writer task",
+                value: e.to_string(),
+            },
+        })?
+        .map_err(|source| IngestError::Blob {
+            id: id.to_string(),
+            source,
+        })
     }
 
     /// Compresses a raw core the crash path left (over its compression bound), then rewrites

@@ -130,6 +130,33 @@ impl Ca {
     /// A serving certificate for `dns_names` and `ips` (all in subjectAltName; the first DNS
     /// name is also the CN), valid two years.
     pub fn issue_server(&self, dns_names: &[&str], ips: &[IpAddr]) -> Result<Issued, PkiError> {
+        self.issue_named(dns_names, ips, vec![ExtendedKeyUsagePurpose::ServerAuth])
+    }
+
+    /// Like [`Ca::issue_server`], also good as a client certificate: for servers that dial
+    /// themselves with their own certificate (etcd's gRPC gateway does, under
+    /// `--client-cert-auth`).
+    pub fn issue_server_client(
+        &self,
+        dns_names: &[&str],
+        ips: &[IpAddr],
+    ) -> Result<Issued, PkiError> {
+        self.issue_named(
+            dns_names,
+            ips,
+            vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+        )
+    }
+
+    fn issue_named(
+        &self,
+        dns_names: &[&str],
+        ips: &[IpAddr],
+        usages: Vec<ExtendedKeyUsagePurpose>,
+    ) -> Result<Issued, PkiError> {
         let subject = dns_names.first().copied().unwrap_or("server");
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
@@ -146,7 +173,7 @@ impl Ca {
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
         ];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.extended_key_usages = usages;
         self.issue(subject, params)
     }
 
@@ -184,6 +211,24 @@ pub fn write_pair(dir: &Path, name: &str, issued: &Issued) -> Result<(), PkiErro
         issued.key_pem.as_bytes(),
         0o600,
     )
+}
+
+/// Writes `issued`'s certificate as `<dir>/<name>.crt` (0644) and removes a `<dir>/<name>.key`
+/// left there earlier: for CAs whose key must not outlive the run that used it.
+pub fn write_cert_only(dir: &Path, name: &str, issued: &Issued) -> Result<(), PkiError> {
+    write_file(
+        &dir.join(format!("{name}.crt")),
+        issued.cert_pem.as_bytes(),
+        0o644,
+    )?;
+    let key = dir.join(format!("{name}.key"));
+    match std::fs::remove_file(&key) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(PkiError::Io {
+            path: key,
+            source: e,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Reads `<dir>/<name>.crt` and `.key`, `None` if either is missing.

@@ -156,6 +156,15 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Total stored bytes in one namespace (quota accounting).
     fn namespace_usage(&self, namespace: &str) -> Result<u64, StoreError>;
+
+    /// How many more bytes storing the local file `source` would take from the store's free
+    /// space, and how much free space there is, when the store can tell (a local filesystem);
+    /// `None` for stores without a notion of free space. Adopting a file on the store's own
+    /// filesystem costs nothing more.
+    fn room_for(&self, source: &Path) -> Option<(u64, u64)> {
+        let _ = source;
+        None
+    }
 }
 
 #[cfg(test)]

@@ -171,6 +171,7 @@ async fn quick_store(endpoint: &str, prefix: &str) -> Result<EtcdStore, StoreErr
     let options = EtcdOptions {
         request_timeout: Duration::from_secs(2),
         keep_alive: Duration::from_secs(2),
+        tls: None,
     };
     EtcdStore::connect_with(&[endpoint.to_owned()], prefix, options).await
 }

@@ -114,6 +114,65 @@ fn put_stores_seed_layout_and_open_streams_the_same_bytes() {
     }
 }
 
+/// The agent (root) stores for an unprivileged API server and GC: with an owner, every
+/// directory and blob it writes, copied or linked, belongs to that user, modes unchanged, and
+/// a directory written before the owner was set is taken over on the next write through it.
+#[test]
+fn an_owner_gets_every_directory_and_blob_it_writes() {
+    use coredump_store::fs_blob::Owner;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    assert_eq!(
+        rustix::process::geteuid().as_raw(),
+        0,
+        "this test needs root (chown); run the suite as root like scripts/test.sh does"
+    );
+    let f = fixture();
+    let early = bp("ns", "pod", "c", "early.core.zst");
+    f.store
+        .put_file(&early, &source(&f.src, "e", b"before"))
+        .unwrap();
+    let owner: Owner = "65532:65533".parse().unwrap();
+    let store = FsBlobStore::new(f.root.clone())
+        .unwrap()
+        .with_owner(owner)
+        .unwrap();
+    store
+        .put_file(
+            &bp("ns", "pod", "c", "copied.core.zst"),
+            &source(&f.src, "a", b"copied"),
+        )
+        .unwrap();
+    store
+        .adopt_file(
+            &bp("ns", "pod", "d", "linked.core.zst"),
+            &source(&f.src, "b", b"linked"),
+        )
+        .unwrap();
+    for (rel, mode) in [
+        ("", 0o755),
+        ("ns", 0o700),
+        ("ns/pod", 0o700),
+        ("ns/pod/c", 0o700),
+        ("ns/pod/d", 0o700),
+        ("ns/pod/c/copied.core.zst", 0o600),
+        ("ns/pod/d/linked.core.zst", 0o600),
+    ] {
+        let md = std::fs::metadata(f.root.join(rel)).unwrap();
+        assert_eq!((md.uid(), md.gid()), (65532, 65533), "{rel:?}");
+        if !rel.is_empty() {
+            assert_eq!(md.permissions().mode() & 0o777, mode, "{rel:?}");
+        }
+    }
+    let untouched = std::fs::metadata(f.root.join("ns/pod/c/early.core.zst")).unwrap();
+    assert_eq!(
+        untouched.uid(),
+        0,
+        "blobs are not rewritten, only new ones owned"
+    );
+    assert!("65532".parse::<Owner>().is_err());
+    assert!("a:1".parse::<Owner>().is_err());
+}
+
 #[test]
 fn put_is_idempotent_for_the_same_size_and_replaces_otherwise() {
     let f = fixture();

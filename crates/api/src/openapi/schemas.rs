@@ -200,6 +200,7 @@ pub(super) fn schemas(prefix: &str) -> Map<String, Value> {
                 "sha256": s("SHA-256 (hex) of the stored core."),
                 "compression": s("Compression of the stored blob."),
                 "blobPath": s("Blob location: <namespace>/<podUID>/<container>/<file>."),
+                "suppressedCrashes": int("Crashes of the pod that were over its crash-loop limits and not kept; this RateLimited record stands for them with the facts of the last one.", "int64"),
             }),
             &[],
             None,

@@ -2,7 +2,7 @@
 //! deletecollection on collections; get, update, patch, delete on named objects.
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use coredump_api::{API_VERSION, DeleteOptions, List};
@@ -12,6 +12,7 @@ use super::negotiate::{Representation, content_type, representation};
 use super::params::Params;
 use super::{body, render, watch};
 use crate::AppState;
+use crate::auth::UserInfo;
 use crate::error::ApiError;
 use crate::registry::{Patch, Stored, WriteOptions};
 
@@ -56,6 +57,7 @@ pub async fn list_namespaced<R: Stored>(
 pub async fn create<R: CreateDefaults>(
     State(state): State<AppState>,
     Path(ns): Path<String>,
+    user: Option<Extension<UserInfo>>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
     req: Body,
@@ -64,7 +66,10 @@ pub async fn create<R: CreateDefaults>(
     let repr = representation(&headers)?;
     let bytes = body::read(req).await?;
     let (mut obj, warnings) = body::decode::<R>(&headers, &bytes, params.field_validation()?)?;
-    obj.fill_on_create(&ns, &state).await?;
+    // The auth middleware attaches the caller to every API request; none means a router built
+    // without it (in-process tests), which acts as nobody in particular.
+    let user = user.map(|Extension(u)| u).unwrap_or_default();
+    obj.fill_on_create(&ns, &user, &state).await?;
     let created = state
         .registry
         .create(

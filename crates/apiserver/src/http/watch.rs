@@ -297,6 +297,10 @@ async fn pump<R: Stored>(
                 last = ev.object.revision;
                 let obj: R = match decode(&ev.object) {
                     Ok(o) => o,
+                    Err(e @ ApiError::Corrupt { .. }) => {
+                        tracing::error!(error = %e, "leaving a refused stored object out of a watch");
+                        continue;
+                    }
                     Err(e) => { out.error(e).await; return; }
                 };
                 if !matches(&obj, &opts) { continue; }

@@ -15,12 +15,23 @@ pub trait Stored: Resource {
     fn after_delete(&self, registry: &Registry) -> impl Future<Output = ()> + Send;
 }
 
-/// The blob a Coredump names, if any and well-formed.
+/// The blob of a Coredump, if it has one. Derived from the object's own namespace, pod UID and
+/// name; only the container directory is taken from `status.blobPath`, and only when the rest of
+/// that path agrees (so a record can name no file outside its own pod's directory, nor another
+/// crash's core).
 pub fn blob_path_of(c: &Coredump) -> Option<BlobPath> {
     if c.status.blob_path.is_empty() {
         return None;
     }
-    BlobPath::parse_relative(&c.status.blob_path).ok()
+    let stored = BlobPath::parse_relative(&c.status.blob_path).ok()?;
+    let derived = BlobPath::new(
+        &c.metadata.namespace,
+        c.pod_segment(),
+        &stored.container,
+        &coredump_api::coredump::core_file_name(&c.metadata.name),
+    )
+    .ok()?;
+    (derived == stored).then_some(derived)
 }
 
 impl Stored for Coredump {

@@ -200,7 +200,15 @@ impl Registry {
             .await?;
         let mut items = Vec::with_capacity(page.items.len());
         for stored in &page.items {
-            let obj: R = decode(stored)?;
+            let obj: R = match decode(stored) {
+                Ok(obj) => obj,
+                Err(e @ ApiError::Corrupt { .. }) => {
+                    // One planted or damaged record must not hide every other one.
+                    tracing::error!(error = %e, "leaving a refused stored object out of a list");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if matches(&obj, opts) {
                 items.push(obj);
             }

@@ -43,6 +43,14 @@ impl Harness {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let meta = Arc::new(RedbStore::open(&dir.path().join("meta.redb")).unwrap());
+        Self::with_metadata(dir, meta)
+    }
+
+    /// Over another metadata store (etcd).
+    pub fn with_metadata(
+        dir: tempfile::TempDir,
+        meta: Arc<dyn coredump_store::MetadataStore>,
+    ) -> Self {
         let blobs = Arc::new(blobs::DirBlobStore::new(dir.path().join("blobs")));
         let registry = Registry::new(meta, blobs.store.clone());
         let pki = pki::Pki::new();

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::admission::{self, Admission, CrashFacts, Verdict};
+use crate::limits::{Charge, Gate};
 use crate::record::{CaptureState, CrashRecord};
 use crate::socket::identity::{self, HeadTap, Peer};
 use crate::socket::peer;
@@ -61,6 +62,46 @@ pub(crate) fn intake(shared: &Arc<Shared>, mut stream: UnixStream) {
     };
     let in_pod = proc.info.pod.is_some();
     let record = admission::new_record(&crash, proc.info);
+    let within = match admission::gate(&shared.config.handler, &record) {
+        Ok(Gate::Pass {
+            max_core_bytes,
+            charge,
+        }) => Within {
+            max_core_bytes,
+            charge,
+        },
+        Ok(Gate::Suppress) => {
+            // Counted in the pod's limit state; the agent publishes one record for them all.
+            let _ = answer(&mut stream, Answer::Reject);
+            Counters::bump(&shared.counters.suppressed);
+            return;
+        }
+        Ok(Gate::Refuse { state, reason }) => {
+            let verdict = Ok(Verdict::Refuse { state, reason });
+            conclude(
+                shared,
+                verdict,
+                stream,
+                record,
+                peer,
+                started,
+                Within::none(),
+            );
+            return;
+        }
+        Err(e) => {
+            conclude(
+                shared,
+                Err(e),
+                stream,
+                record,
+                peer,
+                started,
+                Within::none(),
+            );
+            return;
+        }
+    };
     // Decided without waiting for a slot: the acceptor must answer the next crash too.
     let verdict = admission::admit(&shared.no_wait, &shared.spool, in_pod);
     if let Ok(Verdict::Refuse {
@@ -77,10 +118,28 @@ pub(crate) fn intake(shared: &Arc<Shared>, mut stream: UnixStream) {
             peer,
             started,
             in_pod,
+            within,
         });
         return;
     }
-    conclude(shared, verdict, stream, record, peer, started);
+    conclude(shared, verdict, stream, record, peer, started, within);
+}
+
+/// What the crash-loop limits allowed a crash ([`admission::gate`]), carried to its capture.
+#[derive(Debug)]
+pub(crate) struct Within {
+    max_core_bytes: u64,
+    charge: Option<Charge>,
+}
+
+impl Within {
+    /// No limit beyond the configuration's (crashes that will not be captured anyway).
+    fn none() -> Within {
+        Within {
+            max_core_bytes: u64::MAX,
+            charge: None,
+        }
+    }
 }
 
 /// A crash over the concurrency bound, waiting (held by the kernel) for a slot to free up.
@@ -90,6 +149,7 @@ pub(crate) struct Waiting {
     pub(crate) peer: Peer,
     pub(crate) started: Instant,
     pub(crate) in_pod: bool,
+    pub(crate) within: Within,
 }
 
 /// Answers a crash as `verdict` says and sees it through: a capture thread, a queued refusal
@@ -101,10 +161,14 @@ pub(crate) fn conclude(
     record: CrashRecord,
     peer: Peer,
     started: Instant,
+    within: Within,
 ) {
     match verdict {
         Ok(Verdict::Admit(admitted)) => match answer(&mut stream, Answer::Capture) {
-            Ok(()) => start_capture(shared, admitted, record, stream, peer, started),
+            Ok(()) => {
+                let admitted = admitted.within(within.max_core_bytes, within.charge);
+                start_capture(shared, admitted, record, stream, peer, started)
+            }
             Err(e) => {
                 Counters::bump(&shared.counters.protocol_errors);
                 let reason = format!("the kernel did not take our answer to capture: {e}");

@@ -115,7 +115,9 @@ impl Shared {
                 self.config.handler.max_handlers
             ),
         });
-        conn::conclude(self, verdict, w.stream, w.record, w.peer, w.started);
+        conn::conclude(
+            self, verdict, w.stream, w.record, w.peer, w.started, w.within,
+        );
     }
 
     /// Marks one more capture in flight; the returned guard marks it done when dropped

@@ -1,5 +1,5 @@
 //! What the socket server counts: each accepted connection ends as captured, refused,
-//! dropped, foreign, a protocol error or a failure, so the counters say where crashes went
+//! dropped, suppressed, foreign, a protocol error or a failure, so the counters say where crashes went
 //! without reading the log.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +15,9 @@ pub struct ServerStats {
     pub refused: u64,
     /// Crashes answered `REJECT` without a record (non-pod policy `drop`).
     pub dropped: u64,
+    /// Crashes answered `REJECT` over a pod's or namespace's crash-loop limits (counted on the
+    /// pod's limit state; the agent publishes one record for them).
+    pub suppressed: u64,
     /// Connections that were not the kernel's, closed unanswered.
     pub foreign: u64,
     /// Kernel connections whose request or mark was malformed or missing.
@@ -31,6 +34,7 @@ pub(crate) struct Counters {
     pub(crate) captured: AtomicU64,
     pub(crate) refused: AtomicU64,
     pub(crate) dropped: AtomicU64,
+    pub(crate) suppressed: AtomicU64,
     pub(crate) foreign: AtomicU64,
     pub(crate) protocol_errors: AtomicU64,
     pub(crate) failed: AtomicU64,
@@ -49,6 +53,7 @@ impl Counters {
             captured: get(&self.captured),
             refused: get(&self.refused),
             dropped: get(&self.dropped),
+            suppressed: get(&self.suppressed),
             foreign: get(&self.foreign),
             protocol_errors: get(&self.protocol_errors),
             failed: get(&self.failed),

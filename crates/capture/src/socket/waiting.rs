@@ -75,10 +75,14 @@ pub(crate) fn wait_loop(shared: &Arc<Shared>, incoming: &Receiver<Waiting>) {
                                 shared.config.handler.slot_wait_ms
                             ),
                         });
-                        conn::conclude(shared, timed_out, w.stream, w.record, w.peer, w.started);
+                        conn::conclude(
+                            shared, timed_out, w.stream, w.record, w.peer, w.started, w.within,
+                        );
                     }
                 }
-                other => conn::conclude(shared, other, w.stream, w.record, w.peer, w.started),
+                other => conn::conclude(
+                    shared, other, w.stream, w.record, w.peer, w.started, w.within,
+                ),
             }
         }
         room = still;

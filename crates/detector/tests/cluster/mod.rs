@@ -9,6 +9,9 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use coredump_testplane::ControlPlane;
+use sha2::{Digest, Sha256};
+
+use crate::aggregated::{free_port, submit};
 
 /// Kinds of the manifest that make up identities and rights (the workloads, Services and the
 /// APIService are replaced by host processes and an ExternalName Service in these tests).
@@ -164,5 +167,234 @@ impl Role {
 impl Drop for Role {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Signal number of SIGSEGV.
+pub const SIGSEGV: i32 = 11;
+
+/// A 64-hex container id unique to this run and `n`.
+pub fn container_id(n: u32) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{nanos:032x}{:024x}{n:08x}", std::process::id())
+}
+
+/// Creates Pod `name` bound to `node` with one container `app`, and sets that container's
+/// status (`containerID`) as a kubelet would once it runs. Returns the pod UID.
+pub fn create_pod(
+    cp: &ControlPlane,
+    ns: &str,
+    name: &str,
+    node: &str,
+    cid: &str,
+    annotations: serde_json::Value,
+) -> String {
+    let pod = submit(
+        cp,
+        "create",
+        &serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": ns, "annotations": annotations},
+            "spec": {"nodeName": node,
+                     "containers": [{"name": "app", "image": "registry.example/crasher:1"}]}}),
+    );
+    let pod: serde_json::Value = serde_json::from_str(&pod).unwrap();
+    let status = serde_json::json!({"status": {"phase": "Running", "containerStatuses": [{
+        "name": "app", "image": "registry.example/crasher:1",
+        "imageID": "registry.example/crasher@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        "containerID": format!("containerd://{cid}"), "ready": true, "restartCount": 0,
+        "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}]}});
+    cp.kubectl_ok(&[
+        "patch",
+        "pod",
+        name,
+        "-n",
+        ns,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &status.to_string(),
+        "--request-timeout=30s",
+    ])
+    .unwrap();
+    pod["metadata"]["uid"].as_str().unwrap().to_owned()
+}
+
+/// The systemd-driver cgroup kubelet creates for a containerd container of a burstable pod.
+pub fn pod_cgroup(uid: &str, cid: &str) -> crate::common::FakePodCgroup {
+    crate::common::FakePodCgroup::create(&format!(
+        "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-{cid}.scope",
+        uid.replace('-', "_")
+    ))
+}
+
+/// Crashes a crasher of `mib` MiB of `content` inside `cgroup`; returns its pid.
+pub fn crash_in(
+    cgroup: &crate::common::FakePodCgroup,
+    mib: usize,
+    seed: u64,
+    content: &str,
+) -> u32 {
+    let mut crash = crate::common::crasher(mib, seed, content, "segv", true);
+    let pid = crash.pid;
+    cgroup.enter(pid);
+    crash.go();
+    let (signal, dumped) = crash.wait(Duration::from_secs(60));
+    assert_eq!((signal, dumped), (SIGSEGV, true));
+    pid
+}
+
+/// Every Coredump in `ns`, as admin sees them through kube-apiserver.
+pub fn coredumps(cp: &ControlPlane, ns: &str) -> Vec<coredump_api::Coredump> {
+    let out = cp
+        .kubectl_ok(&[
+            "get",
+            "coredumps",
+            "-n",
+            ns,
+            "-o",
+            "json",
+            "--request-timeout=20s",
+        ])
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    serde_json::from_value(list["items"].clone()).unwrap()
+}
+
+pub fn wait_coredump(
+    cp: &ControlPlane,
+    ns: &str,
+    pid: u32,
+    agent: &Role,
+) -> coredump_api::Coredump {
+    let start = Instant::now();
+    loop {
+        if let Some(c) = coredumps(cp, ns).into_iter().find(|c| c.spec.pid == pid) {
+            return c;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "no Coredump for pid {pid}; agent log:\n{}",
+            agent.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// `CoreDumped` events on pod `pod`.
+pub fn crash_events(cp: &ControlPlane, ns: &str, pod: &str) -> Vec<serde_json::Value> {
+    let out = cp
+        .kubectl_ok(&[
+            "get",
+            "events",
+            "-n",
+            ns,
+            &format!("--field-selector=involvedObject.name={pod}"),
+            "-o",
+            "json",
+            "--request-timeout=20s",
+        ])
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["reason"] == "CoreDumped")
+        .cloned()
+        .collect()
+}
+
+/// `kubectl get --raw <path>` through kube-apiserver, as bytes.
+pub fn get_raw(cp: &ControlPlane, path: &str) -> Vec<u8> {
+    let out = cp.kubectl(&["get", &format!("--raw={path}"), "--request-timeout=60s"]);
+    assert!(
+        out.status.success(),
+        "get --raw {path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Files (relative paths) under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    pub fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                walk(root, &p, out);
+            } else {
+                out.push(p.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// The decompressed core of a stored blob, checked against the record's size and digest.
+pub fn stored_core(blobs: &Path, c: &coredump_api::Coredump) -> Vec<u8> {
+    let zst = std::fs::read(blobs.join(&c.status.blob_path)).unwrap();
+    let core = zstd::decode_all(&zst[..]).unwrap();
+    assert_eq!(core.len() as u64, c.status.raw_size, "{}", c.metadata.name);
+    assert_eq!(hex::encode(Sha256::digest(&core)), c.status.sha256);
+    core
+}
+
+pub struct Agent {
+    pub role: Role,
+    pub host: PathBuf,
+}
+
+impl Agent {
+    /// Starts the agent with `--non-pod=<non_pod>` and waits until it is ready.
+    pub fn start(dir: &Path, blobs: &Path, node: &str, kubeconfig: &Path, non_pod: &str) -> Agent {
+        let host = dir.join("host");
+        let port = free_port();
+        let args = vec![
+            "agent".to_string(),
+            format!("--host-dir={}", host.display()),
+            format!("--local-path={}", blobs.display()),
+            "--backend-kind=local".into(),
+            format!("--metrics-bind-address=127.0.0.1:{port}"),
+            format!("--node-name={node}"),
+            format!("--kubeconfig={}", kubeconfig.display()),
+            "--ns-disk-quota=1GB".into(),
+            format!("--non-pod={non_pod}"),
+            "--host-namespace=default".into(),
+            "--min-free=0".into(),
+            // A crash whose pod is missing is recorded after 5 s instead of 30.
+            "--resolve-max-wait-ms=5000".into(),
+        ];
+        let mut agent = Agent {
+            role: Role::new(args, dir.join("agent.log"), port),
+            host,
+        };
+        agent.spawn();
+        agent
+    }
+
+    pub fn pattern(&self) -> String {
+        format!(
+            "|{} handle %P %I %s %t %u %g",
+            self.host.join("bin/coredump-detector").display()
+        )
+    }
+
+    pub fn spawn(&mut self) {
+        self.role.spawn();
+        self.role.wait_ready(Duration::from_secs(120));
+    }
+
+    pub fn spool_entries(&self) -> Vec<String> {
+        std::fs::read_dir(self.host.join("spool"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "slots")
+            .collect()
     }
 }

@@ -16,8 +16,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use etcd_client::{
-    Client, CompactionOptions, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions,
-    KeyValue, Txn, TxnOp, TxnOpResponse, TxnResponse,
+    Certificate, Client, CompactionOptions, Compare, CompareOp, ConnectOptions, DeleteOptions,
+    GetOptions, Identity, KeyValue, TlsOptions, Txn, TxnOp, TxnOpResponse, TxnResponse,
 };
 
 use crate::StoreError;
@@ -36,6 +36,9 @@ pub struct EtcdOptions {
     /// HTTP/2 keep-alive interval; a peer silent for another interval is dropped, so watches on
     /// a frozen etcd end instead of hanging.
     pub keep_alive: Duration,
+    /// TLS for `https://` endpoints: the CA that signed etcd's serving certificate and our
+    /// client certificate (etcd started with `--client-cert-auth`).
+    pub tls: Option<EtcdTls>,
 }
 
 impl Default for EtcdOptions {
@@ -43,7 +46,26 @@ impl Default for EtcdOptions {
         Self {
             request_timeout: Duration::from_secs(5),
             keep_alive: Duration::from_secs(10),
+            tls: None,
         }
+    }
+}
+
+/// PEM material for talking to etcd over TLS with a client certificate.
+#[derive(Clone)]
+pub struct EtcdTls {
+    /// CA bundle that etcd's serving certificate must chain to.
+    pub ca_pem: Vec<u8>,
+    /// Our client certificate and its private key, if etcd asks for one.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for EtcdTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the key.
+        f.debug_struct("EtcdTls")
+            .field("client_certificate", &self.identity.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -90,11 +112,18 @@ impl EtcdStore {
         prefix: &str,
         options: EtcdOptions,
     ) -> Result<Self, StoreError> {
-        let connect = ConnectOptions::new()
+        let mut connect = ConnectOptions::new()
             .with_connect_timeout(options.request_timeout)
             .with_timeout(options.request_timeout)
             .with_keep_alive(options.keep_alive, options.keep_alive)
             .with_keep_alive_while_idle(true);
+        if let Some(tls) = &options.tls {
+            let mut config = TlsOptions::new().ca_certificate(Certificate::from_pem(&tls.ca_pem));
+            if let Some((cert, key)) = &tls.identity {
+                config = config.identity(Identity::from_pem(cert, key));
+            }
+            connect = connect.with_tls(config);
+        }
         let operation = format!("connect to {}", endpoints.join(","));
         let client = bounded(
             options.request_timeout,

@@ -30,6 +30,52 @@ const PUT_ATTEMPTS: usize = 5;
 pub struct FsBlobStore {
     root: PathBuf,
     root_fd: OwnedFd,
+    owner: Option<Owner>,
+}
+
+/// Who owns what the store writes. The node agent (root) stores cores for an API server and a
+/// garbage collector that run as an unprivileged user: the files stay mode 0600 and directories
+/// 0700, owned by that user, so those two can read and delete them and no other host user can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    /// Owning user id.
+    pub uid: u32,
+    /// Owning group id.
+    pub gid: u32,
+}
+
+impl std::str::FromStr for Owner {
+    type Err = String;
+
+    /// `UID:GID` (numbers; the image has no user database).
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (uid, gid) = text
+            .split_once(':')
+            .ok_or_else(|| format!("{text:?}: expected UID:GID"))?;
+        let number = |what: &str, v: &str| {
+            v.parse::<u32>()
+                .map_err(|_| format!("{text:?}: {what} {v:?} is not a number"))
+        };
+        Ok(Owner {
+            uid: number("uid", uid)?,
+            gid: number("gid", gid)?,
+        })
+    }
+}
+
+/// Gives `fd` to `owner` unless it already has it.
+fn give(fd: BorrowedFd<'_>, owner: Option<Owner>) -> io::Result<()> {
+    let Some(owner) = owner else {
+        return Ok(());
+    };
+    let st = rustix::fs::fstat(fd)?;
+    if st.st_uid == owner.uid && st.st_gid == owner.gid {
+        return Ok(());
+    }
+    let uid = rustix::fs::Uid::from_raw(owner.uid);
+    let gid = rustix::fs::Gid::from_raw(owner.gid);
+    rustix::fs::fchown(fd, Some(uid), Some(gid))?;
+    Ok(())
 }
 
 impl FsBlobStore {
@@ -46,7 +92,19 @@ impl FsBlobStore {
                 path: root.clone(),
                 source: e.into(),
             })?;
-        Ok(Self { root, root_fd })
+        Ok(Self {
+            root,
+            root_fd,
+            owner: None,
+        })
+    }
+
+    /// Makes `owner` the owner of the root and of every directory and blob written from now
+    /// on (directories written earlier are taken over when a write passes through them).
+    pub fn with_owner(mut self, owner: Owner) -> Result<Self, StoreError> {
+        give(self.root_fd.as_fd(), Some(owner)).map_err(self.io_err(""))?;
+        self.owner = Some(owner);
+        Ok(self)
     }
 
     /// The root directory.
@@ -91,6 +149,7 @@ impl FsBlobStore {
                 // Make the new directory entry itself durable.
                 rustix::fs::fsync(parent).map_err(|e| self.io_err("")(e.into()))?;
             }
+            give(fd.as_fd(), self.owner).map_err(self.io_err(""))?;
             opened.push(fd);
             parent = opened[opened.len() - 1].as_fd();
         }
@@ -108,7 +167,7 @@ impl FsBlobStore {
         // the bytes, so a core that fits on a nearly full disk once is not refused for want of
         // room for two.
         let linked = if may_link {
-            link_temp(dir, &path.file, src)
+            link_temp(dir, &path.file, src, self.owner)
         } else {
             Ok(None)
         };
@@ -153,6 +212,7 @@ impl FsBlobStore {
                 ),
             });
         }
+        give(temp_file.as_fd(), self.owner).map_err(self.io_err(&temp_path))?;
         temp_file.sync_all().map_err(self.io_err(&temp_path))?;
         drop(temp_file);
         self.commit_temp(path, dir, guard, written).map(Some)
@@ -289,7 +349,12 @@ fn create_temp(dir: BorrowedFd<'_>, file: &str) -> io::Result<(String, std::fs::
 /// Hard-links the already open `src` (exactly that inode, through `/proc/self/fd`, never a
 /// symlink planted at its path) as `.<file>.tmp-<random>` in `dir`. `Ok(None)` when linking is
 /// not possible here (another filesystem, no hard links, no `/proc`): the caller copies.
-fn link_temp(dir: BorrowedFd<'_>, file: &str, src: &std::fs::File) -> io::Result<Option<String>> {
+fn link_temp(
+    dir: BorrowedFd<'_>,
+    file: &str,
+    src: &std::fs::File,
+    owner: Option<Owner>,
+) -> io::Result<Option<String>> {
     use std::os::fd::AsRawFd;
     let proc_path = format!("/proc/self/fd/{}", src.as_raw_fd());
     for _ in 0..16 {
@@ -306,6 +371,7 @@ fn link_temp(dir: BorrowedFd<'_>, file: &str, src: &std::fs::File) -> io::Result
                 // durable under our name (the source was written by someone else).
                 let done = rustix::fs::fchmod(src, Mode::from_raw_mode(0o600))
                     .map_err(io::Error::from)
+                    .and_then(|()| give(src.as_fd(), owner))
                     .and_then(|()| src.sync_all());
                 if let Err(e) = done {
                     let _ = rustix::fs::unlinkat(dir, name.as_str(), AtFlags::empty());
@@ -369,6 +435,20 @@ impl BlobStore for FsBlobStore {
 
     fn adopt_file(&self, path: &BlobPath, source: &Path) -> Result<u64, StoreError> {
         self.put(path, source, true)
+    }
+
+    fn room_for(&self, source: &Path) -> Option<(u64, u64)> {
+        let root = rustix::fs::fstat(&self.root_fd).ok()?;
+        let src = rustix::fs::stat(source).ok()?;
+        let vfs = rustix::fs::fstatvfs(&self.root_fd).ok()?;
+        let free = vfs.f_bavail.saturating_mul(vfs.f_frsize);
+        // A hard link (same device) needs no room; a copy needs the file's size.
+        let needed = if root.st_dev == src.st_dev {
+            0
+        } else {
+            u64::try_from(src.st_size).unwrap_or(0)
+        };
+        Some((needed, free))
     }
 
     fn open(&self, path: &BlobPath) -> Result<Box<dyn Read + Send>, StoreError> {
