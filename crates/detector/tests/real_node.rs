@@ -347,3 +347,108 @@ fn agent_restarts_lose_no_crash() {
     assert_eq!(records.len() as u64, CRASHES, "crashes lost");
     c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
 }
+
+/// A crashed pod deleted: its Coredump and core stay until the GC threshold has passed, and are
+/// collected after it.
+#[test]
+fn cores_of_a_deleted_pod_are_collected_after_the_threshold_not_before() {
+    let c = cluster();
+    let _lock = c.lock();
+    let ns = c.namespace("gc");
+    let mut pod = c.crasher_pod(&ns, "gone", &["segv", "1"]);
+    pod["spec"]["restartPolicy"] = "Never".into();
+    c.apply(&pod);
+    let records = c.wait_coredumps(
+        &ns,
+        Duration::from_secs(120),
+        "a Coredump of pod gone",
+        |r| !r.is_empty(),
+    );
+    let uid = records[0].spec.pod_uid.clone().unwrap();
+    let blobs = c.install.local_path.join(&ns).join(&uid);
+    assert!(blobs.exists(), "{} holds the core", blobs.display());
+    c.kubectl(&["delete", "pod", "-n", &ns, "gone", "--wait=true"]);
+    let deleted = Instant::now();
+    let threshold = Duration::from_secs(node_fixture::GC_THRESHOLD_S);
+    // Before the threshold, nothing may go (checked until shortly before it ends).
+    while deleted.elapsed() + Duration::from_secs(3) < threshold {
+        assert_eq!(
+            c.coredumps(&ns).len(),
+            1,
+            "collected {:?} after deletion",
+            deleted.elapsed()
+        );
+        assert!(
+            blobs.exists(),
+            "core removed {:?} after deletion",
+            deleted.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // After it, the next collection (every minute) removes record and core.
+    c.wait_coredumps(
+        &ns,
+        threshold + Duration::from_secs(150),
+        "the GC to collect",
+        |r| r.is_empty(),
+    );
+    let collected_after = deleted.elapsed();
+    c.wait(
+        Duration::from_secs(30),
+        "the core's directory to go",
+        || {
+            (!blobs
+                .join("app")
+                .read_dir()
+                .is_ok_and(|mut d| d.next().is_some()))
+            .then_some(())
+        },
+    );
+    eprintln!(
+        "real_node: GC collected {collected_after:?} after the pod's deletion (threshold {threshold:?})"
+    );
+    c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
+}
+
+/// `kubectl delete -f coredump.yaml`: core_pattern and core_pipe_limit are what they were
+/// before the install and nothing of it runs on the node; then the install is recreated for
+/// the other tests.
+#[test]
+fn uninstall_restores_the_kernel_settings_and_leaves_nothing_running() {
+    let c = cluster();
+    let _lock = c.lock();
+    let manifest = c.install.manifest.display().to_string();
+    c.kubectl(&["delete", "-f", &manifest, "--wait=true", "--timeout=180s"]);
+    let (pattern, limit) = c.wait(Duration::from_secs(60), "core_pattern restored", || {
+        let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
+        let limit = std::fs::read_to_string("/proc/sys/kernel/core_pipe_limit").unwrap();
+        (pattern.trim() == c.pattern_before.0)
+            .then(|| (pattern.trim().to_string(), limit.trim().to_string()))
+    });
+    assert_eq!(
+        (pattern.as_str(), limit.as_str()),
+        (c.pattern_before.0.as_str(), c.pattern_before.1.as_str())
+    );
+    c.wait(
+        Duration::from_secs(120),
+        "the install's namespace to go",
+        || {
+            let out = c
+                .cp()
+                .kubectl(&["get", "namespace", node_fixture::INSTALL_NS]);
+            (!out.status.success()).then_some(())
+        },
+    );
+    let running: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let cmd = std::fs::read(e.ok()?.path().join("cmdline")).ok()?;
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            (cmd.starts_with("/usr/local/bin/coredump-detector")
+                || cmd.contains(&c.install.host_dir.display().to_string()))
+            .then_some(cmd)
+        })
+        .collect();
+    assert!(running.is_empty(), "still running: {running:?}");
+    c.reinstall();
+}

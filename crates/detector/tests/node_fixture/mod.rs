@@ -30,6 +30,8 @@ pub struct Cluster {
     lock: Mutex<()>,
     /// How long `kubectl create -f` until every pod Ready and the APIService Available took.
     pub install_took: Duration,
+    /// `core_pattern` and `core_pipe_limit` before the install.
+    pub pattern_before: (String, String),
 }
 
 /// The node and install of this test binary, set up by the first caller.
@@ -42,6 +44,11 @@ pub fn cluster() -> &'static Cluster {
             format!("--gc-threshold={GC_THRESHOLD_S}s"),
             "--ns-disk-quota=40Mi".to_string(),
         ];
+        let read = |f: &str| std::fs::read_to_string(f).unwrap().trim().to_string();
+        let pattern_before = (
+            read("/proc/sys/kernel/core_pattern"),
+            read("/proc/sys/kernel/core_pipe_limit"),
+        );
         let install = node
             .install(INSTALL_NS, &flags)
             .unwrap_or_else(|e| panic!("{e}"));
@@ -54,11 +61,21 @@ pub fn cluster() -> &'static Cluster {
             install,
             lock: Mutex::new(()),
             install_took,
+            pattern_before,
         }
     })
 }
 
 impl Cluster {
+    /// `kubectl create -f` of the same manifest again, waited for (after an uninstall test).
+    pub fn reinstall(&self) {
+        let manifest = self.install.manifest.display().to_string();
+        self.kubectl(&["create", "-f", &manifest, "--request-timeout=60s"]);
+        self.node
+            .wait_installed(&self.install, Duration::from_secs(300))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
     /// Exclusive use of the node for one test.
     pub fn lock(&self) -> MutexGuard<'_, ()> {
         self.lock.lock().unwrap_or_else(|p| p.into_inner())
