@@ -277,6 +277,14 @@ pub fn gdb_backtrace(program: &Path, core: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
+/// How many crashes `records` stand for: one each, or a RateLimited summary's count.
+pub fn accounted(records: &[Coredump]) -> u64 {
+    records
+        .iter()
+        .map(|r| r.status.suppressed_crashes.max(1))
+        .sum()
+}
+
 /// The marker the crasher writes for crash `seq` of the pod with `uid`.
 pub fn marker(uid: &str, seq: u64) -> Vec<u8> {
     format!("COREDUMP-TEST-MARK:{uid}:{seq}:END").into_bytes()
