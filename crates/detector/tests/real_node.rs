@@ -318,13 +318,12 @@ fn agent_restarts_lose_no_crash() {
             "--timeout=180s",
         ]);
     });
-    let done = c.wait(Duration::from_secs(180), "the crasher's last crash", || {
+    c.wait(Duration::from_secs(180), "the crasher's last crash", || {
         let out = c.cp().kubectl(&["logs", "-n", &ns, "steady", "--tail=3"]);
         String::from_utf8_lossy(&out.stdout)
             .contains(&format!("crash {CRASHES} "))
             .then_some(())
     });
-    let _ = done;
     // A crash is accounted for by a record of its own, or counted in a RateLimited summary
     // (the crash-loop limits keep a burst of cores per pod, then count the rest).
     let records = c.wait_coredumps(
