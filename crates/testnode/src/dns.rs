@@ -8,8 +8,9 @@
 //! thread of the fixture process: UDP only, Services with a ClusterIP only (no headless
 //! Services, no pod records, no forwarding: other names get NXDOMAIN).
 //!
-//! Services come from `kubectl get services -A` (`lookup`), re-read when a name is missing and
-//! the last read is older than [`REFRESH`], so a Service created a moment ago resolves.
+//! Services come from `kubectl get services -A`, re-read at a query when the last read is older
+//! than [`REFRESH`], so a Service created (or recreated with a new ClusterIP) a moment ago
+//! resolves right.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, UdpSocket};
@@ -19,7 +20,7 @@ use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{RData, Record, RecordType};
 
-/// A missing name re-reads the Services at most this often.
+/// Queries re-read the Services at most this often.
 pub const REFRESH: Duration = Duration::from_millis(300);
 /// TTL of answers (seconds): short, Services come and go in tests.
 const TTL: u32 = 5;
@@ -89,7 +90,9 @@ pub fn serve(socket: UdpSocket, domain: String, mut source: ServiceSource) {
             continue;
         };
         let mut lookup = |key: &(String, String)| {
-            if !table.contains_key(key) && read_at.is_none_or(|t| t.elapsed() >= REFRESH) {
+            // Re-read on every query once the table is older than REFRESH, hit or miss: a
+            // Service deleted and created again gets a new ClusterIP under the same name.
+            if read_at.is_none_or(|t| t.elapsed() >= REFRESH) {
                 if let Ok(fresh) = source().and_then(|json| parse_services(&json)) {
                     table = fresh;
                 }
