@@ -45,7 +45,7 @@ pod_pids() {
     [[ -d $f ]] && find "$f" -name cgroup.procs -exec cat {} + 2>/dev/null
   done
   for pid in /proc/[0-9]*; do
-    if tr '\0' ' ' <"$pid/cmdline" 2>/dev/null | grep -qF -- "-address $dir/containerd/containerd.sock"; then
+    if { tr '\0' ' ' <"$pid/cmdline"; } 2>/dev/null | grep -qF -- "-address $dir/containerd/containerd.sock"; then
       echo "${pid#/proc/}"
     fi
   done
@@ -68,7 +68,9 @@ unmount_all() {
   local m
   # Deepest first: mountinfo lists parents before children.
   for m in $(awk -v d="$dir/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r); do
-    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || echo "node.sh: cannot unmount $m" >&2
+    # Another teardown of the same node (the exit watcher) may have unmounted it meanwhile.
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null ||
+      ! grep -qF " $m " /proc/self/mountinfo || echo "node.sh: cannot unmount $m" >&2
   done
 }
 
