@@ -22,9 +22,9 @@ pub const CONTROLLER: &str = "coredump.fujitsu.com/agent";
 /// Annotation naming the last `Coredump` counted in the Event's series.
 pub const LAST_COREDUMP: &str = "coredump.fujitsu.com/last-coredump";
 
-/// Crashes a `Coredump` stands for: itself, and those a `RateLimited` summary counts.
+/// Crashes a `Coredump` stands for: one, or as many as a `RateLimited` summary counts.
 pub fn crashes_of(c: &Coredump) -> i32 {
-    i32::try_from(c.status.suppressed_crashes.saturating_add(1)).unwrap_or(i32::MAX)
+    i32::try_from(c.status.suppressed_crashes.max(1)).unwrap_or(i32::MAX)
 }
 
 /// Name of the Event series of `pod` (its UID told apart, so a pod recreated under the same
@@ -259,7 +259,7 @@ mod tests {
             patch["metadata"]["annotations"][LAST_COREDUMP],
             "crasher-4243-0a1b2c3e"
         );
-        // A summary of 99 suppressed crashes counts 100.
+        // A summary of 99 suppressed crashes counts 99.
         existing.series = Some(EventSeries {
             count: 2,
             last_observed_time: now(),
@@ -269,10 +269,10 @@ mod tests {
         summary.status.suppressed_crashes = 99;
         assert_eq!(
             count_in(&existing, &summary, now()).unwrap()["series"]["count"],
-            102
+            101
         );
         let created = crash_event(&summary, "node-1", now()).unwrap();
-        assert_eq!(created.series.unwrap().count, 100);
+        assert_eq!(created.series.unwrap().count, 99);
     }
 
     #[test]

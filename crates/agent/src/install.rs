@@ -114,7 +114,7 @@ mod tests {
         let l = HostLayout::new(Path::new("/var/lib/coredump-detector"));
         assert_eq!(
             l.pattern(),
-            "|/var/lib/coredump-detector/bin/coredump-detector handle %P %I %s %t %u %g"
+            "|/var/lib/coredump-detector/bin/coredump-detector handle %P %I %s %t %u %g %d %h %e %E %f"
         );
         assert!(l.pattern().len() <= coredump_capture::kernel::CORE_PATTERN_MAX);
         assert_eq!(

@@ -43,6 +43,14 @@ pub struct LimitFlags {
     /// How often pod policies are refreshed and suppressed crashes recorded (seconds).
     #[arg(long, default_value_t = 5)]
     pub limits_interval_secs: u64,
+    /// A pod's suppressed crashes are recorded (one RateLimited record for all of them) once
+    /// none was suppressed for this long (seconds)...
+    #[arg(long, default_value_t = 10)]
+    pub suppressed_quiet_secs: u64,
+    /// ...or once the first of them is this old (seconds): a loop that never pauses leaves one
+    /// record per this period.
+    #[arg(long, default_value_t = 600)]
+    pub suppressed_max_secs: u64,
 }
 
 impl LimitFlags {
@@ -106,6 +114,10 @@ pub struct LimitsLoop {
     pub quota: u64,
     /// Time between two rounds.
     pub interval: Duration,
+    /// When suppressed crashes are due (see [`Limiter::publish_suppressed`]): quiet time...
+    pub quiet: Duration,
+    /// ...or the age of the first.
+    pub max_delay: Duration,
 }
 
 impl LimitsLoop {
@@ -130,8 +142,11 @@ impl LimitsLoop {
             caches,
             blobs,
             quota,
+            quiet,
+            max_delay,
             ..
         } = self;
+        let (quiet, max_delay) = (*quiet, *max_delay);
         let node = caches.node().to_owned();
         let quota = *quota;
         let namespaces: HashSet<String> = caches
@@ -165,7 +180,7 @@ impl LimitsLoop {
                     tracing::warn!(pod_uid = %uid, error = %e, "cannot write the pod's capture policy");
                 }
             }
-            let published = limiter.publish_suppressed(&spool);
+            let published = limiter.publish_suppressed(&spool, quiet, max_delay);
             // Only a complete view of the node's pods may tell which are gone.
             if synced {
                 let live: HashSet<String> = policies.into_iter().map(|(uid, _)| uid).collect();

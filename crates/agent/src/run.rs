@@ -174,6 +174,8 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
         blobs,
         quota: args.ns_disk_quota,
         interval: Duration::from_secs(args.limits.limits_interval_secs),
+        quiet: Duration::from_secs(args.limits.suppressed_quiet_secs),
+        max_delay: Duration::from_secs(args.limits.suppressed_max_secs),
     };
     let limits_task = tokio::spawn(limits.run(stop.clone()));
 

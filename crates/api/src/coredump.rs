@@ -185,7 +185,8 @@ pub struct CoredumpStatus {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub blob_path: String,
     /// For a `RateLimited` summary: how many crashes of the pod over its crash-loop limits it
-    /// stands for (their cores were not kept, nor a record each).
+    /// stands for, the one whose facts it shows included (their cores were not kept, nor a
+    /// record each); 0 for the record of a single crash.
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub suppressed_crashes: u64,
 }

@@ -9,7 +9,10 @@
 //! seen had the kernel started it.
 //!
 //! The pattern is split into arguments at its spaces before expansion, as the kernel does, so a
-//! process name with spaces stays one argument.
+//! process name with spaces stays one argument. What `/proc` cannot tell exactly (the dump mode,
+//! and the host name, process name and executable as the kernel prints them from the crashed
+//! process's own namespaces) the kernel passes to our handler itself ([`KernelText`]), so every
+//! specifier expands to the kernel's own value.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -40,15 +43,17 @@ pub struct PatternValues {
     pub uid: u32,
     /// `%g`.
     pub gid: u32,
-    /// `%h`.
+    /// `%h`, as the kernel prints it (escaped).
     pub hostname: String,
-    /// `%e`.
+    /// `%e`, as the kernel prints it (escaped).
     pub comm: String,
-    /// Executable path: `%E` (with `/` as `!`) and `%f` (its last component).
-    pub exe: String,
+    /// `%E`, as the kernel prints it (the executable's path, escaped: `/` as `!`).
+    pub exe_path: String,
+    /// `%f`, as the kernel prints it (the executable's file name, escaped).
+    pub exe_name: String,
     /// `%c`: soft core size limit (`RLIM_INFINITY` as the kernel prints it).
     pub core_limit: u64,
-    /// `%d`: the dump mode (`PR_GET_DUMPABLE`); not observable from outside, 1 assumed.
+    /// `%d`: the dump mode (`PR_GET_DUMPABLE` of the crashed process).
     pub dump_mode: u32,
     /// `%F`: a pidfd number open in the helper, if one was opened.
     pub pidfd: Option<i32>,
@@ -88,8 +93,8 @@ fn expand(token: &str, v: &PatternValues) -> String {
             't' => v.time.to_string(),
             'h' => v.hostname.clone(),
             'e' => v.comm.clone(),
-            'E' => v.exe.replace('/', "!"),
-            'f' => v.exe.rsplit('/').next().unwrap_or("").to_string(),
+            'E' => v.exe_path.clone(),
+            'f' => v.exe_name.clone(),
             'c' => v.core_limit.to_string(),
             'F' => v.pidfd.map(|fd| fd.to_string()).unwrap_or_default(),
             _ => String::new(),
@@ -99,9 +104,49 @@ fn expand(token: &str, v: &PatternValues) -> String {
     out
 }
 
+/// How the kernel prints a text specifier (`cn_esc_printf` in fs/coredump.c): every `/`
+/// becomes `!`, a component that is `.` or starts `..` exactly gets `!` for its first dot, and
+/// an empty one becomes `!`, so no expansion can make a path climb or collapse.
+pub fn kernel_escape(text: &str) -> String {
+    if text.is_empty() {
+        return "!".to_string();
+    }
+    let mut out = text.replace('/', "!");
+    if out == "." || out == ".." {
+        out.replace_range(0..1, "!");
+    }
+    out
+}
+
+/// The specifiers only the kernel knows exactly, which our own `core_pattern` passes to the
+/// handler after the six it always needs (`%d %h %e %E %f`, see
+/// [`crate::handler::PATTERN_SPECIFIERS`]): the dump mode (not in `/proc`), and names as the
+/// kernel prints them, resolved in the crashed process's own UTS namespace and root.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KernelText {
+    /// `%d`.
+    pub dump_mode: u32,
+    /// `%h`.
+    pub hostname: String,
+    /// `%e`.
+    pub comm: String,
+    /// `%E`.
+    pub exe_path: String,
+    /// `%f`.
+    pub exe_name: String,
+}
+
 /// What `/proc/<pid>` adds to the kernel's arguments: the namespace-local pid, the initial-
-/// namespace tid, the core size limit.
-pub fn values(crash: &CrashFacts, info: &ProcInfo, proc_root: &Path) -> PatternValues {
+/// namespace tid, the core size limit. `kernel` holds what the kernel passed that `/proc`
+/// cannot tell exactly; without it (a handler started by an older `core_pattern`, only during
+/// an upgrade) those are approximated from the host's view: dump mode 1, this host's name, the
+/// names from `/proc` escaped as the kernel would.
+pub fn values(
+    crash: &CrashFacts,
+    info: &ProcInfo,
+    proc_root: &Path,
+    kernel: Option<&KernelText>,
+) -> PatternValues {
     let dir = proc_root.join(crash.pid.to_string());
     let ns_pid = read_prefix(&dir.join("status"), 8192)
         .ok()
@@ -112,6 +157,13 @@ pub fn values(crash: &CrashFacts, info: &ProcInfo, proc_root: &Path) -> PatternV
         .ok()
         .and_then(|s| soft_core_limit(&String::from_utf8_lossy(&s)))
         .unwrap_or(u64::MAX);
+    let kernel = kernel.cloned().unwrap_or_else(|| KernelText {
+        dump_mode: 1,
+        hostname: kernel_escape(&rustix::system::uname().nodename().to_string_lossy()),
+        comm: kernel_escape(&info.comm),
+        exe_path: kernel_escape(&info.exe),
+        exe_name: kernel_escape(info.exe.rsplit('/').next().unwrap_or_default()),
+    });
     PatternValues {
         pid: crash.pid,
         ns_pid,
@@ -121,14 +173,12 @@ pub fn values(crash: &CrashFacts, info: &ProcInfo, proc_root: &Path) -> PatternV
         time: crash.time,
         uid: crash.uid,
         gid: crash.gid,
-        hostname: rustix::system::uname()
-            .nodename()
-            .to_string_lossy()
-            .into_owned(),
-        comm: info.comm.clone(),
-        exe: info.exe.trim_end_matches(" (deleted)").to_string(),
+        hostname: kernel.hostname,
+        comm: kernel.comm,
+        exe_path: kernel.exe_path,
+        exe_name: kernel.exe_name,
         core_limit,
-        dump_mode: 1,
+        dump_mode: kernel.dump_mode,
         pidfd: None,
     }
 }
@@ -244,7 +294,8 @@ mod tests {
             gid: 100,
             hostname: "node-1".into(),
             comm: "my app".into(),
-            exe: "/usr/bin/my-app".into(),
+            exe_path: "!usr!bin!my-app".into(),
+            exe_name: "my-app".into(),
             core_limit: u64::MAX,
             dump_mode: 1,
             pidfd: Some(5),
@@ -288,6 +339,16 @@ mod tests {
             ],
             "split at template spaces only; unknown specifiers vanish"
         );
+    }
+
+    #[test]
+    fn escapes_like_the_kernel() {
+        assert_eq!(kernel_escape("a b/c"), "a b!c");
+        assert_eq!(kernel_escape("/usr/bin/x"), "!usr!bin!x");
+        assert_eq!(kernel_escape("."), "!");
+        assert_eq!(kernel_escape(".."), "!.");
+        assert_eq!(kernel_escape("..x"), "..x");
+        assert_eq!(kernel_escape(""), "!");
     }
 
     #[test]

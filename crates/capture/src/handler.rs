@@ -1,5 +1,5 @@
 //! `coredump-detector handle`: the program the kernel runs for each crash (`core_pattern`
-//! `|<binary> handle %P %I %s %t %u %g`). It decides whether and how to keep the core (limits,
+//! `|<binary> handle %P %I %s %t %u %g %d %h %e %E %f`). It decides whether and how to keep the core (limits,
 //! concurrency slots, all in [`crate::admission`], shared with the socket server), runs the
 //! [`crate::pipeline`], and publishes a spool entry. It never panics out, never leaves stdin
 //! unread, and logs to the kernel log because it has no stderr.
@@ -11,24 +11,27 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::admission::{self, CrashFacts, Verdict};
+use crate::forward::KernelText;
 use crate::limits::Gate;
 use crate::record::{CaptureState, CrashRecord};
 use crate::spool::Spool;
 use crate::{CaptureError, HandlerConfig, procinfo, sys};
 
-/// The kernel specifiers the handler expects, in order, after `handle`.
-pub const PATTERN_SPECIFIERS: &str = "%P %I %s %t %u %g";
+/// The kernel specifiers the handler expects, in order, after `handle`: six it always needs,
+/// then the ones only the kernel knows exactly, for forwarding ([`crate::forward::KernelText`]).
+/// A handler also accepts the first six alone (a `core_pattern` installed by an older version).
+pub const PATTERN_SPECIFIERS: &str = "%P %I %s %t %u %g %d %h %e %E %f";
 
 /// What the kernel told us about the crash through `core_pattern` specifiers: the facts every
 /// capture path records, parsed from the handler's arguments.
 pub type CrashArgs = CrashFacts;
 
 impl CrashFacts {
-    /// Parses the arguments following `handle`, in [`PATTERN_SPECIFIERS`] order.
+    /// Parses the first six arguments following `handle`, in [`PATTERN_SPECIFIERS`] order.
     pub fn parse(args: &[OsString]) -> Result<CrashArgs, CaptureError> {
-        if args.len() != 6 {
+        if args.len() != 6 && args.len() != 11 {
             return Err(CaptureError::Usage(format!(
-                "expected 6 arguments ({PATTERN_SPECIFIERS}), got {}",
+                "expected 11 arguments ({PATTERN_SPECIFIERS}) or the first 6, got {}",
                 args.len()
             )));
         }
@@ -48,6 +51,21 @@ impl CrashFacts {
     }
 }
 
+/// The arguments after the first six, when the pattern passed them.
+pub fn kernel_text(args: &[OsString]) -> Option<KernelText> {
+    let [d, h, e, path, name] = args.get(6..11)? else {
+        return None;
+    };
+    let text = |a: &OsString| a.to_string_lossy().into_owned();
+    Some(KernelText {
+        dump_mode: d.to_str().and_then(|s| s.parse().ok())?,
+        hostname: text(h),
+        comm: text(e),
+        exe_path: text(path),
+        exe_name: text(name),
+    })
+}
+
 /// Entry point of `coredump-detector handle`: returns the process exit code. Whatever happens
 /// (bad arguments, missing config, full disk, a panic), stdin is drained and closed and the
 /// failure is logged to the kernel log.
@@ -56,7 +74,15 @@ pub fn main(args: &[OsString], exe: &Path) -> i32 {
     let outcome = std::panic::catch_unwind(|| -> Result<Option<CrashRecord>, CaptureError> {
         let crash = CrashArgs::parse(args)?;
         let config = HandlerConfig::load_beside(exe)?;
-        handle_as(crash, &config, Path::new("/proc"), sys::take_stdin(), exe)
+        let kernel = kernel_text(args);
+        handle_as(
+            crash,
+            kernel.as_ref(),
+            &config,
+            Path::new("/proc"),
+            sys::take_stdin(),
+            exe,
+        )
     });
     match outcome {
         Ok(Ok(Some(record))) if record.state == CaptureState::Stored => 0,
@@ -89,13 +115,14 @@ pub fn handle(
     proc_root: &Path,
     core: File,
 ) -> Result<Option<CrashRecord>, CaptureError> {
-    handle_as(crash, config, proc_root, core, Path::new(""))
+    handle_as(crash, None, config, proc_root, core, Path::new(""))
 }
 
 /// [`handle`] by the handler binary `exe` (which a forwarded pattern must not name again).
 /// Non-pod crashes under [`crate::NonPodPolicy::Forward`] go to the previous pipe helper.
 pub fn handle_as(
     crash: CrashArgs,
+    kernel: Option<&KernelText>,
     config: &HandlerConfig,
     proc_root: &Path,
     core: File,
@@ -109,7 +136,7 @@ pub fn handle_as(
             drain(core);
             return Ok(None);
         };
-        let values = crate::forward::values(&crash, &info, proc_root);
+        let values = crate::forward::values(&crash, &info, proc_root, kernel);
         crate::forward::forward(pattern, values, core, exe)?;
         return Ok(None);
     }
@@ -208,6 +235,31 @@ mod tests {
             }
         );
         assert!(CrashArgs::parse(&args(&["10"])).is_err());
+        let full = args(&[
+            "10",
+            "11",
+            "11",
+            "1700000000",
+            "1000",
+            "100",
+            "2",
+            "node!1",
+            "my app",
+            "!bin!x",
+            "x",
+        ]);
+        assert_eq!(CrashArgs::parse(&full).unwrap().pid, 10);
+        assert_eq!(
+            kernel_text(&full),
+            Some(KernelText {
+                dump_mode: 2,
+                hostname: "node!1".into(),
+                comm: "my app".into(),
+                exe_path: "!bin!x".into(),
+                exe_name: "x".into(),
+            })
+        );
+        assert_eq!(kernel_text(&full[..6]), None);
         assert!(CrashArgs::parse(&args(&["x", "1", "1", "1", "1", "1"])).is_err());
     }
 

@@ -122,6 +122,12 @@ struct BucketState {
     /// The last suppressed crash, for the summary record.
     #[serde(default)]
     last: Option<CrashRecord>,
+    /// When the first crash of the unpublished count was suppressed (ms since the epoch).
+    #[serde(default)]
+    first_suppressed_ms: u64,
+    /// When the last one was.
+    #[serde(default)]
+    last_suppressed_ms: u64,
     /// Why the last crash was suppressed.
     #[serde(default)]
     why: String,
@@ -151,6 +157,18 @@ impl BucketState {
             self.byte_tokens = (self.byte_tokens + elapsed_h * cap).min(cap);
         }
     }
+}
+
+/// `ms` since the epoch as RFC 3339 (UTC, seconds).
+fn rfc3339_ms(ms: u64) -> String {
+    let secs = i64::try_from(ms / 1000).unwrap_or(0);
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| secs.to_string())
 }
 
 fn now_ms() -> u64 {
@@ -287,7 +305,11 @@ impl<'a> Limiter<'a> {
                 _ => true,
             };
             if !(pod_ok && bytes_ok && ns_ok) {
+                if p.suppressed == 0 {
+                    p.first_suppressed_ms = now;
+                }
                 p.suppressed = p.suppressed.saturating_add(1);
+                p.last_suppressed_ms = now;
                 p.last = Some(record.clone());
                 p.why = if !pod_ok {
                     format!(
@@ -325,12 +347,24 @@ impl<'a> Limiter<'a> {
         })
     }
 
-    /// Publishes one `RateLimited` record per pod with suppressed crashes since the last call,
-    /// standing for all of them (`suppressed` counts them, the facts are the last one's), and
-    /// starts the count over. Returns the ids published. Ids are derived from the pod's
-    /// summary generation, so a summary published again after a crash between publication and
-    /// reset lands on the same record.
-    pub fn publish_suppressed(&self, spool: &Spool) -> Result<Vec<String>, CaptureError> {
+    /// Publishes one `RateLimited` record per pod whose suppressed crashes are due, standing
+    /// for all of them (`suppressed` counts them, the facts are the last one's), and starts the
+    /// count over. A count is due once no crash was suppressed for `quiet` (the loop paused or
+    /// ended), or its first crash is `max_delay` old (a loop that never pauses still leaves
+    /// one record per `max_delay`, not one per crash). Returns the ids published. Ids derive from
+    /// the pod's summary generation, so a summary published again after a crash between
+    /// publication and reset lands on the same record.
+    pub fn publish_suppressed(
+        &self,
+        spool: &Spool,
+        quiet: std::time::Duration,
+        max_delay: std::time::Duration,
+    ) -> Result<Vec<String>, CaptureError> {
+        let now = now_ms();
+        let due = |s: &BucketState| {
+            now.saturating_sub(s.last_suppressed_ms) >= quiet.as_millis() as u64
+                || now.saturating_sub(s.first_suppressed_ms) >= max_delay.as_millis() as u64
+        };
         let dir = self.state_dir();
         let Ok(entries) = std::fs::read_dir(&dir) else {
             return Ok(Vec::new());
@@ -343,7 +377,7 @@ impl<'a> Limiter<'a> {
             }
             let path = dir.join(&name);
             let id = with_state(&path, |s| {
-                let Some(last) = s.last.clone().filter(|_| s.suppressed > 0) else {
+                let Some(last) = s.last.clone().filter(|_| s.suppressed > 0 && due(s)) else {
                     return Ok(None);
                 };
                 let id = format!(
@@ -362,8 +396,11 @@ impl<'a> Limiter<'a> {
                 record.sha256.clear();
                 record.suppressed = s.suppressed;
                 record.reason = format!(
-                    "{} crashes of this pod were not kept (over {}); this record stands for them, with the facts of the last one",
-                    s.suppressed, s.why
+                    "{} crashes of this pod between {} and {} were not kept (over {}); this record stands for them, with the facts of the last one",
+                    s.suppressed,
+                    rfc3339_ms(s.first_suppressed_ms),
+                    rfc3339_ms(s.last_suppressed_ms),
+                    s.why
                 );
                 if !spool.entry_dir(&id).exists() {
                     let pending = spool.begin(&id)?;
@@ -501,7 +538,16 @@ mod tests {
         ));
 
         let spool = Spool::open(tmp.path().join("spool")).unwrap();
-        let ids = limiter.publish_suppressed(&spool).unwrap();
+        let zero = std::time::Duration::ZERO;
+        let hour = std::time::Duration::from_secs(3600);
+        assert!(
+            limiter
+                .publish_suppressed(&spool, hour, hour)
+                .unwrap()
+                .is_empty(),
+            "not due while crashes keep coming and the first is recent"
+        );
+        let ids = limiter.publish_suppressed(&spool, zero, hour).unwrap();
         assert_eq!(ids.len(), 1, "one summary for pod A");
         let summary = spool.record(&ids[0]).unwrap();
         assert_eq!(summary.state, CaptureState::RateLimited);
@@ -509,7 +555,10 @@ mod tests {
         assert_eq!(summary.pid, 9, "facts of the last suppressed crash");
         assert!(summary.reason.contains("7 crashes"), "{}", summary.reason);
         assert!(
-            limiter.publish_suppressed(&spool).unwrap().is_empty(),
+            limiter
+                .publish_suppressed(&spool, zero, zero)
+                .unwrap()
+                .is_empty(),
             "counted once"
         );
     }

@@ -101,8 +101,9 @@ pub struct CrashRecord {
     pub held_ms: u64,
     /// Milliseconds from handler start until the entry was published.
     pub done_ms: u64,
-    /// Crashes this record stands for besides itself' facts: a `RateLimited` summary of the
-    /// crashes of one pod that were over its limits (see [`crate::limits`]); 0 otherwise.
+    /// For a `RateLimited` summary of the crashes of one pod that were over its limits (see
+    /// [`crate::limits`]): how many crashes it stands for, the one whose facts it shows
+    /// included; 0 for the record of a single crash.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub suppressed: u64,
 }

@@ -90,7 +90,11 @@ fn main() {
         },
         Handler {
             name: "coredump-detector",
-            pattern: format!("|{} handle %P %I %s %t %u %g", ours.display()),
+            pattern: format!(
+                "|{} handle {}",
+                ours.display(),
+                coredump_capture::handler::PATTERN_SPECIFIERS
+            ),
             stored: Box::new({
                 let spool = spool.clone();
                 move |pid| stored_by_ours(&spool, pid)

@@ -90,8 +90,9 @@ fn main() {
         Mode::Drain,
         Mode::SocketDrain(format!("@@{}", drain_path.display())),
         Mode::Pipe(format!(
-            "|{} handle %P %I %s %t %u %g",
-            handler_bin.display()
+            "|{} handle {}",
+            handler_bin.display(),
+            coredump_capture::handler::PATTERN_SPECIFIERS
         )),
         Mode::Socket(format!("@@{}", socket_path.display())),
     ];

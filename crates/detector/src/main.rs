@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// The kernel's core_pattern pipe target (installed by `standalone` or `agent`; not for
-    /// interactive use): `handle %P %I %s %t %u %g`.
+    /// interactive use): `handle %P %I %s %t %u %g %d %h %e %E %f`.
     Handle {
         /// Kernel specifiers.
         #[arg(num_args = 0.., allow_hyphen_values = true)]

@@ -274,7 +274,10 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
     let events = eventually(
         Duration::from_secs(30),
         "4 crashes counted on web-0",
-        || Some(crash_events(cp, &app, "web-0")).filter(|e| e.iter().any(|e| e["count"] == 4)),
+        || {
+            Some(crash_events(cp, &app, "web-0"))
+                .filter(|e| e.iter().any(|e| e["series"]["count"] == 4))
+        },
     );
     assert_eq!(
         events.len(),
@@ -449,8 +452,10 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
 }
 
 /// Crashes outside pods go to the `core_pattern` pipe that was there before the agent (a
-/// distribution's crash helper), with the kernel's arguments rebuilt and the whole core on its
-/// stdin; the agent records nothing of them, and SIGTERM puts that pipe back.
+/// distribution's crash helper), with the whole core on its stdin and exactly the arguments the
+/// kernel gives it: the same crash is first handed to the helper by the kernel itself, then by
+/// the agent, and every specifier expands alike (a process name with a space and a `/` too).
+/// The agent records nothing of them, and SIGTERM puts that pipe back.
 #[test]
 fn non_pod_crashes_are_forwarded_to_the_previous_pipe() {
     let settings = KernelSettings::acquire();
@@ -461,17 +466,47 @@ fn non_pod_crashes_are_forwarded_to_the_previous_pipe() {
         .unwrap();
     let helper = dir.path().join("helper.sh");
     let out = dir.path().join("forwarded");
+    // One argument per line: a name with spaces must stay one argument.
     std::fs::write(
         &helper,
         format!(
-            "#!/bin/sh\necho \"$@\" > {0}.args\ncat > {0}.tmp\nmv {0}.tmp {0}\n",
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > {0}.args\ncat > {0}.tmp\nmv {0}.tmp {0}\n",
             out.display()
         ),
     )
     .unwrap();
     std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let previous = format!("|{} %P %s %e %p", helper.display());
+    let previous = format!(
+        "|{} %P %p %I %i %s %t %u %g %d %h %e %E %f %c",
+        helper.display()
+    );
     settings.set_core_pattern(&previous);
+    // The comm of a process named by itself (PR_SET_NAME), as the kernel escapes it.
+    let comm = "odd name/x";
+    let crash_once = || {
+        let _ = std::fs::remove_file(&out);
+        let crash = common::crasher_with(None, &["--comm", comm], 2, 7, "mixed", "segv", false);
+        let pid = crash.pid;
+        assert_eq!(crash.wait(Duration::from_secs(30)), (SIGSEGV, true));
+        let core = eventually(Duration::from_secs(30), "forwarded core", || {
+            std::fs::read(&out).ok()
+        });
+        let args: Vec<String> = std::fs::read_to_string(format!("{}.args", out.display()))
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        (pid, core, args)
+    };
+    // 1. The kernel itself runs the helper.
+    let (direct_pid, _, direct) = crash_once();
+    assert_eq!(direct.len(), 14, "{direct:?}");
+    assert_eq!(
+        direct[10], "odd name!x",
+        "the kernel's escaping: {direct:?}"
+    );
+
+    // 2. The agent is there, and forwards.
     let blobs = dir.path().join("cores");
     let node = format!("forward-node-{}", std::process::id());
     let mut agent = Agent::start(dir.path(), &blobs, &node, cp.kubeconfig(), "forward");
@@ -481,18 +516,25 @@ fn non_pod_crashes_are_forwarded_to_the_previous_pipe() {
             .unwrap();
     assert_eq!(config["non_pod"], "forward");
     assert_eq!(config["forward_pattern"], previous.as_str());
-
-    let crash = common::crasher(2, 7, "mixed", "segv", false);
-    let pid = crash.pid;
-    assert_eq!(crash.wait(Duration::from_secs(30)), (SIGSEGV, true));
-    let core = eventually(Duration::from_secs(30), "forwarded core", || {
-        std::fs::read(&out).ok()
-    });
-    let args = std::fs::read_to_string(format!("{}.args", out.display())).unwrap();
-    assert_eq!(args.trim(), format!("{pid} {SIGSEGV} crasher {pid}"));
+    let (pid, core, forwarded) = crash_once();
     let parsed = coredump_corefile::parse_core_bytes(&core).unwrap();
     assert!(parsed.is_complete(), "the whole core went through");
     assert_eq!(parsed.prstatus[0].pid, pid);
+    assert_eq!(forwarded.len(), direct.len(), "{forwarded:?}");
+    // Per crash: %P %p %I %i are this process's ids, %t its time; everything else is alike.
+    for (i, (by_kernel, by_us)) in direct.iter().zip(&forwarded).enumerate() {
+        match i {
+            0..=3 => {
+                assert_eq!(by_kernel, &direct_pid.to_string(), "kernel arg {i}");
+                assert_eq!(by_us, &pid.to_string(), "forwarded arg {i}");
+            }
+            5 => assert!(by_us.parse::<i64>().unwrap() >= by_kernel.parse::<i64>().unwrap()),
+            _ => assert_eq!(
+                by_us, by_kernel,
+                "arg {i}: kernel {direct:?}, forwarded {forwarded:?}"
+            ),
+        }
+    }
     assert!(
         agent.spool_entries().is_empty(),
         "nothing recorded of a non-pod crash"

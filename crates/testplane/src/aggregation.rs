@@ -217,6 +217,45 @@ pub fn service_account_kubeconfig(
     Ok(path)
 }
 
+/// A kubeconfig as ServiceAccount `namespace/account` with a token bound to its Pod `pod`
+/// (TokenRequest with a bound object): the token carries the node the pod is bound to, as the
+/// projected token kubelet mounts into a running pod does. The Pod (and its Node) must exist.
+pub fn pod_bound_kubeconfig(
+    cp: &ControlPlane,
+    namespace: &str,
+    account: &str,
+    pod: &str,
+    dir: &Path,
+) -> Result<PathBuf, HarnessError> {
+    let uid = cp.kubectl_ok(&[
+        "get",
+        "pod",
+        pod,
+        "-n",
+        namespace,
+        "-o",
+        "jsonpath={.metadata.uid}",
+        "--request-timeout=30s",
+    ])?;
+    let token = cp.kubectl_ok(&[
+        "create",
+        "token",
+        account,
+        "-n",
+        namespace,
+        "--bound-object-kind=Pod",
+        &format!("--bound-object-name={pod}"),
+        &format!("--bound-object-uid={}", uid.trim()),
+        "--request-timeout=30s",
+    ])?;
+    let ca = dir.join("cluster-ca.crt");
+    std::fs::write(&ca, cp.server_ca_pem()).map_err(|e| HarnessError::io("write", &ca, e))?;
+    let config = token_kubeconfig(&cp.server_url(), &ca, account, token.trim());
+    let path = dir.join(format!("{account}-{pod}.kubeconfig"));
+    std::fs::write(&path, config.to_string()).map_err(|e| HarnessError::io("write", &path, e))?;
+    Ok(path)
+}
+
 /// A kubeconfig for `server` (trusting the CA file `ca`) as `user` with a bearer `token`.
 fn token_kubeconfig(server: &str, ca: &Path, user: &str, token: &str) -> serde_json::Value {
     serde_json::json!({

@@ -2,7 +2,7 @@
 //! process on a fixed port, plus panicking shorthands for `coredump_testplane::aggregation` (its
 //! ServiceAccount bound as the deploy manifest binds it, its serving certificate, the APIService
 //! with an ExternalName Service to `localhost`) that the cluster tests share.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};

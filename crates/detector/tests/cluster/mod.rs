@@ -353,6 +353,18 @@ pub struct Agent {
 impl Agent {
     /// Starts the agent with `--non-pod=<non_pod>` and waits until it is ready.
     pub fn start(dir: &Path, blobs: &Path, node: &str, kubeconfig: &Path, non_pod: &str) -> Agent {
+        Agent::start_with(dir, blobs, node, kubeconfig, non_pod, &[])
+    }
+
+    /// [`Agent::start`] with `extra` flags.
+    pub fn start_with(
+        dir: &Path,
+        blobs: &Path,
+        node: &str,
+        kubeconfig: &Path,
+        non_pod: &str,
+        extra: &[&str],
+    ) -> Agent {
         let host = dir.join("host");
         let port = free_port();
         let args = vec![
@@ -370,6 +382,15 @@ impl Agent {
             // A crash whose pod is missing is recorded after 5 s instead of 30.
             "--resolve-max-wait-ms=5000".into(),
         ];
+        // An extra `--flag=value` replaces the default of the same flag.
+        let mut args: Vec<String> = args
+            .into_iter()
+            .filter(|a| {
+                let name = a.split('=').next().unwrap_or_default();
+                !extra.iter().any(|e| e.split('=').next() == Some(name))
+            })
+            .collect();
+        args.extend(extra.iter().map(|a| a.to_string()));
         let mut agent = Agent {
             role: Role::new(args, dir.join("agent.log"), port),
             host,
@@ -380,8 +401,9 @@ impl Agent {
 
     pub fn pattern(&self) -> String {
         format!(
-            "|{} handle %P %I %s %t %u %g",
-            self.host.join("bin/coredump-detector").display()
+            "|{} handle {}",
+            self.host.join("bin/coredump-detector").display(),
+            coredump_capture::handler::PATTERN_SPECIFIERS
         )
     }
 

@@ -92,8 +92,9 @@ impl Standalone {
             return format!("@@{}", self.socket_path().display());
         }
         format!(
-            "|{} handle %P %I %s %t %u %g",
-            self.data().join("bin/coredump-detector").display()
+            "|{} handle {}",
+            self.data().join("bin/coredump-detector").display(),
+            coredump_capture::handler::PATTERN_SPECIFIERS
         )
     }
 
@@ -257,6 +258,19 @@ pub fn crasher_as(
     signal: &str,
     hold: bool,
 ) -> Crash {
+    crasher_with(uid, &[], mib, seed, content, signal, hold)
+}
+
+/// [`crasher_as`] with `extra` crasher arguments (e.g. `--comm NAME`).
+pub fn crasher_with(
+    uid: Option<u32>,
+    extra: &[&str],
+    mib: usize,
+    seed: u64,
+    content: &str,
+    signal: &str,
+    hold: bool,
+) -> Crash {
     let mut cmd = match uid {
         Some(uid) => {
             let mut c = Command::new("setpriv");
@@ -278,6 +292,7 @@ pub fn crasher_as(
         "--signal",
         signal,
     ])
+    .args(extra)
     .stdin(Stdio::piped())
     .stdout(Stdio::piped())
     .stderr(Stdio::null());

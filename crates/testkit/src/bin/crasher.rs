@@ -1,6 +1,7 @@
 //! A process that crashes on purpose, for the real-kernel tests and benchmarks.
 //!
-//! `crasher --mib N --seed S --content random|text|zero|mixed --signal segv|abrt|bus|fpe`
+//! `crasher --mib N --seed S --content random|text|zero|mixed --signal segv|abrt|bus|fpe
+//! [--comm NAME]`
 //! allocates a buffer that starts with [`coredump_testkit::content::marker`] followed by N MiB of
 //! deterministic content, prints `ready <pid>` on stdout, optionally waits for a line on stdin
 //! (`--wait-stdin`, so a test can place it in a cgroup first), then dies of the signal with the
@@ -17,6 +18,7 @@ fn main() {
     let mut kind = Kind::Mixed;
     let mut signal = libc::SIGSEGV;
     let mut wait_stdin = false;
+    let mut comm: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || {
@@ -45,6 +47,8 @@ fn main() {
                 }
             }
             "--wait-stdin" => wait_stdin = true,
+            // The process name the kernel reports (`%e`), e.g. with spaces or `/`.
+            "--comm" => comm = Some(value()),
             other => usage(&format!("unknown argument {other}")),
         }
     }
@@ -62,6 +66,14 @@ fn main() {
     // SAFETY: setrlimit reads a valid rlimit struct; failure (no privilege) is harmless for
     // pipe patterns, which ignore RLIMIT_CORE.
     unsafe { libc::setrlimit(libc::RLIMIT_CORE, &raised) };
+
+    if let Some(name) = comm {
+        let Ok(name) = std::ffi::CString::new(name) else {
+            usage("--comm must not contain NUL");
+        };
+        // SAFETY: PR_SET_NAME reads a NUL-terminated string (the kernel keeps 15 bytes of it).
+        unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
+    }
 
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "ready {}", std::process::id());
