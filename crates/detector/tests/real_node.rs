@@ -453,3 +453,123 @@ fn uninstall_restores_the_kernel_settings_and_leaves_nothing_running() {
     assert!(running.is_empty(), "still running: {running:?}");
     c.reinstall();
 }
+
+/// Figures, not a pass/fail check: for 256 MiB and 1 GiB incompressible cores, the time from
+/// the fault to containerd's task exit (how long the crash holds the process) and to the
+/// restarted container's start, with the agent's handler, with `cat > /dev/null` as the
+/// handler, and with no core written at all. Run with
+/// `cargo test -p coredump-detector --test real_node figures -- --ignored --nocapture`.
+#[test]
+#[ignore = "prints figures; run by hand with --ignored --nocapture"]
+fn figures_crash_to_restart_by_core_size() {
+    use std::io::BufRead;
+    use std::time::SystemTime;
+    let c = cluster();
+    let _lock = c.lock();
+    let agent_ns = node_fixture::INSTALL_NS;
+    let rollout = |quota: &str| {
+        c.kubectl(&[
+            "set",
+            "env",
+            "-n",
+            agent_ns,
+            "daemonset/kcdt-ds",
+            &format!("NS_DISK_QUOTA={quota}"),
+        ]);
+        c.kubectl(&[
+            "rollout",
+            "status",
+            "-n",
+            agent_ns,
+            "daemonset/kcdt-ds",
+            "--timeout=180s",
+        ]);
+    };
+    rollout("4Gi");
+    let agent_pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(SystemTime, String)>::new()));
+    let mut ctr = std::process::Command::new("ctr")
+        .arg("-a")
+        .arg(c.node.layout().containerd_socket())
+        .args(["-n", "k8s.io", "events"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = ctr.stdout.take().unwrap();
+    let sink = events.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            sink.lock().unwrap().push((SystemTime::now(), line));
+        }
+    });
+    let epoch = |t: SystemTime| {
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let mut table = Vec::new();
+    for (mode, pattern) in [
+        ("agent", agent_pattern.trim().to_string()),
+        ("cat >/dev/null", "|/bin/sh -c cat>/dev/null".to_string()),
+        ("no core", "core".to_string()),
+    ] {
+        std::fs::write("/proc/sys/kernel/core_pattern", format!("{pattern}\n")).unwrap();
+        for mib in [256u64, 1024] {
+            let ns = c.namespace("figures");
+            c.apply(&c.crasher_pod(&ns, "big", &["segv", &mib.to_string(), "random"]));
+            let pod = c.wait(Duration::from_secs(300), "the first restart", || {
+                let pod = c.pod(&ns, "big");
+                let status = &pod["status"]["containerStatuses"][0];
+                (status["restartCount"].as_u64().unwrap_or(0) >= 1
+                    && status["state"]["running"].is_object())
+                .then_some(pod)
+            });
+            let status = &pod["status"]["containerStatuses"][0];
+            let id = |v: &serde_json::Value| {
+                v.as_str()
+                    .unwrap()
+                    .trim_start_matches("containerd://")
+                    .to_string()
+            };
+            let (old, new) = (
+                id(&status["lastState"]["terminated"]["containerID"]),
+                id(&status["containerID"]),
+            );
+            let logs = c.kubectl(&["logs", "-n", &ns, "big", "--previous"]);
+            let crash: f64 = logs
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("crashing at ")?
+                        .split(' ')
+                        .next()?
+                        .parse()
+                        .ok()
+                })
+                .unwrap();
+            let seen = |topic: &str, id: &str| {
+                events
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .find(|(_, l)| l.contains(topic) && l.contains(id))
+                    .map(|(t, _)| epoch(*t) - crash)
+            };
+            let row = format!(
+                "{mode:>16} {mib:>5} MiB: fault -> task exit {:>6.3} s, fault -> restarted container started {:>6.3} s",
+                seen("/tasks/exit", &old).unwrap_or(f64::NAN),
+                seen("/tasks/start", &new).unwrap_or(f64::NAN)
+            );
+            eprintln!("real_node figures: {row}");
+            table.push(row);
+            c.kubectl(&["delete", "namespace", &ns, "--wait=true", "--timeout=120s"]);
+        }
+    }
+    std::fs::write("/proc/sys/kernel/core_pattern", agent_pattern).unwrap();
+    let _ = ctr.kill();
+    let _ = ctr.wait();
+    rollout("40Mi");
+    eprintln!("real_node figures:\n{}", table.join("\n"));
+}

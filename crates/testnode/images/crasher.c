@@ -82,7 +82,9 @@ int main(int argc, char **argv) {
         set_marker(0);
         int random = argc > 3 && !strcmp(argv[3], "random");
         char *buf = fill_with(argc > 2 ? strtoul(argv[2], 0, 10) : 1, random);
-        printf("crashing with %s\n", marker);
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        printf("crashing at %ld.%09ld with %s\n", (long)now.tv_sec, now.tv_nsec, marker);
         (void)buf;
         crash_with_marker(nowhere);
         return 1;
