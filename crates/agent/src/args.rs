@@ -44,6 +44,10 @@ impl NonPod {
 /// Flags of the `agent` role.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
+    /// kubelet's pod log directory: the tail of a crashed container's log is kept beside its
+    /// core (the `log` subresource).
+    #[arg(long, default_value = "/var/log/pods")]
+    pub pod_log_dir: PathBuf,
     /// Host directory (a hostPath mounted at the same path): the handler binary the kernel
     /// runs, its configuration, the spool, and the record of the replaced core_pattern.
     #[arg(long, default_value = "/var/lib/coredump-detector")]

@@ -155,6 +155,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
             zstd_level: args.capture.zstd_level,
             poll_interval: Duration::from_millis(args.spool_poll_ms),
             max_blob_wait: Duration::from_secs(args.max_blob_wait_secs),
+            pod_log_dir: Some(args.pod_log_dir.clone()),
             min_free_blob_bytes: args.capture.floor_bytes(
                 args.min_free_blobs,
                 &args.local_path,

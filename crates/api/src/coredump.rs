@@ -184,6 +184,14 @@ pub struct CoredumpStatus {
     /// Blob location relative to the store root (`<namespace>/<podUID>/<container>/<file>`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub blob_path: String,
+    /// Crash signature: a stable hash of the crashing thread's top frames (ASLR- and
+    /// build-path-independent), the same for every crash of one bug. Also the label
+    /// [`crate::analysis::SIGNATURE_LABEL`].
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub signature: String,
+    /// The symbolized backtrace and mapped modules, when the core could be analysed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<crate::analysis::Analysis>,
     /// For a `RateLimited` summary: how many crashes of the pod over its crash-loop limits it
     /// stands for, the one whose facts it shows included (their cores were not kept, nor a
     /// record each); 0 for the record of a single crash.

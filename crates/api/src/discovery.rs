@@ -121,11 +121,46 @@ fn resource_entries<R: Resource>() -> [ApiResource; 2] {
     ]
 }
 
+/// `buildid`: not an object kind but a namespace's binaries by build ID, whose subresources
+/// `executable` and `debuginfo` are the debuginfod protocol's paths. Listed so that RBAC
+/// tooling and `kubectl api-resources` know them; the parent itself has no verbs.
+fn buildid_entries() -> [ApiResource; 3] {
+    let entry = |name: &str, verbs: &[&str]| ApiResource {
+        name: name.to_owned(),
+        singular_name: String::new(),
+        namespaced: true,
+        kind: BUILDID_KIND.to_owned(),
+        verbs: strings(verbs),
+        short_names: Vec::new(),
+        categories: Vec::new(),
+    };
+    [
+        entry(BUILDID, &[]),
+        entry(&format!("{BUILDID}/executable"), &["get"]),
+        entry(&format!("{BUILDID}/debuginfo"), &["get"]),
+    ]
+}
+
+/// Resource name of a namespace's binaries by build ID.
+pub const BUILDID: &str = "buildid";
+/// Kind named in discovery for [`BUILDID`].
+pub const BUILDID_KIND: &str = "BuildID";
+
 /// The `APIResourceList` of `coredump.fujitsu.com/v1alpha1`.
 pub fn resource_list() -> ApiResourceList {
     let mut resources = Vec::new();
     resources.extend(resource_entries::<CoredumpEndpoint>());
     resources.extend(resource_entries::<Coredump>());
+    resources.push(ApiResource {
+        name: format!("{}/log", Coredump::PLURAL),
+        singular_name: String::new(),
+        namespaced: true,
+        kind: Coredump::KIND.to_owned(),
+        verbs: strings(&["get"]),
+        short_names: Vec::new(),
+        categories: Vec::new(),
+    });
+    resources.extend(buildid_entries());
     ApiResourceList {
         kind: "APIResourceList".to_owned(),
         api_version: "v1".to_owned(),
@@ -183,7 +218,11 @@ mod tests {
                 "coredumpendpoints",
                 "coredumpendpoints/dump",
                 "coredumps",
-                "coredumps/core"
+                "coredumps/core",
+                "coredumps/log",
+                "buildid",
+                "buildid/executable",
+                "buildid/debuginfo"
             ]
         );
         let dump = &json["resources"][1];

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod analysis;
 pub mod coredump;
 pub mod discovery;
 pub mod endpoint;
@@ -19,6 +20,7 @@ pub mod table;
 pub mod time;
 pub mod validation;
 
+pub use analysis::{Analysis, Frame, Module, SIGNATURE_LABEL, ThreadBacktrace};
 pub use coredump::{
     COREDUMP_KIND, COREDUMPS, Coredump, CoredumpSpec, CoredumpState, CoredumpStatus,
 };

@@ -106,6 +106,7 @@ impl Resource for Coredump {
         "spec.podUID",
         "spec.containerName",
         "status.state",
+        "status.signature",
     ];
 
     fn metadata(&self) -> &ObjectMeta {
@@ -129,6 +130,7 @@ impl Resource for Coredump {
             "spec.podUID" => self.spec.pod_uid.clone(),
             "spec.containerName" => self.spec.container_name.clone(),
             "status.state" => Some(self.status.state.as_str().to_owned()),
+            "status.signature" => Some(self.status.signature.clone()),
             _ => meta_field(&self.metadata, path),
         }
     }
@@ -167,6 +169,13 @@ impl Resource for Coredump {
                 0,
             ),
             TableColumnDefinition::new("State", "string", "", "What became of the core file.", 0),
+            TableColumnDefinition::new(
+                "Signature",
+                "string",
+                "",
+                "Crash signature: the same for every crash of one bug (status.signature).",
+                0,
+            ),
             age_column(),
         ]
     }
@@ -185,6 +194,7 @@ impl Resource for Coredump {
             or_none(Some(&self.spec.executable)).into(),
             human_bytes(self.status.core_size).into(),
             self.status.state.as_str().into(),
+            or_none(Some(&self.status.signature)).into(),
             age(self.metadata.creation_timestamp.as_deref(), now).into(),
         ]
     }
@@ -285,6 +295,7 @@ mod tests {
                 "/usr/bin/app",
                 "3.0MiB",
                 "Truncated",
+                "<none>",
                 "2m"
             ])
         );
@@ -299,6 +310,7 @@ mod tests {
                 "Executable",
                 "Size",
                 "State",
+                "Signature",
                 "Age"
             ]
         );
@@ -316,7 +328,7 @@ mod tests {
         assert_eq!(cells[1], "<none>");
         assert_eq!(cells[2], "<none>");
         assert_eq!(cells[3], "11");
-        assert_eq!(cells[7], "<unknown>");
+        assert_eq!(cells[8], "<unknown>");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::AppState;
 use crate::auth::authenticate_and_authorize;
 use crate::error::ApiError;
 use crate::http::defaults::CreateDefaults;
-use crate::http::{core, discovery, dump, objects};
+use crate::http::{buildid, core, discovery, dump, objects};
 
 fn resource_routes<R: CreateDefaults>(subresource: MethodRouter<AppState>) -> Router<AppState> {
     let base = format!("/apis/{GROUP}/{VERSION}");
@@ -61,6 +61,14 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(resource_routes::<CoredumpEndpoint>(get(dump::dump)))
         .merge(resource_routes::<Coredump>(get(core::core)))
+        .route(
+            &format!("/apis/{GROUP}/{VERSION}/namespaces/{{namespace}}/coredumps/{{name}}/log"),
+            get(core::log),
+        )
+        .route(
+            &format!("/apis/{GROUP}/{VERSION}/namespaces/{{namespace}}/buildid/{{id}}/{{file}}"),
+            get(buildid::get),
+        )
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         // Inside authentication: anonymous callers get 401 whatever the path.

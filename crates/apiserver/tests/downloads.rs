@@ -46,6 +46,55 @@ async fn stored_core(h: &Harness, name: &str, uid: &str, container: &str, len: u
 }
 
 #[tokio::test]
+async fn seekable_cores_answer_ranges_from_their_frame() {
+    use std::io::Write;
+    let h = Harness::new();
+    let raw = core_bytes(5_000_000, 9);
+    let mut w =
+        coredump_seekable::SeekableWriter::with_frame_size(Vec::new(), 1, 0, 1 << 20).unwrap();
+    w.write_all(&raw).unwrap();
+    h.blobs.put_bytes(
+        &blob("ns1", "u1", "app", "s1.core.zst"),
+        &w.finish().unwrap(),
+    );
+    h.create_coredump("ns1", coredump("s1", "ns1", "u1", "app", raw.len() as u64))
+        .await;
+    let uri = format!("{BASE}/namespaces/ns1/coredumps/s1/core");
+    for (range, start, end) in [
+        ("bytes=0-99", 0usize, 99usize),
+        ("bytes=1048570-1048580", 1_048_570, 1_048_580),
+        ("bytes=-10", 4_999_990, 4_999_999),
+        ("bytes=3000000-", 3_000_000, 4_999_999),
+    ] {
+        let resp = h
+            .send(Who::Admin, Method::GET, &uri, &[("range", range)], None)
+            .await;
+        assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT, "{range}");
+        assert_eq!(bytes(resp).await, raw[start..=end], "{range}");
+    }
+    let resp = h.send(Who::Admin, Method::GET, &uri, &[], None).await;
+    assert!(bytes(resp).await == raw, "the whole core");
+}
+
+#[tokio::test]
+async fn log_subresource_serves_the_kept_tail() {
+    let h = Harness::new();
+    stored_core(&h, "c1", "u1", "app", 1000).await;
+    let uri = format!("{BASE}/namespaces/ns1/coredumps/c1/log");
+    let resp = h.send(Who::Admin, Method::GET, &uri, &[], None).await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND, "no log kept yet");
+    h.blobs
+        .put_bytes(&blob("ns1", "u1", "app", "c1.log"), b"fatal: bad config\n");
+    let resp = h.send(Who::Admin, Method::GET, &uri, &[], None).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.headers()[header::CONTENT_TYPE],
+        "text/plain; charset=utf-8"
+    );
+    assert_eq!(bytes(resp).await, b"fatal: bad config\n");
+}
+
+#[tokio::test]
 async fn core_streams_the_decompressed_core() {
     let h = Harness::new();
     let raw = stored_core(&h, "c1", "u1", "app", 3 * 1024 * 1024 + 17).await;

@@ -307,6 +307,7 @@ async fn create_get_delete_with_kubectl() {
             "EXECUTABLE",
             "SIZE",
             "STATE",
+            "SIGNATURE",
             "AGE"
         ]
     );

@@ -111,7 +111,11 @@ async fn discovery_documents() {
             "coredumpendpoints",
             "coredumpendpoints/dump",
             "coredumps",
-            "coredumps/core"
+            "coredumps/core",
+            "coredumps/log",
+            "buildid",
+            "buildid/executable",
+            "buildid/debuginfo"
         ]
     );
     assert_eq!(res["resources"][3]["verbs"], json!(["get"]));
@@ -518,6 +522,7 @@ async fn tables_for_kubectl() {
             "Executable",
             "Size",
             "State",
+            "Signature",
             "Age"
         ]
     );

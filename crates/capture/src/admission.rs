@@ -14,6 +14,7 @@
 use std::time::{Duration, Instant};
 
 use crate::limits::{Charge, Gate, Limiter};
+use crate::mapped::MappedFiles;
 use crate::pipeline::{self, Limits, Output};
 use crate::procinfo::ProcInfo;
 use crate::record::{CaptureState, CoreEncoding, CrashRecord};
@@ -57,16 +58,35 @@ pub enum Verdict {
 
 /// The right to capture one core: the concurrency slots it holds (released when the capture
 /// is published or abandoned) and how the pipeline must write it.
-#[derive(Debug)]
 pub struct Admission {
     _handler: Slot,
     compress: Option<Slot>,
     output: Output,
     limits: Limits,
+    mapped: MappedFiles,
     charge: Option<Charge>,
 }
 
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission")
+            .field("compress", &self.compress)
+            .field("output", &self.output)
+            .field("limits", &self.limits)
+            .field("mapped_files", &self.mapped.len())
+            .field("charge", &self.charge)
+            .finish()
+    }
+}
+
 impl Admission {
+    /// Carries the crashed process's mapped files, opened while the kernel still holds it
+    /// (see [`crate::mapped`]); they are copied into the spool entry after the core.
+    pub fn with_mapped_files(mut self, mapped: MappedFiles) -> Admission {
+        self.mapped = mapped;
+        self
+    }
+
     /// How the core will be written (`core.zst` inline, or `core.raw`).
     pub fn output(&self) -> Output {
         self.output
@@ -137,6 +157,7 @@ pub fn admit(config: &HandlerConfig, spool: &Spool, in_pod: bool) -> Result<Verd
             max_core_bytes: config.max_core_bytes,
             min_free_bytes: config.min_free_bytes,
         },
+        mapped: MappedFiles::default(),
         charge: None,
     }))
 }
@@ -201,11 +222,23 @@ pub fn capture<R: CoreSource>(
     let Admission {
         _handler,
         compress,
+        mapped,
         charge,
         ..
     } = admission;
     drop(compress);
     crate::limits::debit(charge.as_ref(), captured.kept_size);
+    if !mapped.is_empty() {
+        // The process is released already; the descriptors opened while it was held still
+        // read its files.
+        let pod = record
+            .pod
+            .as_ref()
+            .map(|p| p.pod_uid.clone())
+            .unwrap_or_else(|| "host".to_owned());
+        let known = spool.dir().join(crate::mapped::KNOWN_DIR).join(pod);
+        mapped.keep(entry.dir(), &known, crate::mapped::KeepLimits::default());
+    }
     record.raw_size = captured.raw_size;
     record.kept_size = captured.kept_size;
     record.stored_size = captured.stored_size;

@@ -174,6 +174,9 @@ pub fn handle_as(
                 .map(Some)
         }
         Verdict::Admit(admitted) => {
+            // Only now, while the kernel holds the process, can its files be opened.
+            let mapped = crate::mapped::MappedFiles::open(proc_root, crash.pid, crash.tid);
+            let admitted = admitted.with_mapped_files(mapped);
             let admitted = admitted.within(max_core_bytes, charge);
             admission::capture(&spool, admitted, record, core, drop, started, |_| {}).map(Some)
         }

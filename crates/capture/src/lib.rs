@@ -13,6 +13,8 @@
 //! * [`socket`]: the kernel's coredump socket (`@@` in `core_pattern`, Linux >= 6.17): a server
 //!   in the long-running process, no process spawned per crash, refusal before any byte.
 //! * [`spool`]: the on-disk spool contract between the handler and the ingest.
+//! * [`mapped`]: the crashed process's executable and libraries, opened while it is held and
+//!   copied into the spool entry after the core, for the analysis and the debuginfod endpoint.
 //! * [`kernel`]: `core_pattern` / `core_pipe_limit` management with restore on exit.
 //! * [`forward`]: handing crashes outside pods to the `core_pattern` pipe that was there before.
 #![deny(missing_docs)]
@@ -25,6 +27,7 @@ pub mod fsutil;
 pub mod handler;
 pub mod kernel;
 pub mod limits;
+pub mod mapped;
 pub mod pipeline;
 pub mod procinfo;
 pub mod record;

@@ -233,13 +233,10 @@ fn trail(
     let mut encoder = match output {
         Output::Zstd { level, workers } => {
             let file = crate::fsutil::create_new_nofollow(&zst_path)?;
-            let mut enc = zstd::stream::Encoder::new(file, level)
+            // Independent frames plus a seek table: a Range request or the analysis of one
+            // page later decodes one frame, not the whole core (coredump_seekable).
+            let enc = coredump_seekable::SeekableWriter::new(file, level, workers)
                 .map_err(|e| CaptureError::io("start zstd for", &zst_path, e))?;
-            let _ = enc.include_checksum(true);
-            if workers > 0 {
-                enc.multithread(workers)
-                    .map_err(|e| CaptureError::io("start zstd workers for", &zst_path, e))?;
-            }
             Some(enc)
         }
         Output::Raw => None,
@@ -389,6 +386,13 @@ mod tests {
             let stored = std::fs::read(dir.path().join("core.zst")).unwrap();
             assert_eq!(stored.len() as u64, got.stored_size);
             assert_eq!(zstd::decode_all(&stored[..]).unwrap(), input);
+            let table = coredump_seekable::SeekTable::read(
+                &mut std::io::Cursor::new(&stored),
+                stored.len() as u64,
+            )
+            .unwrap()
+            .expect("the core is seekable zstd");
+            assert_eq!(table.decompressed_len(), input.len() as u64);
             assert_eq!(got.sha256, hex::encode(Sha256::digest(&input)));
             assert_eq!(
                 (got.raw_size, got.kept_size),

@@ -15,6 +15,15 @@ pub enum Machine {
 }
 
 impl Machine {
+    /// Words in this machine's `pr_reg` (0 for machines whose layout is not known here).
+    pub fn register_count(self) -> usize {
+        match self {
+            Machine::X86_64 => 27,
+            Machine::Aarch64 => 34,
+            Machine::Other(_) => 0,
+        }
+    }
+
     pub(crate) fn from_e_machine(e_machine: u16) -> Machine {
         match e_machine {
             object::elf::EM_X86_64 => Machine::X86_64,
@@ -65,7 +74,7 @@ impl LoadSegment {
 }
 
 /// One thread's `NT_PRSTATUS` (the fields common to every 64-bit Linux arch).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrStatus {
     /// Thread id (`pr_pid`).
     pub pid: u32,
@@ -78,6 +87,11 @@ pub struct PrStatus {
     /// `pr_cursig`: the signal that killed the process (0 in a core that a
     /// debugger wrote from a live process, e.g. `gcore`).
     pub signal: i32,
+    /// `pr_reg`: the thread's general-purpose registers in the kernel's order for the
+    /// architecture (x86_64 `user_regs_struct`: 27 words, `rip` at 16, `rsp` at 19, `rbp` at 4;
+    /// aarch64 `user_pt_regs`: `x0..x30`, `sp`, `pc`, `pstate`). Empty for other machines, fewer
+    /// words when the note is short. See [`Machine::register_count`].
+    pub registers: Vec<u64>,
 }
 
 /// The process's `NT_PRPSINFO`.

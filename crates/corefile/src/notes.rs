@@ -136,7 +136,7 @@ impl Notes {
         match n_type {
             elf::NT_PRSTATUS => self
                 .prstatus
-                .push(decode_prstatus(d).ok_or("short NT_PRSTATUS")?),
+                .push(decode_prstatus(d, machine).ok_or("short NT_PRSTATUS")?),
             elf::NT_PRPSINFO if self.psinfo.is_none() => {
                 self.psinfo = Some(decode_psinfo(d).ok_or("short NT_PRPSINFO")?);
             }
@@ -153,11 +153,15 @@ impl Notes {
     }
 }
 
-fn decode_prstatus(d: &Desc<'_>) -> Option<PrStatus> {
+fn decode_prstatus(d: &Desc<'_>, machine: Machine) -> Option<PrStatus> {
     if d.bytes.len() < prstatus::MIN_LEN {
         return None;
     }
+    let registers = (0..machine.register_count())
+        .map_while(|i| d.u64(prstatus::MIN_LEN + i * 8))
+        .collect();
     Some(PrStatus {
+        registers,
         pid: d.u32(prstatus::PID)?,
         ppid: d.u32(prstatus::PPID)?,
         pgrp: d.u32(prstatus::PGRP)?,

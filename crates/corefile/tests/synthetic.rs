@@ -14,6 +14,9 @@ use coredump_corefile::{
 use support::fixtures::*;
 use support::*;
 
+/// What `support::prstatus` writes into `pr_reg`: every byte 0xa5.
+const REG_FILL: u64 = 0xa5a5_a5a5_a5a5_a5a5;
+
 #[test]
 fn x86_64_core_every_field() {
     let (bytes, layout) = x86_64_fixture();
@@ -44,6 +47,7 @@ fn x86_64_core_every_field() {
                 pgrp: 4242,
                 sid: 4200,
                 signal: 11,
+                registers: vec![REG_FILL; 27],
             },
             PrStatus {
                 pid: 4243,
@@ -51,6 +55,7 @@ fn x86_64_core_every_field() {
                 pgrp: 4242,
                 sid: 4200,
                 signal: 11,
+                registers: vec![REG_FILL; 27],
             },
         ],
         psinfo: Some(PsInfo {
@@ -138,7 +143,8 @@ fn aarch64_pie_without_nt_file_finds_build_id_from_auxv() {
             ppid: 76,
             pgrp: 77,
             sid: 70,
-            signal: 6
+            signal: 6,
+            registers: vec![REG_FILL; 34],
         }]
     );
     assert_eq!(core.executable_path(), None);
@@ -189,7 +195,8 @@ fn big_endian_core_decodes_in_its_byte_order() {
             ppid: 2,
             pgrp: 3,
             sid: 4,
-            signal: 11
+            signal: 11,
+            registers: vec![],
         }
     );
     let ps = core.psinfo.clone().unwrap();

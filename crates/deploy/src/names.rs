@@ -71,7 +71,8 @@ pub const SERVICE_PORT: u16 = 443;
 
 /// ClusterRole for users who may see crash records but not read memory images.
 pub const VIEWER_ROLE: &str = "coredump-viewer";
-/// ClusterRole for users who may also download cores (`coredumpendpoints/dump`, `coredumps/core`).
+/// ClusterRole for users who may also download cores (`coredumpendpoints/dump`, `coredumps/core`)
+/// and the binaries kept by build ID (`buildid/executable`, `buildid/debuginfo`).
 pub const DEBUGGER_ROLE: &str = "coredump-debugger";
 
 /// The binary inside the image: every workload runs `coredump-detector <role> ...`.
@@ -89,6 +90,10 @@ pub const ETCD_VOLUME: &str = "etcd-data-dir";
 pub const ETCD_MOUNT: &str = "/var/lib/etcd";
 /// Name of the node directory volume of the agent (mounted at the same path as on the host).
 pub const HOST_DIR_VOLUME: &str = "host-dir";
+/// Volume of kubelet's pod log directory, mounted read-only into the agent.
+pub const POD_LOGS_VOLUME: &str = "pod-logs";
+/// kubelet's pod log directory (the agent's `--pod-log-dir` default).
+pub const POD_LOGS_DIR: &str = "/var/log/pods";
 
 /// Environment variable with the node's name (downward API `spec.nodeName`), read by `agent`.
 pub const ENV_NODE_NAME: &str = "NODE_NAME";

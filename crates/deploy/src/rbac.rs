@@ -179,7 +179,13 @@ pub(crate) fn rbac(opts: &DeployOptions) -> Vec<Object> {
             rule(&[API_GROUP], &["coredumpendpoints"], &["create"]),
             rule(
                 &[API_GROUP],
-                &["coredumpendpoints/dump", "coredumps/core"],
+                &[
+                    "coredumpendpoints/dump",
+                    "coredumps/core",
+                    "coredumps/log",
+                    "buildid/executable",
+                    "buildid/debuginfo",
+                ],
                 &["get"],
             ),
         ],

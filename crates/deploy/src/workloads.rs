@@ -23,8 +23,8 @@ use crate::names::{
     AGENT_DAEMONSET, AGENT_SERVICE_ACCOUNT, API_SERVICE_ACCOUNT, BINARY, CORES_MOUNT, CORES_VOLUME,
     ENV_NODE_NAME, ENV_NS_DISK_QUOTA, ENV_POD_NAMESPACE, ETCD_CLIENT_MOUNT, ETCD_CLIENT_SECRET,
     ETCD_METRICS_PORT, ETCD_MOUNT, ETCD_PORT, ETCD_SERVER_SECRET, ETCD_SERVICE, ETCD_STATEFULSET,
-    ETCD_TLS_MOUNT, ETCD_VOLUME, GC_DEPLOYMENT, GC_SERVICE_ACCOUNT, HOST_DIR_VOLUME, SERVICE_UID,
-    TLS_MOUNT, TLS_SECRET, etcd_url,
+    ETCD_TLS_MOUNT, ETCD_VOLUME, GC_DEPLOYMENT, GC_SERVICE_ACCOUNT, HOST_DIR_VOLUME, POD_LOGS_DIR,
+    POD_LOGS_VOLUME, SERVICE_UID, TLS_MOUNT, TLS_SECRET, etcd_url,
 };
 use crate::options::{DeployOptions, path_str};
 use crate::render::{Object, labels, meta};
@@ -399,6 +399,8 @@ fn agent(opts: &DeployOptions) -> Result<Object, DeployError> {
     container.volume_mounts = Some(vec![
         mount(HOST_DIR_VOLUME, host_dir, false),
         mount(CORES_VOLUME, CORES_MOUNT, false),
+        // The tail of a crashed container's log is kept beside its core.
+        mount(POD_LOGS_VOLUME, POD_LOGS_DIR, true),
     ]);
     Ok(Object::DaemonSet(DaemonSet {
         metadata: meta(AGENT_DAEMONSET, Some(&opts.namespace), "agent"),
@@ -419,6 +421,11 @@ fn agent(opts: &DeployOptions) -> Result<Object, DeployError> {
                     volumes: Some(vec![
                         host_path_volume(HOST_DIR_VOLUME, "--host-dir", &opts.host_dir)?,
                         cores_volume(opts)?,
+                        host_path_volume(
+                            POD_LOGS_VOLUME,
+                            "pod log directory",
+                            std::path::Path::new(POD_LOGS_DIR),
+                        )?,
                     ]),
                     ..Default::default()
                 },

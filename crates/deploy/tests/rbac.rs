@@ -314,6 +314,9 @@ fn service_accounts_and_user_roles_have_exactly_the_intended_rights() {
         "create coredump.fujitsu.com/coredumpendpoints",
         "get coredump.fujitsu.com/coredumpendpoints/dump",
         "get coredump.fujitsu.com/coredumps/core",
+        "get coredump.fujitsu.com/coredumps/log",
+        "get coredump.fujitsu.com/buildid/executable",
+        "get coredump.fujitsu.com/buildid/debuginfo",
     ]));
     assert_eq!(extra(&debugger, &user_baseline, ns), debugger_rules);
 }

@@ -3,6 +3,7 @@
 //! synchronous and unable to fail on its own command line.
 #![deny(missing_docs)]
 
+mod analyze;
 mod api;
 mod offline;
 mod standalone;
@@ -35,6 +36,9 @@ enum Command {
     List(offline::ListArgs),
     /// Writes the decompressed core of one crash to a file.
     Export(offline::ExportArgs),
+    /// Analyses one core file (raw or seekable zstd) with the binaries a data directory keeps
+    /// by build ID: prints the backtrace JSON, and the time taken and peak RSS on stderr.
+    Analyze(analyze::AnalyzeArgs),
     /// The aggregated API server of a cluster install (behind kube-apiserver's APIService):
     /// metadata in etcd (--etcd-servers) or embedded, cores under --local-path.
     Apiserver(coredump_apiserver::cli::ApiserverArgs),
@@ -63,6 +67,7 @@ fn main() -> std::process::ExitCode {
         Command::Standalone(args) => standalone::run(args),
         Command::List(args) => offline::list(args),
         Command::Export(args) => offline::export(args),
+        Command::Analyze(args) => analyze::run(args),
         Command::Deploy(args) => coredump_deploy::run(args),
         Command::Apiserver(args) => apiserver(args),
         Command::Agent(args) => {

@@ -154,7 +154,11 @@ pub fn export(args: ExportArgs) -> anyhow::Result<()> {
             record.status.message
         );
     }
-    let blob = layout.blobs.join(&record.status.blob_path);
+    // The record on the volume names its blob; like the API server, take only a path that
+    // stays inside the blob root.
+    let relative = coredump_store::BlobPath::parse_relative(&record.status.blob_path)
+        .with_context(|| format!("crash {} names a malformed blob path", args.id))?;
+    let blob = layout.blobs.join(relative.relative());
     let tmp = args.output.with_file_name(format!(
         ".{}.partial",
         args.output
@@ -177,7 +181,16 @@ pub fn export(args: ExportArgs) -> anyhow::Result<()> {
 fn decompress(blob: &Path, out: &Path, sha256: &str) -> anyhow::Result<u64> {
     let input = std::fs::File::open(blob)?;
     let mut decoder = zstd::stream::Decoder::new(input)?;
-    let mut output = std::fs::File::create(out)?;
+    // A core is another process's memory: readable by its owner only, as the plugin saves it.
+    let _ = std::fs::remove_file(out);
+    let mut output = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(out)?
+    };
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;

@@ -66,6 +66,7 @@ fn kubectl_coredump_lists_gets_and_downloads_a_real_crash() {
             "EXECUTABLE",
             "SIZE",
             "STATE",
+            "SIGNATURE",
             "AGE"
         ]
     );

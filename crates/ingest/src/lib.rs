@@ -9,8 +9,10 @@
 //! spool id, blob writes are atomic and skip identical blobs, and "already exists" is success.
 #![deny(missing_docs)]
 
+pub mod analyze;
 pub mod backoff;
 pub mod facts;
+pub mod logs;
 pub mod naming;
 pub mod object;
 pub mod policy;

@@ -37,6 +37,11 @@ pub fn core_file(name: &str) -> String {
     coredump_api::coredump::core_file_name(name)
 }
 
+/// File name of the container's log tail stored beside the core.
+pub fn log_file(name: &str) -> String {
+    format!("{name}.log")
+}
+
 /// File name of the JSON record stored beside the core.
 pub fn record_file(name: &str) -> String {
     format!("{name}.json")

@@ -143,6 +143,8 @@ pub mod labels {
     pub const POD_UID: &str = "coredump.fujitsu.com/pod-uid";
     /// Pod name, when known.
     pub const POD_NAME: &str = "coredump.fujitsu.com/pod-name";
+    /// The crash signature (see `status.signature`): select every crash of one bug.
+    pub const SIGNATURE: &str = coredump_api::SIGNATURE_LABEL;
     /// Container name (or the blob path container segment).
     pub const CONTAINER: &str = "coredump.fujitsu.com/container";
 }
@@ -221,6 +223,7 @@ pub fn build(
             },
             blob_path,
             suppressed_crashes: record.suppressed,
+            ..CoredumpStatus::default()
         },
     }
 }

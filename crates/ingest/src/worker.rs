@@ -32,6 +32,9 @@ pub struct IngestConfig {
     /// How long after the crash a core waits in the spool for room on a full blob volume
     /// before the crash is recorded without it (state `Failed`), freeing the node's disk.
     pub max_blob_wait: Duration,
+    /// kubelet's pod log directory (`/var/log/pods`), for the tail of a crashed container's
+    /// log kept beside its core; `None` keeps no logs (standalone: no pods).
+    pub pod_log_dir: Option<PathBuf>,
     /// Free bytes a core may not take from the blob volume (when the store can tell): below
     /// it the volume counts as full, so cores wait in the spool as on a full volume. The blob
     /// volume is often the node's disk too.
@@ -49,6 +52,7 @@ impl Default for IngestConfig {
             zstd_level: 1,
             poll_interval: Duration::from_millis(100),
             max_blob_wait: Duration::from_secs(600),
+            pod_log_dir: None,
             min_free_blob_bytes: 0,
         }
     }
@@ -248,6 +252,7 @@ impl Ingest {
         } else {
             let _ = std::fs::remove_file(dir.join(CORE_RAW));
         }
+        let spooled_core = record.state.has_core() && record.encoding == CoreEncoding::Zstd;
         let resolution = self.resolution(id, &dir, &record).await?;
         if resolution.decision != CoreDecision::Keep {
             // The core is not stored; it goes with the spool entry once the crash is recorded.
@@ -278,6 +283,12 @@ impl Ingest {
         } else {
             None
         };
+        let outcome = if spooled_core {
+            self.analyze(&dir, &record, &placement.namespace, has_core)
+                .await
+        } else {
+            None
+        };
         let mut gave_up = None;
         let stored = if has_core {
             let path = blob(core_file(&placement.name))?;
@@ -301,6 +312,10 @@ impl Ingest {
         } else {
             None
         };
+        if stored.is_some() {
+            self.keep_log(id, &dir, &record, identity.as_ref(), &placement)
+                .await;
+        }
         let mut coredump = object::build(
             &record,
             identity.as_ref(),
@@ -309,6 +324,16 @@ impl Ingest {
             stored,
             facts.as_ref(),
         );
+        if let Some(outcome) = outcome {
+            if let Some(sig) = &outcome.signature {
+                coredump
+                    .metadata
+                    .labels
+                    .insert(crate::object::labels::SIGNATURE.into(), sig.clone());
+                coredump.status.signature = sig.clone();
+            }
+            coredump.status.analysis = Some(outcome.analysis);
+        }
         if let CoreDecision::Discard { state, reason } = resolution.decision {
             coredump.status.state = state;
             coredump.status.message = reason;
@@ -388,6 +413,102 @@ impl Ingest {
             }
         })?;
         Ok(resolution)
+    }
+
+    /// Stores the entry's binaries by build ID (only when its core is kept: a namespace over
+    /// its quota gets no binaries either) and analyses the core, off the async threads. A
+    /// core that cannot be analysed is recorded without an analysis.
+    async fn analyze(
+        &self,
+        dir: &Path,
+        record: &CrashRecord,
+        namespace: &str,
+        store_binaries: bool,
+    ) -> Option<coredump_analysis::Outcome> {
+        let dir = dir.to_path_buf();
+        let spool_dir = self.spool.dir().to_path_buf();
+        let pod = record
+            .pod
+            .as_ref()
+            .map(|p| p.pod_uid.clone())
+            .unwrap_or_else(|| "host".to_owned());
+        let namespace = namespace.to_owned();
+        let size = record.kept_size;
+        let blobs = Arc::clone(&self.blobs);
+        let id = record.id.clone();
+        let started = std::time::Instant::now();
+        let outcome = tokio::task::spawn_blocking(move || {
+            crate::analyze::run(
+                &dir,
+                &spool_dir,
+                &pod,
+                &namespace,
+                size,
+                blobs.as_ref(),
+                store_binaries,
+            )
+        })
+        .await
+        .ok()
+        .flatten();
+        match &outcome {
+            Some(o) => tracing::info!(
+                %id, signature = o.signature.as_deref().unwrap_or(""),
+                complete = o.analysis.complete, ms = started.elapsed().as_millis() as u64,
+                "analysed core"
+            ),
+            None => tracing::warn!(%id, "core could not be analysed"),
+        }
+        outcome
+    }
+
+    /// Stores the tail of the crashed container's log beside its core (best effort: a crash
+    /// without a readable log is recorded all the same).
+    async fn keep_log(
+        &self,
+        id: &str,
+        dir: &Path,
+        record: &CrashRecord,
+        identity: Option<&object::ResolvedIdentity>,
+        placement: &object::Placement,
+    ) {
+        let (Some(root), Some(identity), Some(pod)) =
+            (&self.config.pod_log_dir, identity, record.pod.as_ref())
+        else {
+            return;
+        };
+        let Some(container) = identity.container_name.clone() else {
+            return;
+        };
+        let (root, ns, name, uid, time) = (
+            root.clone(),
+            identity.namespace.clone(),
+            identity.pod_name.clone(),
+            pod.pod_uid.clone(),
+            record.time,
+        );
+        let tail = tokio::task::spawn_blocking(move || {
+            crate::logs::tail(&root, &ns, &name, &uid, &container, time)
+        })
+        .await
+        .ok()
+        .flatten();
+        let Some(tail) = tail else { return };
+        let local = dir.join("container.log");
+        if coredump_capture::fsutil::write_atomic(&local, tail.as_bytes()).is_err() {
+            return;
+        }
+        let Ok(path) = BlobPath::new(
+            &placement.namespace,
+            &placement.pod_segment,
+            &placement.container_segment,
+            &crate::naming::log_file(&placement.name),
+        ) else {
+            return;
+        };
+        if let Err(e) = self.put(id, &path, &local).await {
+            tracing::warn!(%id, error = %e, "the container's log tail is not kept");
+        }
     }
 
     /// Whether the crash happened longer than `max_blob_wait` ago.
@@ -489,8 +610,8 @@ fn compress_file(raw: &Path, zst: &Path, level: i32) -> std::io::Result<u64> {
     let _ = std::fs::remove_file(&tmp);
     let mut input = std::fs::File::open(raw)?;
     let output = std::fs::File::create(&tmp)?;
-    let mut encoder = zstd::stream::Encoder::new(output, level)?;
-    encoder.include_checksum(true)?;
+    // Seekable zstd, as the crash path writes it (see coredump_seekable).
+    let mut encoder = coredump_seekable::SeekableWriter::new(output, level, 0)?;
     std::io::copy(&mut input, &mut encoder)?;
     let output = encoder.finish()?;
     output.sync_all()?;

@@ -114,6 +114,67 @@ async fn a_full_blob_volume_delays_then_records_the_crash_without_its_core() {
     );
 }
 
+/// A blob volume with room, but below its free-space floor once this core is on it (a real
+/// 8 MiB tmpfs, floor 6 MiB, a 3 MiB incompressible core): treated as full, so the node's disk
+/// is not filled to the last byte; with a floor it can keep, the same core is stored.
+#[tokio::test]
+async fn a_blob_volume_at_its_floor_counts_as_full() {
+    let tmp = tempfile::Builder::new()
+        .prefix("cdd-ingest-floor-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let blobs = tmp.path().join("blobs");
+    let _fs = Tmpfs::mount(&blobs, 8 << 10);
+    let spool = Spool::open(tmp.path().join("spool")).unwrap();
+    let sink = Arc::new(MemorySink::default());
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let core: Vec<u8> = (0..3u32 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let with_floor = |floor: u64, wait: Duration| {
+        Ingest::new(
+            spool.clone(),
+            Arc::new(FsBlobStore::new(blobs.clone()).unwrap()),
+            sink.clone(),
+            Arc::new(NoResolver),
+            IngestConfig {
+                node_name: "node-1".into(),
+                max_blob_wait: wait,
+                min_free_blob_bytes: floor,
+                ..IngestConfig::default()
+            },
+        )
+    };
+    let id = publish_at(&spool, &core, Some(now));
+    assert!(
+        with_floor(6 << 20, Duration::from_secs(600))
+            .ingest_ready()
+            .await
+            .unwrap()
+            .is_empty(),
+        "stored below the floor"
+    );
+    assert_eq!(
+        spool.ready().unwrap(),
+        vec![id],
+        "the core waits in the spool"
+    );
+    assert!(walk(&blobs).iter().all(|p| !p.ends_with(".core.zst")));
+    let done = with_floor(1 << 20, Duration::from_secs(600))
+        .ingest_ready()
+        .await
+        .unwrap();
+    assert_eq!(done.len(), 1, "a floor the volume can keep: stored");
+    let obj = &sink.objects.lock().unwrap()[0];
+    assert_eq!(obj.status.state, CoredumpState::Stored);
+}
+
 /// Every file under `dir`, relative.
 fn walk(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();

@@ -81,16 +81,21 @@ pub struct Downloaded {
     pub bytes: u64,
     /// Whether the SHA-256 was checked against the record.
     pub sha256_checked: bool,
+    /// Where an earlier, interrupted run had left off, when this one resumed it.
+    pub resumed_at: Option<u64>,
 }
 
-/// `download NAME`: the `core` subresource of a `Coredump` into `output` (default `NAME.core`),
-/// checked against the record's `coreSize` and `sha256`. `show_progress` draws a bar on stderr.
+/// `download NAME`: the `core` subresource of a `Coredump` into `output` (default `NAME.core`)
+/// in `Range` pieces of `piece` bytes (default [`crate::resume::PIECE`]) that a later run
+/// resumes, checked against the record's `coreSize` and `sha256`. `show_progress` draws a bar
+/// on stderr.
 pub async fn download_core(
     client: &Client,
     namespace: &str,
     name: &str,
     output: Option<&Path>,
     show_progress: bool,
+    piece: Option<u64>,
 ) -> Result<Downloaded, Error> {
     let record = api::get_coredump(client, namespace, name).await?;
     if !matches!(
@@ -105,28 +110,32 @@ pub async fn download_core(
         });
     }
     let what = format!("core of coredump {name:?} in namespace {namespace:?}");
-    let response = api::open(
-        client,
-        &api::core_path(namespace, name),
-        &format!("downloading the {what}"),
-    )
-    .await?;
-    let recorded = record.status.core_size;
-    if let Some(announced) = content_length(response.headers()).filter(|n| *n != recorded) {
-        return Err(Error::Announced {
-            what,
-            announced,
-            recorded,
-        });
-    }
-    let expected = Expected {
-        length: Some(recorded),
-        sha256: Some(record.status.sha256.clone()).filter(|s| !s.is_empty()),
-    };
     let dest = output
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from(format!("{name}.core")));
-    fetch_to(response, dest, &expected, &what, name, show_progress).await
+    let size = record.status.core_size;
+    let sha256 = Some(record.status.sha256.as_str()).filter(|s| !s.is_empty());
+    let bar = progress_bar(Some(size), show_progress);
+    bar.set_message(name.to_owned());
+    let path = api::core_path(namespace, name);
+    let action = format!("downloading the {what}");
+    let ranged = crate::resume::Ranged {
+        path: &path,
+        dest: &dest,
+        size,
+        sha256,
+        piece: piece.unwrap_or(crate::resume::PIECE),
+        what: &action,
+    };
+    let result = crate::resume::download(client, ranged, &bar).await;
+    bar.finish_and_clear();
+    let (fetched, resumed) = result?;
+    Ok(Downloaded {
+        path: dest,
+        bytes: size,
+        sha256_checked: sha256.is_some(),
+        resumed_at: resumed.then_some(size - fetched),
+    })
 }
 
 /// `download --pod POD [--container C]`: the `dump` subresource of the pod's
@@ -183,6 +192,7 @@ async fn fetch_to(
         path: dest,
         bytes: result?,
         sha256_checked: expected.sha256.is_some(),
+        resumed_at: None,
     })
 }
 
@@ -193,4 +203,64 @@ fn content_length(headers: &http::HeaderMap) -> Option<u64> {
         .ok()?
         .parse()
         .ok()
+}
+
+/// `list --group`: crashes of `namespace` (all when `None`) grouped by signature.
+pub async fn list_grouped(client: &Client, namespace: Option<&str>) -> Result<String, Error> {
+    let items = api::list_coredumps(client, namespace, None).await?;
+    Ok(crate::inspect::render_groups(
+        &crate::inspect::groups(&items),
+        namespace.is_none(),
+    ))
+}
+
+/// The `log` subresource of a `Coredump` (the container's last log lines), `None` when the
+/// server has none.
+pub async fn log(client: &Client, namespace: &str, name: &str) -> Result<Option<String>, Error> {
+    let path = format!(
+        "{}/log",
+        api::object_path(namespace, coredump_api::COREDUMPS, Some(name))
+    );
+    let action = format!("getting the log of coredump {name:?} in namespace {namespace:?}");
+    let response = match api::open(client, &path, &action).await {
+        Ok(r) => r,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|source| Error::Transport { action, source })?
+        .to_bytes();
+    Ok(Some(String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// `info NAME`: metadata, backtrace, analysis limits and log tail.
+pub async fn info(client: &Client, namespace: &str, name: &str) -> Result<String, Error> {
+    let record = api::get_coredump(client, namespace, name).await?;
+    let log = log(client, namespace, name).await?;
+    Ok(crate::inspect::info(&record, log.as_deref()))
+}
+
+/// `debug NAME`: downloads the core (resumable) into `dir` and fetches its binaries by build ID
+/// (see [`crate::debug`]); returns what was prepared for gdb.
+pub async fn debug(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    dir: &Path,
+    show_progress: bool,
+) -> Result<crate::debug::Prepared, Error> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        op: "creating",
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let core = dir.join(format!("{name}.core"));
+    if !core.exists() {
+        download_core(client, namespace, name, Some(&core), show_progress, None).await?;
+    }
+    let record = api::get_coredump(client, namespace, name).await?;
+    crate::debug::prepare(client, &record, dir, &core).await
 }

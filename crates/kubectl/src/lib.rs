@@ -10,9 +10,13 @@
 //! - `download --pod POD [--container C] [-o FILE]`: the seed's `dump` `tar.gz` of a pod's
 //!   cores through its `CoredumpEndpoint`.
 //!
+//! - `info NAME`: metadata, the symbolized backtrace, what limited the analysis, the log tail;
+//! - `list --group`: crashes grouped by signature, with counts;
+//! - `debug NAME [--dir DIR] [-- GDB-ARGS]`: the core and, by build ID, the executable and
+//!   libraries, then gdb with the right sysroot (or a list of exactly what is missing).
+//!
+//! Downloads of cores go in `Range` pieces to a part file that the next run resumes.
 //! Connection flags follow kubectl: `--kubeconfig`, `$KUBECONFIG`, `--context`, `-n`, `-A`.
-//! `kubectl coredump debug` (DESIGN.md: a debugger session on a core) is out of scope of this
-//! crate for now.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -20,8 +24,11 @@
 pub mod api;
 pub mod commands;
 pub mod connect;
+pub mod debug;
 pub mod download;
 mod error;
+pub mod inspect;
+pub mod resume;
 pub mod table;
 
 pub use commands::{Downloaded, Format};

@@ -36,7 +36,7 @@ struct Global {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Lists crashes: NAMESPACE (with -A), NAME, POD, CONTAINER, SIGNAL, EXECUTABLE, SIZE,
-    /// STATE, AGE; oldest first, newest last.
+    /// STATE, SIGNATURE, AGE; oldest first, newest last.
     List {
         /// List crashes of every namespace.
         #[arg(short = 'A', long, conflicts_with = "namespace")]
@@ -44,6 +44,31 @@ enum Command {
         /// Only crashes of this pod.
         #[arg(long, value_name = "POD")]
         pod: Option<String>,
+        /// Group crashes by signature: SIGNATURE, COUNT, FIRST, LAST, NEWEST, TOP FRAME.
+        #[arg(long, conflicts_with = "pod")]
+        group: bool,
+    },
+    /// Shows one crash: metadata, the symbolized backtrace, analysis limits, log tail.
+    Info {
+        /// Name of the Coredump.
+        name: String,
+    },
+    /// Fetches the core and, by build ID, its executable and libraries, then starts gdb.
+    Debug {
+        /// Name of the Coredump.
+        name: String,
+        /// Where to put the core, the sysroot and the gdb script (default NAME-debug).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// The debugger to run.
+        #[arg(long, default_value = "gdb", value_name = "PROGRAM")]
+        gdb: String,
+        /// Prepare everything and print the gdb command instead of running it.
+        #[arg(long)]
+        no_exec: bool,
+        /// Extra arguments for gdb (after `--`), e.g. `-- -batch -ex bt`.
+        #[arg(last = true)]
+        gdb_args: Vec<String>,
     },
     /// Prints one Coredump object.
     Get {
@@ -67,6 +92,9 @@ enum Command {
         /// Output file (default NAME.core, or POD-coredump.tar.gz with --pod).
         #[arg(short = 'o', long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Bytes per Range request of a core download.
+        #[arg(long, value_name = "BYTES", hide = true)]
+        piece: Option<u64>,
     },
 }
 
@@ -143,13 +171,60 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::List {
             all_namespaces,
             pod,
+            group,
         } => {
             let ns = (!all_namespaces).then_some(namespace.as_str());
             let now = time::OffsetDateTime::now_utc();
-            let text = commands::list(client, ns, pod.as_deref(), now).await?;
+            let text = if group {
+                commands::list_grouped(client, ns).await?
+            } else {
+                commands::list(client, ns, pod.as_deref(), now).await?
+            };
             stdout
                 .write_all(text.as_bytes())
                 .context("writing to stdout")?;
+        }
+        Command::Info { name } => {
+            let text = commands::info(client, &namespace, &name).await?;
+            stdout
+                .write_all(text.as_bytes())
+                .context("writing to stdout")?;
+        }
+        Command::Debug {
+            name,
+            dir,
+            gdb,
+            no_exec,
+            gdb_args,
+        } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(format!("{name}-debug")));
+            let progress = std::io::stderr().is_terminal();
+            let prepared = commands::debug(client, &namespace, &name, &dir, progress).await?;
+            for m in &prepared.fetched {
+                eprintln!("fetched {m}");
+            }
+            for m in &prepared.missing {
+                eprintln!("missing {m}");
+            }
+            if prepared.executable.is_none() {
+                eprintln!("warning: the executable is missing; gdb opens the core without it");
+            }
+            let mut cmd = std::process::Command::new(&gdb);
+            cmd.arg("-nx")
+                .arg("-x")
+                .arg(&prepared.gdbinit)
+                .args(&gdb_args);
+            if no_exec {
+                println!("{cmd:?}");
+            } else {
+                stdout.flush().context("writing to stdout")?;
+                let status = cmd
+                    .status()
+                    .with_context(|| format!("starting {gdb} (is it installed?)"))?;
+                if !status.success() {
+                    anyhow::bail!("{gdb} exited with {status}");
+                }
+            }
         }
         Command::Get { name, output } => {
             let format = match output {
@@ -166,6 +241,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             pod,
             container,
             output,
+            piece,
         } => {
             let progress = std::io::stderr().is_terminal();
             let done = match (name, pod) {
@@ -181,8 +257,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .await?
                 }
                 (Some(name), None) => {
-                    commands::download_core(client, &namespace, &name, output.as_deref(), progress)
-                        .await?
+                    commands::download_core(
+                        client,
+                        &namespace,
+                        &name,
+                        output.as_deref(),
+                        progress,
+                        piece,
+                    )
+                    .await?
                 }
                 (None, None) => anyhow::bail!("download needs a NAME or --pod POD"),
             };
@@ -191,6 +274,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 ""
             };
+            if let Some(at) = done.resumed_at {
+                eprintln!("resumed an interrupted download at byte {at}");
+            }
             eprintln!(
                 "wrote {} ({} bytes{check})",
                 done.path.display(),

@@ -147,10 +147,10 @@ mod tests {
         sort_oldest_first(&mut items);
         let text = render(&items, true, "ignored", now());
         let expected = "\
-NAMESPACE   NAME       POD      CONTAINER   SIGNAL    EXECUTABLE         SIZE     STATE           AGE
-host        h-early    <none>   <none>      SIGSEGV   /usr/bin/crasher   512B     Stored          25m
-shop        quota      db-0     app         SIGSEGV   /usr/bin/crasher   0B       QuotaExceeded   10m
-shop        web-late   web-0    app         SIGSEGV   /usr/bin/crasher   1.5MiB   Stored          5m
+NAMESPACE   NAME       POD      CONTAINER   SIGNAL    EXECUTABLE         SIZE     STATE           SIGNATURE   AGE
+host        h-early    <none>   <none>      SIGSEGV   /usr/bin/crasher   512B     Stored          <none>      25m
+shop        quota      db-0     app         SIGSEGV   /usr/bin/crasher   0B       QuotaExceeded   <none>      10m
+shop        web-late   web-0    app         SIGSEGV   /usr/bin/crasher   1.5MiB   Stored          <none>      5m
 ";
         assert_eq!(text, expected);
     }
@@ -162,11 +162,11 @@ shop        web-late   web-0    app         SIGSEGV   /usr/bin/crasher   1.5MiB 
         let mut lines = text.lines();
         assert_eq!(
             lines.next().unwrap(),
-            "NAME   POD   CONTAINER   SIGNAL    EXECUTABLE         SIZE    STATE    AGE"
+            "NAME   POD   CONTAINER   SIGNAL    EXECUTABLE         SIZE    STATE    SIGNATURE   AGE"
         );
         assert_eq!(
             lines.next().unwrap(),
-            "big    p     app         SIGSEGV   /usr/bin/crasher   12GiB   Stored   60s"
+            "big    p     app         SIGSEGV   /usr/bin/crasher   12GiB   Stored   <none>      60s"
         );
         assert_eq!(lines.next(), None);
     }

@@ -109,6 +109,10 @@ impl BlobPath {
     }
 }
 
+/// A blob reader that can seek.
+pub trait SeekableRead: Read + std::io::Seek + Send {}
+impl<T: Read + std::io::Seek + Send> SeekableRead for T {}
+
 /// What a listing returns for each blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobInfo {
@@ -136,6 +140,13 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Opens a blob for streaming.
     fn open(&self, path: &BlobPath) -> Result<Box<dyn Read + Send>, StoreError>;
+
+    /// Opens a blob for reading at any offset (the analysis reads a few pages of a core or a
+    /// binary); `Ok(None)` from stores that can only stream.
+    fn open_seekable(&self, path: &BlobPath) -> Result<Option<Box<dyn SeekableRead>>, StoreError> {
+        let _ = path;
+        Ok(None)
+    }
 
     /// Size of a blob, `None` if absent.
     fn size(&self, path: &BlobPath) -> Result<Option<u64>, StoreError>;

@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 pub mod blob;
+pub mod buildid;
 pub mod conformance;
 pub mod error;
 pub mod etcd_store;
@@ -24,7 +25,7 @@ pub mod metadata;
 pub mod redb_store;
 mod token;
 
-pub use blob::{BlobInfo, BlobPath, BlobStore};
+pub use blob::{BlobInfo, BlobPath, BlobStore, SeekableRead};
 pub use error::StoreError;
 pub use metadata::{
     EventType, ListPage, ListRequest, MetadataStore, ObjectKey, Precondition, StoredObject,

@@ -1,6 +1,8 @@
 //! `coredumps/<name>/core`: the decompressed core, streamed from the zstd blob with
-//! `Content-Length: status.coreSize`. `Range: bytes=a-b` answers 206; the decoder skips to `a`
-//! (decode-and-skip: zstd frames are not seekable), which costs decoding time but no memory.
+//! `Content-Length: status.coreSize`. `Range: bytes=a-b` answers 206. Cores written as seekable
+//! zstd (independent frames and a seek table, see `coredump_seekable`) start decoding at the
+//! frame holding `a`; older single-stream blobs are decoded from the start and skipped to `a`,
+//! which costs decoding time but no memory.
 
 use std::io::{self, Read};
 
@@ -62,6 +64,12 @@ pub fn parse_range(value: Option<&str>, size: u64) -> Result<Option<ByteRange>, 
     Ok(Some(range))
 }
 
+/// A stored core as the store can open it.
+enum Blob {
+    Seekable(Box<dyn coredump_store::SeekableRead>),
+    Stream(Box<dyn Read + Send>),
+}
+
 /// `GET .../coredumps/<name>/core`.
 pub async fn core(
     State(state): State<AppState>,
@@ -89,11 +97,16 @@ pub async fn core(
         None => (0, size),
     };
     let blobs = state.registry.blob_store().clone();
-    let blob = tokio::task::spawn_blocking(move || blobs.open(&path))
-        .await
-        .map_err(|e| ApiError::Internal {
-            message: format!("blob open task: {e}"),
-        })?;
+    let blob = tokio::task::spawn_blocking(move || -> Result<Blob, coredump_store::StoreError> {
+        match blobs.open_seekable(&path)? {
+            Some(r) => Ok(Blob::Seekable(r)),
+            None => Ok(Blob::Stream(blobs.open(&path)?)),
+        }
+    })
+    .await
+    .map_err(|e| ApiError::Internal {
+        message: format!("blob open task: {e}"),
+    })?;
     let blob = match blob {
         Ok(b) => b,
         Err(e) if e.is_not_found() => {
@@ -108,7 +121,24 @@ pub async fn core(
     let label = format!("{ns}/{name}");
     tokio::task::spawn_blocking(move || {
         let result = (|| -> io::Result<()> {
-            let mut decoder = zstd::stream::read::Decoder::new(blob)?;
+            let mut decoder: Box<dyn Read + Send> = match blob {
+                Blob::Seekable(r) => {
+                    let mut reader = coredump_seekable::SeekableReader::new(r, Some(size))?;
+                    if reader.is_indexed() {
+                        io::Seek::seek(&mut reader, io::SeekFrom::Start(skip))?;
+                        let sent = writer.copy_from(&mut reader, len)?;
+                        if sent < len {
+                            return Err(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "core shorter than status.coreSize",
+                            ));
+                        }
+                        return io::Write::flush(&mut writer);
+                    }
+                    Box::new(zstd::stream::read::Decoder::new(reader.into_inner()?)?)
+                }
+                Blob::Stream(r) => Box::new(zstd::stream::read::Decoder::new(r)?),
+            };
             let skipped = io::copy(&mut (&mut decoder).take(skip), &mut io::sink())?;
             if skipped < skip {
                 return Err(io::Error::new(
@@ -156,6 +186,55 @@ pub async fn core(
     {
         h.insert(header::CONTENT_RANGE, v);
     }
+    Ok(resp)
+}
+
+/// Largest log tail served (the ingest keeps 16 KiB).
+const MAX_LOG: u64 = 1 << 20;
+
+/// `GET .../coredumps/<name>/log`: the tail of the crashed container's log, kept beside the
+/// core by the ingest (404 when none was kept).
+pub async fn log(
+    State(state): State<AppState>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let c: Coredump = state.registry.get(&ns, &name).await?;
+    let missing = || ApiError::NotFound {
+        resource: format!("{}/log", coredump_api::COREDUMPS),
+        name: name.clone(),
+    };
+    let Some(mut path) = blob_path_of(&c) else {
+        return Err(missing());
+    };
+    path.file = format!("{}.log", c.metadata.name);
+    let blobs = state.registry.blob_store().clone();
+    let text = tokio::task::spawn_blocking(move || -> Result<Option<Vec<u8>>, ApiError> {
+        match blobs.open(&path) {
+            Ok(r) => {
+                let mut bytes = Vec::new();
+                r.take(MAX_LOG)
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| ApiError::Internal {
+                        message: format!("reading a log tail: {e}"),
+                    })?;
+                Ok(Some(bytes))
+            }
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
+    .map_err(|e| ApiError::Internal {
+        message: format!("log task: {e}"),
+    })??;
+    let Some(text) = text else {
+        return Err(missing());
+    };
+    let mut resp = (StatusCode::OK, text).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     Ok(resp)
 }
 

@@ -1,6 +1,7 @@
 //! The HTTP surface: handlers per concern, all returning [`crate::error::ApiError`] on failure.
 
 pub mod body;
+pub mod buildid;
 pub mod core;
 pub mod defaults;
 pub mod discovery;

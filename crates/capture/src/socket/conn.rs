@@ -166,6 +166,13 @@ pub(crate) fn conclude(
     match verdict {
         Ok(Verdict::Admit(admitted)) => match answer(&mut stream, Answer::Capture) {
             Ok(()) => {
+                // While the kernel holds the task on this connection its files can be opened.
+                let mapped = crate::mapped::MappedFiles::open(
+                    std::path::Path::new("/proc"),
+                    peer.pid,
+                    peer.pid,
+                );
+                let admitted = admitted.with_mapped_files(mapped);
                 let admitted = admitted.within(within.max_core_bytes, within.charge);
                 start_capture(shared, admitted, record, stream, peer, started)
             }

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -211,6 +212,8 @@ impl Standalone {
             "export failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let mode = std::fs::metadata(&out_path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "an exported core is its owner's only");
         std::fs::read(&out_path).unwrap()
     }
 }
@@ -586,4 +589,24 @@ pub fn plugin(
         String::from_utf8(out.stdout).unwrap(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Runs `bin args` (with `env`) until it dies of a signal, as a native crasher of
+/// `coredump_testkit::native` does; returns its pid.
+pub fn crash_native(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> u32 {
+    let mut child = Command::new(bin)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let status = wait_child(&mut child, Duration::from_secs(60)).expect("crasher exits");
+    assert!(
+        status.signal().is_some(),
+        "{bin:?} must die of a signal: {status:?}"
+    );
+    pid
 }

@@ -122,6 +122,22 @@ impl FsBlobStore {
         move |source| StoreError::Io { path, source }
     }
 
+    /// Opens a blob's file (every path step without following symlinks).
+    fn open_file(&self, path: &BlobPath) -> Result<std::fs::File, StoreError> {
+        path.validate()?;
+        let not_found = || StoreError::Io {
+            path: self.display_path(path),
+            source: io::ErrorKind::NotFound.into(),
+        };
+        let dir = dirs::walk(
+            &self.root_fd,
+            &[&path.namespace, &path.pod_uid, &path.container],
+        )
+        .map_err(self.io_err(path.relative()))?
+        .ok_or_else(not_found)?;
+        dirs::open_regular(dir.as_fd(), &path.file).map_err(self.io_err(path.relative()))
+    }
+
     /// One attempt of [`BlobStore::put_file`]; `Ok(None)` asks for a retry.
     fn try_put(
         &self,
@@ -452,20 +468,14 @@ impl BlobStore for FsBlobStore {
     }
 
     fn open(&self, path: &BlobPath) -> Result<Box<dyn Read + Send>, StoreError> {
-        path.validate()?;
-        let not_found = || StoreError::Io {
-            path: self.display_path(path),
-            source: io::ErrorKind::NotFound.into(),
-        };
-        let dir = dirs::walk(
-            &self.root_fd,
-            &[&path.namespace, &path.pod_uid, &path.container],
-        )
-        .map_err(self.io_err(path.relative()))?
-        .ok_or_else(not_found)?;
-        let file =
-            dirs::open_regular(dir.as_fd(), &path.file).map_err(self.io_err(path.relative()))?;
-        Ok(Box::new(file))
+        Ok(Box::new(self.open_file(path)?))
+    }
+
+    fn open_seekable(
+        &self,
+        path: &BlobPath,
+    ) -> Result<Option<Box<dyn crate::blob::SeekableRead>>, StoreError> {
+        Ok(Some(Box::new(self.open_file(path)?)))
     }
 
     fn size(&self, path: &BlobPath) -> Result<Option<u64>, StoreError> {
