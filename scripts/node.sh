@@ -22,10 +22,11 @@
 # kubelet changed, removes CNI state and, with `down`, DIR.
 set -euo pipefail
 
-usage() { echo "usage: $0 up|down|teardown DIR" >&2; exit 2; }
-[[ $# -eq 2 ]] || usage
+usage() { echo "usage: $0 up|down|teardown DIR  (teardown DIR --remove: and remove DIR)" >&2; exit 2; }
+[[ $# -eq 2 || ( $# -eq 3 && $1 == teardown && $3 == --remove ) ]] || usage
 cmd=$1
 dir=$2
+remove=${3:-}
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 # Processes whose network namespace is the node's (recorded at creation as net:[inode]).
@@ -146,6 +147,8 @@ case "$cmd" in
     ;;
   teardown)
     teardown
+    # A scratch node's directory goes only after its mounts: removing it first fails on them.
+    if [[ $remove == --remove ]]; then rm -rf "$dir"; fi
     ;;
   *) usage ;;
 esac

@@ -114,19 +114,19 @@ impl Node {
         let kernel = KernelSettings::acquire();
         save_sysctls(&layout)?;
         // From here on, whatever happens to this process, the node is torn down after it.
+        // A scratch directory goes with it, after the unmounts (one script, in that order).
         let script = node_script();
-        let teardown: [&std::ffi::OsStr; 4] = [
+        let mut teardown: Vec<&std::ffi::OsStr> = vec![
             "bash".as_ref(),
             script.as_os_str(),
             "teardown".as_ref(),
             layout.root.as_os_str(),
         ];
+        if scratch.is_some() {
+            teardown.push("--remove".as_ref());
+        }
         coredump_testkit::scratch::run_after_exit(&teardown)
             .map_err(|e| NodeError::io("arrange the teardown of", &layout.root, e))?;
-        if scratch.is_some() {
-            coredump_testkit::scratch::remove_after_exit(&layout.root)
-                .map_err(|e| NodeError::io("arrange the removal of", &layout.root, e))?;
-        }
 
         let binaries = node_binaries()?;
         let netns = Arc::new(NetworkNamespace::create(&layout.log("netns"))?);
