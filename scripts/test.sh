@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting, lints, unit tests, and the end-to-end tests
-# against the real kernel, real etcd, a real kube-apiserver and the real kubectl.
+# against the real kernel, real etcd, a real kube-apiserver and the real kubectl, and on a real
+# node (kubelet + containerd running the image: crates/detector/tests/real_node.rs).
 # Needs root (the capture tests set kernel.core_pattern, always restoring it).
 # Installs what it needs first (idempotent, cached): a second run skips straight to the tests.
 set -euo pipefail
@@ -8,7 +9,8 @@ cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
 if [ -x scripts/control-plane/build.sh ]; then
-  bash scripts/control-plane/build.sh
+  # `node`: kube-apiserver and etcd, and the node components the real-node tests run.
+  bash scripts/control-plane/build.sh node
 fi
 
 # A clean checkout gains nothing from incremental compilation, and its caches more than

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Builds the real control-plane binaries the integration tests run (kube-apiserver, and etcd when
-# the Debian one is too old) from Go modules, into a cache outside the repository.
+# the Debian one is too old) from Go modules, into a cache outside the repository; with `node`,
+# also the node components of the same Kubernetes release (kubelet, kube-controller-manager,
+# kube-scheduler, kube-proxy), in one `go build` through the same wrapper module.
 #
-#   scripts/control-plane/build.sh [kube-apiserver|etcd|all]     (default: all)
+#   scripts/control-plane/build.sh [kube-apiserver|etcd|all|node]     (default: all)
 #
+# `all` prints kube-apiserver and etcd; `node` prints those two and the four node components.
 # Prints one `name=/absolute/path` line per binary on stdout; progress goes to stderr.
 # Idempotent: an existing binary is reported at once. A per-binary flock serialises parallel
 # callers (several test binaries start at the same time), and the normal Go module and build
@@ -57,36 +60,77 @@ wrapper_gomod() {
 
 # build NAME VERSION MODULE PACKAGE STAGING_VERSION LDFLAGS
 build() {
-  local name=$1 version=$2 module=$3 package=$4 staging=$5 ldflags=$6
-  local out="$CACHE/bin/$name-$version"
-  if [[ -x "$out" ]]; then echo "$name=$out"; return 0; fi
-  mkdir -p "$CACHE/bin" "$CACHE/lock" "$CACHE/src"
-  exec {lockfd}>"$CACHE/lock/$name-$version.lock"
-  flock "$lockfd"
-  if [[ -x "$out" ]]; then exec {lockfd}>&-; echo "$name=$out"; return 0; fi
-  local src="$CACHE/src/$name-$version" start=$SECONDS
-  rm -rf "$src"
-  mkdir -p "$src"
-  log "building $name $version (module $module) in $src"
-  wrapper_gomod "$module" "$version" "$staging" >"$src/go.mod"
-  (cd "$src" && go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp.$$" "$package")
-  mv -f "$out.tmp.$$" "$out"
-  log "built $out in $((SECONDS - start)) s"
-  exec {lockfd}>&-
-  echo "$name=$out"
+  build_many "$1" "$2" "$3" "$5" "$6" "$1=$4"
 }
 
-kube_apiserver() {
-  local v=$KUBE_APISERVER_VERSION minor major
+# build_many GROUP VERSION MODULE STAGING_VERSION LDFLAGS NAME=PACKAGE...: one wrapper module and
+# one `go build` for several commands of MODULE (they share most packages, so one build of four
+# costs little more than one), cached as $CACHE/bin/NAME-VERSION. The lock and the wrapper
+# source are per GROUP.
+build_many() {
+  local group=$1 version=$2 module=$3 staging=$4 ldflags=$5
+  shift 5
+  local name package missing=() packages=()
+  for spec in "$@"; do
+    name=${spec%%=*}
+    [[ -x "$CACHE/bin/$name-$version" ]] || missing+=("$spec")
+  done
+  if ((${#missing[@]} == 0)); then
+    for spec in "$@"; do echo "${spec%%=*}=$CACHE/bin/${spec%%=*}-$version"; done
+    return 0
+  fi
+  mkdir -p "$CACHE/bin" "$CACHE/lock" "$CACHE/src"
+  exec {lockfd}>"$CACHE/lock/$group-$version.lock"
+  flock "$lockfd"
+  missing=()
+  for spec in "$@"; do
+    [[ -x "$CACHE/bin/${spec%%=*}-$version" ]] || missing+=("$spec")
+  done
+  if ((${#missing[@]})); then
+    local src="$CACHE/src/$group-$version" out="$CACHE/bin/.$group-$version.tmp.$$" start=$SECONDS
+    rm -rf "$src" "$out"
+    mkdir -p "$src" "$out"
+    for spec in "${missing[@]}"; do packages+=("${spec#*=}"); done
+    log "building ${missing[*]%%=*} $version (module $module) in $src"
+    wrapper_gomod "$module" "$version" "$staging" >"$src/go.mod"
+    (cd "$src" && go build -trimpath -ldflags "-s -w $ldflags" -o "$out/" "${packages[@]}")
+    for spec in "${missing[@]}"; do
+      name=${spec%%=*}
+      package=${spec#*=}
+      mv -f "$out/${package##*/}" "$CACHE/bin/$name-$version"
+    done
+    rmdir "$out"
+    log "built ${missing[*]%%=*} in $((SECONDS - start)) s"
+  fi
+  exec {lockfd}>&-
+  for spec in "$@"; do echo "${spec%%=*}=$CACHE/bin/${spec%%=*}-$version"; done
+}
+
+# The version stamp of a Kubernetes build (what `--version` and /version report).
+kube_ldflags() {
+  local v=$1 minor major x=""
   major=${v#v}; major=${major%%.*}
   minor=${v#v*.}; minor=${minor%%.*}
-  local x=""
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     x+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
     x+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
   done
+  echo "$x"
+}
+
+kube_apiserver() {
+  local v=$KUBE_APISERVER_VERSION
   # Staging modules are published as v0.<minor>.<patch> for kubernetes v1.<minor>.<patch>.
-  build kube-apiserver "$v" k8s.io/kubernetes k8s.io/kubernetes/cmd/kube-apiserver "v0.${v#v1.}" "$x"
+  build kube-apiserver "$v" k8s.io/kubernetes k8s.io/kubernetes/cmd/kube-apiserver "v0.${v#v1.}" \
+    "$(kube_ldflags "$v")"
+}
+
+# The node components of the same release, one build (the real-node tests, scripts/node.sh).
+kube_node() {
+  local v=$KUBE_APISERVER_VERSION c=k8s.io/kubernetes/cmd
+  build_many kube-node "$v" k8s.io/kubernetes "v0.${v#v1.}" "$(kube_ldflags "$v")" \
+    "kubelet=$c/kubelet" "kube-controller-manager=$c/kube-controller-manager" \
+    "kube-scheduler=$c/kube-scheduler" "kube-proxy=$c/kube-proxy"
 }
 
 etcd() {
@@ -98,5 +142,6 @@ case "${1:-all}" in
   kube-apiserver) kube_apiserver ;;
   etcd) etcd ;;
   all) kube_apiserver; etcd ;;
-  *) echo "usage: $0 [kube-apiserver|etcd|all]" >&2; exit 2 ;;
+  node) kube_apiserver; etcd; kube_node ;;
+  *) echo "usage: $0 [kube-apiserver|etcd|all|node]" >&2; exit 2 ;;
 esac

@@ -79,6 +79,14 @@ pub struct Args {
     /// Namespace of the records of non-pod crashes under `--non-pod=record`.
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     pub host_namespace: String,
+    /// This agent's pod (a pod's hostname is its name): at SIGTERM the agent asks whether the
+    /// pod's DaemonSet still exists, to tell a restart (hand the kernel over to the pipe
+    /// handler) from an uninstall (restore the previous core_pattern).
+    #[arg(long, env = "HOSTNAME")]
+    pub pod_name: Option<String>,
+    /// Namespace of this agent's pod (downward API in the manifest).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default", hide = true)]
+    pub pod_namespace: String,
     /// kubeconfig to use instead of the in-cluster service account (or $KUBECONFIG).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,

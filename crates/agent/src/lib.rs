@@ -15,6 +15,9 @@
 //!   Event on the pod ([`event`]);
 //! * [`metrics`] and [`http`]: `/metrics`, `/healthz`, `/readyz`.
 //!
+//! At SIGTERM the agent restores `core_pattern` only when its install is going away; a restart
+//! hands the kernel over to the installed pipe handler ([`handover`]).
+//!
 //! Crashes outside pods are forwarded to the previous `core_pattern` pipe, dropped or recorded
 //! (`--non-pod`). [`Args`] are the flags, [`run()`] the entry point.
 #![deny(missing_docs)]
@@ -24,6 +27,7 @@
 pub mod args;
 pub mod event;
 pub mod floor;
+pub mod handover;
 pub mod http;
 pub mod informer;
 pub mod install;

@@ -119,7 +119,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
     let root = std::path::absolute(&args.host_dir)
         .with_context(|| format!("resolving {}", args.host_dir.display()))?;
     let layout = HostLayout::new(&root);
-    let mut guard = capture(&args, &layout)?;
+    let guard = capture(&args, &layout)?;
     let capturing = Arc::new(AtomicBool::new(true));
 
     let stop = CancellationToken::new();
@@ -144,7 +144,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
         Spool::open(&layout.spool)?,
         blobs.clone(),
         Arc::new(KubeSink::new(
-            client,
+            client.clone(),
             args.node_name.clone(),
             Arc::clone(&metrics),
         )),
@@ -181,19 +181,43 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
     let limits_task = tokio::spawn(limits.run(stop.clone()));
 
     let on_signal = async {
-        crate::shutdown_signal("the next agent repairs core_pattern").await;
-        // The kernel must stop calling a handler whose agent is going away before anything else.
-        let restored = guard.restore();
+        crate::shutdown_signal("the next agent takes core_pattern over").await;
+        // Decided before anything else: a restart leaves the kernel to the pipe handler (it
+        // spools until the next agent), an uninstall stops the kernel from calling a handler
+        // whose install is going away.
+        let stopping =
+            crate::handover::why_stopping(&client, &args.pod_namespace, args.pod_name.as_deref())
+                .await;
+        let previous = guard.record().previous_pattern.clone();
+        let mut guard = guard;
+        let result = match &stopping {
+            crate::handover::Stopping::Restart => {
+                let handed = guard.hand_over(&layout.pattern());
+                match &handed {
+                    Ok(()) => tracing::info!(
+                        core_pattern = %layout.pattern(),
+                        "restarting: left core_pattern to the pipe handler for the next agent"
+                    ),
+                    Err(e) => tracing::error!(error = %e, "handing core_pattern over failed"),
+                }
+                handed
+            }
+            crate::handover::Stopping::Uninstall(reason) => {
+                let restored = guard.restore();
+                match &restored {
+                    Ok(()) => tracing::info!(
+                        core_pattern = %previous,
+                        %reason,
+                        "restored the previous core_pattern"
+                    ),
+                    Err(e) => tracing::error!(error = %e, "restoring core_pattern failed"),
+                }
+                restored
+            }
+        };
         capturing.store(false, Ordering::Release);
-        match &restored {
-            Ok(()) => tracing::info!(
-                core_pattern = %guard.record().previous_pattern,
-                "restored the previous core_pattern"
-            ),
-            Err(e) => tracing::error!(error = %e, "restoring core_pattern failed"),
-        }
         stop.cancel();
-        restored
+        result
     };
     let (restored, ()) = tokio::join!(on_signal, ingest.run(stop.clone().cancelled_owned()));
     let _ = http_task.await;

@@ -161,13 +161,8 @@ async fn metadata_store(
             tls: etcd_tls(args)?,
             ..EtcdOptions::default()
         };
-        let store: Arc<dyn MetadataStore> = Arc::new(
-            EtcdStore::connect_with(&args.etcd_servers, ETCD_PREFIX, options)
-                .await
-                .with_context(|| {
-                    format!("connecting to etcd at {}", args.etcd_servers.join(","))
-                })?,
-        );
+        let store: Arc<dyn MetadataStore> =
+            Arc::new(connect_etcd(&args.etcd_servers, options).await?);
         if !args.etcd_compaction_interval.is_zero() {
             background.0.push(tokio::spawn(crate::compaction::run(
                 store.clone(),
@@ -182,6 +177,36 @@ async fn metadata_store(
     let store = RedbStore::open(&db)
         .with_context(|| format!("opening the metadata store {}", db.display()))?;
     Ok(Arc::new(store))
+}
+
+/// How long the API server keeps trying to reach etcd at start before it gives up.
+const ETCD_CONNECT_PATIENCE: Duration = Duration::from_secs(120);
+
+/// Connects to etcd, retrying (0.5 s doubling to 5 s) for [`ETCD_CONNECT_PATIENCE`]: installed
+/// together, etcd and its Service's name are often not there yet when the API server starts,
+/// and exiting made kubelet restart it once or twice per fresh install (10-20 s each).
+async fn connect_etcd(servers: &[String], options: EtcdOptions) -> anyhow::Result<EtcdStore> {
+    let start = std::time::Instant::now();
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match EtcdStore::connect_with(servers, ETCD_PREFIX, options.clone()).await {
+            Ok(store) => return Ok(store),
+            Err(e) if start.elapsed() < ETCD_CONNECT_PATIENCE => {
+                tracing::warn!(error = %e, servers = %servers.join(","), retry_in = ?delay, "etcd not reachable yet");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "connecting to etcd at {} (for {:?})",
+                        servers.join(","),
+                        ETCD_CONNECT_PATIENCE
+                    )
+                });
+            }
+        }
+    }
 }
 
 /// Builds the server configuration (stores opened, certificates loaded) with this blob store.

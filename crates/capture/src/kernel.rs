@@ -114,10 +114,18 @@ impl PatternGuard {
                 message: format!("already owned by a live coredump-detector: {who}"),
             });
         }
-        repair_stale(&paths)?;
+        // A predecessor that handed over (or was killed) left its record and its pattern: take
+        // both over, so the kernel never falls back to the old pattern between two owners.
+        let (previous_pattern, previous_pipe_limit) = match adopt_or_repair(&paths)? {
+            Some(adopted) => (adopted.previous_pattern, adopted.previous_pipe_limit),
+            None => (
+                read_setting(&paths.core_pattern)?,
+                read_setting(&paths.core_pipe_limit)?.parse().unwrap_or(0),
+            ),
+        };
         let record = PatternRecord {
-            previous_pattern: read_setting(&paths.core_pattern)?,
-            previous_pipe_limit: read_setting(&paths.core_pipe_limit)?.parse().unwrap_or(0),
+            previous_pattern,
+            previous_pipe_limit,
             installed_pattern: pattern.to_string(),
             owner_pid: std::process::id(),
             owner: owner.to_string(),
@@ -145,6 +153,25 @@ impl PatternGuard {
     /// What was replaced and installed.
     pub fn record(&self) -> &PatternRecord {
         &self.record
+    }
+
+    /// Leaves the kernel to the next owner instead of restoring: points `core_pattern` at
+    /// `pattern` (e.g. the pipe handler, which spools crashes while no process runs) and keeps
+    /// the record, so the next [`PatternGuard::install`] takes over without a gap and a
+    /// [`PatternGuard::restore`] by it still brings back what was there before the first owner.
+    pub fn hand_over(mut self, pattern: &str) -> Result<(), CaptureError> {
+        self.restored = true;
+        if pattern != self.record.installed_pattern {
+            self.record.installed_pattern = pattern.to_string();
+            let json =
+                serde_json::to_vec_pretty(&self.record).map_err(|source| CaptureError::Config {
+                    path: record_path(&self.paths),
+                    source,
+                })?;
+            write_atomic(&record_path(&self.paths), &json)?;
+            write_setting(&self.paths.core_pattern, pattern, "kernel.core_pattern")?;
+        }
+        Ok(())
     }
 
     /// Puts the previous settings back (unless someone else changed the pattern since, which
@@ -194,12 +221,18 @@ fn restore_from(paths: &KernelPaths, record: &PatternRecord) -> Result<(), Captu
     }
 }
 
-/// A record left by an owner that died (we hold the lock, so it is dead): restore from it.
-fn repair_stale(paths: &KernelPaths) -> Result<(), CaptureError> {
-    match read_record(paths) {
-        Some(record) => restore_from(paths, &record),
-        None => Ok(()),
+/// A record left by an owner that is gone (we hold the lock): when its pattern is still
+/// installed, returns it to take over (the settings it replaced become ours to restore);
+/// otherwise someone changed the pattern since, and the record is dropped.
+fn adopt_or_repair(paths: &KernelPaths) -> Result<Option<PatternRecord>, CaptureError> {
+    let Some(record) = read_record(paths) else {
+        return Ok(None);
+    };
+    if read_setting(&paths.core_pattern)? == record.installed_pattern {
+        return Ok(Some(record));
     }
+    restore_from(paths, &record)?;
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -260,13 +293,50 @@ mod tests {
         assert_eq!(
             guard.record().previous_pattern,
             "core",
-            "restored before recording"
+            "the dead owner's previous pattern is ours to restore"
         );
+        assert_eq!(read_setting(&paths.core_pattern).unwrap(), "|/y handle");
         assert_eq!(guard.record().previous_pipe_limit, 0);
         assert_eq!(read_setting(&paths.core_pipe_limit).unwrap(), "4");
         drop(guard);
         assert_eq!(read_setting(&paths.core_pattern).unwrap(), "core");
         assert_eq!(read_setting(&paths.core_pipe_limit).unwrap(), "0");
+    }
+
+    #[test]
+    fn a_handed_over_pattern_stays_until_the_next_owner_replaces_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let paths = fake(tmp.path());
+        let first = PatternGuard::install(paths.clone(), "@@/run/a.sock", 16, "first").unwrap();
+        first.hand_over("|/x handle").unwrap();
+        assert_eq!(
+            read_setting(&paths.core_pattern).unwrap(),
+            "|/x handle",
+            "not restored"
+        );
+        assert_eq!(read_setting(&paths.core_pipe_limit).unwrap(), "16");
+        // The next owner swaps patterns directly: "core" is never written in between.
+        std::fs::write(&paths.core_pipe_limit, "16\n").unwrap();
+        let second = PatternGuard::install(paths.clone(), "@@/run/b.sock", 16, "second").unwrap();
+        assert_eq!(second.record().previous_pattern, "core");
+        assert_eq!(second.record().previous_pipe_limit, 0);
+        assert_eq!(read_setting(&paths.core_pattern).unwrap(), "@@/run/b.sock");
+        drop(second);
+        assert_eq!(read_setting(&paths.core_pattern).unwrap(), "core");
+        assert_eq!(read_setting(&paths.core_pipe_limit).unwrap(), "0");
+    }
+
+    #[test]
+    fn a_record_whose_pattern_was_replaced_since_is_dropped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let paths = fake(tmp.path());
+        let first = PatternGuard::install(paths.clone(), "|/x handle", 16, "first").unwrap();
+        first.hand_over("|/x handle").unwrap();
+        std::fs::write(&paths.core_pattern, "|/admin/tool\n").unwrap();
+        let second = PatternGuard::install(paths.clone(), "|/y handle", 16, "second").unwrap();
+        assert_eq!(second.record().previous_pattern, "|/admin/tool");
+        drop(second);
+        assert_eq!(read_setting(&paths.core_pattern).unwrap(), "|/admin/tool");
     }
 
     #[test]

@@ -6,18 +6,18 @@
 //! |---|---|
 //! | `coredump-api` | pods get (fills `spec.podUID`); `system:auth-delegator` (TokenReview, SubjectAccessReview); `extension-apiserver-authentication-reader` in `kube-system` |
 //! | `coredump-gc` | pods, namespaces get/list/watch; coredumps, coredumpendpoints get/list/delete |
-//! | `coredump-agent` | pods get/list/watch (its informer filters by node); namespaces get/list/watch (opt-out label); events create/get/patch (core and `events.k8s.io`: one series per pod, counted up); coredumps create/get |
+//! | `coredump-agent` | pods get/list/watch (its informer filters by node); namespaces get/list/watch (opt-out label); events create/get/patch (core and `events.k8s.io`: one series per pod, counted up); coredumps create/get; in its own namespace, get of its own DaemonSet only (at SIGTERM: restart or uninstall?) |
 //! | `coredump-viewer` | coredumps, coredumpendpoints get/list/watch |
 //! | `coredump-debugger` | viewer + coredumpendpoints create, `coredumpendpoints/dump` get, `coredumps/core` get |
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{
-    ClusterRole, ClusterRoleBinding, PolicyRule, RoleBinding, RoleRef, Subject,
+    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
 
 use crate::names::{
-    AGENT_SERVICE_ACCOUNT, API_GROUP, API_SERVICE_ACCOUNT, DEBUGGER_ROLE, GC_SERVICE_ACCOUNT,
-    VIEWER_ROLE, install_scoped,
+    AGENT_DAEMONSET, AGENT_SERVICE_ACCOUNT, API_GROUP, API_SERVICE_ACCOUNT, DEBUGGER_ROLE,
+    GC_SERVICE_ACCOUNT, VIEWER_ROLE, install_scoped,
 };
 use crate::options::DeployOptions;
 use crate::render::{Object, meta};
@@ -146,6 +146,24 @@ pub(crate) fn rbac(opts: &DeployOptions) -> Vec<Object> {
             ],
         ),
         cluster_binding(opts, agent.clone(), "agent", &agent, AGENT_SERVICE_ACCOUNT),
+        // At SIGTERM the agent reads its DaemonSet: still there means a restart (it leaves
+        // core_pattern to the pipe handler), gone or deleting means an uninstall (it restores).
+        Object::Role(Role {
+            metadata: meta("coredump-agent-daemonset", Some(ns), "agent"),
+            rules: Some(vec![PolicyRule {
+                resource_names: Some(vec![AGENT_DAEMONSET.into()]),
+                ..rule(&["apps"], &["daemonsets"], &["get"])
+            }]),
+        }),
+        Object::RoleBinding(RoleBinding {
+            metadata: meta("coredump-agent-daemonset", Some(ns), "agent"),
+            role_ref: RoleRef {
+                api_group: Some(RBAC_GROUP.into()),
+                kind: "Role".into(),
+                name: "coredump-agent-daemonset".into(),
+            },
+            subjects: Some(vec![service_account_subject(opts, AGENT_SERVICE_ACCOUNT)]),
+        }),
     ];
     let read = rule(
         &[API_GROUP],

@@ -54,6 +54,8 @@ fn deploy_script_output_installs_every_object() {
         format!("clusterrolebinding.{rbac}/{}", scoped("gc")),
         format!("clusterrole.{rbac}/{}", scoped("agent")),
         format!("clusterrolebinding.{rbac}/{}", scoped("agent")),
+        format!("role.{rbac}/coredump-agent-daemonset"),
+        format!("rolebinding.{rbac}/coredump-agent-daemonset"),
         format!("clusterrole.{rbac}/coredump-viewer"),
         format!("clusterrole.{rbac}/coredump-debugger"),
         "statefulset.apps/etcd".into(),
@@ -255,7 +257,7 @@ fn yaml_1_1_words_survive_kubectl_decoding() {
         .into_iter()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(items.len(), 26);
+    assert_eq!(items.len(), 28);
     assert_eq!(items[0]["kind"], "Namespace");
     assert_eq!(items[0]["metadata"]["name"], "on");
     let service = items
@@ -283,7 +285,7 @@ fn yaml_1_1_words_survive_kubectl_decoding() {
 fn seed_readme_commands_install_into_default() {
     let install = Install::seed_usage();
     let created = install.names_created();
-    assert_eq!(created.len(), 25, "{created:?}"); // every object but the Namespace
+    assert_eq!(created.len(), 27, "{created:?}"); // every object but the Namespace
     assert!(!created.iter().any(|n| n.starts_with("namespace/")));
     assert!(created.contains("deployment.apps/coredump"));
     assert!(created.contains("daemonset.apps/kcdt-ds"));

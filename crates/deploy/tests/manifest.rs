@@ -96,6 +96,8 @@ fn every_object_the_seed_lists_is_there_in_creation_order() {
             format!("coredump-detector:{ns}:agent"),
             "",
         ),
+        ("Role", "coredump-agent-daemonset".into(), ns),
+        ("RoleBinding", "coredump-agent-daemonset".into(), ns),
         ("ClusterRole", "coredump-viewer".into(), ""),
         ("ClusterRole", "coredump-debugger".into(), ""),
         ("StatefulSet", "etcd".into(), ns),

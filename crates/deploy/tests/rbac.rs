@@ -201,6 +201,12 @@ fn service_accounts_and_user_roles_have_exactly_the_intended_rights() {
         (&agent, "delete", "pods", other, false),
         (&agent, "get", "secrets", other, false),
         (&agent, "create", tokenreviews, ns, false),
+        // Its own DaemonSet, to tell a restart from an uninstall at SIGTERM; nothing else.
+        (&agent, "get", "daemonsets.apps/kcdt-ds", ns, true),
+        (&agent, "get", "daemonsets.apps/other", ns, false),
+        (&agent, "list", "daemonsets.apps", ns, false),
+        (&agent, "get", "daemonsets.apps/kcdt-ds", other, false),
+        (&agent, "update", "daemonsets.apps/kcdt-ds", ns, false),
         (&viewer, "get", &coredumps, ns, true),
         (&viewer, "list", &endpoints, ns, true),
         (&viewer, "watch", &coredumps, ns, true),

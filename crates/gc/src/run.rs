@@ -104,8 +104,11 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
     });
     let signal = coredump_agent::shutdown_signal("stop the GC with SIGKILL");
     tokio::pin!(signal);
+    // After a failed collection (typically at install, before our API is Available) the next
+    // try comes sooner than `--interval`: 2 s, doubling up to it. Readiness waits on a success.
+    let mut retry = RETRY_FIRST;
     loop {
-        match collect(&client, &store, &args, &gone, &metrics).await {
+        let wait = match collect(&client, &store, &args, &gone, &metrics).await {
             Ok(next) => {
                 if !args.dry_run
                     && let Err(e) = state::store(&state_path, &next)
@@ -114,21 +117,31 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
                 }
                 gone = next;
                 collected.store(true, Ordering::Release);
+                retry = RETRY_FIRST;
+                args.interval
             }
-            Err(e) => tracing::warn!(error = %e, "collection skipped; nothing deleted"),
-        }
+            Err(e) => {
+                let wait = retry.min(args.interval);
+                tracing::warn!(error = %e, retry_in = ?wait, "collection skipped; nothing deleted");
+                retry = retry.saturating_mul(2);
+                wait
+            }
+        };
         if args.once {
             break;
         }
         tokio::select! {
             _ = &mut signal => break,
-            _ = tokio::time::sleep(args.interval) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
     }
     stop.cancel();
     let _ = http.await;
     Ok(())
 }
+
+/// The first retry after a failed collection.
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()

@@ -6,6 +6,7 @@
 //! end of file on a pipe whose only writer is this process: the kernel closes that pipe however
 //! the test binary ends (normal exit, panic, SIGKILL), and the shell then removes the directory.
 
+use std::ffi::OsStr;
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -24,12 +25,20 @@ pub fn process_scratch_dir(parent: &Path, prefix: &str) -> io::Result<PathBuf> {
 /// Removes `path` (recursively) once this process has exited, however it exits. Removing it
 /// earlier is fine: the shell's `rm -rf` then finds nothing.
 pub fn remove_after_exit(path: &Path) -> io::Result<()> {
+    let rm: [&OsStr; 3] = ["rm".as_ref(), "-rf".as_ref(), "--".as_ref()];
+    run_after_exit(&[&rm[..], &[path.as_os_str()]].concat())
+}
+
+/// Runs `command` (program and arguments) once this process has exited, however it exits: for
+/// fixtures that leave more than a directory (a test node's containers, mounts and cgroups).
+/// Its output is discarded.
+pub fn run_after_exit(command: &[&OsStr]) -> io::Result<()> {
     // `read` returns at end of file: when the last copy of the write end closes, at our exit (std
     // opens pipes close-on-exec, so no other child keeps a copy).
-    let script = r#"read -r _; rm -rf -- "$1""#;
+    let script = r#"read -r _; exec "$@""#;
     let child = Command::new("sh")
-        .args(["-c", script, "remove-after-exit"])
-        .arg(path)
+        .args(["-c", script, "run-after-exit"])
+        .args(command)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -2,8 +2,10 @@
 //! layer configured as kubeadm does) on free loopback ports, in a scratch directory, torn down
 //! on `Drop`.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -12,6 +14,7 @@ use tempfile::TempDir;
 use crate::error::HarnessError;
 use crate::etcd::EtcdProcess;
 use crate::kubectl::{Kubectl, write_admin_kubeconfig};
+use crate::netns::NetworkNamespace;
 use crate::pki::{ControlPlanePki, FRONT_PROXY_CLIENT, IssuedCert, TestCa};
 use crate::process::{ManagedProcess, free_port};
 use crate::wait::{Poll, poll_until};
@@ -26,6 +29,28 @@ const ATTEMPTS: usize = 3;
 pub struct ControlPlaneOptions {
     /// Flags appended to kube-apiserver's command line (a repeated flag overrides ours).
     pub extra_apiserver_args: Vec<String>,
+    /// Run etcd and kube-apiserver inside a node's network namespace instead of on the host's
+    /// loopback.
+    pub network: Option<NodePlacement>,
+}
+
+/// A control plane inside a node's network namespace: kube-apiserver listens on
+/// [`NodePlacement::PORT`] of every address there and advertises `address`, so the node's
+/// kubelet, kube-proxy and pods (through the `kubernetes` Service) reach it; the host reaches
+/// it through a loopback forwarder ([`ControlPlane::server_url`]). Unlike on the host, the
+/// `ServiceAccount` admission plugin is on (a controller-manager creates the accounts) and the
+/// `kubernetes` Service's endpoints are maintained.
+#[derive(Clone, Debug)]
+pub struct NodePlacement {
+    /// The namespace.
+    pub netns: Arc<NetworkNamespace>,
+    /// The node's address in it (in kube-apiserver's serving certificate too).
+    pub address: Ipv4Addr,
+}
+
+impl NodePlacement {
+    /// kube-apiserver's port inside the namespace (kubeadm's).
+    pub const PORT: u16 = 6443;
 }
 
 /// A running etcd + kube-apiserver. `Drop` kills both and removes the scratch directory.
@@ -35,6 +60,7 @@ pub struct ControlPlane {
     apiserver: ManagedProcess,
     etcd: EtcdProcess,
     port: u16,
+    network: Option<NodePlacement>,
     pki: ControlPlanePki,
     kubectl: Kubectl,
     namespaces: AtomicU32,
@@ -56,11 +82,18 @@ impl ControlPlane {
         let pki_dir = dir.path().join("pki");
         std::fs::create_dir(&pki_dir)
             .map_err(|e| HarnessError::io("create directory", &pki_dir, e))?;
-        let pki = crate::pki::generate(&pki_dir)?;
+        let extra_sans: Vec<String> = options
+            .network
+            .iter()
+            .map(|n| n.address.to_string())
+            .collect();
+        let pki = crate::pki::generate(&pki_dir, &extra_sans)?;
+        let netns = options.network.as_ref().map(|n| Arc::clone(&n.netns));
         let etcd = EtcdProcess::start(
             &binaries.etcd,
             &dir.path().join("etcd-data"),
             &dir.path().join("etcd.log"),
+            netns.clone(),
         )?;
 
         let cache_dir = dir.path().join("kubectl-cache");
@@ -72,18 +105,34 @@ impl ControlPlane {
         let log = dir.path().join("kube-apiserver.log");
         let mut last_error = None;
         for _ in 0..ATTEMPTS {
-            let port = free_port()?;
+            // In a namespace of our own the port is ours; the host reaches it by a forwarder.
+            let (listen_port, port) = match &options.network {
+                None => {
+                    let port = free_port()?;
+                    (port, port)
+                }
+                Some(n) => {
+                    let inside = SocketAddr::from((Ipv4Addr::LOCALHOST, NodePlacement::PORT));
+                    (NodePlacement::PORT, n.netns.forward_from_host(inside)?)
+                }
+            };
             let server = format!("https://127.0.0.1:{port}");
             write_admin_kubeconfig(&kubeconfig, &server, &pki.files)?;
-            let args = apiserver_args(dir.path(), port, &etcd.url(), &pki, &options);
-            let apiserver =
-                ManagedProcess::spawn("kube-apiserver", &binaries.kube_apiserver, &args, &log)?;
+            let args = apiserver_args(dir.path(), listen_port, &etcd.url(), &pki, &options);
+            let apiserver = ManagedProcess::spawn_in(
+                "kube-apiserver",
+                netns.as_deref(),
+                &binaries.kube_apiserver,
+                &args,
+                &log,
+            )?;
             match wait_ready(&apiserver, &kubectl) {
                 Ok(()) => {
                     return Ok(ControlPlane {
                         apiserver,
                         etcd,
                         port,
+                        network: options.network,
                         pki,
                         kubectl,
                         namespaces: AtomicU32::new(0),
@@ -147,9 +196,39 @@ impl ControlPlane {
         }
     }
 
-    /// `https://127.0.0.1:<port>`.
+    /// `https://127.0.0.1:<port>`: on the host (through the forwarder with
+    /// [`ControlPlaneOptions::network`]).
     pub fn server_url(&self) -> String {
         format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// `https://<node address>:6443`: where the node's components reach kube-apiserver inside
+    /// its network namespace; `None` for a control plane on the host.
+    pub fn node_url(&self) -> Option<String> {
+        self.network
+            .as_ref()
+            .map(|n| format!("https://{}:{}", n.address, NodePlacement::PORT))
+    }
+
+    /// The network namespace it runs in, if any.
+    pub fn network(&self) -> Option<&NodePlacement> {
+        self.network.as_ref()
+    }
+
+    /// The service-account signing key (PEM), for a controller-manager's
+    /// `--service-account-private-key-file`.
+    pub fn service_account_key_file(&self) -> &Path {
+        &self.pki.files.sa_private_key
+    }
+
+    /// The file of [`ControlPlane::server_ca_pem`].
+    pub fn server_ca_file(&self) -> &Path {
+        &self.pki.files.server_ca
+    }
+
+    /// The file of [`ControlPlane::client_ca_pem`].
+    pub fn client_ca_file(&self) -> &Path {
+        &self.pki.files.client_ca
     }
 
     /// The CA that signed kube-apiserver's serving certificate (SANs 127.0.0.1, localhost).
@@ -247,14 +326,25 @@ fn apiserver_args(
         format!("--etcd-servers={etcd_url}"),
         format!("--cert-dir={}", dir.join("apiserver-certs").display()),
         format!("--secure-port={port}"),
-        "--bind-address=127.0.0.1".to_string(),
-        "--advertise-address=127.0.0.1".to_string(),
-        // The reconciler of the `kubernetes` Service's endpoints refuses loopback addresses.
-        "--endpoint-reconciler-type=none".to_string(),
+    ];
+    match &options.network {
+        None => args.extend([
+            "--bind-address=127.0.0.1".to_string(),
+            "--advertise-address=127.0.0.1".to_string(),
+            // The reconciler of the `kubernetes` Service's endpoints refuses loopback addresses.
+            "--endpoint-reconciler-type=none".to_string(),
+            // No controller-manager creates the `default` ServiceAccount: pods could not be made.
+            "--disable-admission-plugins=ServiceAccount".to_string(),
+        ]),
+        Some(n) => args.extend([
+            "--bind-address=0.0.0.0".to_string(),
+            format!("--advertise-address={}", n.address),
+            "--kubelet-preferred-address-types=InternalIP".to_string(),
+        ]),
+    }
+    args.extend([
         "--service-cluster-ip-range=10.0.0.0/24".to_string(),
         "--allow-privileged=true".to_string(),
-        // No controller-manager creates the `default` ServiceAccount, so pods could not be created.
-        "--disable-admission-plugins=ServiceAccount".to_string(),
         "--authorization-mode=Node,RBAC".to_string(),
         format!("--tls-cert-file={}", p(&f.server_cert)),
         format!("--tls-private-key-file={}", p(&f.server_key)),
@@ -273,7 +363,7 @@ fn apiserver_args(
         format!("--proxy-client-cert-file={}", p(&f.proxy_client_cert)),
         format!("--proxy-client-key-file={}", p(&f.proxy_client_key)),
         "--enable-aggregator-routing=false".to_string(),
-    ];
+    ]);
     args.extend(options.extra_apiserver_args.iter().cloned());
     args
 }

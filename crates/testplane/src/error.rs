@@ -102,6 +102,17 @@ pub enum HarnessError {
         /// Its standard error.
         stderr: String,
     },
+    /// A command run inside a network namespace failed (see
+    /// [`crate::NetworkNamespace::run`]).
+    #[error("in the test's network namespace, {command}: {status}: {stderr}")]
+    InNamespace {
+        /// The command line.
+        command: String,
+        /// Its exit status.
+        status: ExitStatus,
+        /// Its standard error.
+        stderr: String,
+    },
     /// A condition polled with [`crate::eventually`] did not hold in time.
     #[error("{what}: not within {timeout:?}")]
     Timeout {

@@ -4,12 +4,13 @@
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tempfile::TempDir;
 
 use crate::error::HarnessError;
+use crate::netns::NetworkNamespace;
 use crate::process::{ManagedProcess, free_port};
 use crate::wait::{Poll, poll_until};
 
@@ -27,6 +28,7 @@ pub struct EtcdProcess {
     data_dir: PathBuf,
     client_port: u16,
     peer_port: u16,
+    netns: Option<Arc<NetworkNamespace>>,
     _log_dir: Option<TempDir>,
 }
 
@@ -36,24 +38,27 @@ pub fn start_etcd(data_dir: &Path) -> Result<EtcdProcess, HarnessError> {
     let binary = crate::binaries::binaries()?.etcd;
     let log_dir = crate::workdir::instance_dir("etcd")?;
     let log = log_dir.path().join("etcd.log");
-    let mut etcd = EtcdProcess::start(&binary, data_dir, &log)?;
+    let mut etcd = EtcdProcess::start(&binary, data_dir, &log, None)?;
     etcd._log_dir = Some(log_dir);
     Ok(etcd)
 }
 
 impl EtcdProcess {
-    /// Starts etcd with `data_dir`, logging to `log`, retrying with fresh ports on a port race.
+    /// Starts etcd with `data_dir`, logging to `log`, retrying with fresh ports on a port race;
+    /// inside `netns` (listening on its loopback) when given.
     pub(crate) fn start(
         binary: &Path,
         data_dir: &Path,
         log: &Path,
+        netns: Option<Arc<NetworkNamespace>>,
     ) -> Result<EtcdProcess, HarnessError> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| HarnessError::io("create directory", data_dir, e))?;
         let mut last_error = None;
         for _ in 0..ATTEMPTS {
             let (client_port, peer_port) = (free_port()?, free_port()?);
-            match launch(binary, data_dir, log, client_port, peer_port) {
+            let ports = (client_port, peer_port);
+            match launch(binary, data_dir, log, ports, netns.as_deref()) {
                 Ok(process) => {
                     return Ok(EtcdProcess {
                         process,
@@ -61,6 +66,7 @@ impl EtcdProcess {
                         data_dir: data_dir.to_path_buf(),
                         client_port,
                         peer_port,
+                        netns,
                         _log_dir: None,
                     });
                 }
@@ -77,7 +83,8 @@ impl EtcdProcess {
         }))
     }
 
-    /// The client URL, `http://127.0.0.1:<port>`.
+    /// The client URL, `http://127.0.0.1:<port>` (inside the control plane's network namespace
+    /// when it has one).
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.client_port)
     }
@@ -106,8 +113,8 @@ impl EtcdProcess {
             &self.binary,
             &self.data_dir,
             &log,
-            self.client_port,
-            self.peer_port,
+            (self.client_port, self.peer_port),
+            self.netns.as_deref(),
         )?;
         Ok(())
     }
@@ -136,8 +143,8 @@ fn launch(
     binary: &Path,
     data_dir: &Path,
     log: &Path,
-    client_port: u16,
-    peer_port: u16,
+    (client_port, peer_port): (u16, u16),
+    netns: Option<&NetworkNamespace>,
 ) -> Result<ManagedProcess, HarnessError> {
     let client = format!("http://127.0.0.1:{client_port}");
     let peer = format!("http://127.0.0.1:{peer_port}");
@@ -154,7 +161,7 @@ fn launch(
     if supports_no_fsync(binary) {
         args.push("--unsafe-no-fsync".to_string());
     }
-    let process = ManagedProcess::spawn("etcd", binary, &args, log)?;
+    let process = ManagedProcess::spawn_in("etcd", netns, binary, &args, log)?;
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, client_port));
     poll_until(
         READY_TIMEOUT,
@@ -163,7 +170,7 @@ fn launch(
             if let Some(status) = process.exited() {
                 return Poll::Fail(process.exited_error(status));
             }
-            match health(addr) {
+            match health(addr, netns) {
                 Ok(true) => Poll::Ready(()),
                 Ok(false) => Poll::Pending("/health says not healthy".to_string()),
                 Err(err) => Poll::Pending(format!("GET /health: {err}")),
@@ -175,9 +182,13 @@ fn launch(
 }
 
 /// `GET /health` over plain HTTP/1.0 (etcd's client port speaks it next to gRPC): true when the
-/// JSON body says `"health":"true"`.
-fn health(addr: SocketAddr) -> std::io::Result<bool> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+/// JSON body says `"health":"true"`. Connects from inside `netns` when given.
+fn health(addr: SocketAddr, netns: Option<&NetworkNamespace>) -> std::io::Result<bool> {
+    let timeout = Duration::from_secs(1);
+    let mut stream = match netns {
+        Some(netns) => netns.connect(addr, timeout)?,
+        None => TcpStream::connect_timeout(&addr, timeout)?,
+    };
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     stream.set_write_timeout(Some(Duration::from_secs(2)))?;
     stream.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;

@@ -14,6 +14,10 @@
 //! Processes never outlive the test binary: they are killed on `Drop` and, should the binary
 //! die first, by the kernel (`PR_SET_PDEATHSIG`).
 //!
+//! With [`ControlPlaneOptions::network`] etcd and kube-apiserver run inside a
+//! [`NetworkNamespace`] of the test (a real node's, so pods reach the API server), and the host
+//! reaches kube-apiserver through a loopback forwarder.
+//!
 //! [`aggregation`] registers a server of ours as the aggregated API `coredump.fujitsu.com` and
 //! gives it the identity the deploy manifest gives our API server.
 #![deny(missing_docs)]
@@ -24,6 +28,7 @@ mod control_plane;
 mod error;
 mod etcd;
 mod kubectl;
+mod netns;
 mod pdeathsig;
 mod pki;
 mod process;
@@ -32,10 +37,11 @@ mod wait;
 mod workdir;
 
 pub use binaries::{Binaries, binaries};
-pub use control_plane::{ControlPlane, ControlPlaneOptions};
+pub use control_plane::{ControlPlane, ControlPlaneOptions, NodePlacement};
 pub use error::HarnessError;
 pub use etcd::{EtcdProcess, start_etcd};
+pub use netns::NetworkNamespace;
 pub use pki::{IssuedCert, TestCa};
-pub use process::{free_port, spawn_logged, spawn_tied};
+pub use process::{ManagedProcess, free_port, log_tail, spawn_logged, spawn_tied};
 pub use shared::shared;
 pub use wait::eventually;

@@ -206,20 +206,21 @@ fn write(path: &Path, contents: &str) -> Result<(), HarnessError> {
     std::fs::write(path, contents).map_err(|e| HarnessError::io("write", path, e))
 }
 
-/// Generates every key and certificate and writes them under `dir`.
-pub(crate) fn generate(dir: &Path) -> Result<ControlPlanePki, HarnessError> {
+/// Generates every key and certificate and writes them under `dir`; kube-apiserver's serving
+/// certificate also names `extra_sans` (a node's address).
+pub(crate) fn generate(dir: &Path, extra_sans: &[String]) -> Result<ControlPlanePki, HarnessError> {
     let server_ca = TestCa::new("testplane-cluster-ca")?;
-    let server = server_ca.issue_server(
-        "kube-apiserver",
-        &[
-            "127.0.0.1",
-            "localhost",
-            "kubernetes",
-            "kubernetes.default",
-            "kubernetes.default.svc",
-            "10.0.0.1",
-        ],
-    )?;
+    let mut sans = vec![
+        "127.0.0.1",
+        "localhost",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+        "10.0.0.1",
+    ];
+    sans.extend(extra_sans.iter().map(String::as_str));
+    let server = server_ca.issue_server("kube-apiserver", &sans)?;
     let client_ca = TestCa::new("testplane-client-ca")?;
     let admin = client_ca.issue_client(ADMIN_USER, Some("system:masters"))?;
     let front_proxy_ca = TestCa::new("testplane-front-proxy-ca")?;

@@ -69,9 +69,10 @@ pub fn spawn_logged(mut command: Command, log: &Path) -> Result<Child, HarnessEr
     spawn_tied(command).map_err(|source| HarnessError::Spawn { program, source })
 }
 
-/// A running server process whose output goes to a log file; killed and reaped on `Drop`.
+/// A running server process whose output goes to a log file; killed and reaped on `Drop`, and
+/// by the kernel when the test binary dies (see [`spawn_tied`]).
 #[derive(Debug)]
-pub(crate) struct ManagedProcess {
+pub struct ManagedProcess {
     component: &'static str,
     child: Mutex<Child>,
     log: PathBuf,
@@ -79,7 +80,7 @@ pub(crate) struct ManagedProcess {
 
 impl ManagedProcess {
     /// Starts `program args…` with stdin closed and stdout+stderr appended to `log`.
-    pub(crate) fn spawn(
+    pub fn spawn(
         component: &'static str,
         program: &Path,
         args: &[String],
@@ -95,13 +96,43 @@ impl ManagedProcess {
         })
     }
 
+    /// Starts `program args…` inside `netns` (through `nsenter --net`), logging like
+    /// [`ManagedProcess::spawn`]; on the host when `netns` is `None`.
+    pub fn spawn_in(
+        component: &'static str,
+        netns: Option<&crate::netns::NetworkNamespace>,
+        program: &Path,
+        args: &[String],
+        log: &Path,
+    ) -> Result<ManagedProcess, HarnessError> {
+        let Some(netns) = netns else {
+            return ManagedProcess::spawn(component, program, args, log);
+        };
+        let mut command = netns.command(program);
+        command.args(args);
+        let child = spawn_logged(command, log)?;
+        Ok(ManagedProcess {
+            component,
+            child: Mutex::new(child),
+            log: log.to_path_buf(),
+        })
+    }
+
     /// The log file.
-    pub(crate) fn log(&self) -> &Path {
+    pub fn log(&self) -> &Path {
         &self.log
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .id()
+    }
+
     /// `Some(status)` once the process has exited.
-    pub(crate) fn exited(&self) -> Option<ExitStatus> {
+    pub fn exited(&self) -> Option<ExitStatus> {
         let mut child = self
             .child
             .lock()
@@ -110,7 +141,7 @@ impl ManagedProcess {
     }
 
     /// The error for "exited during startup", with the log tail.
-    pub(crate) fn exited_error(&self, status: ExitStatus) -> HarnessError {
+    pub fn exited_error(&self, status: ExitStatus) -> HarnessError {
         HarnessError::Exited {
             component: self.component,
             status,
@@ -120,11 +151,7 @@ impl ManagedProcess {
     }
 
     /// The error for "not ready in time", with the log tail.
-    pub(crate) fn not_ready_error(
-        &self,
-        waited: std::time::Duration,
-        last_probe: String,
-    ) -> HarnessError {
+    pub fn not_ready_error(&self, waited: std::time::Duration, last_probe: String) -> HarnessError {
         HarnessError::NotReady {
             component: self.component,
             waited,
@@ -135,7 +162,7 @@ impl ManagedProcess {
     }
 
     /// Kills (SIGKILL) and reaps the process; idempotent.
-    pub(crate) fn kill(&self) {
+    pub fn kill(&self) {
         let mut child = self
             .child
             .lock()
@@ -155,7 +182,7 @@ impl Drop for ManagedProcess {
 }
 
 /// The last 40 lines (at most 8 KiB) of a log file, for error messages.
-pub(crate) fn log_tail(path: &Path) -> String {
+pub fn log_tail(path: &Path) -> String {
     const MAX: u64 = 8 * 1024;
     let Ok(mut file) = File::open(path) else {
         return format!("(cannot open {})", path.display());

@@ -29,6 +29,7 @@ fn setup() -> &'static Setup {
     SETUP.get_or_init(|| {
         let options = ControlPlaneOptions {
             extra_apiserver_args: vec![format!("--request-timeout={TIMEOUT_S}s")],
+            ..ControlPlaneOptions::default()
         };
         let cp = ControlPlane::start_with(options).unwrap();
         let ns = cp.create_namespace("timeout").unwrap();
