@@ -379,6 +379,8 @@ impl Agent {
             format!("--non-pod={non_pod}"),
             "--host-namespace=default".into(),
             "--min-free=0".into(),
+            // The host's disk is not the node's: its fill level must not hold the test's cores.
+            "--min-free-blobs=0".into(),
             // A crash whose pod is missing is recorded after 5 s instead of 30.
             "--resolve-max-wait-ms=5000".into(),
         ];
