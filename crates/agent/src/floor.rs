@@ -52,13 +52,37 @@ fn parse_percent(text: &str) -> Option<f64> {
 /// kubelet's `evictionHard` threshold for `nodefs.available` in its configuration file:
 /// `Some(Percent)` or `Some(Bytes)`; `None` when there is no file or no such entry.
 pub fn kubelet_nodefs_threshold(config: &Path) -> Option<FreeFloor> {
-    let text = std::fs::read_to_string(config).ok()?;
+    let text = read_host_file(config, Path::new("/proc"))?;
     let doc: serde_json::Value = serde_saphyr::from_str(&text).ok()?;
     let value = doc.get("evictionHard")?.get("nodefs.available")?.as_str()?;
     match value.parse().ok()? {
         FreeFloor::Auto => None,
         floor => Some(floor),
     }
+}
+
+/// Reads `path`; when it names a host file through `/proc/1/root` and PID 1 refuses that (an
+/// init with capabilities the agent lacks: the kernel then denies `/proc/1/root` even to
+/// root), reads it through the root of a kubelet process instead (kubelet sees the host's
+/// files, and the agent runs in the host's PID namespace).
+fn read_host_file(path: &Path, proc: &Path) -> Option<String> {
+    let err = match std::fs::read_to_string(path) {
+        Ok(text) => return Some(text),
+        Err(e) => e,
+    };
+    let rest = path.strip_prefix(proc.join("1/root")).ok()?;
+    if err.kind() != std::io::ErrorKind::PermissionDenied {
+        return None;
+    }
+    std::fs::read_dir(proc)
+        .ok()?
+        .filter_map(|e| {
+            let e = e.ok()?;
+            e.file_name().to_str()?.parse::<u32>().ok()?;
+            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+            comm.trim().starts_with("kubelet").then(|| e.path())
+        })
+        .find_map(|pid| std::fs::read_to_string(pid.join("root").join(rest)).ok())
 }
 
 /// Total size of the filesystem holding `path`.
