@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use coredump_capture::{HandlerConfig, NonPodPolicy};
 
-use crate::floor::FreeFloor;
+use crate::floor::{FreeFloor, KubeletConfig};
 use crate::quantity::parse_bytes;
 
 /// Storage backend of the blobs (the API server's `--backend-kind`).
@@ -135,10 +135,11 @@ pub struct CaptureFlags {
     /// standalone), a quantity (`2Gi`) or a percentage of the filesystem (`15%`).
     #[arg(long, default_value = "auto")]
     pub min_free: FreeFloor,
-    /// kubelet's configuration file, read for its `evictionHard` `nodefs.available` threshold
-    /// (through /proc/1/root: the host's, also from the agent's container).
-    #[arg(long, default_value = "/proc/1/root/var/lib/kubelet/config.yaml")]
-    pub kubelet_config: PathBuf,
+    /// Where kubelet's `nodefs.available` eviction threshold is read, which `auto` floors sit
+    /// above: `auto` (the kubelet running on the host: its flags, else its `--config` file) or
+    /// a kubelet configuration file.
+    #[arg(long, default_value = "auto")]
+    pub kubelet_config: KubeletConfig,
     /// Crashes compressed at once on the crash path; more are spooled raw.
     #[arg(long, default_value_t = 2)]
     pub max_compressing: u32,
@@ -160,8 +161,8 @@ impl CaptureFlags {
     /// A free-space floor in bytes for the filesystem of `path` (see [`crate::floor`]); a
     /// node agent assumes kubelet's default threshold when its configuration is unreadable.
     pub fn floor_bytes(&self, floor: FreeFloor, path: &Path, node_agent: bool) -> u64 {
-        let kubelet = crate::floor::kubelet_nodefs_threshold(&self.kubelet_config);
-        floor.bytes(path, kubelet, node_agent)
+        let kubelet = self.kubelet_config.thresholds(Path::new("/proc"));
+        floor.bytes(path, &kubelet, node_agent)
     }
 
     /// The handler's configuration for these flags, its free-space floor `min_free_bytes`

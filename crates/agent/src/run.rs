@@ -99,6 +99,7 @@ fn capture(args: &Args, layout: &HostLayout) -> anyhow::Result<PatternGuard> {
         non_pod = ?args.non_pod,
         forward_to = ?config.forward_pattern,
         min_free_bytes = config.min_free_bytes,
+        kubelet_thresholds = ?args.capture.kubelet_config.thresholds(Path::new("/proc")),
         "capturing crashes"
     );
     Ok(guard)

@@ -14,8 +14,7 @@ use crate::error::DeployError;
 use crate::options::{
     DEFAULT_AGENT_METRICS_PORT, DEFAULT_API_PORT, DEFAULT_ETCD_DATA_PATH, DEFAULT_ETCD_IMAGE,
     DEFAULT_GC_METRICS_PORT, DEFAULT_GC_THRESHOLD, DEFAULT_HOST_DIR, DEFAULT_IMAGE,
-    DEFAULT_KUBELET_CONFIG, DEFAULT_LOCAL_PATH, DEFAULT_MAX_AGE, DEFAULT_NS_DISK_QUOTA,
-    DeployOptions,
+    DEFAULT_LOCAL_PATH, DEFAULT_MAX_AGE, DEFAULT_NS_DISK_QUOTA, DeployOptions,
 };
 use crate::render::render;
 
@@ -50,11 +49,6 @@ pub struct DeployArgs {
     /// Node directory of the agent: the handler binary the kernel runs, and the spool.
     #[arg(long, default_value = DEFAULT_HOST_DIR)]
     pub host_dir: PathBuf,
-    /// kubelet's configuration file on the nodes: the agent keeps its free-space floors a
-    /// margin above the `nodefs.available` eviction threshold found there (kubelet's default,
-    /// 10 %, when the file is absent). Other distributions keep it elsewhere.
-    #[arg(long, default_value = DEFAULT_KUBELET_CONFIG)]
-    pub kubelet_config: PathBuf,
     /// Disk quota per namespace (the agent's NS_DISK_QUOTA), e.g. 1GB, 512Mi.
     #[arg(long, default_value = DEFAULT_NS_DISK_QUOTA)]
     pub ns_disk_quota: String,
@@ -103,7 +97,6 @@ impl DeployArgs {
             local_path: self.local_path.clone(),
             etcd_data_path: self.etcd_data_path.clone(),
             host_dir: self.host_dir.clone(),
-            kubelet_config: self.kubelet_config.clone(),
             ns_disk_quota: self.ns_disk_quota.clone(),
             gc_threshold: self.gc_threshold.clone(),
             max_age: self.max_age.clone(),

@@ -22,9 +22,6 @@ pub const DEFAULT_ETCD_DATA_PATH: &str = "/var/lib/coredump-detector/etcd";
 /// Node directory of the agent: the handler binary the kernel runs, its configuration and the
 /// spool. Mounted at the same path in the agent, because `core_pattern` names host paths.
 pub const DEFAULT_HOST_DIR: &str = "/var/lib/coredump-detector";
-/// Where kubeadm-style nodes keep kubelet's configuration file; the agent reads its eviction
-/// threshold to place its free-space floors above it.
-pub const DEFAULT_KUBELET_CONFIG: &str = "/var/lib/kubelet/config.yaml";
 /// Per-namespace disk quota (seed default).
 pub const DEFAULT_NS_DISK_QUOTA: &str = "1GB";
 /// How long a pod or namespace must be gone before its cores are collected (seed default).
@@ -59,8 +56,6 @@ pub struct DeployOptions {
     pub etcd_data_path: PathBuf,
     /// Node directory of the agent (handler binary, spool), same path in the container.
     pub host_dir: PathBuf,
-    /// Host path of kubelet's configuration file (its `evictionHard` sets the agent's floors).
-    pub kubelet_config: PathBuf,
     /// `NS_DISK_QUOTA` of the agent.
     pub ns_disk_quota: String,
     /// `--gc-threshold` of the GC.
@@ -93,7 +88,6 @@ impl DeployOptions {
             local_path: DEFAULT_LOCAL_PATH.into(),
             etcd_data_path: DEFAULT_ETCD_DATA_PATH.into(),
             host_dir: DEFAULT_HOST_DIR.into(),
-            kubelet_config: DEFAULT_KUBELET_CONFIG.into(),
             ns_disk_quota: DEFAULT_NS_DISK_QUOTA.to_string(),
             gc_threshold: DEFAULT_GC_THRESHOLD.to_string(),
             max_age: DEFAULT_MAX_AGE.to_string(),
@@ -141,7 +135,6 @@ impl DeployOptions {
             ("--local-path", &self.local_path),
             ("--etcd-data-path", &self.etcd_data_path),
             ("--host-dir", &self.host_dir),
-            ("--kubelet-config", &self.kubelet_config),
         ] {
             let text = path_str(option, path)?;
             check(option, text, validate::absolute_path(text))?;

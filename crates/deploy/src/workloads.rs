@@ -26,7 +26,7 @@ use crate::names::{
     ETCD_TLS_MOUNT, ETCD_VOLUME, GC_DEPLOYMENT, GC_SERVICE_ACCOUNT, HOST_DIR_VOLUME, POD_LOGS_DIR,
     POD_LOGS_VOLUME, SERVICE_UID, TLS_MOUNT, TLS_SECRET, etcd_url,
 };
-use crate::options::{DEFAULT_KUBELET_CONFIG, DeployOptions, path_str};
+use crate::options::{DeployOptions, path_str};
 use crate::render::{Object, labels, meta};
 
 /// The workloads, etcd first (the API server waits for it).
@@ -368,21 +368,18 @@ fn gc(opts: &DeployOptions) -> Result<Object, DeployError> {
 /// paths. SIGTERM makes it restore the previous `core_pattern`; the grace period gives it time.
 fn agent(opts: &DeployOptions) -> Result<Object, DeployError> {
     let host_dir = path_str("--host-dir", &opts.host_dir)?;
-    let mut args = vec![
-        "agent".into(),
-        format!("--host-dir={host_dir}"),
-        format!("--local-path={CORES_MOUNT}"),
-        "--backend-kind=local".into(),
-        format!("--blob-owner={SERVICE_UID}:{SERVICE_UID}"),
-        format!("--metrics-bind-address=0.0.0.0:{}", opts.agent_metrics_port),
-    ];
-    if opts.kubelet_config != std::path::Path::new(DEFAULT_KUBELET_CONFIG) {
-        // The agent's own default is the host's /var/lib/kubelet/config.yaml through
-        // /proc/1/root (hostPID); another path is read the same way.
-        let path = path_str("--kubelet-config", &opts.kubelet_config)?;
-        args.push(format!("--kubelet-config=/proc/1/root{path}"));
-    }
-    let mut container = detector(opts, "agent", args);
+    let mut container = detector(
+        opts,
+        "agent",
+        vec![
+            "agent".into(),
+            format!("--host-dir={host_dir}"),
+            format!("--local-path={CORES_MOUNT}"),
+            "--backend-kind=local".into(),
+            format!("--blob-owner={SERVICE_UID}:{SERVICE_UID}"),
+            format!("--metrics-bind-address=0.0.0.0:{}", opts.agent_metrics_port),
+        ],
+    );
     let mut env = container.env.take().unwrap_or_default();
     env.push(field_env(ENV_NODE_NAME, "spec.nodeName"));
     env.push(EnvVar {

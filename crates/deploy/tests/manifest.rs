@@ -215,7 +215,6 @@ fn options_reach_the_workloads() {
     opts.image = "registry.example/coredump-detector:1.2.3".into();
     opts.local_path = "/srv/cores".into();
     opts.host_dir = "/opt/coredump".into();
-    opts.kubelet_config = "/etc/kubernetes/kubelet.yaml".into();
     opts.ns_disk_quota = "5Gi".into();
     opts.gc_threshold = "2h".into();
     opts.api_port = 8443;
@@ -294,13 +293,6 @@ fn options_reach_the_workloads() {
             .unwrap()
             .contains(&"--host-dir=/opt/coredump".to_string())
     );
-    // kubelet's configuration is read on the host, through PID 1's root.
-    assert!(
-        c.args
-            .as_ref()
-            .unwrap()
-            .contains(&"--kubelet-config=/proc/1/root/etc/kubernetes/kubelet.yaml".to_string())
-    );
     let env = serde_json::to_value(c.env.as_ref().unwrap()).unwrap();
     assert!(
         env.as_array()
@@ -367,13 +359,6 @@ fn bad_options_are_refused_before_anything_is_written() {
                 ..DeployOptions::new("ok", "c")
             },
             "--local-path",
-        ),
-        (
-            DeployOptions {
-                kubelet_config: "kubelet.yaml".into(),
-                ..DeployOptions::new("ok", "c")
-            },
-            "--kubelet-config",
         ),
         (
             DeployOptions {

@@ -254,9 +254,19 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
         stored_core(&blobs, &c);
         names.insert(c.metadata.name.clone(), p);
     }
-    eventually(Duration::from_secs(30), "spool drained", || {
-        agent.spool_entries().is_empty().then_some(())
-    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = agent.spool_entries();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "spool not drained within 30 s: {left:?}\n{}",
+            agent.role.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let all = coredumps(cp, &app);
     for &p in &pids {
         assert_eq!(

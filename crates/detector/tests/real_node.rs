@@ -172,19 +172,33 @@ fn crash_loop_records_every_crash_once() {
         let n = status["restartCount"].as_u64().unwrap_or(0);
         (n >= 4).then_some(n)
     });
-    // Crashes so far: one per restart, plus the one the pod may be backing off from now.
-    let records = c.wait_coredumps(
-        &ns,
-        Duration::from_secs(60),
-        "one Coredump per crash",
-        |r| r.len() as u64 >= restarts,
-    );
-    let pod = c.pod(&ns, "loop");
-    let status = &pod["status"]["containerStatuses"][0];
-    let crashes = status["restartCount"].as_u64().unwrap()
-        + u64::from(
-            status["state"]["terminated"].is_object() || status["state"]["waiting"].is_object(),
+    // Crashes so far: one per restart, plus the one the pod may be backing off from now. A
+    // record can arrive before kubelet reports the crash, and kubelet can report a crash
+    // before its record arrives: compare the two when the pod's status is the same before and
+    // after reading the records (the back-off between crashes is 40 s or more by now), until
+    // they agree. A lost crash never agrees, a duplicate neither.
+    let crashes_of = |pod: &serde_json::Value| {
+        let status = &pod["status"]["containerStatuses"][0];
+        status["restartCount"].as_u64().unwrap_or(0)
+            + u64::from(
+                status["state"]["terminated"].is_object() || status["state"]["waiting"].is_object(),
+            )
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let records = loop {
+        let before = crashes_of(&c.pod(&ns, "loop"));
+        let records = c.coredumps(&ns);
+        let after = crashes_of(&c.pod(&ns, "loop"));
+        let accounted = node_fixture::accounted(&records);
+        if before == after && accounted == after && after >= restarts {
+            break records;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{accounted} crashes accounted for, {after} happened (kubelet's count), not equal within 120 s"
         );
+        std::thread::sleep(Duration::from_millis(500));
+    };
     let stored: Vec<_> = records
         .iter()
         .filter(|r| r.status.state == CoredumpState::Stored)
@@ -193,11 +207,6 @@ fn crash_loop_records_every_crash_once() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), stored.len(), "one record per container instance");
-    let accounted = node_fixture::accounted(&records);
-    assert!(
-        accounted == crashes || accounted + 1 == crashes,
-        "{accounted} crashes accounted for, {crashes} happened"
-    );
     c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
 }
 
@@ -247,8 +256,8 @@ fn crashes_of_a_sidecar_and_of_an_init_container_name_that_container() {
     c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
 }
 
-/// A namespace over its quota (`--ns-disk-quota` of the install): the crash is recorded as
-/// QuotaExceeded without its core, and the namespace's stored bytes stay under the quota.
+/// A namespace over its quota (`--ns-disk-quota` of the install): the crash is recorded
+/// without its whole core, and the namespace's stored bytes stay under the quota.
 #[test]
 fn a_namespace_over_its_quota_gets_records_without_cores() {
     let c = cluster();
@@ -271,7 +280,23 @@ fn a_namespace_over_its_quota_gets_records_without_cores() {
             .map(|r| r.status.state)
     };
     assert_eq!(state("first"), Some(CoredumpState::Stored));
-    assert_eq!(state("second"), Some(CoredumpState::QuotaExceeded));
+    // Once the agent has published the namespace's usage to the crash path (every few
+    // seconds), the quota left caps the core while it is captured (its prefix is kept,
+    // Truncated); before that, ingest refuses the whole core (QuotaExceeded). Either way the
+    // second core is not kept whole.
+    let second = records
+        .iter()
+        .find(|r| r.spec.pod_name.as_deref() == Some("second"))
+        .expect("second's record");
+    match second.status.state {
+        CoredumpState::QuotaExceeded => assert_eq!(second.status.blob_path, ""),
+        CoredumpState::Truncated => assert!(
+            second.status.core_size < 24 << 20,
+            "{} bytes kept",
+            second.status.core_size
+        ),
+        other => panic!("second: {other:?}: {}", second.status.message),
+    }
     let stored: u64 = records.iter().map(|r| r.status.stored_size).sum();
     assert!(stored <= node_fixture::QUOTA_BYTES, "{stored} bytes stored");
     c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);

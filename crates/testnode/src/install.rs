@@ -57,13 +57,6 @@ impl Node {
             format!("--host-dir={}", install.host_dir.display()),
             format!("--local-path={}", install.local_path.display()),
             format!("--etcd-data-path={}", host.join("etcd").display()),
-            // The node's kubelet keeps its configuration (evictionHard nodefs.available 1 %)
-            // under the node's directory; the agent's free-space floors derive from it instead
-            // of from kubelet's default 10 %, which on a fuller disk would hold every core.
-            format!(
-                "--kubelet-config={}",
-                self.layout().kubelet_config().display()
-            ),
         ];
         let name = |flag: &str| flag.split('=').next().unwrap_or(flag).to_string();
         flags.retain(|f| !extra_flags.iter().any(|e| name(e) == name(f)));
