@@ -178,8 +178,6 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
         limits: args.limits.crash_limits(layout.limits_dir()),
         spool: Spool::open(&layout.spool)?,
         caches,
-        blobs,
-        quota: args.ns_disk_quota,
         interval: Duration::from_secs(args.limits.limits_interval_secs),
         quiet: Duration::from_secs(args.limits.suppressed_quiet_secs),
         max_delay: Duration::from_secs(args.limits.suppressed_max_secs),

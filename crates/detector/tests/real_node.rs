@@ -256,8 +256,8 @@ fn crashes_of_a_sidecar_and_of_an_init_container_name_that_container() {
     c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
 }
 
-/// A namespace over its quota (`--ns-disk-quota` of the install): the crash is recorded
-/// without its whole core, and the namespace's stored bytes stay under the quota.
+/// A namespace over its quota (`--ns-disk-quota` of the install): the crash is recorded as
+/// QuotaExceeded without its core, and the namespace's stored bytes stay under the quota.
 #[test]
 fn a_namespace_over_its_quota_gets_records_without_cores() {
     let c = cluster();
@@ -280,23 +280,17 @@ fn a_namespace_over_its_quota_gets_records_without_cores() {
             .map(|r| r.status.state)
     };
     assert_eq!(state("first"), Some(CoredumpState::Stored));
-    // Once the agent has published the namespace's usage to the crash path (every few
-    // seconds), the quota left caps the core while it is captured (its prefix is kept,
-    // Truncated); before that, ingest refuses the whole core (QuotaExceeded). Either way the
-    // second core is not kept whole.
     let second = records
         .iter()
         .find(|r| r.spec.pod_name.as_deref() == Some("second"))
         .expect("second's record");
-    match second.status.state {
-        CoredumpState::QuotaExceeded => assert_eq!(second.status.blob_path, ""),
-        CoredumpState::Truncated => assert!(
-            second.status.core_size < 24 << 20,
-            "{} bytes kept",
-            second.status.core_size
-        ),
-        other => panic!("second: {other:?}: {}", second.status.message),
-    }
+    assert_eq!(
+        second.status.state,
+        CoredumpState::QuotaExceeded,
+        "{}",
+        second.status.message
+    );
+    assert_eq!(second.status.blob_path, "");
     let stored: u64 = records.iter().map(|r| r.status.stored_size).sum();
     assert!(stored <= node_fixture::QUOTA_BYTES, "{stored} bytes stored");
     c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
