@@ -7,14 +7,12 @@
 //! pods that are gone; and it turns the crashes the handler suppressed into one `RateLimited`
 //! spool entry per pod, which the ingest records like any other crash.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use coredump_capture::limits::{CrashLimits, Limiter, PodPolicy, Rate};
 use coredump_capture::spool::Spool;
-use coredump_store::BlobStore;
 use tokio_util::sync::CancellationToken;
 
 use crate::informer::Caches;
@@ -72,13 +70,8 @@ impl LimitFlags {
 }
 
 /// The policy of every pod in the caches, by the pod UIDs its cgroups carry (the UID, and the
-/// config hash of a static pod). `usage` gives a namespace's stored bytes.
-pub fn pod_policies(
-    caches: &Caches,
-    node: &str,
-    quota: u64,
-    usage: &HashMap<String, u64>,
-) -> Vec<(String, PodPolicy)> {
+/// config hash of a static pod).
+pub fn pod_policies(caches: &Caches, node: &str) -> Vec<(String, PodPolicy)> {
     let mut out = Vec::new();
     for pod in caches.pods() {
         let Some(namespace) = pod.metadata.namespace.clone() else {
@@ -86,7 +79,6 @@ pub fn pod_policies(
         };
         let policy = PodPolicy {
             opted_out: caches.opt_out_of(&pod),
-            max_bytes: usage.get(&namespace).map(|u| quota.saturating_sub(*u)),
             namespace,
         };
         let uids = [
@@ -108,10 +100,6 @@ pub struct LimitsLoop {
     pub spool: Spool,
     /// This node's pods and namespaces.
     pub caches: Caches,
-    /// The blob store, for namespace usage.
-    pub blobs: Arc<dyn BlobStore>,
-    /// Bytes per namespace (`NS_DISK_QUOTA`).
-    pub quota: u64,
     /// Time between two rounds.
     pub interval: Duration,
     /// When suppressed crashes are due (see [`Limiter::publish_suppressed`]): quiet time...
@@ -140,37 +128,14 @@ impl LimitsLoop {
             limits,
             spool,
             caches,
-            blobs,
-            quota,
             quiet,
             max_delay,
             ..
         } = self;
         let (quiet, max_delay) = (*quiet, *max_delay);
         let node = caches.node().to_owned();
-        let quota = *quota;
-        let namespaces: HashSet<String> = caches
-            .pods()
-            .iter()
-            .filter_map(|p| p.metadata.namespace.clone())
-            .collect();
-        let mut usage = HashMap::new();
-        for ns in namespaces {
-            let store = Arc::clone(blobs);
-            let name = ns.clone();
-            match tokio::task::spawn_blocking(move || store.namespace_usage(&name)).await {
-                Ok(Ok(bytes)) => {
-                    usage.insert(ns, bytes);
-                }
-                // Unknown usage: no cap from the quota this round (the ingest still checks it).
-                Ok(Err(e)) => {
-                    tracing::warn!(namespace = %ns, error = %e, "cannot measure namespace usage")
-                }
-                Err(e) => tracing::warn!(namespace = %ns, error = %e, "usage task failed"),
-            }
-        }
         let synced = caches.pods_synced();
-        let policies = pod_policies(caches, &node, quota, &usage);
+        let policies = pod_policies(caches, &node);
         let limits = limits.clone();
         let spool = spool.clone();
         let work = tokio::task::spawn_blocking(move || {

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use coredump_capture::kernel::{KernelPaths, PatternGuard, read_setting};
+use coredump_capture::kernel::{KernelPaths, PatternGuard, PatternLock, read_setting};
 use coredump_capture::spool::Spool;
 use coredump_ingest::{Ingest, IngestConfig};
 use coredump_store::fs_blob::FsBlobStore;
@@ -60,15 +60,21 @@ pub async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<Client> {
 }
 
 /// Installs the handler and takes over the kernel settings.
+/// The kernel-settings lock comes first: a second agent on the same host directory (a second
+/// install, one started by hand) is refused before it replaces the live agent's handler binary
+/// or rewrites its `handler.json` with its own flags.
 fn capture(args: &Args, layout: &HostLayout) -> anyhow::Result<PatternGuard> {
-    layout.create()?;
-    let me = std::env::current_exe().context("locating this binary")?;
-    install_binary(&me, layout)?;
     let kernel = KernelPaths {
         core_pattern: args.proc_sys_kernel.join("core_pattern"),
         core_pipe_limit: args.proc_sys_kernel.join("core_pipe_limit"),
         run_dir: layout.run.clone(),
     };
+    let owner = format!("coredump-detector agent ({})", layout.root.display());
+    let lock = PatternLock::acquire(kernel.clone(), &owner)
+        .context("another agent runs on this node's host directory")?;
+    layout.create()?;
+    let me = std::env::current_exe().context("locating this binary")?;
+    install_binary(&me, layout)?;
     // The config must exist before the pattern names the handler. Our best guess of the
     // previous pattern now is the current one (wrong only after a killed agent, and then it
     // names our own handler, which forward_target refuses); the guard knows for sure below.
@@ -84,8 +90,7 @@ fn capture(args: &Args, layout: &HostLayout) -> anyhow::Result<PatternGuard> {
     );
     config.limits = Some(args.limits.crash_limits(layout.limits_dir()));
     write_config(layout, &config)?;
-    let owner = format!("coredump-detector agent ({})", layout.root.display());
-    let guard = PatternGuard::install(kernel, &layout.pattern(), args.capture.pipe_limit, &owner)?;
+    let guard = lock.install(&layout.pattern(), args.capture.pipe_limit)?;
     config.forward_pattern = forward_target(&guard.record().previous_pattern, &layout.handler_bin);
     write_config(layout, &config)?;
     tracing::info!(
@@ -173,8 +178,6 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
         limits: args.limits.crash_limits(layout.limits_dir()),
         spool: Spool::open(&layout.spool)?,
         caches,
-        blobs,
-        quota: args.ns_disk_quota,
         interval: Duration::from_secs(args.limits.limits_interval_secs),
         quiet: Duration::from_secs(args.limits.suppressed_quiet_secs),
         max_delay: Duration::from_secs(args.limits.suppressed_max_secs),

@@ -63,4 +63,15 @@ impl CaptureError {
             source,
         }
     }
+
+    /// The filesystem (or a quota on it) is full.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            CaptureError::Io { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ),
+            _ => false,
+        }
+    }
 }

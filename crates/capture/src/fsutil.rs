@@ -73,9 +73,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CaptureError> {
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let mut file = create_new_nofollow(&tmp)?;
-    file.write_all(bytes)
+    let written = file
+        .write_all(bytes)
         .and_then(|_| file.sync_all())
-        .map_err(|e| CaptureError::io("write", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| CaptureError::io("rename", path, e))?;
+        .map_err(|e| CaptureError::io("write", &tmp, e))
+        .and_then(|()| {
+            std::fs::rename(&tmp, path).map_err(|e| CaptureError::io("rename", path, e))
+        });
+    if let Err(e) = written {
+        // Nothing half-written stays behind (a full disk is the usual cause).
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     fsync_dir(dir)
 }

@@ -88,15 +88,24 @@ impl PatternGuard {
         pipe_limit: u32,
         owner: &str,
     ) -> Result<PatternGuard, CaptureError> {
-        if pattern.len() > CORE_PATTERN_MAX {
-            return Err(CaptureError::Sysctl {
-                name: "kernel.core_pattern",
-                message: format!(
-                    "pattern is {} bytes, the kernel takes at most {CORE_PATTERN_MAX}: use a shorter data directory ({pattern})",
-                    pattern.len()
-                ),
-            });
-        }
+        PatternLock::acquire(paths, owner)?.install(pattern, pipe_limit)
+    }
+}
+
+/// Ownership of the kernel settings before anything is changed: taken first, so a second
+/// process that would install into the same host directory is refused before it touches the
+/// live owner's files (its handler binary, its `handler.json`), not only before the pattern.
+#[derive(Debug)]
+pub struct PatternLock {
+    paths: KernelPaths,
+    owner: String,
+    lock: File,
+}
+
+impl PatternLock {
+    /// Takes the lock in `paths.run_dir`; fails, naming the live owner, when another process
+    /// holds it.
+    pub fn acquire(paths: KernelPaths, owner: &str) -> Result<PatternLock, CaptureError> {
         crate::spool::create_private_dir_all(&paths.run_dir)?;
         let lock_path = paths.run_dir.join("pattern.lock");
         let lock = std::fs::OpenOptions::new()
@@ -111,7 +120,29 @@ impl PatternGuard {
                 .unwrap_or_else(|| "another process".into());
             return Err(CaptureError::Sysctl {
                 name: "kernel.core_pattern",
-                message: format!("already owned by a live coredump-detector: {who}"),
+                message: format!(
+                    "already owned by a live coredump-detector: {who}; refusing to start a second agent on {}",
+                    paths.run_dir.display()
+                ),
+            });
+        }
+        Ok(PatternLock {
+            paths,
+            owner: owner.to_string(),
+            lock,
+        })
+    }
+
+    /// Installs `pattern` (see [`PatternGuard::install`]).
+    pub fn install(self, pattern: &str, pipe_limit: u32) -> Result<PatternGuard, CaptureError> {
+        let PatternLock { paths, owner, lock } = self;
+        if pattern.len() > CORE_PATTERN_MAX {
+            return Err(CaptureError::Sysctl {
+                name: "kernel.core_pattern",
+                message: format!(
+                    "pattern is {} bytes, the kernel takes at most {CORE_PATTERN_MAX}: use a shorter data directory ({pattern})",
+                    pattern.len()
+                ),
             });
         }
         // A predecessor that handed over (or was killed) left its record and its pattern: take
@@ -128,7 +159,7 @@ impl PatternGuard {
             previous_pipe_limit,
             installed_pattern: pattern.to_string(),
             owner_pid: std::process::id(),
-            owner: owner.to_string(),
+            owner,
         };
         let json = serde_json::to_vec_pretty(&record).map_err(|source| CaptureError::Config {
             path: record_path(&paths),
@@ -149,7 +180,9 @@ impl PatternGuard {
             restored: false,
         })
     }
+}
 
+impl PatternGuard {
     /// What was replaced and installed.
     pub fn record(&self) -> &PatternRecord {
         &self.record
@@ -271,6 +304,19 @@ mod tests {
         let err = PatternGuard::install(paths.clone(), "|/y handle", 16, "second").unwrap_err();
         assert!(err.to_string().contains("first"), "{err}");
         assert_eq!(read_setting(&paths.core_pattern).unwrap(), "|/x handle");
+    }
+
+    #[test]
+    fn the_lock_is_refused_to_a_second_owner_before_anything_changes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let paths = fake(tmp.path());
+        let first = PatternLock::acquire(paths.clone(), "first").unwrap();
+        let err = PatternLock::acquire(paths.clone(), "second").unwrap_err();
+        assert!(err.to_string().contains("already owned"), "{err}");
+        assert_eq!(read_setting(&paths.core_pattern).unwrap(), "core");
+        let _guard = first.install("|/x handle", 16).unwrap();
+        let err = PatternLock::acquire(paths.clone(), "third").unwrap_err();
+        assert!(err.to_string().contains("first"), "{err}");
     }
 
     #[test]

@@ -10,9 +10,11 @@
 //!   minute). A crash over either is *suppressed*: no spool entry, no record of its own, but it
 //!   is counted in the pod's state file, and the agent later publishes one `RateLimited` record
 //!   per pod standing for all of them ([`Limiter::publish_suppressed`]);
-//! * **bytes**: a byte bucket per pod (`pod_bytes_per_hour`, refilled continuously) and the
-//!   namespace's remaining quota cap the core *while it is captured* (the prefix is kept,
-//!   `Truncated`), instead of after it was read and compressed.
+//! * **bytes**: a byte bucket per pod (`pod_bytes_per_hour`, refilled continuously) caps the
+//!   core *while it is captured* (the prefix is kept, `Truncated`), instead of after it was
+//!   read and compressed. The namespace's disk quota is not applied here but by the ingest,
+//!   which alone knows the namespace's usage for sure: a quota applied here from the agent's
+//!   last published usage made the same crash `Truncated` or `QuotaExceeded` by timing.
 //!
 //! State lives in small flocked files under `<dir>/state/`, so concurrent handler processes
 //! and the socket server agree; a damaged state file starts over with full buckets (it only
@@ -59,9 +61,6 @@ pub struct PodPolicy {
     /// Why the pod's cores are not wanted (its or its namespace's opt-out), if they are not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opted_out: Option<String>,
-    /// Bytes the namespace may still store (its quota minus its usage), if it has a quota.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_bytes: Option<u64>,
 }
 
 /// The crash path's decision.
@@ -334,9 +333,6 @@ impl<'a> Limiter<'a> {
             if limits.pod_bytes_per_hour > 0 {
                 cap = cap.min(p.byte_tokens.max(0.0) as u64);
             }
-            if let Some(left) = policy.max_bytes {
-                cap = cap.min(left);
-            }
             Ok(Gate::Pass {
                 max_core_bytes: cap,
                 charge: (limits.pod_bytes_per_hour > 0).then(|| Charge {
@@ -590,7 +586,6 @@ mod tests {
                 &PodPolicy {
                     namespace: "team-a".into(),
                     opted_out: Some("opted out: pod has coredump.fujitsu.com/capture=false".into()),
-                    max_bytes: None,
                 },
             )
             .unwrap();
@@ -604,7 +599,7 @@ mod tests {
     }
 
     #[test]
-    fn byte_budget_and_namespace_quota_cap_the_core_while_it_is_captured() {
+    fn the_byte_budget_caps_the_core_while_it_is_captured() {
         let tmp = tempfile::tempdir().unwrap();
         let mut l = limits(tmp.path());
         l.pod_bytes_per_hour = 1000;
@@ -632,20 +627,21 @@ mod tests {
             Gate::Suppress,
             "budget spent"
         );
+        // The namespace's quota is the ingest's: another pod gets its own byte budget, whatever
+        // its namespace holds.
         limiter
             .write_policy(
                 B,
                 &PodPolicy {
                     namespace: "team-b".into(),
                     opted_out: None,
-                    max_bytes: Some(10),
                 },
             )
             .unwrap();
         assert!(matches!(
             limiter.gate(&record(B, 4), 1 << 30).unwrap(),
             Gate::Pass {
-                max_core_bytes: 10,
+                max_core_bytes: 1000,
                 ..
             }
         ));

@@ -5,6 +5,9 @@
 //! * `<id>/` a published entry: `meta.json` and `core.zst` or `core.raw`. Publication is a
 //!   rename, so a reader never sees a half entry.
 //! * `slots/` lock files bounding how many handlers run and compress at once.
+//! * `.reserve` a file of zeros the agent keeps ([`Spool::keep_reserve`]): on a filesystem full
+//!   to the last byte the crash path deletes it and writes the crash's record in its room, so a
+//!   crash on a full node is still recorded (without its core) instead of lost.
 //!
 //! An `<id>.tmp/` whose lock is free belongs to a writer that died: [`Spool::reap_abandoned`]
 //! turns it into a `Failed` record so the crash is still counted.
@@ -19,6 +22,10 @@ use crate::{CaptureError, sys};
 const TMP_SUFFIX: &str = ".tmp";
 const LOCK: &str = "lock";
 const SLOTS: &str = "slots";
+const RESERVE: &str = ".reserve";
+
+/// Size of the spool's reserve: room for the records of many refused crashes.
+pub const RESERVE_BYTES: u64 = 1 << 20;
 
 /// A spool directory.
 #[derive(Debug, Clone)]
@@ -87,7 +94,9 @@ impl Spool {
     /// Starts an entry: creates `<id>.tmp/` and locks it.
     pub fn begin(&self, id: &str) -> Result<PendingEntry, CaptureError> {
         let dir = self.dir.join(format!("{id}{TMP_SUFFIX}"));
-        std::fs::create_dir(&dir).map_err(|e| CaptureError::io("create", &dir, e))?;
+        self.or_reserve(|| {
+            std::fs::create_dir(&dir).map_err(|e| CaptureError::io("create", &dir, e))
+        })?;
         let lock_path = dir.join(LOCK);
         let lock = crate::fsutil::create_new_nofollow(&lock_path)?;
         sys::lock(&lock).map_err(|e| CaptureError::io("lock", &lock_path, e))?;
@@ -109,13 +118,48 @@ impl Spool {
             path: entry.dir.join(META_JSON),
             source,
         })?;
-        write_atomic(&entry.dir.join(META_JSON), &json)?;
+        self.or_reserve(|| write_atomic(&entry.dir.join(META_JSON), &json))?;
         let _ = std::fs::remove_file(entry.dir.join(LOCK));
         let final_dir = self.dir.join(&entry.id);
         std::fs::rename(&entry.dir, &final_dir)
             .map_err(|e| CaptureError::io("publish", &final_dir, e))?;
         fsync_dir(&self.dir)?;
         Ok(final_dir)
+    }
+
+    /// Runs `f`; when it fails because the filesystem is full and the reserve was there,
+    /// deletes the reserve and runs `f` once more in the room it leaves.
+    pub fn or_reserve<T>(
+        &self,
+        mut f: impl FnMut() -> Result<T, CaptureError>,
+    ) -> Result<T, CaptureError> {
+        match f() {
+            Err(e) if e.is_storage_full() && self.release_reserve() => f(),
+            other => other,
+        }
+    }
+
+    /// Deletes the reserve; whether there was one.
+    pub fn release_reserve(&self) -> bool {
+        std::fs::remove_file(self.dir.join(RESERVE)).is_ok()
+    }
+
+    /// Keeps the reserve of `bytes` (zeros, really written: a sparse file would reserve
+    /// nothing): when it is missing or short, writes it, but only while at least
+    /// `free_after` bytes stay free besides, so it never takes the last room of a filling
+    /// disk. Returns whether it wrote one.
+    pub fn keep_reserve(&self, bytes: u64, free_after: u64) -> Result<bool, CaptureError> {
+        let path = self.dir.join(RESERVE);
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.len() >= bytes) {
+            return Ok(false);
+        }
+        let free =
+            sys::free_bytes_at(&self.dir).map_err(|e| CaptureError::io("statvfs", &self.dir, e))?;
+        if free < bytes.saturating_add(free_after) {
+            return Ok(false);
+        }
+        write_atomic(&path, &vec![0u8; bytes as usize])?;
+        Ok(true)
     }
 
     /// Takes a free slot of `kind` among `count`, or `None` if all are held.
@@ -283,6 +327,43 @@ pub fn create_private_dir_all(dir: &Path) -> Result<(), CaptureError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reserve_is_kept_and_gives_its_room_to_a_write_that_found_the_disk_full() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spool = Spool::open(tmp.path().join("spool")).unwrap();
+        assert!(spool.keep_reserve(4096, 0).unwrap(), "written");
+        assert!(!spool.keep_reserve(4096, 0).unwrap(), "kept, not rewritten");
+        assert_eq!(
+            std::fs::metadata(spool.dir().join(RESERVE)).unwrap().len(),
+            4096
+        );
+        assert!(spool.ready().unwrap().is_empty(), "not an entry");
+        assert!(
+            !spool.keep_reserve(8192, u64::MAX / 2).unwrap(),
+            "never takes the last room"
+        );
+        let full = || {
+            CaptureError::io(
+                "write",
+                "meta.json",
+                std::io::Error::from(std::io::ErrorKind::StorageFull),
+            )
+        };
+        let mut calls = 0;
+        let written = spool.or_reserve(|| {
+            calls += 1;
+            if calls == 1 { Err(full()) } else { Ok(calls) }
+        });
+        assert_eq!(written.unwrap(), 2, "retried once the reserve was deleted");
+        assert!(!spool.dir().join(RESERVE).exists());
+        assert!(
+            spool
+                .or_reserve(|| -> Result<(), _> { Err(full()) })
+                .is_err(),
+            "no reserve left: the failure stands"
+        );
+    }
 
     #[test]
     fn begin_publish_ready_remove() {

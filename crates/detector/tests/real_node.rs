@@ -256,8 +256,8 @@ fn crashes_of_a_sidecar_and_of_an_init_container_name_that_container() {
     c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
 }
 
-/// A namespace over its quota (`--ns-disk-quota` of the install): the crash is recorded
-/// without its whole core, and the namespace's stored bytes stay under the quota.
+/// A namespace over its quota (`--ns-disk-quota` of the install): the crash is recorded as
+/// QuotaExceeded without its core, and the namespace's stored bytes stay under the quota.
 #[test]
 fn a_namespace_over_its_quota_gets_records_without_cores() {
     let c = cluster();
@@ -280,23 +280,17 @@ fn a_namespace_over_its_quota_gets_records_without_cores() {
             .map(|r| r.status.state)
     };
     assert_eq!(state("first"), Some(CoredumpState::Stored));
-    // Once the agent has published the namespace's usage to the crash path (every few
-    // seconds), the quota left caps the core while it is captured (its prefix is kept,
-    // Truncated); before that, ingest refuses the whole core (QuotaExceeded). Either way the
-    // second core is not kept whole.
     let second = records
         .iter()
         .find(|r| r.spec.pod_name.as_deref() == Some("second"))
         .expect("second's record");
-    match second.status.state {
-        CoredumpState::QuotaExceeded => assert_eq!(second.status.blob_path, ""),
-        CoredumpState::Truncated => assert!(
-            second.status.core_size < 24 << 20,
-            "{} bytes kept",
-            second.status.core_size
-        ),
-        other => panic!("second: {other:?}: {}", second.status.message),
-    }
+    assert_eq!(
+        second.status.state,
+        CoredumpState::QuotaExceeded,
+        "{}",
+        second.status.message
+    );
+    assert_eq!(second.status.blob_path, "");
     let stored: u64 = records.iter().map(|r| r.status.stored_size).sum();
     assert!(stored <= node_fixture::QUOTA_BYTES, "{stored} bytes stored");
     c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
@@ -597,4 +591,688 @@ fn figures_crash_to_restart_by_core_size() {
     let _ = ctr.wait();
     rollout("40Mi");
     eprintln!("real_node figures:\n{}", table.join("\n"));
+}
+
+// ---- Bad input and faults (issue 11) ----
+
+/// A pod force-deleted (grace 0) the moment its crash starts being captured, before the agent
+/// has resolved it: the crash is still recorded exactly once under the pod's UID, either in the
+/// pod's namespace with its core (the agent keeps a deleted pod's last known state) or, when
+/// its namespace stays unknown, in the install's namespace without the core and with a reason.
+#[test]
+fn a_pod_deleted_while_its_crash_is_captured_is_still_recorded_once() {
+    let c = cluster();
+    let _lock = c.lock();
+    let took = Instant::now();
+    let ns = c.namespace("vanish");
+    let mut pod = c.crasher_pod(&ns, "vanish", &["segv", "512"]);
+    pod["spec"]["restartPolicy"] = "Never".into();
+    let before = node_fixture::spool_entries(c);
+    c.apply(&pod);
+    let uid = c.pod(&ns, "vanish")["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tmp = node_fixture::wait_capture_started(c, &before, Duration::from_secs(120));
+    let started = Instant::now();
+    c.kubectl(&[
+        "delete",
+        "pod",
+        "-n",
+        &ns,
+        "vanish",
+        "--grace-period=0",
+        "--force",
+        "--wait=false",
+    ]);
+    let deleted_after = started.elapsed();
+    let still_capturing = tmp.exists();
+    let records = c.wait(
+        Duration::from_secs(120),
+        "a Coredump of the deleted pod",
+        || {
+            let r = node_fixture::records_of_pod(c, &ns, &uid);
+            (!r.is_empty()).then_some(r)
+        },
+    );
+    // Nothing recorded twice: give a second record (another retry, a reaped entry) time to show.
+    std::thread::sleep(Duration::from_secs(5));
+    let records = {
+        let again = node_fixture::records_of_pod(c, &ns, &uid);
+        assert!(again.len() >= records.len());
+        again
+    };
+    assert_eq!(records.len(), 1, "one record for one crash: {records:#?}");
+    let record = &records[0];
+    assert_eq!(record.spec.signal, 11);
+    assert!(
+        c.cp()
+            .kubectl(&["get", "pod", "-n", &ns, "vanish"])
+            .status
+            .code()
+            != Some(0),
+        "the pod is gone"
+    );
+    let placed = record.metadata.namespace.as_str();
+    if placed == ns {
+        assert_eq!(record.spec.pod_name.as_deref(), Some("vanish"));
+        assert_eq!(record.spec.container_name.as_deref(), Some("app"));
+        assert_eq!(record.status.state, CoredumpState::Stored, "{record:#?}");
+        assert!(record.status.stored_size > 0);
+    } else {
+        assert_eq!(placed, node_fixture::INSTALL_NS, "{record:#?}");
+        assert_ne!(record.status.state, CoredumpState::Stored, "{record:#?}");
+        assert_eq!(
+            record.status.stored_size, 0,
+            "no core outside the pod's namespace"
+        );
+        assert!(!record.status.message.is_empty(), "a reason: {record:#?}");
+    }
+    c.wait(Duration::from_secs(60), "the spool drained", || {
+        node_fixture::spool_entries(c).is_empty().then_some(())
+    });
+    eprintln!(
+        "real_node: pod deleted {deleted_after:?} after its capture started (capture still running then: {still_capturing}); recorded in {placed} as {:?} {}",
+        record.status.state, record.status.message
+    );
+    c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
+    eprintln!(
+        "real_node: a_pod_deleted_while_its_crash_is_captured_is_still_recorded_once took {:?}",
+        took.elapsed()
+    );
+}
+
+/// containerd restarted (SIGTERM, started again) while a 1 GiB core is being captured: the
+/// core is stored whole (the downloaded core's SHA-256 is `status.sha256`, its size the core's
+/// raw size, the pod's marker in it) and the pod, container and container ID are resolved.
+#[test]
+fn a_containerd_restart_during_a_capture_loses_nothing() {
+    let c = cluster();
+    let _lock = c.lock();
+    let took = Instant::now();
+    let ns = c.namespace("ctrd");
+    let mut pod = c.crasher_pod(&ns, "big", &["segv", "1024"]);
+    pod["spec"]["restartPolicy"] = "Never".into();
+    let before = node_fixture::spool_entries(c);
+    c.apply(&pod);
+    let uid = c.pod(&ns, "big")["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tmp = node_fixture::wait_capture_started(c, &before, Duration::from_secs(120));
+    let restart_at = Instant::now();
+    let watch = std::thread::spawn(move || {
+        while tmp.exists() {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Instant::now()
+    });
+    let (old, new) = c
+        .node
+        .restart_containerd()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let restarted_in = restart_at.elapsed();
+    let capture_done = watch.join().unwrap();
+    assert!(
+        capture_done > restart_at,
+        "the capture ended before containerd was stopped"
+    );
+    let records = c.wait_coredumps(&ns, Duration::from_secs(180), "a Coredump of big", |r| {
+        !r.is_empty()
+    });
+    assert_eq!(records.len(), 1, "{records:#?}");
+    let record = &records[0];
+    assert_eq!(record.status.state, CoredumpState::Stored, "{record:#?}");
+    assert_eq!(record.spec.pod_name.as_deref(), Some("big"));
+    assert_eq!(record.spec.pod_uid.as_deref(), Some(uid.as_str()));
+    assert_eq!(record.spec.container_name.as_deref(), Some("app"));
+    assert_eq!(record.status.core_size, record.status.raw_size, "whole");
+    assert!(
+        record.status.raw_size >= 1 << 30,
+        "{}",
+        record.status.raw_size
+    );
+    // kubelet learns the container's end from the new containerd: the ID it reports is the
+    // record's.
+    let status = c.wait(
+        Duration::from_secs(180),
+        "the pod's container terminated",
+        || {
+            let pod = c.pod(&ns, "big");
+            let s = pod["status"]["containerStatuses"][0].clone();
+            s["state"]["terminated"].is_object().then_some(s)
+        },
+    );
+    assert_eq!(
+        record.spec.container_id.as_deref(),
+        status["containerID"].as_str(),
+        "{status}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let core = download(c, &ns, &record.metadata.name, dir.path());
+    assert_eq!(
+        std::fs::metadata(&core).unwrap().len(),
+        record.status.raw_size
+    );
+    assert_eq!(node_fixture::sha256_file(&core), record.status.sha256);
+    let bytes = std::fs::read(&core).unwrap();
+    assert!(
+        common::in_memory(&bytes, &marker(&uid, 0)),
+        "the pod's marker"
+    );
+    drop(bytes);
+    eprintln!(
+        "real_node: containerd {old} -> {new} restarted in {restarted_in:?}; the capture ended {:?} after the restart began",
+        capture_done - restart_at
+    );
+    c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
+    eprintln!(
+        "real_node: a_containerd_restart_during_a_capture_loses_nothing took {:?}",
+        took.elapsed()
+    );
+}
+
+/// The node's spool and blob filesystem while a full-disk test runs: a 64 MiB tmpfs bound over
+/// the install's `<host-dir>/spool` and `--local-path`, the agent restarted (with `--min-free`
+/// and `--min-free-blobs` of 4 MiB) so its container sees it; undone on drop, whatever the
+/// test's outcome.
+struct FullDisk<'a> {
+    c: &'a node_fixture::Cluster,
+    root: std::path::PathBuf,
+    mounts: Vec<std::path::PathBuf>,
+    args: String,
+}
+
+#[allow(clippy::unwrap_used)]
+impl FullDisk<'_> {
+    fn mount(c: &node_fixture::Cluster) -> FullDisk<'_> {
+        let sh = |cmd: &str| {
+            let out = std::process::Command::new("sh")
+                .args(["-c", cmd])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{cmd}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let root = c.install.host_dir.parent().unwrap().join("fullfs");
+        std::fs::create_dir_all(&root).unwrap();
+        let args = c.kubectl(&[
+            "get",
+            "daemonset",
+            "-n",
+            node_fixture::INSTALL_NS,
+            "kcdt-ds",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].args}",
+        ]);
+        let mut disk = FullDisk {
+            c,
+            root: root.clone(),
+            mounts: Vec::new(),
+            args,
+        };
+        sh(&format!(
+            "mount -t tmpfs -o size=64m,mode=0700 coredump-fullfs {}",
+            root.display()
+        ));
+        disk.mounts.push(root.clone());
+        let spool = node_fixture::spool_dir(c);
+        let cores = &c.install.local_path;
+        sh(&format!(
+            "mkdir -m 0700 {r}/spool {r}/cores && chown --reference={cores} {r}/cores && chmod --reference={cores} {r}/cores && if [ -d {spool}/slots ]; then cp -a {spool}/slots {r}/spool/; fi",
+            r = root.display(),
+            cores = cores.display(),
+            spool = spool.display()
+        ));
+        for (from, to) in [
+            (root.join("spool"), spool),
+            (root.join("cores"), cores.clone()),
+        ] {
+            sh(&format!("mount --bind {} {}", from.display(), to.display()));
+            disk.mounts.push(to);
+        }
+        let patch = serde_json::json!([
+            {"op": "add", "path": "/spec/template/spec/containers/0/args/-", "value": "--min-free=4Mi"},
+            {"op": "add", "path": "/spec/template/spec/containers/0/args/-", "value": "--min-free-blobs=4Mi"},
+        ]);
+        c.kubectl(&[
+            "patch",
+            "daemonset",
+            "-n",
+            node_fixture::INSTALL_NS,
+            "kcdt-ds",
+            "--type=json",
+            "-p",
+            &patch.to_string(),
+        ]);
+        node_fixture::agent_rolled_out(c);
+        disk
+    }
+
+    /// Fills the filesystem to the last byte (a file written until ENOSPC).
+    fn fill(&self) {
+        use std::io::Write;
+        let mut f = std::fs::File::create(self.root.join("filler")).unwrap();
+        let block = vec![0x5au8; 1 << 16];
+        loop {
+            match f.write(&block) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(28) => break,
+                Err(e) => panic!("filling: {e}"),
+            }
+        }
+        // The last partial page too.
+        while f.write(&[0u8; 512]).is_ok_and(|n| n > 0) {}
+        let _ = f.sync_all();
+    }
+
+    fn free_space(&self) {
+        std::fs::remove_file(self.root.join("filler")).unwrap();
+    }
+
+    /// Files and directories on the filesystem whose names mark something half-written.
+    fn half_written(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut stack = vec![self.root.clone()];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".tmp") || name.contains(".tmp-") || name.starts_with(".tmp") {
+                    found.push(e.path().display().to_string());
+                }
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(e.path());
+                }
+            }
+        }
+        found
+    }
+}
+
+#[allow(clippy::unwrap_used)]
+impl Drop for FullDisk<'_> {
+    fn drop(&mut self) {
+        for m in self.mounts.iter().rev() {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(m)
+                .status();
+        }
+        let patch = serde_json::json!([
+            {"op": "replace", "path": "/spec/template/spec/containers/0/args",
+             "value": serde_json::from_str::<serde_json::Value>(&self.args).unwrap_or_default()},
+        ]);
+        let _ = self.c.cp().kubectl(&[
+            "patch",
+            "daemonset",
+            "-n",
+            node_fixture::INSTALL_NS,
+            "kcdt-ds",
+            "--type=json",
+            "-p",
+            &patch.to_string(),
+        ]);
+        let _ = self.c.cp().kubectl(&[
+            "rollout",
+            "status",
+            "-n",
+            node_fixture::INSTALL_NS,
+            "daemonset/kcdt-ds",
+            "--timeout=180s",
+        ]);
+    }
+}
+
+/// The node's spool and blob filesystem full to the last byte: a crash is still recorded, as
+/// Skipped or Failed with a reason naming the space, nothing half-written stays on the
+/// filesystem, the agent keeps running (not restarted, Ready); once space is freed the next
+/// crash is stored with its core.
+#[test]
+fn a_full_node_disk_records_crashes_without_cores_and_recovers() {
+    let c = cluster();
+    let _lock = c.lock();
+    let took = Instant::now();
+    let ns = c.namespace("full");
+    let disk = FullDisk::mount(c);
+    let (agent, _, restarts) = node_fixture::agent_pod(c);
+    disk.fill();
+    let mut pod = c.crasher_pod(&ns, "while-full", &["segv", "8"]);
+    pod["spec"]["restartPolicy"] = "Never".into();
+    c.apply(&pod);
+    let records = c.wait_coredumps(
+        &ns,
+        Duration::from_secs(120),
+        "a record of the crash on a full disk",
+        |r| !r.is_empty(),
+    );
+    let full = &records[0];
+    assert!(
+        matches!(
+            full.status.state,
+            CoredumpState::Skipped | CoredumpState::Failed
+        ),
+        "{full:#?}"
+    );
+    assert_eq!(full.status.stored_size, 0);
+    let reason = full.status.message.to_lowercase();
+    assert!(
+        reason.contains("free") || reason.contains("space") || reason.contains("full"),
+        "a reason naming the disk: {}",
+        full.status.message
+    );
+    c.wait(Duration::from_secs(60), "the spool drained", || {
+        node_fixture::spool_entries(c).is_empty().then_some(())
+    });
+    assert_eq!(disk.half_written(), Vec::<String>::new(), "half-written");
+
+    disk.free_space();
+    let mut pod = c.crasher_pod(&ns, "after", &["segv", "8"]);
+    pod["spec"]["restartPolicy"] = "Never".into();
+    c.apply(&pod);
+    let records = c.wait_coredumps(
+        &ns,
+        Duration::from_secs(120),
+        "a record of the crash after space was freed",
+        |r| {
+            r.iter()
+                .any(|x| x.spec.pod_name.as_deref() == Some("after"))
+        },
+    );
+    let after = records
+        .iter()
+        .find(|x| x.spec.pod_name.as_deref() == Some("after"))
+        .unwrap();
+    assert_eq!(after.status.state, CoredumpState::Stored, "{after:#?}");
+    let blob = disk.root.join("cores").join(&after.status.blob_path);
+    assert!(blob.is_file(), "{} stored", blob.display());
+    assert_eq!(
+        records.len(),
+        2,
+        "each crash recorded once: {:#?}",
+        records
+            .iter()
+            .map(|r| (&r.spec.pod_name, r.status.state))
+            .collect::<Vec<_>>()
+    );
+    c.wait(Duration::from_secs(60), "the spool drained", || {
+        node_fixture::spool_entries(c).is_empty().then_some(())
+    });
+    assert_eq!(disk.half_written(), Vec::<String>::new(), "half-written");
+    let (agent_now, _, restarts_now) = node_fixture::agent_pod(c);
+    assert_eq!(
+        (agent_now.as_str(), restarts_now),
+        (agent.as_str(), restarts),
+        "the agent kept running"
+    );
+    eprintln!(
+        "real_node: full disk: {:?} ({}); after freeing: Stored",
+        full.status.state, full.status.message
+    );
+    drop(disk);
+    c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
+    eprintln!(
+        "real_node: a_full_node_disk_records_crashes_without_cores_and_recovers took {:?}",
+        took.elapsed()
+    );
+}
+
+/// An install whose `--image` is not on the node (and no registry reachable), made while the
+/// shared install is removed: `kubectl create -f` returns, the workloads do not become ready
+/// and say why (the pods wait in ErrImagePull or ImagePullBackOff, with a `Failed` event naming
+/// the image), `core_pattern` stays what it was, and `kubectl delete -f` leaves no namespace,
+/// cluster object or process behind. The shared install is recreated afterwards.
+#[test]
+fn an_install_whose_image_is_missing_reports_it_and_changes_nothing() {
+    const NS: &str = "coredump-noimage";
+    const IMAGE: &str = "coredump-test/not-loaded:0";
+    let c = cluster();
+    let _lock = c.lock();
+    let took = Instant::now();
+    let manifest = c.install.manifest.display().to_string();
+    c.kubectl(&["delete", "-f", &manifest, "--wait=true", "--timeout=180s"]);
+    c.wait(Duration::from_secs(60), "core_pattern restored", || {
+        let p = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
+        (p.trim() == c.pattern_before.0).then_some(())
+    });
+    c.wait(
+        Duration::from_secs(120),
+        "the shared install's namespace to go",
+        || {
+            let out = c
+                .cp()
+                .kubectl(&["get", "namespace", node_fixture::INSTALL_NS]);
+            (!out.status.success()).then_some(())
+        },
+    );
+    struct Reinstall<'a>(&'a node_fixture::Cluster);
+    impl Drop for Reinstall<'_> {
+        fn drop(&mut self) {
+            self.0.reinstall();
+        }
+    }
+    let _reinstall = Reinstall(c);
+    let cluster_objects = || {
+        c.kubectl(&[
+            "get",
+            "apiservices,clusterroles,clusterrolebindings,validatingwebhookconfigurations",
+            "-o",
+            "name",
+        ])
+        .lines()
+        .filter(|l| l.contains("coredump"))
+        .map(String::from)
+        .collect::<Vec<_>>()
+    };
+    let leftovers_before = cluster_objects();
+
+    let created = Instant::now();
+    let install = c
+        .node
+        .install(
+            NS,
+            &[
+                format!("--image={IMAGE}"),
+                "--image-pull-policy=IfNotPresent".to_string(),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let create_took = created.elapsed();
+    let waiting = c.wait(
+        Duration::from_secs(120),
+        "the pods to report the missing image",
+        || {
+            let json = c.kubectl(&["get", "pods", "-n", NS, "-o", "json"]);
+            let pods: serde_json::Value = serde_json::from_str(&json).unwrap();
+            let reasons: Vec<(String, String)> = pods["items"]
+                .as_array()?
+                .iter()
+                .filter(|p| p["spec"]["containers"][0]["image"].as_str() == Some(IMAGE))
+                .map(|p| {
+                    (
+                        p["metadata"]["name"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                        p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                    )
+                })
+                .collect();
+            // The API server, the GC and the agent run the image.
+            (reasons.len() >= 3
+                && reasons
+                    .iter()
+                    .all(|(_, r)| r == "ErrImagePull" || r == "ImagePullBackOff"))
+            .then_some(reasons)
+        },
+    );
+    let events = c.kubectl(&[
+        "get",
+        "events",
+        "-n",
+        NS,
+        "--field-selector=reason=Failed",
+        "-o",
+        "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}",
+    ]);
+    assert!(
+        events.lines().any(|l| l.contains(IMAGE)),
+        "a Failed event naming the image: {events}"
+    );
+    // The install's own wait gives up with the reason, it does not hang.
+    let err = c
+        .node
+        .wait_installed(&install, Duration::from_secs(5))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("ErrImagePull") || err.contains("ImagePullBackOff"),
+        "{err}"
+    );
+    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
+    assert_eq!(pattern.trim(), c.pattern_before.0, "core_pattern untouched");
+    let during = cluster_objects();
+    assert!(
+        during
+            .iter()
+            .any(|o| o.contains("v1alpha1.coredump.fujitsu.com")),
+        "the install's cluster objects exist meanwhile: {during:?}"
+    );
+
+    let manifest = install.manifest.display().to_string();
+    c.kubectl(&["delete", "-f", &manifest, "--wait=true", "--timeout=180s"]);
+    c.wait(Duration::from_secs(120), "the namespace to go", || {
+        (!c.cp().kubectl(&["get", "namespace", NS]).status.success()).then_some(())
+    });
+    assert_eq!(cluster_objects(), leftovers_before, "cluster objects left");
+    let host = install.host_dir.display().to_string();
+    let running: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let cmd = std::fs::read(e.ok()?.path().join("cmdline")).ok()?;
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            (cmd.starts_with("/usr/local/bin/coredump-detector") || cmd.contains(&host))
+                .then_some(cmd)
+        })
+        .collect();
+    assert!(running.is_empty(), "still running: {running:?}");
+    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
+    assert_eq!(pattern.trim(), c.pattern_before.0, "core_pattern untouched");
+    eprintln!(
+        "real_node: missing image: kubectl create -f returned in {create_took:?}; pods {waiting:?}"
+    );
+    eprintln!(
+        "real_node: an_install_whose_image_is_missing_reports_it_and_changes_nothing took {:?}",
+        took.elapsed()
+    );
+}
+
+/// A second agent started by hand on the node with the install's `--host-dir` (and a harmful
+/// flag of its own, `--min-free=100%`) while the install's agent runs: it exits with an error
+/// naming the live owner, and changes nothing: `core_pattern`, the handler binary and its
+/// `handler.json` are the first agent's; that agent keeps running, and a crash afterwards is
+/// recorded once, with its core.
+#[test]
+fn a_second_agent_on_the_same_host_dir_is_refused_and_changes_nothing() {
+    let c = cluster();
+    let _lock = c.lock();
+    let took = Instant::now();
+    let ns = c.namespace("second");
+    let host_dir = &c.install.host_dir;
+    let handler = host_dir.join("bin/coredump-detector");
+    let config = host_dir.join("bin/handler.json");
+    let inode = |p: &std::path::Path| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(p).map(|m| m.ino()).unwrap()
+    };
+    let before = (
+        std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap(),
+        inode(&handler),
+        std::fs::read(&config).unwrap(),
+    );
+    let agent = node_fixture::agent_pod(c);
+    let blobs = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let mut second = std::process::Command::new(&c.node.images().detector_bin)
+        .arg("agent")
+        .arg(format!("--host-dir={}", host_dir.display()))
+        .arg(format!("--local-path={}", blobs.path().display()))
+        .arg(format!("--kubeconfig={}", c.cp().kubeconfig().display()))
+        .args([
+            "--node-name=coredump-node",
+            "--metrics-bind-address=127.0.0.1:0",
+            "--min-free=100%",
+        ])
+        .arg(format!(
+            "--kubelet-config={}",
+            c.node.layout().kubelet_config().display()
+        ))
+        .env_remove("NODE_NAME")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = common::wait_child(&mut second, Duration::from_secs(60));
+    if status.is_none() {
+        let _ = second.kill();
+    }
+    let out = second.wait_with_output().unwrap();
+    let log =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let status = status.unwrap_or_else(|| panic!("the second agent kept running: {log}"));
+    assert!(!status.success(), "the second agent must fail: {log}");
+    assert!(
+        log.contains("already owned by a live coredump-detector"),
+        "a clear error: {log}"
+    );
+    let refused_in = started.elapsed();
+    let after = (
+        std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap(),
+        inode(&handler),
+        std::fs::read(&config).unwrap(),
+    );
+    assert_eq!(before.0, after.0, "core_pattern");
+    assert_eq!(before.1, after.1, "the handler binary was replaced");
+    assert!(
+        before.2 == after.2,
+        "handler.json rewritten by the second agent:\n{}\n---\n{}",
+        String::from_utf8_lossy(&before.2),
+        String::from_utf8_lossy(&after.2)
+    );
+    assert_eq!(
+        node_fixture::agent_pod(c),
+        agent,
+        "the first agent kept running"
+    );
+
+    let mut pod = c.crasher_pod(&ns, "after", &["segv", "4"]);
+    pod["spec"]["restartPolicy"] = "Never".into();
+    c.apply(&pod);
+    c.wait_coredumps(&ns, Duration::from_secs(120), "a Coredump of after", |r| {
+        !r.is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let records = c.coredumps(&ns);
+    assert_eq!(records.len(), 1, "recorded once: {records:#?}");
+    assert_eq!(
+        records[0].status.state,
+        CoredumpState::Stored,
+        "{:#?}",
+        records[0]
+    );
+    eprintln!(
+        "real_node: second agent refused in {refused_in:?}: {}",
+        log.lines().last().unwrap_or_default()
+    );
+    c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
+    eprintln!(
+        "real_node: a_second_agent_on_the_same_host_dir_is_refused_and_changes_nothing took {:?}",
+        took.elapsed()
+    );
 }

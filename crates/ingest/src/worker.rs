@@ -176,6 +176,15 @@ impl Ingest {
                 }
             }
             passes += 1;
+            // Room for the records of crashes on a disk that fills up (the crash path deletes
+            // the reserve to write them), taken back once there is space again.
+            if let Err(e) = self.spool.keep_reserve(
+                coredump_capture::spool::RESERVE_BYTES,
+                coredump_capture::spool::RESERVE_BYTES,
+            ) && passes.is_multiple_of(50)
+            {
+                tracing::warn!(error = %e, "keeping the spool's reserve");
+            }
             if let Err(e) = self.ingest_pass(Some(&mut backoff)).await {
                 tracing::error!(error = %e, "ingest pass failed");
             }
@@ -344,24 +353,31 @@ impl Ingest {
         }
         // The JSON record beside the core lets offline tools (`list`, `export`) and disaster
         // recovery work from the blob volume alone.
+        // A full disk (spool or blob volume) costs the sidecar, never the crash's record.
         let sidecar = dir.join("coredump.json");
         let json = serde_json::to_vec_pretty(&coredump).map_err(|e| IngestError::Compress {
             path: sidecar.clone(),
             source: e.into(),
         })?;
-        coredump_capture::fsutil::write_atomic(&sidecar, &json).map_err(spool_err)?;
-        match self
-            .put(id, &blob(record_file(&placement.name))?, &sidecar)
-            .await
-        {
-            Ok(_) => {}
-            // The crash itself must still be recorded through the API.
-            Err(IngestError::Blob { source, .. })
-                if gave_up.is_some() && source.is_storage_full() =>
-            {
-                tracing::warn!(%id, error = %source, "the JSON record beside the core is not kept either")
+        let written = match coredump_capture::fsutil::write_atomic(&sidecar, &json) {
+            Ok(()) => true,
+            Err(e) if e.is_storage_full() => {
+                tracing::warn!(%id, error = %e, "the spool is full: no JSON record beside the core");
+                false
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(spool_err(e)),
+        };
+        if written {
+            match self
+                .put(id, &blob(record_file(&placement.name))?, &sidecar)
+                .await
+            {
+                Ok(_) => {}
+                Err(IngestError::Blob { source, .. }) if source.is_storage_full() => {
+                    tracing::warn!(%id, error = %source, "the blob volume is full: no JSON record beside the core")
+                }
+                Err(e) => return Err(e),
+            }
         }
         match self.sink.record(coredump.clone()).await {
             Ok(()) | Err(SinkError::AlreadyExists(_)) => {}
@@ -406,12 +422,19 @@ impl Ingest {
             path: path.clone(),
             source: e.into(),
         })?;
-        coredump_capture::fsutil::write_atomic(&path, &json).map_err(|source| {
-            IngestError::Spool {
-                id: id.to_string(),
-                source,
+        match coredump_capture::fsutil::write_atomic(&path, &json) {
+            Ok(()) => {}
+            // Not frozen: a retry resolves again. A full spool must not hold the record back.
+            Err(e) if e.is_storage_full() => {
+                tracing::warn!(%id, error = %e, "the spool is full: resolution not frozen")
             }
-        })?;
+            Err(source) => {
+                return Err(IngestError::Spool {
+                    id: id.to_string(),
+                    source,
+                });
+            }
+        }
         Ok(resolution)
     }
 

@@ -37,8 +37,8 @@ pub fn workloads(service: &str) -> [String; 4] {
 
 impl Node {
     /// Writes the manifest for `namespace` (Service `coredump`) with `extra_flags` of
-    /// `coredump-detector deploy` added, and creates it. Does not wait (see
-    /// [`Node::wait_installed`]).
+    /// `coredump-detector deploy` added (one naming a flag this node passes, `--image=X` say,
+    /// replaces the node's), and creates it. Does not wait (see [`Node::wait_installed`]).
     pub fn install(&self, namespace: &str, extra_flags: &[String]) -> Result<Install, NodeError> {
         let service = "coredump";
         let dir = self.layout().root.join(format!("install-{namespace}"));
@@ -58,6 +58,8 @@ impl Node {
             format!("--local-path={}", install.local_path.display()),
             format!("--etcd-data-path={}", host.join("etcd").display()),
         ];
+        let name = |flag: &str| flag.split('=').next().unwrap_or(flag).to_string();
+        flags.retain(|f| !extra_flags.iter().any(|e| name(e) == name(f)));
         flags.extend(extra_flags.iter().cloned());
         deploy_sh(&images.detector_bin, namespace, service, &dir, &flags)?;
         self.control_plane().kubectl_ok(&[

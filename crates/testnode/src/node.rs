@@ -51,6 +51,8 @@ struct Daemons {
 /// A running single-node cluster; see the module documentation.
 pub struct Node {
     daemons: Option<Daemons>,
+    /// containerd processes started by [`Node::restart_containerd`], the last one current.
+    restarted_containerd: std::sync::Mutex<Vec<ManagedProcess>>,
     cp: Option<ControlPlane>,
     netns: Arc<NetworkNamespace>,
     images: Images,
@@ -139,6 +141,7 @@ impl Node {
 
         let mut node = Node {
             daemons: None,
+            restarted_containerd: std::sync::Mutex::new(Vec::new()),
             cp: None,
             netns: Arc::clone(&netns),
             images: Images {
@@ -360,6 +363,53 @@ impl Node {
         .collect()
     }
 
+    /// Restarts the node's containerd the way a service manager does: SIGTERM to the current
+    /// containerd process (SIGKILL if it has not exited after 20 s), then the same command
+    /// again, waited for until it answers. Shims and containers keep running meanwhile, as
+    /// they do on a real node. Returns the process ids (old, new).
+    pub fn restart_containerd(&self) -> Result<(u32, u32), NodeError> {
+        let mut restarted = self
+            .restarted_containerd
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let old_pid = {
+            let current = match restarted.last() {
+                Some(p) => p,
+                None => {
+                    &self
+                        .daemons
+                        .as_ref()
+                        .ok_or_else(|| NodeError::Shared("the node is stopped".into()))?
+                        .containerd
+                }
+            };
+            let pid = current.pid();
+            let mut term = Command::new("kill");
+            term.args(["-TERM", &pid.to_string()]);
+            run(term)?;
+            let start = Instant::now();
+            while current.exited().is_none() && start.elapsed() < Duration::from_secs(20) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            current.kill();
+            pid
+        };
+        let containerd = spawn(
+            &self.netns,
+            "containerd",
+            Path::new("containerd"),
+            &[format!(
+                "--config={}",
+                self.layout.containerd_config().display()
+            )],
+            &self.layout,
+        )?;
+        wait_containerd(&self.layout, &containerd)?;
+        let new_pid = containerd.pid();
+        restarted.push(containerd);
+        Ok((old_pid, new_pid))
+    }
+
     fn wait_ready(&self) -> Result<(), NodeError> {
         let cp = self.control_plane();
         let start = Instant::now();
@@ -404,6 +454,12 @@ impl Node {
     pub fn stop(&mut self) -> Result<(), NodeError> {
         // kubelet first, so nothing restarts what the script kills.
         drop(self.daemons.take());
+        drop(std::mem::take(
+            &mut *self
+                .restarted_containerd
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        ));
         let mut teardown = Command::new("bash");
         teardown
             .arg(node_script())

@@ -289,3 +289,104 @@ pub fn accounted(records: &[Coredump]) -> u64 {
 pub fn marker(uid: &str, seq: u64) -> Vec<u8> {
     format!("COREDUMP-TEST-MARK:{uid}:{seq}:END").into_bytes()
 }
+
+/// The agent's spool on the node (`<host-dir>/spool`).
+pub fn spool_dir(cluster: &Cluster) -> PathBuf {
+    cluster.install.host_dir.join("spool")
+}
+
+/// The spool's crash entries (published `<id>` and in-progress `<id>.tmp`), not its `slots/`
+/// or its reserve.
+pub fn spool_entries(cluster: &Cluster) -> Vec<String> {
+    std::fs::read_dir(spool_dir(cluster))
+        .map(|d| {
+            d.filter_map(|e| {
+                let e = e.ok()?;
+                e.file_type().ok()?.is_dir().then_some(())?;
+                e.file_name().into_string().ok()
+            })
+            .filter(|n| n != "slots" && !n.starts_with('.'))
+            .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Polls the spool every 2 ms until a crash entry not in `before` is being written
+/// (`<id>.tmp`); returns its path.
+pub fn wait_capture_started(cluster: &Cluster, before: &[String], timeout: Duration) -> PathBuf {
+    let start = Instant::now();
+    loop {
+        if let Some(tmp) = spool_entries(cluster)
+            .into_iter()
+            .find(|n| n.ends_with(".tmp") && !before.contains(n))
+        {
+            return spool_dir(cluster).join(tmp);
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "no capture started within {timeout:?}; spool: {:?}",
+            spool_entries(cluster)
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Every Coredump whose pod UID is `uid`, in `ns` and in the install's namespace.
+pub fn records_of_pod(cluster: &Cluster, ns: &str, uid: &str) -> Vec<Coredump> {
+    let mut all = cluster.coredumps(ns);
+    all.extend(cluster.coredumps(INSTALL_NS));
+    all.retain(|r| r.spec.pod_uid.as_deref() == Some(uid));
+    all
+}
+
+/// `sha256sum FILE`, hex.
+pub fn sha256_file(path: &Path) -> String {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).unwrap();
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// The agent pod: (name, UID, restart count).
+pub fn agent_pod(cluster: &Cluster) -> (String, String, u64) {
+    let json = cluster.kubectl(&[
+        "get",
+        "pods",
+        "-n",
+        INSTALL_NS,
+        "-l",
+        "app.kubernetes.io/component=agent",
+        "-o",
+        "json",
+    ]);
+    let list: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let pod = &list["items"][0];
+    (
+        pod["metadata"]["name"].as_str().unwrap_or_default().into(),
+        pod["metadata"]["uid"].as_str().unwrap_or_default().into(),
+        pod["status"]["containerStatuses"][0]["restartCount"]
+            .as_u64()
+            .unwrap_or(0),
+    )
+}
+
+/// `kubectl rollout status` of the agent's DaemonSet.
+pub fn agent_rolled_out(cluster: &Cluster) {
+    cluster.kubectl(&[
+        "rollout",
+        "status",
+        "-n",
+        INSTALL_NS,
+        "daemonset/kcdt-ds",
+        "--timeout=180s",
+    ]);
+}
