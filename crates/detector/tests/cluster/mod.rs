@@ -418,9 +418,9 @@ impl Agent {
         std::fs::read_dir(self.host.join("spool"))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            // `slots` are the handler's concurrency slots, `.binaries` the executables and
-            // libraries kept once per node for gdb: neither is a crash waiting.
-            .filter(|n| n != "slots" && n != coredump_capture::mapped::KNOWN_DIR)
+            // As the spool itself lists entries: `slots` are the handler's concurrency slots,
+            // dot-names the agent's own (`.binaries` kept for gdb, the full-disk `.reserve`).
+            .filter(|n| n != "slots" && !n.starts_with('.'))
             .collect()
     }
 }
