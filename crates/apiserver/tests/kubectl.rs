@@ -522,28 +522,6 @@ async fn client_without_certificate_is_refused() {
     s.stop().await;
 }
 
-/// Manual debugging aid: `cargo test --test kubectl -- --ignored --nocapture debug_server`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
-async fn debug_server() {
-    let s = Server::start().await;
-    s.registry
-        .create_endpoint(
-            serde_json::from_value({
-                let mut e = common::endpoint("web-0", "uid-1");
-                e["metadata"]["namespace"] = "ns1".into();
-                e
-            })
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    add_coredump(&s, "crash-1", "uid-1", &core_bytes(100_000)).await;
-    println!("DIR {} PORT {}", s.dir.path().display(), s.port);
-    tokio::time::sleep(Duration::from_secs(90)).await;
-    s.stop().await;
-}
-
 /// An etcd server owned by one test (killed on drop).
 struct Etcd {
     child: std::process::Child,

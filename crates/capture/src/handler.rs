@@ -80,7 +80,9 @@ pub fn main(args: &[OsString], exe: &Path) -> i32 {
             kernel.as_ref(),
             &config,
             Path::new("/proc"),
-            sys::take_stdin(),
+            sys::take_stdin().ok_or_else(|| {
+                CaptureError::Usage("the core pipe (fd 0) was already taken".into())
+            })?,
             exe,
         )
     });
@@ -198,10 +200,10 @@ pub fn drain(mut core: File) -> u64 {
     total
 }
 
-/// Drains fd 0 if it is still open (after a failure before the pipeline took it).
+/// Drains fd 0 if nothing took it yet (after a failure before the pipeline took it).
 fn drain_stdin() {
-    if rustix::io::fcntl_getfd(rustix::stdio::stdin()).is_ok() {
-        drain(sys::take_stdin());
+    if let Some(core) = sys::take_stdin() {
+        drain(core);
     }
 }
 

@@ -86,13 +86,19 @@ pub fn fill_standard_fds() {
     }
 }
 
+/// Whether fd 0 has been handed out by [`take_stdin`].
+static STDIN_TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Takes ownership of fd 0 (the kernel's core pipe) as a `File`; dropping it closes the pipe and
-/// lets the kernel release the crashed process.
-pub fn take_stdin() -> File {
-    // SAFETY: fd 0 is open (`fill_standard_fds` runs first) and nothing else in the handler
-    // reads or closes it: `std::io::stdin` is never used on the crash path, so this is the only
-    // owner.
-    File::from(unsafe { OwnedFd::from_raw_fd(0) })
+/// lets the kernel release the crashed process. Only the first call gets it: a second owner
+/// would close fd 0 twice, the second time closing whatever file had reused the number.
+pub(crate) fn take_stdin() -> Option<File> {
+    if STDIN_TAKEN.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return None;
+    }
+    // SAFETY: fd 0 is open (`fill_standard_fds` runs first), the flag above makes this the
+    // only owner, and `std::io::stdin` is never used on the crash path.
+    Some(File::from(unsafe { OwnedFd::from_raw_fd(0) }))
 }
 
 /// Lowers the calling thread's scheduling priority (nice value) and that of threads it starts
