@@ -327,37 +327,7 @@ impl Registry {
         let mut last = None;
         for _ in 0..ATTEMPTS {
             let current: R = self.get(namespace, name).await?;
-            let mut doc = serde_json::to_value(&current).map_err(|e| ApiError::Internal {
-                message: format!("encoding {name}: {e}"),
-            })?;
-            match patch {
-                Patch::Merge(p) => json_patch::merge(&mut doc, p),
-                Patch::Json(p) => {
-                    json_patch::patch(&mut doc, p).map_err(|e| ApiError::Invalid {
-                        kind: R::KIND.to_owned(),
-                        name: name.to_owned(),
-                        errors: vec![FieldError {
-                            field: String::new(),
-                            kind: FieldErrorKind::Invalid(String::new()),
-                            detail: format!("the JSON patch could not be applied: {e}"),
-                        }],
-                    })?
-                }
-            }
-            let pinned =
-                doc["metadata"]["resourceVersion"] != current.metadata().resource_version.as_str();
-            let mut patched: R = serde_json::from_value(doc).map_err(|e| {
-                ApiError::bad_request(format!(
-                    "the patched object is not a valid {}: {e}",
-                    R::KIND
-                ))
-            })?;
-            if patched.metadata().resource_version.is_empty() {
-                patched
-                    .metadata_mut()
-                    .resource_version
-                    .clone_from(&current.metadata().resource_version);
-            }
+            let (patched, pinned) = apply_patch(&current, name, patch)?;
             match self.update(namespace, name, patched, opts).await {
                 Err(e @ ApiError::Conflict { .. }) if !pinned => last = Some(e),
                 other => return other,
@@ -467,4 +437,44 @@ fn check_type_meta<R: Resource>(obj: &R) -> Result<(), ApiError> {
         )));
     }
     Ok(())
+}
+
+/// Applies `patch` to `current` (the object named `name`), without storing anything. Returns
+/// the patched object, its `resourceVersion` taken from `current` when the patch cleared it,
+/// and whether the patch pinned another `resourceVersion` (then a conflict is not retried).
+/// Public so that the fuzz targets reach it without a store.
+pub fn apply_patch<R: Stored>(
+    current: &R,
+    name: &str,
+    patch: &Patch,
+) -> Result<(R, bool), ApiError> {
+    let mut doc = serde_json::to_value(current).map_err(|e| ApiError::Internal {
+        message: format!("encoding {name}: {e}"),
+    })?;
+    match patch {
+        Patch::Merge(p) => json_patch::merge(&mut doc, p),
+        Patch::Json(p) => json_patch::patch(&mut doc, p).map_err(|e| ApiError::Invalid {
+            kind: R::KIND.to_owned(),
+            name: name.to_owned(),
+            errors: vec![FieldError {
+                field: String::new(),
+                kind: FieldErrorKind::Invalid(String::new()),
+                detail: format!("the JSON patch could not be applied: {e}"),
+            }],
+        })?,
+    }
+    let pinned = doc["metadata"]["resourceVersion"] != current.metadata().resource_version.as_str();
+    let mut patched: R = serde_json::from_value(doc).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the patched object is not a valid {}: {e}",
+            R::KIND
+        ))
+    })?;
+    if patched.metadata().resource_version.is_empty() {
+        patched
+            .metadata_mut()
+            .resource_version
+            .clone_from(&current.metadata().resource_version);
+    }
+    Ok((patched, pinned))
 }
