@@ -6,8 +6,8 @@
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
 #
-# New inputs go to fuzz/work/<target>/ during a run, and are merged into fuzz/corpus/<target>/
-# afterwards, keeping only those that add coverage (libFuzzer -merge=1). A crash is written to
+# New inputs go to fuzz/work/<target>/ during a run; afterwards fuzz/corpus/<target>/ is
+# rewritten as its hand-named seeds plus a minimal set covering the same edges (-merge=1). A crash is written to
 # fuzz/artifacts/<target>/; after fixing it, copy the input to fuzz/regressions/<target>/ so the
 # suite keeps replaying it. The exit status is 1 when any target found something.
 #
@@ -31,8 +31,7 @@ fi
 # Largest input per target: cores need room for headers and notes, the rest are short texts.
 max_len() {
   case "$1" in
-    corefile) echo 65536 ;;
-    api_body | spool_meta) echo 16384 ;;
+    corefile) echo 32768 ;;
     *) echo 4096 ;;
   esac
 }
@@ -69,18 +68,31 @@ for t in "${targets[@]}"; do
     artifact=$(grep -o 'Test unit written to [^ ]*' "$log" | tail -1 | sed 's/Test unit written to //')
     result="FOUND (exit $rc) ${artifact:-see $log}"
   fi
-  # Keep what added coverage.
-  new=$(find "work/$t" -type f | wc -l)
-  if [ "$new" -gt 0 ]; then
-    cargo +nightly fuzz run -s "$sanitizer" --debug-assertions "$t" -- \
-      -merge=1 -max_len="$(max_len "$t")" "corpus/$t" "work/$t" >"work/$t.merge.log" 2>&1 ||
+  # Keep the corpus small enough to commit: the seeds (named by hand), plus the fewest inputs
+  # (named by their SHA-1) that cover every edge the old corpus and this run's inputs reach.
+  # Hit counts are not kept (-use_counters=0): they would multiply the files for little gain.
+  if [ -n "$(find "work/$t" -type f -print -quit)" ]; then
+    min="work/$t.min"
+    rm -rf "$min"
+    mkdir -p "$min"
+    if cargo +nightly fuzz run -s "$sanitizer" --debug-assertions "$t" -- \
+      -merge=1 -use_counters=0 -max_len="$(max_len "$t")" "$min" "corpus/$t" "work/$t" \
+      >"work/$t.merge.log" 2>&1; then
+      find "corpus/$t" -type f -regextype posix-extended -regex '.*/[0-9a-f]{40}' -delete
+      seeds=$(find "corpus/$t" -type f -exec sha1sum {} + | cut -d' ' -f1)
+      for f in "$min"/*; do
+        grep -qx "$(basename "$f")" <<<"$seeds" || cp "$f" "corpus/$t/"
+      done
+    else
       echo "   merge failed, see fuzz/work/$t.merge.log"
+    fi
   fi
-  line=$(printf '%-12s %6ss %12s execs  %s' "$t" "$ran" "${execs:-?}" "$result")
+  kept="$(find "corpus/$t" -type f | wc -l) files, $(du -sk --apparent-size "corpus/$t" | cut -f1) KiB"
+  line=$(printf '%-11s %5ss %11s execs  corpus %-24s %s' "$t" "$ran" "${execs:-?}" "$kept" "$result")
   echo "$line" | tee -a "$summary"
 done
 
 echo "== summary (fuzz/work/summary.txt)"
 cat "$summary"
-echo "corpus: $(du -sh corpus | cut -f1) in fuzz/corpus/"
+echo "corpus: $(du -sh --apparent-size corpus | cut -f1) in fuzz/corpus/"
 exit "$found"

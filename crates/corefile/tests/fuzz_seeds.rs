@@ -21,6 +21,10 @@ fn write_fuzz_seeds() {
     // Cut inside the program headers, inside the notes, and inside the memory.
     for cut in [100, 600, bytes.len() / 2] {
         let cut = cut.min(bytes.len());
-        std::fs::write(dir.join(format!("synthetic-x86_64-cut-{cut}.core")), &bytes[..cut]).unwrap();
+        std::fs::write(
+            dir.join(format!("synthetic-x86_64-cut-{cut}.core")),
+            &bytes[..cut],
+        )
+        .unwrap();
     }
 }

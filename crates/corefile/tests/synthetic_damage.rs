@@ -201,6 +201,9 @@ fn a_match_past_the_end_of_the_address_space_has_no_address() {
         .build();
     let core = parse_core_bytes(&bytes).unwrap();
     let mut r = Cursor::new(&bytes);
-    assert_eq!(core.find_in_memory(&mut r, b"0123").unwrap(), Some(u64::MAX - 4));
+    assert_eq!(
+        core.find_in_memory(&mut r, b"0123").unwrap(),
+        Some(u64::MAX - 4)
+    );
     assert_eq!(core.find_in_memory(&mut r, b"pattern").unwrap(), None);
 }

@@ -25,9 +25,12 @@ pub use selectors::selectors;
 pub use socket::socket;
 pub use spool_meta::spool_meta;
 
+/// The check of one target, run on one input.
+pub type Check = fn(&[u8]);
+
 /// Every target: its name (the `fuzz/fuzz_targets/<name>.rs` file and the
 /// `fuzz/corpus/<name>/` directory) and its check.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("cgroup", cgroup),
     ("corefile", corefile),
     ("spool_meta", spool_meta),
