@@ -147,6 +147,33 @@ impl FieldSelector {
     }
 }
 
+/// `s` with the characters the selector syntax gives a meaning escaped.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '\\' | ',' | '=' | '!') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Renders the selector in the syntax [`FieldSelector::parse`] reads back to the same
+/// requirements, escaping `\`, `,`, `=` and `!` in fields and values.
+impl std::fmt::Display for FieldSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, r) in self.requirements.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            let op = if r.negated { "!=" } else { "=" };
+            write!(f, "{}{op}{}", escape(&r.field), escape(&r.value))?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 //! into requirements and matched against an object's labels.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use crate::validation;
 
@@ -277,6 +278,30 @@ impl LabelSelector {
     /// Whether `labels` satisfy every requirement.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         self.requirements.iter().all(|r| r.matches(labels))
+    }
+}
+
+/// Renders the selector in the syntax [`LabelSelector::parse`] reads back to the same
+/// requirements (`a=x,b in (y,z),!c`).
+impl fmt::Display for LabelSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, r) in self.requirements.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            let key = &r.key;
+            match &r.op {
+                LabelOp::Equals(v) => write!(f, "{key}={v}")?,
+                LabelOp::NotEquals(v) => write!(f, "{key}!={v}")?,
+                LabelOp::In(set) => write!(f, "{key} in ({})", set.join(","))?,
+                LabelOp::NotIn(set) => write!(f, "{key} notin ({})", set.join(","))?,
+                LabelOp::Exists => f.write_str(key)?,
+                LabelOp::DoesNotExist => write!(f, "!{key}")?,
+                LabelOp::GreaterThan(n) => write!(f, "{key}>{n}")?,
+                LabelOp::LessThan(n) => write!(f, "{key}<{n}")?,
+            }
+        }
+        Ok(())
     }
 }
 

@@ -87,7 +87,12 @@ impl CoreFile {
                 read_exact_at(r, segment.file_offset + next, &mut buf[old..])?;
                 next += n as u64;
                 if let Some(at) = buf.windows(pattern.len()).position(|w| w == pattern) {
-                    return Ok(Some(segment.vaddr.wrapping_add(buf_start + at as u64)));
+                    // A corrupt segment can claim bytes past the end of the address space;
+                    // a match there has no address (the wrapped one would name other memory).
+                    match segment.vaddr.checked_add(buf_start + at as u64) {
+                        Some(addr) => return Ok(Some(addr)),
+                        None => break,
+                    }
                 }
                 // Keep the tail that could start a match across chunks.
                 let drop = buf.len().saturating_sub(keep);

@@ -190,3 +190,20 @@ fn garbage_and_mutations_never_panic() {
     // Most single-byte mutations keep the core readable; noise never is.
     assert!(parsed > 1000, "only {parsed} inputs parsed");
 }
+
+/// Found by the `corefile` fuzz target: a segment at the top of the address space matched a
+/// pattern at an address that wrapped around to 0x5ba, where there is no memory.
+#[test]
+fn a_match_past_the_end_of_the_address_space_has_no_address() {
+    let data = b"0123456789 pattern 0123456789".to_vec();
+    let (bytes, _) = CoreBuilder::new(EM_X86_64)
+        .load(u64::MAX - 4, data, LoadSegment::READ)
+        .build();
+    let core = parse_core_bytes(&bytes).unwrap();
+    let mut r = Cursor::new(&bytes);
+    assert_eq!(
+        core.find_in_memory(&mut r, b"0123").unwrap(),
+        Some(u64::MAX - 4)
+    );
+    assert_eq!(core.find_in_memory(&mut r, b"pattern").unwrap(), None);
+}

@@ -6,16 +6,28 @@ use coredump_capture::CrashRecord;
 /// Longest object name we generate (fits a label value and a DNS label).
 const MAX_NAME: usize = 63;
 
+/// Longest stamp kept from the spool id, so that the pid and some of the process name fit.
+const MAX_STAMP: usize = 20;
+
 /// `Coredump` name: `<comm>-<pid>-<stamp>`, lowercased to DNS-1123 label characters.
 /// The stamp is the spool id's unique suffix, so pid reuse cannot collide.
 pub fn coredump_name(record: &CrashRecord) -> String {
     let stamp = record.id.rsplit('-').next().unwrap_or("0");
-    let suffix = format!("-{}-{}", record.pid, sanitize(stamp));
+    // The spool writes 8 hex digits; a record from elsewhere may end in anything, and the
+    // name must still end with an alphanumeric and fit MAX_NAME.
+    let mut stamp = sanitize(stamp);
+    stamp.truncate(MAX_STAMP);
+    let stamp = stamp.trim_end_matches('-');
+    let suffix = if stamp.is_empty() {
+        format!("-{}", record.pid)
+    } else {
+        format!("-{}-{stamp}", record.pid)
+    };
     let mut base = sanitize(&record.comm);
     if base.is_empty() {
         base = "process".into();
     }
-    base.truncate(MAX_NAME - suffix.len());
+    base.truncate(MAX_NAME.saturating_sub(suffix.len()));
     let base = base.trim_end_matches('-');
     format!("{base}{suffix}")
 }
@@ -76,5 +88,19 @@ mod tests {
             coredump_name(&record("---", 1, "1-1-00000001")),
             "process-1-00000001"
         );
+    }
+
+    #[test]
+    fn ids_not_written_by_the_spool_still_give_dns_labels() {
+        // Found by the spool_meta fuzz target: a trailing symbol became a trailing '-'.
+        let r = record("crasher", 4242, "1700000000-4242-0a1b2c3d?");
+        assert_eq!(coredump_name(&r), "crasher-4242-0a1b2c3d");
+        assert_eq!(coredump_name(&record("a", 7, "x-")), "a-7");
+        let long_stamp = record("crasher", 4242, &format!("1-{}", "f".repeat(200)));
+        let name = coredump_name(&long_stamp);
+        assert_eq!(name, format!("crasher-4242-{}", "f".repeat(MAX_STAMP)));
+        for name in [coredump_name(&r), name] {
+            coredump_api::validation::dns1123_label(&name).unwrap();
+        }
     }
 }

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use super::negotiate::content_type;
 use super::params::FieldValidation;
 use crate::error::ApiError;
+use crate::registry::Patch;
 
 /// Largest request body accepted (Kubernetes' limit is 3 MiB too).
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
@@ -54,6 +55,25 @@ pub fn decode<T: DeserializeOwned>(
         ))),
         FieldValidation::Warn => Ok((value, messages)),
         _ => Ok((value, Vec::new())),
+    }
+}
+
+/// Decodes a `PATCH` body by its content type: JSON merge patch or JSON patch.
+pub fn decode_patch(content_type: &str, bytes: &[u8]) -> Result<Patch, ApiError> {
+    let bad = |e: serde_json::Error| {
+        ApiError::bad_request(format!("the patch could not be decoded: {e}"))
+    };
+    match content_type {
+        "application/merge-patch+json" => {
+            Ok(Patch::Merge(serde_json::from_slice(bytes).map_err(bad)?))
+        }
+        "application/json-patch+json" => {
+            Ok(Patch::Json(serde_json::from_slice(bytes).map_err(bad)?))
+        }
+        _ => Err(ApiError::UnsupportedMediaType {
+            content_type: content_type.to_owned(),
+            supported: "application/merge-patch+json, application/json-patch+json".to_owned(),
+        }),
     }
 }
 

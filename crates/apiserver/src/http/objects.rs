@@ -14,7 +14,7 @@ use super::{body, render, watch};
 use crate::AppState;
 use crate::auth::UserInfo;
 use crate::error::ApiError;
-use crate::registry::{Patch, Stored, WriteOptions};
+use crate::registry::{Stored, WriteOptions};
 
 async fn list_or_watch<R: Stored>(
     state: &AppState,
@@ -143,21 +143,7 @@ pub async fn patch<R: Stored>(
     let repr = representation(&headers)?;
     let ct = content_type(&headers);
     let bytes = body::read(req).await?;
-    let bad = |e: serde_json::Error| {
-        ApiError::bad_request(format!("the patch could not be decoded: {e}"))
-    };
-    let patch = match ct.as_str() {
-        "application/merge-patch+json" => {
-            Patch::Merge(serde_json::from_slice(&bytes).map_err(bad)?)
-        }
-        "application/json-patch+json" => Patch::Json(serde_json::from_slice(&bytes).map_err(bad)?),
-        _ => {
-            return Err(ApiError::UnsupportedMediaType {
-                content_type: ct,
-                supported: "application/merge-patch+json, application/json-patch+json".to_owned(),
-            });
-        }
-    };
+    let patch = body::decode_patch(&ct, &bytes)?;
     let patched: R = state
         .registry
         .patch(

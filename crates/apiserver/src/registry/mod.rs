@@ -327,37 +327,7 @@ impl Registry {
         let mut last = None;
         for _ in 0..ATTEMPTS {
             let current: R = self.get(namespace, name).await?;
-            let mut doc = serde_json::to_value(&current).map_err(|e| ApiError::Internal {
-                message: format!("encoding {name}: {e}"),
-            })?;
-            match patch {
-                Patch::Merge(p) => json_patch::merge(&mut doc, p),
-                Patch::Json(p) => {
-                    json_patch::patch(&mut doc, p).map_err(|e| ApiError::Invalid {
-                        kind: R::KIND.to_owned(),
-                        name: name.to_owned(),
-                        errors: vec![FieldError {
-                            field: String::new(),
-                            kind: FieldErrorKind::Invalid(String::new()),
-                            detail: format!("the JSON patch could not be applied: {e}"),
-                        }],
-                    })?
-                }
-            }
-            let pinned =
-                doc["metadata"]["resourceVersion"] != current.metadata().resource_version.as_str();
-            let mut patched: R = serde_json::from_value(doc).map_err(|e| {
-                ApiError::bad_request(format!(
-                    "the patched object is not a valid {}: {e}",
-                    R::KIND
-                ))
-            })?;
-            if patched.metadata().resource_version.is_empty() {
-                patched
-                    .metadata_mut()
-                    .resource_version
-                    .clone_from(&current.metadata().resource_version);
-            }
+            let (patched, pinned) = apply_patch(&current, name, patch)?;
             match self.update(namespace, name, patched, opts).await {
                 Err(e @ ApiError::Conflict { .. }) if !pinned => last = Some(e),
                 other => return other,
@@ -467,4 +437,137 @@ fn check_type_meta<R: Resource>(obj: &R) -> Result<(), ApiError> {
         )));
     }
     Ok(())
+}
+
+/// Bytes (as JSON) the `copy` operations of one JSON patch may copy in all: each `copy` of a
+/// document into itself doubles it, so a 1 KiB patch of 22 copies took 14 s and ~1 GiB (found
+/// while fuzzing `api_body`). Kubernetes bounds copies the same way (`AccumulatedCopySizeLimit`).
+const MAX_PATCH_COPY_BYTES: usize = 3 * 1024 * 1024;
+
+/// The length of `value` encoded as JSON.
+fn encoded_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a `Value` to a writer that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
+/// Applies `patch` to `current` (the object named `name`), without storing anything. Returns
+/// the patched object, its `resourceVersion` taken from `current` when the patch cleared it,
+/// and whether the patch pinned another `resourceVersion` (then a conflict is not retried).
+/// Public so that the fuzz targets reach it without a store.
+pub fn apply_patch<R: Stored>(
+    current: &R,
+    name: &str,
+    patch: &Patch,
+) -> Result<(R, bool), ApiError> {
+    let mut doc = serde_json::to_value(current).map_err(|e| ApiError::Internal {
+        message: format!("encoding {name}: {e}"),
+    })?;
+    let invalid_patch = |detail: String| ApiError::Invalid {
+        kind: R::KIND.to_owned(),
+        name: name.to_owned(),
+        errors: vec![FieldError {
+            field: String::new(),
+            kind: FieldErrorKind::Invalid(String::new()),
+            detail,
+        }],
+    };
+    match patch {
+        Patch::Merge(p) => json_patch::merge(&mut doc, p),
+        Patch::Json(p) => {
+            // One operation at a time, so that each `copy` is measured against the document as
+            // it then is. A failed operation leaves `doc` half patched, but it is dropped.
+            let mut copied = 0usize;
+            for op in p.iter() {
+                if let json_patch::PatchOperation::Copy(c) = op
+                    && let Some(value) = doc.pointer(c.from.as_str())
+                {
+                    copied = copied.saturating_add(encoded_len(value));
+                    if copied > MAX_PATCH_COPY_BYTES {
+                        return Err(invalid_patch(format!(
+                            "the JSON patch copies more than {MAX_PATCH_COPY_BYTES} bytes"
+                        )));
+                    }
+                }
+                json_patch::patch(&mut doc, std::slice::from_ref(op)).map_err(|e| {
+                    invalid_patch(format!("the JSON patch could not be applied: {e}"))
+                })?;
+            }
+        }
+    }
+    let pinned = doc["metadata"]["resourceVersion"] != current.metadata().resource_version.as_str();
+    let mut patched: R = serde_json::from_value(doc).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the patched object is not a valid {}: {e}",
+            R::KIND
+        ))
+    })?;
+    if patched.metadata().resource_version.is_empty() {
+        patched
+            .metadata_mut()
+            .resource_version
+            .clone_from(&current.metadata().resource_version);
+    }
+    Ok((patched, pinned))
+}
+
+#[cfg(test)]
+mod tests {
+    use coredump_api::CoredumpEndpoint;
+
+    use super::*;
+
+    fn endpoint() -> CoredumpEndpoint {
+        serde_json::from_str(
+            r#"{"apiVersion":"coredump.fujitsu.com/v1alpha1","kind":"CoredumpEndpoint",
+            "metadata":{"name":"web-0","namespace":"default","resourceVersion":"9"},
+            "spec":{"podUID":"u"}}"#,
+        )
+        .unwrap()
+    }
+
+    fn json_patch(ops: &str) -> Patch {
+        Patch::Json(serde_json::from_str(ops).unwrap())
+    }
+
+    #[test]
+    fn json_patches_apply_in_order_and_keep_the_resource_version() {
+        let patch = json_patch(
+            r#"[{"op":"add","path":"/metadata/labels","value":{"a":"b"}},
+                {"op":"copy","from":"/metadata/labels/a","path":"/spec/podUID"},
+                {"op":"remove","path":"/metadata/resourceVersion"}]"#,
+        );
+        let (patched, pinned) = apply_patch(&endpoint(), "web-0", &patch).unwrap();
+        assert_eq!(patched.spec.pod_uid, "b");
+        assert_eq!(patched.metadata.resource_version, "9");
+        assert!(
+            pinned,
+            "a removed resourceVersion differs from the current one"
+        );
+    }
+
+    #[test]
+    fn a_json_patch_that_doubles_the_object_is_refused() {
+        // Each copy of metadata into a new key of itself doubles it: 40 of them would need
+        // terabytes. The copies stop at MAX_PATCH_COPY_BYTES.
+        let ops: Vec<String> = (0..40)
+            .map(|i| format!(r#"{{"op":"copy","from":"/metadata","path":"/metadata/k{i}"}}"#))
+            .collect();
+        let patch = json_patch(&format!("[{}]", ops.join(",")));
+        let started = std::time::Instant::now();
+        let err = apply_patch(&endpoint(), "web-0", &patch).unwrap_err();
+        assert!(err.to_string().contains("copies more than"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    }
 }
