@@ -559,6 +559,8 @@ pub fn plugin_dir() -> tempfile::TempDir {
         .prefix("cdd-plugin-path-")
         .tempdir_in("/var/tmp")
         .unwrap();
+    // Fixtures keep it in statics, which are never dropped: removed when the binary exits.
+    coredump_testkit::scratch::remove_after_exit(dir.path()).unwrap();
     std::os::unix::fs::symlink(&bin, dir.path().join("kubectl-coredump")).unwrap();
     dir
 }
