@@ -605,15 +605,7 @@ fn a_pod_deleted_while_its_crash_is_captured_is_still_recorded_once() {
     let _lock = c.lock();
     let took = Instant::now();
     let ns = c.namespace("vanish");
-    let mut pod = c.crasher_pod(&ns, "vanish", &["segv", "512"]);
-    pod["spec"]["restartPolicy"] = "Never".into();
-    let before = node_fixture::spool_entries(c);
-    c.apply(&pod);
-    let uid = c.pod(&ns, "vanish")["metadata"]["uid"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let tmp = node_fixture::wait_capture_started(c, &before, Duration::from_secs(120));
+    let (uid, tmp) = node_fixture::crash_once_and_wait_capture(c, &ns, "vanish", &["segv", "512"]);
     let started = Instant::now();
     c.kubectl(&[
         "delete",
@@ -691,15 +683,7 @@ fn a_containerd_restart_during_a_capture_loses_nothing() {
     let _lock = c.lock();
     let took = Instant::now();
     let ns = c.namespace("ctrd");
-    let mut pod = c.crasher_pod(&ns, "big", &["segv", "1024"]);
-    pod["spec"]["restartPolicy"] = "Never".into();
-    let before = node_fixture::spool_entries(c);
-    c.apply(&pod);
-    let uid = c.pod(&ns, "big")["metadata"]["uid"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let tmp = node_fixture::wait_capture_started(c, &before, Duration::from_secs(120));
+    let (uid, tmp) = node_fixture::crash_once_and_wait_capture(c, &ns, "big", &["segv", "1024"]);
     let restart_at = Instant::now();
     let watch = std::thread::spawn(move || {
         while tmp.exists() {

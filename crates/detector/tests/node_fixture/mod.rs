@@ -311,6 +311,28 @@ pub fn spool_entries(cluster: &Cluster) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Starts a crasher pod `name` in `ns` that crashes once (`restartPolicy: Never`) and waits
+/// until its core is being captured: returns the pod's UID and the spool entry in progress.
+pub fn crash_once_and_wait_capture(
+    cluster: &Cluster,
+    ns: &str,
+    name: &str,
+    args: &[&str],
+) -> (String, PathBuf) {
+    let mut pod = cluster.crasher_pod(ns, name, args);
+    pod["spec"]["restartPolicy"] = "Never".into();
+    let before = spool_entries(cluster);
+    cluster.apply(&pod);
+    let uid = cluster.pod(ns, name)["metadata"]["uid"]
+        .as_str()
+        .expect("the pod has a UID")
+        .to_string();
+    (
+        uid,
+        wait_capture_started(cluster, &before, Duration::from_secs(120)),
+    )
+}
+
 /// Polls the spool every 2 ms until a crash entry not in `before` is being written
 /// (`<id>.tmp`); returns its path.
 pub fn wait_capture_started(cluster: &Cluster, before: &[String], timeout: Duration) -> PathBuf {
