@@ -186,6 +186,10 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
     let quiet_pid = crash_in(&quiet_cgroup, 1, 2, "text");
     let q = wait_coredump(cp, &app, quiet_pid, &agent.role);
     assert_eq!(q.status.state, coredump_api::CoredumpState::Skipped);
+    assert_eq!(
+        q.status.reason,
+        Some(coredump_api::CoredumpReason::OptedOut)
+    );
     assert!(
         q.status.message.starts_with("opted out: pod"),
         "{}",
@@ -320,6 +324,10 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
     assert_eq!(
         over.status.state,
         coredump_api::CoredumpState::QuotaExceeded
+    );
+    assert_eq!(
+        over.status.reason,
+        Some(coredump_api::CoredumpReason::QuotaExceeded)
     );
     assert!(
         over.status.message.contains("disk quota exceeded"),

@@ -118,8 +118,8 @@ pub async fn live_pods(client: &Client) -> Result<HashSet<String>, ClusterError>
             live.insert(uid.clone());
         }
         // Only a genuine mirror pod keeps its static pod's cores (any pod may carry the
-        // annotation; see coredump_agent::pods).
-        if let Some(hash) = coredump_agent::pods::static_pod_hash(&p.metadata, None) {
+        // annotation; see coredump_common::mirror_pod).
+        if let Some(hash) = coredump_common::mirror_pod::static_pod_hash(&p.metadata, None) {
             live.insert(hash.to_owned());
         }
     }

@@ -1,6 +1,6 @@
-//! The one test suite every [`MetadataStore`] backend must pass, compiled into the library (not
-//! behind `cfg(test)`) so the etcd store's tests, the embedded store's tests and any other crate
-//! (a fake for API tests, say) can run exactly the same checks.
+//! The one test suite every [`MetadataStore`] backend must pass, shared by the etcd store's and
+//! the embedded store's test binaries (`mod conformance;` in each), so both run exactly the same
+//! checks. Test code only: it panics, and it does not ship in the library.
 //!
 //! Each `check_*` function takes a store that it may fill freely and panics with a message
 //! naming the check when the store misbehaves. [`run_all`] runs every check, each on a fresh
@@ -20,8 +20,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 
-use crate::StoreError;
-use crate::metadata::{MetadataStore, ObjectKey, WatchEvent, WatchStream};
+use coredump_store::StoreError;
+use coredump_store::metadata::{MetadataStore, ObjectKey, WatchEvent, WatchStream};
 
 pub use concurrency::{check_concurrent_creates, check_concurrent_updates};
 pub use crud::{
