@@ -158,6 +158,13 @@ pub fn coredump_ref(c: &Coredump) -> CoredumpRef {
         blob: Some(c.status.blob_path.as_str())
             .filter(|p| !p.is_empty())
             .and_then(|p| BlobPath::parse_relative(p).ok()),
+        build_ids: c
+            .status
+            .analysis
+            .iter()
+            .flat_map(|a| &a.modules)
+            .filter_map(|m| m.build_id.clone())
+            .collect(),
     }
 }
 

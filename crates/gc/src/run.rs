@@ -137,13 +137,17 @@ async fn collect(
     metrics: &Metrics,
 ) -> anyhow::Result<GoneState> {
     let root = args.local_path.clone();
-    let blobs = {
+    let scanned = {
         let store = Arc::clone(store);
-        tokio::task::spawn_blocking(move || inventory::scan(&root, store.as_ref()))
-            .await
-            .context("blob scan task")?
+        tokio::task::spawn_blocking(move || {
+            let pods = inventory::scan(&root, store.as_ref())?;
+            let binaries = inventory::scan_binaries(&root, store.as_ref())?;
+            Ok::<_, inventory::InventoryError>((pods, binaries))
+        })
+        .await
+        .context("blob scan task")?
     };
-    let blobs = match blobs {
+    let (blobs, binaries) = match scanned {
         Ok(b) => b,
         Err(e) => {
             metrics.cycle("error");
@@ -180,6 +184,7 @@ async fn collect(
             blobs: &blobs,
             coredumps: &coredumps,
             endpoints: &endpoints,
+            binaries: &binaries,
         },
         gone,
         rules,
@@ -245,6 +250,24 @@ async fn execute(
             Ok(Ok(_)) => metrics.deleted("pod_dir", *reason, *bytes),
             Ok(Err(err)) => {
                 tracing::warn!(error = %err, "deleting blobs failed; retried next cycle")
+            }
+            Err(err) => tracing::warn!(error = %err, "blob delete task failed"),
+        }
+    }
+    for (paths, bytes, reason) in &plan.binaries {
+        let Some(first) = paths.first() else { continue };
+        tracing::info!(namespace = %first.namespace, build_id = %first.container, bytes, reason = reason.as_str(), "{verb} the binaries of a build ID");
+        if dry_run {
+            continue;
+        }
+        let (store, paths2) = (Arc::clone(store), paths.clone());
+        let deleted =
+            tokio::task::spawn_blocking(move || paths2.iter().try_for_each(|p| store.delete(p)))
+                .await;
+        match deleted {
+            Ok(Ok(())) => metrics.deleted("binary", *reason, *bytes),
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "deleting binaries failed; retried next cycle")
             }
             Err(err) => tracing::warn!(error = %err, "blob delete task failed"),
         }

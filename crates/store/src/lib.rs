@@ -24,10 +24,12 @@ pub mod error;
 #[cfg(feature = "etcd")]
 pub mod etcd_store;
 pub mod fs_blob;
+#[cfg(any(feature = "redb", feature = "etcd"))]
 mod key;
 pub mod metadata;
 #[cfg(feature = "redb")]
 pub mod redb_store;
+#[cfg(any(feature = "redb", feature = "etcd"))]
 mod token;
 
 pub use blob::{BlobInfo, BlobPath, BlobStore, SeekableRead};
