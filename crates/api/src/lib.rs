@@ -31,8 +31,8 @@ pub use endpoint::{
 pub use fields::{FieldSelector, FieldSelectorError};
 pub use labels::{LabelSelector, LabelSelectorError};
 pub use meta::{
-    DeleteOptions, List, ListMeta, ObjectMeta, PartialObjectMetadata, Preconditions, WatchEvent,
-    WatchEventType,
+    DeleteOptions, List, ListMeta, ManagedFieldsEntry, ObjectMeta, PartialObjectMetadata,
+    Preconditions, WatchEvent, WatchEventType,
 };
 pub use resource::Resource;
 pub use status::{Status, StatusCause, StatusDetails, StatusReason};

@@ -36,6 +36,34 @@ pub struct ObjectMeta {
     /// Annotations.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Which manager (a client's `fieldManager`) owns which fields, as server-side apply keeps
+    /// it; maintained by the server.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managed_fields: Vec<ManagedFieldsEntry>,
+}
+
+/// One manager's fields (`ManagedFieldsEntry`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedFieldsEntry {
+    /// The client's `fieldManager` (kubectl's default: `kubectl`, `kubectl-edit`, ...).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub manager: String,
+    /// `Apply` (server-side apply) or `Update` (create, update, patch).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub operation: String,
+    /// API version the fields are expressed in.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub api_version: String,
+    /// RFC 3339 time of the manager's last change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    /// Always `FieldsV1`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub fields_type: String,
+    /// The fields owned, in the `FieldsV1` form (`{"f:spec":{"f:podUID":{}}}`).
+    #[serde(default, rename = "fieldsV1", skip_serializing_if = "Option::is_none")]
+    pub fields_v1: Option<serde_json::Value>,
 }
 
 /// `metadata` of a list (`ListMeta`).

@@ -48,6 +48,18 @@ pub enum ApiError {
         /// Why.
         detail: String,
     },
+    /// A server-side apply set fields other managers own with other values.
+    #[error("{message}")]
+    ApplyConflict {
+        /// Plural resource.
+        resource: String,
+        /// Object name.
+        name: String,
+        /// kube-apiserver's wording: `Apply failed with 1 conflict: conflict with "m" ...`.
+        message: String,
+        /// `(conflict with "<manager>", .field.path)` of each conflict.
+        causes: Vec<(String, String)>,
+    },
     /// The object failed validation.
     #[error("{kind}.{GROUP} {name:?} is invalid: {}", join_errors(.errors))]
     Invalid {
@@ -159,7 +171,9 @@ impl ApiError {
                 (R::NotFound, StatusCode::NOT_FOUND)
             }
             Self::AlreadyExists { .. } => (R::AlreadyExists, StatusCode::CONFLICT),
-            Self::Conflict { .. } => (R::Conflict, StatusCode::CONFLICT),
+            Self::Conflict { .. } | Self::ApplyConflict { .. } => {
+                (R::Conflict, StatusCode::CONFLICT)
+            }
             Self::Invalid { .. } => (R::Invalid, StatusCode::UNPROCESSABLE_ENTITY),
             Self::BadRequest { .. } => (R::BadRequest, StatusCode::BAD_REQUEST),
             Self::MethodNotAllowed => (R::MethodNotAllowed, StatusCode::METHOD_NOT_ALLOWED),
@@ -196,6 +210,22 @@ impl ApiError {
             Self::NotFound { resource, name }
             | Self::AlreadyExists { resource, name }
             | Self::Conflict { resource, name, .. } => status.with_details(details(name, resource)),
+            Self::ApplyConflict {
+                resource,
+                name,
+                causes,
+                ..
+            } => status.with_details(StatusDetails {
+                causes: causes
+                    .iter()
+                    .map(|(message, field)| StatusCause {
+                        reason: "FieldManagerConflict".to_owned(),
+                        message: message.clone(),
+                        field: field.clone(),
+                    })
+                    .collect(),
+                ..details(name, resource)
+            }),
             Self::NoCore { name, .. } => {
                 status.with_details(details(name, coredump_api::COREDUMPS))
             }

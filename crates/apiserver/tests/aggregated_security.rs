@@ -692,3 +692,222 @@ fn authentication_configmap_changes_are_followed() {
         );
     });
 }
+
+/// `kubectl apply --server-side -f -` of `object`, with extra flags; (success, stdout, stderr).
+fn server_side_apply(
+    f: &Fixture,
+    object: &serde_json::Value,
+    flags: &[&str],
+) -> (bool, String, String) {
+    let mut args = vec![
+        "apply",
+        "--server-side",
+        "-f",
+        "-",
+        "-o",
+        "json",
+        "--request-timeout=30s",
+    ];
+    args.extend_from_slice(flags);
+    let out = cluster::kubectl_stdin(f.cp, &args, &object.to_string());
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `(manager, operation, owned field paths)` of an object's managedFields.
+fn owners(f: &Fixture, ns: &str, name: &str) -> Vec<(String, String, String)> {
+    let obj = kubectl_json(
+        f.cp,
+        &[
+            "get",
+            "coredumpendpoint",
+            name,
+            "-n",
+            ns,
+            "-o",
+            "json",
+            "--show-managed-fields",
+        ],
+    );
+    obj["metadata"]["managedFields"]
+        .as_array()
+        .unwrap_or(&Vec::new())
+        .iter()
+        .map(|e| {
+            (
+                e["manager"].as_str().unwrap_or_default().to_owned(),
+                e["operation"].as_str().unwrap_or_default().to_owned(),
+                e["fieldsV1"].to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Server-side apply through kube-apiserver with the real kubectl: create (the pod's UID filled
+/// in as on create), re-apply, a conflict between two managers naming the manager and the
+/// field, `--force-conflicts`, an update's manager, and a field dropped from the configuration.
+#[test]
+fn server_side_apply_creates_updates_and_reports_conflicts() {
+    let f = fixture();
+    let uid = create_pod(f.cp, &f.a, "ssa-pod");
+    let config = |labels: serde_json::Value| {
+        serde_json::json!({"apiVersion": "coredump.fujitsu.com/v1alpha1", "kind": "CoredumpEndpoint",
+            "metadata": {"name": "ssa-pod", "namespace": f.a, "labels": labels}})
+    };
+    let (ok, out, err) = server_side_apply(
+        f,
+        &config(serde_json::json!({"app": "web", "tier": "1"})),
+        &[],
+    );
+    assert!(ok, "{err}");
+    let created: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        created["spec"]["podUID"],
+        uid.as_str(),
+        "filled as on create"
+    );
+    assert_eq!(created["metadata"]["labels"]["app"], "web");
+    let o = owners(f, &f.a, "ssa-pod");
+    assert_eq!(o.len(), 1, "{o:?}");
+    assert_eq!((o[0].0.as_str(), o[0].1.as_str()), ("kubectl", "Apply"));
+    // What the configuration said; the filled-in podUID is a default, owned by nobody.
+    assert!(
+        o[0].2.contains("\"f:app\"") && !o[0].2.contains("podUID"),
+        "{o:?}"
+    );
+
+    // Re-applied without `tier`: kubectl owned it alone, so it goes.
+    let (ok, out, err) = server_side_apply(f, &config(serde_json::json!({"app": "web"})), &[]);
+    assert!(ok, "{err}");
+    let applied: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        applied["metadata"]["labels"],
+        serde_json::json!({"app": "web"})
+    );
+    assert_eq!(
+        applied["spec"]["podUID"],
+        uid.as_str(),
+        "still owned and kept"
+    );
+
+    // Another manager with another value: 409 naming the manager and the field.
+    let theirs = config(serde_json::json!({"app": "api"}));
+    let (ok, _, err) = server_side_apply(f, &theirs, &["--field-manager=deployer"]);
+    assert!(!ok, "a conflict must fail");
+    assert!(
+        err.contains("conflict with \"kubectl\"") && err.contains(".metadata.labels.app"),
+        "{err}"
+    );
+    // Forced: deployer takes the field over.
+    let (ok, out, err) = server_side_apply(
+        f,
+        &theirs,
+        &["--field-manager=deployer", "--force-conflicts"],
+    );
+    assert!(ok, "{err}");
+    let forced: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(forced["metadata"]["labels"]["app"], "api");
+    let o = owners(f, &f.a, "ssa-pod");
+    let deployer = o
+        .iter()
+        .find(|e| e.0 == "deployer")
+        .expect("deployer's entry");
+    assert!(deployer.2.contains("\"f:app\""), "{o:?}");
+    // kubectl owned nothing else: its entry is gone.
+    assert!(
+        !o.iter()
+            .any(|e| e.0 == "kubectl" && e.2.contains("\"f:app\"")),
+        "taken over: {o:?}"
+    );
+
+    // An update (kubectl label) owns what it changed, as Update.
+    let (ok, _, err) = kubectl(
+        f,
+        &[
+            "label",
+            "coredumpendpoint",
+            "ssa-pod",
+            "-n",
+            &f.a,
+            "owner=team-a",
+        ],
+    );
+    assert!(ok, "{err}");
+    let o = owners(f, &f.a, "ssa-pod");
+    let labeler = o
+        .iter()
+        .find(|e| e.1 == "Update")
+        .unwrap_or_else(|| panic!("an Update entry: {o:?}"));
+    assert!(labeler.2.contains("\"f:owner\""), "{o:?}");
+    // Apply without force now conflicts with that updater on the label it set.
+    let (ok, _, err) = server_side_apply(
+        f,
+        &config(serde_json::json!({"app": "api", "owner": "me"})),
+        &["--field-manager=deployer"],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains(&format!("conflict with \"{}\"", labeler.0)),
+        "{err}"
+    );
+    let (ok, _, err) = kubectl(f, &["delete", "coredumpendpoint", "ssa-pod", "-n", &f.a]);
+    assert!(ok, "{err}");
+}
+
+/// The attack: a user allowed to `patch` endpoints but not to `create` them must not create
+/// one with a server-side apply (kube-apiserver authorizes such an apply as `create` too). Its
+/// apply of an existing endpoint is a patch and goes through.
+#[test]
+fn server_side_apply_creates_only_with_the_create_permission() {
+    let f = fixture();
+    cluster::apply(
+        f.cp,
+        &serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "coredump-endpoint-patcher"},
+            "rules": [{"apiGroups": ["coredump.fujitsu.com"], "resources": ["coredumpendpoints"],
+                       "verbs": ["get", "patch"]}]}),
+    );
+    bind(
+        f.cp,
+        "endpoint-patcher",
+        "coredump-endpoint-patcher",
+        Some(&f.a),
+        user("patcher-a"),
+    );
+    let as_patcher = "--as=patcher-a";
+    eventually(
+        Duration::from_secs(30),
+        "patcher-a may get endpoints",
+        || {
+            kubectl(
+                f,
+                &["get", "coredumpendpoint", "pod-a", "-n", &f.a, as_patcher],
+            )
+            .0
+            .then_some(())
+        },
+    );
+    let new = serde_json::json!({"apiVersion": "coredump.fujitsu.com/v1alpha1",
+        "kind": "CoredumpEndpoint", "metadata": {"name": "smuggled", "namespace": f.a},
+        "spec": {"podUID": f.uid_b}});
+    let (ok, _, err) = server_side_apply(f, &new, &[as_patcher, "--field-manager=patcher"]);
+    assert!(!ok, "created without the create permission");
+    assert!(
+        err.contains("forbidden") && err.contains("cannot create"),
+        "{err}"
+    );
+    let (exists, _, _) = kubectl(f, &["get", "coredumpendpoint", "smuggled", "-n", &f.a]);
+    assert!(!exists, "nothing was created");
+    // Applying to an existing endpoint is a patch: allowed.
+    let label = serde_json::json!({"apiVersion": "coredump.fujitsu.com/v1alpha1",
+        "kind": "CoredumpEndpoint",
+        "metadata": {"name": "pod-a", "namespace": f.a, "labels": {"patched": "yes"}}});
+    let (ok, out, err) = server_side_apply(f, &label, &[as_patcher, "--field-manager=patcher"]);
+    assert!(ok, "{err}");
+    let patched: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(patched["metadata"]["labels"]["patched"], "yes");
+    assert_eq!(patched["spec"]["podUID"], f.uid_a.as_str(), "untouched");
+}

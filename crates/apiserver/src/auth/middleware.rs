@@ -94,19 +94,30 @@ pub async fn authenticate_and_authorize(
         }
     };
     let attrs = request_attributes(req.method(), req.uri().path(), req.uri().query());
-    match auth.authorizer.authorize(&user, &attrs).await {
-        Decision::Allow => {}
-        Decision::Deny(reason) => {
-            let message = forbidden_message(&user, &attrs, Some(&reason));
-            return ApiError::Forbidden { message }.into_response();
-        }
-        Decision::NoOpinion => {
-            let message = forbidden_message(&user, &attrs, None);
-            return ApiError::Forbidden { message }.into_response();
-        }
+    if let Err(e) = authorize(&auth, &user, &attrs).await {
+        return e.into_response();
     }
     req.extensions_mut().insert(user);
     next.run(req).await
+}
+
+/// `Ok` when `user` may do `attrs`, else the 403. The middleware asks it for every request;
+/// handlers ask again when a request turns into another verb (a server-side apply that
+/// creates is authorized as `create` too, as kube-apiserver does).
+pub async fn authorize(
+    auth: &AuthLayerState,
+    user: &UserInfo,
+    attrs: &RequestAttributes,
+) -> Result<(), ApiError> {
+    match auth.authorizer.authorize(user, attrs).await {
+        Decision::Allow => Ok(()),
+        Decision::Deny(reason) => Err(ApiError::Forbidden {
+            message: forbidden_message(user, attrs, Some(&reason)),
+        }),
+        Decision::NoOpinion => Err(ApiError::Forbidden {
+            message: forbidden_message(user, attrs, None),
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ pub use authn_config::AuthenticationConfig;
 pub use authorizer::AllowGroupsAuthorizer;
 pub use client_cert::{CaError, ClientCertAuthenticator};
 pub use delegated::{ConfigMapRef, DelegatedAuthenticator, DelegationError};
-pub use middleware::{AuthLayerState, authenticate_and_authorize};
+pub use middleware::{AuthLayerState, authenticate_and_authorize, authorize};
 pub use request_header::RequestHeaderAuthenticator;
 pub use token_review::{KubeTokenReviewer, TokenReviewAuthenticator, TokenReviewer};
 

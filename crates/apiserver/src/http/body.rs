@@ -44,6 +44,29 @@ pub fn decode<T: DeserializeOwned>(
         })?;
     de.end()
         .map_err(|e| ApiError::bad_request(format!("trailing data after the object: {e}")))?;
+    unknown_fields(value, &unknown, validation)
+}
+
+/// Decodes an already parsed object (an apply configuration) as `T`, with the unknown-field
+/// handling of [`decode`].
+pub fn decode_value<T: DeserializeOwned>(
+    value: &serde_json::Value,
+    validation: FieldValidation,
+) -> Result<(T, Vec<String>), ApiError> {
+    let mut unknown = Vec::new();
+    let typed: T = serde_ignored::deserialize(value.clone(), |path| unknown.push(path.to_string()))
+        .map_err(|e| {
+            ApiError::bad_request(format!("the apply configuration could not be decoded: {e}"))
+        })?;
+    unknown_fields(typed, &unknown, validation)
+}
+
+/// `Strict`: unknown fields are a 400; `Warn`: warnings; `Ignore`: nothing.
+fn unknown_fields<T>(
+    value: T,
+    unknown: &[String],
+    validation: FieldValidation,
+) -> Result<(T, Vec<String>), ApiError> {
     let messages: Vec<String> = unknown
         .iter()
         .map(|p| format!("unknown field {p:?}"))
@@ -70,9 +93,19 @@ pub fn decode_patch(content_type: &str, bytes: &[u8]) -> Result<Patch, ApiError>
         "application/json-patch+json" => {
             Ok(Patch::Json(serde_json::from_slice(bytes).map_err(bad)?))
         }
+        // YAML, of which JSON (what kubectl and client-go send) is a subset.
+        "application/apply-patch+yaml" => {
+            let text = std::str::from_utf8(bytes).map_err(|e| {
+                ApiError::bad_request(format!("the apply configuration is not UTF-8: {e}"))
+            })?;
+            let config: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| {
+                ApiError::bad_request(format!("the apply configuration could not be decoded: {e}"))
+            })?;
+            Ok(Patch::Apply(config))
+        }
         _ => Err(ApiError::UnsupportedMediaType {
             content_type: content_type.to_owned(),
-            supported: "application/merge-patch+json, application/json-patch+json".to_owned(),
+            supported: "application/merge-patch+json, application/json-patch+json, application/apply-patch+yaml".to_owned(),
         }),
     }
 }

@@ -14,7 +14,7 @@ use super::{body, render, watch};
 use crate::AppState;
 use crate::auth::UserInfo;
 use crate::error::ApiError;
-use crate::registry::{Stored, WriteOptions};
+use crate::registry::{Patch, Stored, WriteOptions};
 
 async fn list_or_watch<R: Stored>(
     state: &AppState,
@@ -77,6 +77,7 @@ pub async fn create<R: CreateDefaults>(
             obj,
             &WriteOptions {
                 dry_run: params.dry_run()?,
+                manager: Some(field_manager(&params, &headers)?),
             },
         )
         .await?;
@@ -123,6 +124,7 @@ pub async fn update<R: Stored>(
             obj,
             &WriteOptions {
                 dry_run: params.dry_run()?,
+                manager: Some(field_manager(&params, &headers)?),
             },
         )
         .await?;
@@ -132,9 +134,10 @@ pub async fn update<R: Stored>(
 }
 
 /// `PATCH .../namespaces/<ns>/<plural>/<name>`: JSON merge patch and JSON patch.
-pub async fn patch<R: Stored>(
+pub async fn patch<R: CreateDefaults>(
     State(state): State<AppState>,
     Path((ns, name)): Path<(String, String)>,
+    user: Option<Extension<UserInfo>>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
     req: Body,
@@ -144,6 +147,10 @@ pub async fn patch<R: Stored>(
     let ct = content_type(&headers);
     let bytes = body::read(req).await?;
     let patch = body::decode_patch(&ct, &bytes)?;
+    if let Patch::Apply(config) = patch {
+        let user = user.map(|Extension(u)| u).unwrap_or_default();
+        return apply::<R>(&state, &ns, &name, &user, &params, config, repr).await;
+    }
     let patched: R = state
         .registry
         .patch(
@@ -152,10 +159,106 @@ pub async fn patch<R: Stored>(
             &patch,
             &WriteOptions {
                 dry_run: params.dry_run()?,
+                manager: Some(field_manager(&params, &headers)?),
             },
         )
         .await?;
     render::object(repr, &patched, params.include_object()?, StatusCode::OK)
+}
+
+/// Server-side apply (`PATCH` with `application/apply-patch+yaml`): creates the object when it
+/// does not exist, which needs the `create` permission and the create-time defaults too.
+async fn apply<R: CreateDefaults>(
+    state: &AppState,
+    ns: &str,
+    name: &str,
+    user: &UserInfo,
+    params: &Params,
+    config: serde_json::Value,
+    repr: Representation,
+) -> Result<Response, ApiError> {
+    let Some(manager) = params.get("fieldManager").filter(|m| !m.is_empty()) else {
+        return Err(ApiError::bad_request(
+            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+        ));
+    };
+    let manager = checked_manager(manager)?;
+    let force = params.flag("force")?;
+    // Unknown fields, as `fieldValidation` says (kubectl asks for Strict).
+    let (typed, warnings) = body::decode_value::<R>(&config, params.field_validation()?)?;
+    let exists = match state.registry.get::<R>(ns, name).await {
+        Ok(_) => true,
+        Err(ApiError::NotFound { .. }) => false,
+        Err(e) => return Err(e),
+    };
+    let mut create_defaults = None;
+    if !exists {
+        let mut attrs = crate::auth::request_attributes(
+            &axum::http::Method::POST,
+            &format!("/apis/{}/namespaces/{ns}/{}", API_VERSION, R::PLURAL),
+            None,
+        );
+        name.clone_into(&mut attrs.name);
+        crate::auth::authorize(&state.auth, user, &attrs).await?;
+        // What the create-time defaults fill in (a CoredumpEndpoint's podUID) is set too.
+        let before = serde_json::to_value(&typed).map_err(internal)?;
+        let mut filled = typed;
+        filled.fill_on_create(ns, user, state).await?;
+        let after = serde_json::to_value(&filled).map_err(internal)?;
+        create_defaults = Some(crate::registry::apply::changed_fields(&before, &after));
+    }
+    let opts = WriteOptions {
+        dry_run: params.dry_run()?,
+        manager: Some(manager),
+    };
+    let (obj, created): (R, bool) = state
+        .registry
+        .apply(ns, name, &config, force, create_defaults.as_ref(), &opts)
+        .await?;
+    let code = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut resp = render::object(repr, &obj, params.include_object()?, code)?;
+    body::add_warnings(&mut resp, &warnings);
+    Ok(resp)
+}
+
+fn internal(e: serde_json::Error) -> ApiError {
+    ApiError::Internal {
+        message: format!("encoding an applied object: {e}"),
+    }
+}
+
+/// Longest `fieldManager` kube-apiserver accepts.
+const MAX_FIELD_MANAGER: usize = 128;
+
+fn checked_manager(manager: &str) -> Result<String, ApiError> {
+    if manager.len() > MAX_FIELD_MANAGER || manager.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "fieldManager: Invalid value: must be at most {MAX_FIELD_MANAGER} printable characters"
+        )));
+    }
+    Ok(manager.to_owned())
+}
+
+/// Who owns the fields a create, update or patch changes: `fieldManager`, else the client's
+/// user agent up to its first `/` (`kubectl`, `kubectl-edit`...), as kube-apiserver names it.
+fn field_manager(params: &Params, headers: &HeaderMap) -> Result<String, ApiError> {
+    if let Some(m) = params.get("fieldManager").filter(|m| !m.is_empty()) {
+        return checked_manager(m);
+    }
+    let agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ua| ua.split('/').next())
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .unwrap_or("unknown");
+    let mut agent: String = agent.chars().filter(|c| !c.is_control()).collect();
+    agent.truncate(MAX_FIELD_MANAGER);
+    Ok(agent)
 }
 
 /// Delete options from the body (optional) merged with query parameters.

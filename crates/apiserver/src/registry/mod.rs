@@ -1,9 +1,10 @@
 //! The typed object layer shared by the HTTP handlers and in-process callers (the standalone
 //! ingest calls [`Registry::create_coredump`] directly). It owns Kubernetes object semantics on
 //! top of the opaque [`MetadataStore`]: defaults on create (uid, creationTimestamp, generated
-//! names), validation, `resourceVersion` preconditions, selectors, dry runs, and the blob
-//! clean-up that deleting an object implies.
+//! names), validation, `resourceVersion` preconditions, selectors, dry runs, field ownership
+//! and server-side apply ([`apply`]), and the blob clean-up that deleting an object implies.
 
+pub mod apply;
 mod cleanup;
 mod codec;
 pub mod retention;
@@ -29,6 +30,10 @@ const GENERATE_NAME_ATTEMPTS: usize = 8;
 pub struct WriteOptions {
     /// Validate and compute the result without persisting (`dryRun=All`).
     pub dry_run: bool,
+    /// Who writes (`fieldManager`, else the client's user agent): owner of the fields it
+    /// changes in `metadata.managedFields`. `None` (in-process callers) keeps the
+    /// `managedFields` the object carries.
+    pub manager: Option<String>,
 }
 
 /// What to list.
@@ -62,6 +67,9 @@ pub enum Patch {
     Merge(Value),
     /// RFC 6902 (`application/json-patch+json`).
     Json(json_patch::Patch),
+    /// Server-side apply (`application/apply-patch+yaml`): the manager's whole configuration
+    /// ([`Registry::apply`]).
+    Apply(Value),
 }
 
 /// Typed access to our objects and their blobs.
@@ -85,6 +93,89 @@ fn invalid<R: Resource>(name: &str, errors: Vec<FieldError>) -> ApiError {
         kind: R::KIND.to_owned(),
         name: name.to_owned(),
         errors,
+    }
+}
+
+fn to_json<R: Stored>(obj: &R) -> Result<Value, ApiError> {
+    serde_json::to_value(obj).map_err(|e| ApiError::Internal {
+        message: format!("encoding {} {}: {e}", R::KIND, obj.metadata().name),
+    })
+}
+
+/// The manager of a write, at `now` (RFC 3339).
+fn actor<'a>(manager: &'a str, now: &'a str) -> apply::Actor<'a> {
+    apply::Actor {
+        manager,
+        api_version: coredump_api::API_VERSION,
+        now,
+    }
+}
+
+fn now_rfc3339() -> String {
+    coredump_api::time::format_rfc3339(time::OffsetDateTime::now_utc())
+}
+
+/// An apply configuration names the object of the URL, with our API version and kind.
+fn check_apply_identity<R: Resource>(config: &Value, name: &str) -> Result<(), ApiError> {
+    if !config.is_object() {
+        return Err(ApiError::bad_request(
+            "an apply configuration must be an object",
+        ));
+    }
+    let api_version = config["apiVersion"].as_str().unwrap_or_default();
+    let kind = config["kind"].as_str().unwrap_or_default();
+    if api_version != coredump_api::API_VERSION || kind != R::KIND {
+        return Err(ApiError::bad_request(format!(
+            "the apply configuration is a {kind:?} of {api_version:?}, not a {} of {}",
+            R::KIND,
+            coredump_api::API_VERSION
+        )));
+    }
+    match config["metadata"]["name"].as_str() {
+        Some(n) if n == name => Ok(()),
+        other => Err(ApiError::bad_request(format!(
+            "the name of the applied object ({}) does not match the name on the URL ({name})",
+            other.unwrap_or("none")
+        ))),
+    }
+}
+
+/// The 409 of an apply that conflicts, worded as kube-apiserver words it (kubectl adds its
+/// advice about `--force-conflicts`).
+fn apply_conflict<R: Resource>(name: &str, conflicts: &[apply::Conflict]) -> ApiError {
+    let lines: Vec<String> = conflicts
+        .iter()
+        .map(|c| {
+            format!(
+                "conflict with {:?} using {}: {}",
+                c.manager,
+                coredump_api::API_VERSION,
+                apply::display(&c.field)
+            )
+        })
+        .collect();
+    let message = if lines.len() == 1 {
+        format!("Apply failed with 1 conflict: {}", lines[0])
+    } else {
+        format!(
+            "Apply failed with {} conflicts: {}",
+            lines.len(),
+            lines.join("\n")
+        )
+    };
+    ApiError::ApplyConflict {
+        resource: R::PLURAL.to_owned(),
+        name: name.to_owned(),
+        message,
+        causes: conflicts
+            .iter()
+            .map(|c| {
+                (
+                    format!("conflict with {:?}", c.manager),
+                    apply::display(&c.field),
+                )
+            })
+            .collect(),
     }
 }
 
@@ -158,6 +249,11 @@ impl Registry {
         ));
         meta.resource_version.clear();
         obj.set_type_meta();
+        if let Some(manager) = &opts.manager {
+            let now = now_rfc3339();
+            let managed = apply::track_update(None, &to_json(&obj)?, &[], actor(manager, &now));
+            obj.metadata_mut().managed_fields = managed;
+        }
         let generate = obj.metadata().name.is_empty() && !obj.metadata().generate_name.is_empty();
         for _ in 0..GENERATE_NAME_ATTEMPTS {
             if generate {
@@ -290,6 +386,16 @@ impl Registry {
         m.creation_timestamp
             .clone_from(&old.metadata().creation_timestamp);
         obj.set_type_meta();
+        if let Some(manager) = &opts.manager {
+            let now = now_rfc3339();
+            let managed = apply::track_update(
+                Some(&to_json(&old)?),
+                &to_json(&obj)?,
+                &old.metadata().managed_fields,
+                actor(manager, &now),
+            );
+            obj.metadata_mut().managed_fields = managed;
+        }
         let errors = obj.validate_update(&old);
         if !errors.is_empty() {
             return Err(invalid::<R>(name, errors));
@@ -335,6 +441,97 @@ impl Registry {
         }
         Err(last.unwrap_or(ApiError::Internal {
             message: "patch retries exhausted".to_owned(),
+        }))
+    }
+
+    /// Server-side apply of `config` by `opts.manager`: creates the object when it does not
+    /// exist and the caller gave `create_defaults` (it checked the `create` permission and
+    /// computed what create-time defaults fill in: set, owned by nobody), else sets what the configuration says and removes what the manager applied
+    /// before and no longer applies ([`apply`]). Returns the object and whether it was created.
+    /// A concurrent change is retried; fields another manager owns with another value are a 409
+    /// unless `force`.
+    pub async fn apply<R: Stored>(
+        &self,
+        namespace: &str,
+        name: &str,
+        config: &Value,
+        force: bool,
+        create_defaults: Option<&Value>,
+        opts: &WriteOptions,
+    ) -> Result<(R, bool), ApiError> {
+        let Some(manager) = opts.manager.as_deref().filter(|m| !m.is_empty()) else {
+            return Err(ApiError::bad_request(
+                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+            ));
+        };
+        check_apply_identity::<R>(config, name)?;
+        // The result is stored as computed: no second round of update tracking.
+        let store_opts = WriteOptions {
+            dry_run: opts.dry_run,
+            manager: None,
+        };
+        const ATTEMPTS: usize = 5;
+        let mut last = None;
+        for _ in 0..ATTEMPTS {
+            let current: Option<R> = match self.get(namespace, name).await {
+                Ok(c) => Some(c),
+                Err(ApiError::NotFound { .. }) if create_defaults.is_some() => None,
+                Err(ApiError::NotFound { .. }) => {
+                    return Err(ApiError::Conflict {
+                        resource: R::PLURAL.to_owned(),
+                        name: name.to_owned(),
+                        detail: "the object was deleted while it was applied; apply again"
+                            .to_owned(),
+                    });
+                }
+                Err(e) => return Err(e),
+            };
+            let (current_json, managed) = match &current {
+                Some(c) => (to_json(c)?, c.metadata().managed_fields.clone()),
+                None => (Value::Object(serde_json::Map::new()), Vec::new()),
+            };
+            let now = now_rfc3339();
+            let (mut doc, managed) =
+                apply::apply(&current_json, &managed, config, actor(manager, &now), force)
+                    .map_err(|conflicts| apply_conflict::<R>(name, &conflicts))?;
+            if current.is_none()
+                && let Some(defaults) = create_defaults
+            {
+                apply::fill_unset(&mut doc, defaults);
+            }
+            doc["metadata"]["name"] = Value::from(name);
+            doc["metadata"]["namespace"] = Value::from(namespace);
+            let mut obj: R = serde_json::from_value(doc).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the applied configuration is not a {}: {e}",
+                    R::KIND
+                ))
+            })?;
+            obj.set_type_meta();
+            obj.metadata_mut().managed_fields = managed;
+            let stored = match current {
+                None => self
+                    .create(namespace, obj, &store_opts)
+                    .await
+                    .map(|o| (o, true)),
+                Some(c) => {
+                    c.metadata()
+                        .resource_version
+                        .clone_into(&mut obj.metadata_mut().resource_version);
+                    self.update(namespace, name, obj, &store_opts)
+                        .await
+                        .map(|o| (o, false))
+                }
+            };
+            match stored {
+                Err(e @ (ApiError::Conflict { .. } | ApiError::AlreadyExists { .. })) => {
+                    last = Some(e)
+                }
+                other => return other,
+            }
+        }
+        Err(last.unwrap_or(ApiError::Internal {
+            message: "apply retries exhausted".to_owned(),
         }))
     }
 
@@ -485,6 +682,11 @@ pub fn apply_patch<R: Stored>(
     };
     match patch {
         Patch::Merge(p) => json_patch::merge(&mut doc, p),
+        Patch::Apply(_) => {
+            return Err(ApiError::bad_request(
+                "an apply patch is applied with Registry::apply, not merged",
+            ));
+        }
         Patch::Json(p) => {
             // One operation at a time, so that each `copy` is measured against the document as
             // it then is. A failed operation leaves `doc` half patched, but it is dropped.
