@@ -1,6 +1,7 @@
 //! The one test suite every [`MetadataStore`] backend must pass, compiled into the library (not
 //! behind `cfg(test)`) so the etcd store's tests, the embedded store's tests and any other crate
-//! (a fake for API tests, say) can run exactly the same checks.
+//! (a fake for API tests, say) can run exactly the same checks. [`run_all_blob`] is the same for
+//! every [`crate::BlobStore`] backend (the filesystem store, object stores).
 //!
 //! Each `check_*` function takes a store that it may fill freely and panics with a message
 //! naming the check when the store misbehaves. [`run_all`] runs every check, each on a fresh
@@ -8,6 +9,7 @@
 //! is run separately. Checks never assume revisions start at 1 or are contiguous per key range,
 //! so several checks may share one etcd (each under its own prefix).
 
+mod blob;
 mod concurrency;
 mod crud;
 mod list;
@@ -23,6 +25,11 @@ use futures::StreamExt;
 use crate::StoreError;
 use crate::metadata::{MetadataStore, ObjectKey, WatchEvent, WatchStream};
 
+pub use blob::{
+    blob_bytes, check_blob_concurrent_puts, check_blob_deletes, check_blob_idempotent_put,
+    check_blob_invalid_paths, check_blob_listing, check_blob_missing,
+    check_blob_put_bytes_replaces, check_blob_round_trip, check_blob_seekable, run_all_blob,
+};
 pub use concurrency::{check_concurrent_creates, check_concurrent_updates};
 pub use crud::{
     check_already_exists, check_conflict, check_crud, check_invalid_keys, check_not_found,
