@@ -161,6 +161,11 @@ impl SeaweedFs {
         format!("http://127.0.0.1:{}", self.ports.s3.0)
     }
 
+    /// Where it keeps its volumes and metadata.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
     /// The log file (appended to across restarts).
     pub fn log(&self) -> &Path {
         self.process.log()
