@@ -12,6 +12,7 @@ use anyhow::Context;
 use coredump_capture::kernel::{KernelPaths, PatternGuard, PatternLock, read_setting};
 use coredump_capture::spool::Spool;
 use coredump_ingest::{Ingest, IngestConfig};
+use coredump_store::BlobStore;
 use coredump_store::fs_blob::FsBlobStore;
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -107,8 +108,9 @@ fn capture(args: &Args, layout: &HostLayout) -> anyhow::Result<PatternGuard> {
 
 async fn run_async(args: Args) -> anyhow::Result<()> {
     let client = kube_client(args.kubeconfig.as_deref()).await?;
-    let blobs =
-        match args.backend_kind {
+    let blobs: Arc<dyn BlobStore> = match args.blob_store.open()? {
+        Some(bucket) => Arc::new(bucket),
+        None => match args.backend_kind {
             BackendKind::Local => {
                 let open = || {
                     let store = FsBlobStore::new(args.local_path.clone())?;
@@ -121,7 +123,8 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
                     format!("opening --local-path {}", args.local_path.display())
                 })?)
             }
-        };
+        },
+    };
     let root = std::path::absolute(&args.host_dir)
         .with_context(|| format!("resolving {}", args.host_dir.display()))?;
     let layout = HostLayout::new(&root);

@@ -153,6 +153,20 @@ pub struct BlobStoreArgs {
     pub s3_allow_http: bool,
 }
 
+impl Default for BlobStoreArgs {
+    /// `local`, no S3 flags (what parsing no flags gives).
+    fn default() -> Self {
+        Self {
+            blob_store: BlobStoreSelector::Local,
+            s3_endpoint: None,
+            s3_region: None,
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            s3_allow_http: false,
+        }
+    }
+}
+
 impl BlobStoreArgs {
     /// The object store selected, `None` for `local` (the role opens its filesystem store).
     /// Nothing is contacted yet: a wrong endpoint or credentials show at the first operation.
