@@ -15,5 +15,7 @@ pub mod read;
 pub mod select;
 pub mod store;
 
+/// The retry settings of [`BlobStoreArgs::open_with_retry`] (`object_store`'s).
+pub use object_store::{BackoffConfig, RetryConfig};
 pub use select::{BlobStoreArgs, BlobStoreSelector, SelectError};
 pub use store::ObjectBlobStore;

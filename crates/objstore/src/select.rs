@@ -168,6 +168,23 @@ impl Default for BlobStoreArgs {
 }
 
 impl BlobStoreArgs {
+    /// Parses these flags alone (`--blob-store=...`, `--s3-...`), as a role would: for tests
+    /// and tools that get them from elsewhere.
+    pub fn parse_flags<I, T>(flags: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        #[derive(clap::Parser)]
+        struct Only {
+            #[command(flatten)]
+            args: BlobStoreArgs,
+        }
+        let argv = std::iter::once(std::ffi::OsString::from("blob-store"))
+            .chain(flags.into_iter().map(Into::into));
+        <Only as clap::Parser>::try_parse_from(argv).map(|only| only.args)
+    }
+
     /// The object store selected, `None` for `local` (the role opens its filesystem store).
     /// Nothing is contacted yet: a wrong endpoint or credentials show at the first operation.
     pub fn open(&self) -> Result<Option<ObjectBlobStore>, SelectError> {

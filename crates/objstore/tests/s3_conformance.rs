@@ -15,10 +15,9 @@ use coredump_store::{BlobPath, BlobStore};
 #[test]
 fn the_s3_store_passes_the_blob_conformance_suite() {
     let server = common::shared().lock().unwrap_or_else(|p| p.into_inner());
-    let endpoint = server.endpoint();
     let scratch = tempfile::tempdir().unwrap();
     run_all_blob(
-        || common::fresh_store(&endpoint, "conformance"),
+        || common::fresh_store(&server, "conformance"),
         scratch.path(),
     );
 }
@@ -28,14 +27,13 @@ fn the_s3_store_passes_the_blob_conformance_suite() {
 #[test]
 fn the_suite_passes_with_multipart_uploads_too() {
     let server = common::shared().lock().unwrap_or_else(|p| p.into_inner());
-    let endpoint = server.endpoint();
     let scratch = tempfile::tempdir().unwrap();
     run_all_blob(
-        || common::fresh_store(&endpoint, "multipart").with_part_size(5 * 1024 * 1024),
+        || common::fresh_store(&server, "multipart").with_part_size(5 * 1024 * 1024),
         scratch.path(),
     );
     // And a blob of exactly two parts (no short last part).
-    let store = common::fresh_store(&endpoint, "two-parts").with_part_size(5 * 1024 * 1024);
+    let store = common::fresh_store(&server, "two-parts").with_part_size(5 * 1024 * 1024);
     let bytes = blob_bytes(10 * 1024 * 1024, 42);
     let src = scratch.path().join("two");
     std::fs::write(&src, &bytes).unwrap();
@@ -52,8 +50,7 @@ fn the_suite_passes_with_multipart_uploads_too() {
 #[test]
 fn any_thread_may_call_the_store() {
     let server = common::shared().lock().unwrap_or_else(|p| p.into_inner());
-    let endpoint = server.endpoint();
-    let store: Arc<dyn BlobStore> = Arc::new(common::fresh_store(&endpoint, "threads"));
+    let store: Arc<dyn BlobStore> = Arc::new(common::fresh_store(&server, "threads"));
     let path = BlobPath::new("ns", "pod", "c", "f").unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

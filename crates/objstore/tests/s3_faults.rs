@@ -26,8 +26,9 @@ fn read_all(store: &dyn BlobStore, path: &BlobPath) -> Vec<u8> {
 fn wrong_credentials_are_a_clear_error_naming_bucket_and_endpoint() {
     let server = common::shared().lock().unwrap_or_else(|p| p.into_inner());
     let endpoint = server.endpoint();
+    let server: &coredump_testplane::seaweedfs::SeaweedFs = &server;
     let wrong_secret = "not-the-secret-4711";
-    let mut args = common::args(&endpoint, "wrong-credentials");
+    let mut args = common::args(&server, "wrong-credentials");
     args.s3_secret_access_key = Some(Secret(wrong_secret.into()));
     let store = args
         .open_with_retry(common::short_retry())
@@ -77,7 +78,7 @@ fn wrong_credentials_are_a_clear_error_naming_bucket_and_endpoint() {
         );
     }
     // An unknown access key, too.
-    let mut args = common::args(&endpoint, "wrong-credentials");
+    let mut args = common::args(&server, "wrong-credentials");
     args.s3_access_key_id = Some("nobody".into());
     let store = args
         .open_with_retry(common::short_retry())
@@ -90,7 +91,7 @@ fn wrong_credentials_are_a_clear_error_naming_bucket_and_endpoint() {
 #[test]
 fn a_put_to_a_stopped_server_fails_and_succeeds_once_it_is_back() {
     let mut server = common::own();
-    let store = common::fresh_store(&server.endpoint(), "outage").with_part_size(5 * 1024 * 1024);
+    let store = common::fresh_store(&server, "outage").with_part_size(5 * 1024 * 1024);
     let dir = tempfile::tempdir().unwrap();
     // Multipart (three parts, the last short) and single-PUT sizes.
     let big = blob_bytes(12 * 1024 * 1024 + 7, 2);
@@ -139,8 +140,7 @@ fn a_put_to_a_stopped_server_fails_and_succeeds_once_it_is_back() {
 #[test]
 fn a_server_killed_during_a_multipart_upload_leaves_no_object_and_the_retry_is_whole() {
     let mut server = common::own();
-    let store =
-        common::fresh_store(&server.endpoint(), "mid-upload").with_part_size(5 * 1024 * 1024);
+    let store = common::fresh_store(&server, "mid-upload").with_part_size(5 * 1024 * 1024);
     let dir = tempfile::tempdir().unwrap();
     let bytes = blob_bytes(96 * 1024 * 1024, 4);
     let src = dir.path().join("core");

@@ -39,7 +39,7 @@ fn content(offset: u64, len: usize) -> Vec<u8> {
 #[test]
 fn a_320_mib_core_goes_up_and_down_in_bounded_memory() {
     let server = common::shared().lock().unwrap_or_else(|p| p.into_inner());
-    let store = common::fresh_store(&server.endpoint(), "large");
+    let store = common::fresh_store(&server, "large");
     let dir = tempfile::tempdir_in("/var/tmp").unwrap();
     let src = dir.path().join("core.zst");
     let mut file = std::fs::File::create(&src).unwrap();

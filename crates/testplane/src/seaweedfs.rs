@@ -161,6 +161,19 @@ impl SeaweedFs {
         format!("http://127.0.0.1:{}", self.ports.s3.0)
     }
 
+    /// The flags that select `s3://<bucket>/<prefix>` on this server with its identity, as
+    /// the roles take them (`--blob-store`, `--s3-endpoint`, ...).
+    pub fn blob_store_flags(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        vec![
+            format!("--blob-store=s3://{bucket}/{prefix}"),
+            format!("--s3-endpoint={}", self.endpoint()),
+            format!("--s3-region={REGION}"),
+            format!("--s3-access-key-id={ACCESS_KEY_ID}"),
+            format!("--s3-secret-access-key={SECRET_ACCESS_KEY}"),
+            "--s3-allow-http".to_string(),
+        ]
+    }
+
     /// Where it keeps its volumes and metadata.
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use coredump_objstore::{BlobStoreArgs, BlobStoreSelector, ObjectBlobStore};
+use coredump_objstore::{BackoffConfig, RetryConfig};
+use coredump_objstore::{BlobStoreArgs, ObjectBlobStore};
 use coredump_testplane::seaweedfs::{self, SeaweedFs};
-use object_store::{BackoffConfig, RetryConfig};
 
 /// The bucket the tests create.
 pub const BUCKET: &str = "cores";
@@ -44,32 +44,20 @@ pub fn short_retry() -> RetryConfig {
     }
 }
 
-/// The flags of `--blob-store s3://BUCKET/<prefix>` against `endpoint` with the test identity.
-pub fn args(endpoint: &str, prefix: &str) -> BlobStoreArgs {
-    BlobStoreArgs {
-        blob_store: BlobStoreSelector::S3 {
-            bucket: BUCKET.into(),
-            prefix: prefix.into(),
-        },
-        s3_endpoint: Some(endpoint.into()),
-        s3_region: Some(seaweedfs::REGION.into()),
-        s3_access_key_id: Some(seaweedfs::ACCESS_KEY_ID.into()),
-        s3_secret_access_key: Some(coredump_objstore::select::Secret(
-            seaweedfs::SECRET_ACCESS_KEY.into(),
-        )),
-        s3_allow_http: true,
-    }
+/// The flags of `--blob-store s3://BUCKET/<prefix>` on `server` with the test identity.
+pub fn args(server: &SeaweedFs, prefix: &str) -> BlobStoreArgs {
+    BlobStoreArgs::parse_flags(server.blob_store_flags(BUCKET, prefix)).unwrap()
 }
 
 /// A store under a prefix no other store of this process uses.
-pub fn fresh_store(endpoint: &str, what: &str) -> ObjectBlobStore {
+pub fn fresh_store(server: &SeaweedFs, what: &str) -> ObjectBlobStore {
     static N: AtomicUsize = AtomicUsize::new(0);
     let prefix = format!(
         "{what}-{}-{}",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     );
-    args(endpoint, &prefix)
+    args(server, &prefix)
         .open_with_retry(short_retry())
         .unwrap()
         .unwrap()
