@@ -108,9 +108,8 @@ fn capture(args: &Args, layout: &HostLayout) -> anyhow::Result<PatternGuard> {
 
 async fn run_async(args: Args) -> anyhow::Result<()> {
     let client = kube_client(args.kubeconfig.as_deref()).await?;
-    let blobs: Arc<dyn BlobStore> = match args.blob_store.open()? {
-        Some(bucket) => Arc::new(bucket),
-        None => match args.backend_kind {
+    let blobs =
+        args.blob_store.open_or_else(|| match args.backend_kind {
             BackendKind::Local => {
                 let open = || {
                     let store = FsBlobStore::new(args.local_path.clone())?;
@@ -119,12 +118,11 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
                         None => Ok(store),
                     }
                 };
-                Arc::new(open().with_context(|| {
+                anyhow::Ok(Arc::new(open().with_context(|| {
                     format!("opening --local-path {}", args.local_path.display())
-                })?)
+                })?) as Arc<dyn BlobStore>)
             }
-        },
-    };
+        })?;
     let root = std::path::absolute(&args.host_dir)
         .with_context(|| format!("resolving {}", args.host_dir.display()))?;
     let layout = HostLayout::new(&root);

@@ -290,16 +290,12 @@ pub async fn run_with(
 /// The `apiserver` role: blobs under `--local-path` or in the `--blob-store` bucket, metadata
 /// in etcd or the embedded store, served until `shutdown` completes.
 pub async fn run(args: ApiserverArgs, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let blobs: Arc<dyn BlobStore> = match args.blob_store.open()? {
-        Some(bucket) => Arc::new(bucket),
-        None => match args.backend_kind {
-            BackendKind::Local => {
-                Arc::new(FsBlobStore::new(args.local_path.clone()).with_context(|| {
-                    format!("opening --local-path {}", args.local_path.display())
-                })?)
-            }
-        },
-    };
+    let blobs = args.blob_store.open_or_else(|| match args.backend_kind {
+        BackendKind::Local => anyhow::Ok(Arc::new(
+            FsBlobStore::new(args.local_path.clone())
+                .with_context(|| format!("opening --local-path {}", args.local_path.display()))?,
+        ) as Arc<dyn BlobStore>),
+    })?;
     run_with(args, blobs, shutdown).await
 }
 

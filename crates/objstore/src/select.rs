@@ -191,6 +191,21 @@ impl BlobStoreArgs {
         self.open_with_retry(default_retry())
     }
 
+    /// The bucket selected, else the role's own store from `local` (its filesystem store under
+    /// `--local-path`): the one place each role decides where its blobs are.
+    pub fn open_or_else<E>(
+        &self,
+        local: impl FnOnce() -> Result<Arc<dyn coredump_store::BlobStore>, E>,
+    ) -> Result<Arc<dyn coredump_store::BlobStore>, E>
+    where
+        E: From<SelectError>,
+    {
+        match self.open()? {
+            Some(bucket) => Ok(Arc::new(bucket)),
+            None => local(),
+        }
+    }
+
     /// [`BlobStoreArgs::open`] with other retries (tests shorten them).
     pub fn open_with_retry(
         &self,

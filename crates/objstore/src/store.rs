@@ -5,7 +5,9 @@
 //!   size); a file of one part or less is one PUT. The object appears whole when the upload
 //!   completes, never partly; a failed upload is aborted. A blob of the same size already
 //!   there is left alone (idempotent ingest, as on the filesystem), and the stored size is
-//!   checked after the upload.
+//!   checked after the upload (an object missing then is an error; one another writer put
+//!   there meanwhile, with another `ETag`, is theirs: last writer wins, as with renames).
+//! * `namespaces` and `pods` enumerate by delimiter listing, for the GC's inventory.
 //! * `open` and `open_seekable` read through ranged GETs ([`crate::read`]).
 //! * Listing is by key prefix; `delete_pod` deletes in batches (S3 `DeleteObjects`).
 //! * Transient errors are retried by `object_store` (its `RetryConfig`, with backoff).
@@ -21,6 +23,7 @@ use coredump_store::{BlobInfo, BlobPath, BlobStore, SeekableRead, StoreError};
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as Key;
 use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload};
+use percent_encoding::percent_decode_str;
 
 use crate::bridge::{Bridge, Pending};
 use crate::keys::Layout;
@@ -127,27 +130,33 @@ impl ObjectBlobStore {
         }
     }
 
-    /// One PUT of a small blob (replacing whatever is there).
-    fn put_whole(&self, key: &Key, bytes: Bytes) -> Result<(), StoreError> {
+    /// One PUT of a small blob (replacing whatever is there); the new object's `ETag`.
+    fn put_whole(&self, key: &Key, bytes: Bytes) -> Result<Option<String>, StoreError> {
         let (store, k) = (Arc::clone(&self.store), key.clone());
         self.call("PUT", key, async move {
-            store.put(&k, PutPayload::from(bytes)).await.map(drop)
+            store
+                .put(&k, PutPayload::from(bytes))
+                .await
+                .map(|r| r.e_tag)
         })
     }
 
     /// Uploads `file` (`expected` bytes) as a multipart upload; aborts it on any failure.
+    /// Returns the new object's `ETag`.
     fn put_multipart(
         &self,
         key: &Key,
         file: &mut File,
         source: &Path,
         expected: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<String>, StoreError> {
         let (store, k) = (Arc::clone(&self.store), key.clone());
         let mut upload = self.call("starting a multipart upload of", key, async move {
             store.put_multipart(&k).await
         })?;
-        let mut result = self.send_parts(key, upload.as_mut(), file, source, expected);
+        let mut result = self
+            .send_parts(key, upload.as_mut(), file, source, expected)
+            .map(|()| None);
         if result.is_ok() {
             let (back, completed) = self.bridge.run(async move {
                 let completed = upload.complete().await;
@@ -155,7 +164,7 @@ impl ObjectBlobStore {
             })?;
             upload = back;
             result = completed
-                .map(drop)
+                .map(|r| r.e_tag)
                 .map_err(|e| self.error("completing the multipart upload of", key, e));
         }
         if let Err(e) = result {
@@ -172,7 +181,7 @@ impl ObjectBlobStore {
             }
             return Err(e);
         }
-        Ok(())
+        result
     }
 
     /// Reads `file` part by part and uploads the parts, at most [`PARTS_IN_FLIGHT`] at once.
@@ -254,6 +263,27 @@ impl ObjectBlobStore {
         })
     }
 
+    /// The names one level below `prefix` (S3 `CommonPrefixes` with delimiter `/`), decoded,
+    /// valid as `kind` of a blob path, dot-names left out, sorted.
+    fn children(&self, prefix: &Key) -> Result<Vec<String>, StoreError> {
+        let (store, p) = (Arc::clone(&self.store), prefix.clone());
+        let listed = self.call("LIST", prefix, async move {
+            store.list_with_delimiter(Some(&p)).await
+        })?;
+        let mut out: Vec<String> = listed
+            .common_prefixes
+            .iter()
+            .filter_map(|dir| {
+                let name = dir.filename()?;
+                let name = percent_decode_str(name).decode_utf8().ok()?.into_owned();
+                let valid = !name.starts_with('.') && check_dir(&name, None, None).is_ok();
+                valid.then_some(name)
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
     /// Every object under `prefix`.
     fn list_prefix(&self, prefix: &Key) -> Result<Vec<object_store::ObjectMeta>, StoreError> {
         let (store, p) = (Arc::clone(&self.store), prefix.clone());
@@ -308,17 +338,24 @@ impl BlobStore for ObjectBlobStore {
         if self.head(&key)?.is_some_and(|(size, _)| size == expected) {
             return Ok(expected); // idempotent ingest: already stored
         }
-        if expected <= self.part_size as u64 {
+        let ours = if expected <= self.part_size as u64 {
             let bytes = read_part(&mut file, self.part_size).map_err(source_err)?;
             if bytes.len() as u64 != expected {
                 return Err(changed(source, bytes.len() as u64, expected));
             }
-            self.put_whole(&key, bytes)?;
+            self.put_whole(&key, bytes)?
         } else {
-            self.put_multipart(&key, &mut file, source, expected)?;
-        }
+            self.put_multipart(&key, &mut file, source, expected)?
+        };
         match self.head(&key)? {
             Some((size, _)) if size == expected => Ok(expected),
+            // Another writer's object replaced ours after it was complete (last writer wins,
+            // as with renames on a filesystem): ours cannot be checked any more, and theirs is
+            // theirs to check.
+            Some((_, Some(theirs))) if ours.as_ref().is_some_and(|ours| *ours != theirs) => {
+                tracing::info!(object = %self.url(&key), "replaced by another writer right after this upload");
+                Ok(expected)
+            }
             stored => Err(StoreError::backend(
                 self.doing("verifying the upload of", &key),
                 format!(
@@ -419,6 +456,15 @@ impl BlobStore for ObjectBlobStore {
             return Err(self.error("deleting the objects under", &prefix, e));
         }
         Ok(blobs)
+    }
+
+    fn namespaces(&self) -> Result<Option<Vec<String>>, StoreError> {
+        self.children(self.layout.prefix()).map(Some)
+    }
+
+    fn pods(&self, namespace: &str) -> Result<Option<Vec<String>>, StoreError> {
+        check_dir(namespace, None, None)?;
+        self.children(&self.layout.dir(&[namespace])).map(Some)
     }
 
     fn namespace_usage(&self, namespace: &str) -> Result<u64, StoreError> {

@@ -26,6 +26,7 @@ where
     check_blob_invalid_paths(&make(), scratch);
     check_blob_seekable(&make(), scratch);
     check_blob_concurrent_puts(&make(), scratch);
+    check_blob_enumeration(&make(), scratch);
 }
 
 /// `len` bytes that differ for every `seed` and do not repeat within a block (xorshift64).
@@ -383,7 +384,8 @@ pub fn check_blob_seekable(store: &dyn BlobStore, scratch: &Path) {
     }
 }
 
-/// Concurrent puts of one path leave one whole blob; readers never see a torn one.
+/// Concurrent puts of one path all succeed and leave one whole blob; readers never see a torn
+/// one.
 pub fn check_blob_concurrent_puts(store: &dyn BlobStore, scratch: &Path) {
     const CHECK: &str = "blob_concurrent_puts";
     let a = blob_bytes(1024 * 1024, 7);
@@ -392,10 +394,13 @@ pub fn check_blob_concurrent_puts(store: &dyn BlobStore, scratch: &Path) {
     let at = path("conf-concurrent", "pod", "c", "core");
     std::thread::scope(|s| {
         for i in 0..4 {
-            let (at, src) = (&at, if i % 2 == 0 { &sa } else { &sb });
+            let (at, sa, sb) = (&at, &sa, &sb);
             s.spawn(move || {
-                for _ in 0..3 {
-                    ok(store.delete(at), CHECK, "delete");
+                // Each thread alternates the two sizes, so most puts replace the blob instead
+                // of finding one of their size there. (No deletes in between: a put cannot
+                // vouch for its blob once another thread removed it.)
+                for round in 0..4 {
+                    let src = if (i + round) % 2 == 0 { sa } else { sb };
                     ok(store.put_file(at, src), CHECK, "put_file");
                 }
             });
@@ -425,5 +430,68 @@ pub fn check_blob_concurrent_puts(store: &dyn BlobStore, scratch: &Path) {
     assert!(
         got == a || got == b,
         "conformance {CHECK}: final blob is neither"
+    );
+}
+
+/// A store that enumerates its namespaces and pods (an object store; the filesystem store says
+/// `None` and is walked instead) lists them sorted, without the binaries' dot-directory, and
+/// sees a pod go when its last blob goes.
+pub fn check_blob_enumeration(store: &dyn BlobStore, scratch: &Path) {
+    const CHECK: &str = "blob_enumeration";
+    let Some(before) = ok(store.namespaces(), CHECK, "namespaces") else {
+        return; // enumerated by walking its directory
+    };
+    let src = source(scratch, "enum", b"x");
+    for (ns, pod) in [
+        ("conf-enum-b", "p2"),
+        ("conf-enum-a", "p1"),
+        ("conf-enum-b", "p1"),
+    ] {
+        ok(
+            store.put_file(&path(ns, pod, "c", "f"), &src),
+            CHECK,
+            "put_file",
+        );
+    }
+    let binary = crate::buildid::buildid_path("conf-enum-a", "0a1b", crate::buildid::EXECUTABLE);
+    let Some(binary) = binary else {
+        panic!("conformance {CHECK}: no build-ID path");
+    };
+    ok(store.put_file(&binary, &src), CHECK, "put_file");
+    let after = ok(store.namespaces(), CHECK, "namespaces").unwrap_or_default();
+    let added: Vec<_> = after.iter().filter(|n| !before.contains(n)).collect();
+    assert_eq!(
+        added,
+        ["conf-enum-a", "conf-enum-b"],
+        "conformance {CHECK}: namespaces"
+    );
+    let pods = |ns: &str| ok(store.pods(ns), CHECK, "pods").unwrap_or_default();
+    assert_eq!(
+        pods("conf-enum-a"),
+        ["p1"],
+        "conformance {CHECK}: pods, no dot-directory"
+    );
+    assert_eq!(
+        pods("conf-enum-b"),
+        ["p1", "p2"],
+        "conformance {CHECK}: pods sorted"
+    );
+    ok(
+        store.delete(&path("conf-enum-b", "p2", "c", "f")),
+        CHECK,
+        "delete",
+    );
+    // Servers backed by a filesystem (SeaweedFS's filer) may keep the empty "directory" a
+    // while: the pod may still be named, never with blobs.
+    let left = pods("conf-enum-b");
+    assert!(
+        left == ["p1"] || left == ["p1", "p2"],
+        "conformance {CHECK}: pods after the last blob of p2 went: {left:?}"
+    );
+    let listed = ok(store.list("conf-enum-b", "p2", None), CHECK, "list");
+    assert!(listed.is_empty(), "conformance {CHECK}: {listed:?}");
+    assert!(
+        pods("conf-enum-none").is_empty(),
+        "conformance {CHECK}: an absent namespace"
     );
 }

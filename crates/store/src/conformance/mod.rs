@@ -26,8 +26,8 @@ use crate::StoreError;
 use crate::metadata::{MetadataStore, ObjectKey, WatchEvent, WatchStream};
 
 pub use blob::{
-    blob_bytes, check_blob_concurrent_puts, check_blob_deletes, check_blob_idempotent_put,
-    check_blob_invalid_paths, check_blob_listing, check_blob_missing,
+    blob_bytes, check_blob_concurrent_puts, check_blob_deletes, check_blob_enumeration,
+    check_blob_idempotent_put, check_blob_invalid_paths, check_blob_listing, check_blob_missing,
     check_blob_put_bytes_replaces, check_blob_round_trip, check_blob_seekable, run_all_blob,
 };
 pub use concurrency::{check_concurrent_creates, check_concurrent_updates};
