@@ -28,7 +28,7 @@ fn wrong_credentials_are_a_clear_error_naming_bucket_and_endpoint() {
     let endpoint = server.endpoint();
     let server: &coredump_testplane::seaweedfs::SeaweedFs = &server;
     let wrong_secret = "not-the-secret-4711";
-    let mut args = common::args(&server, "wrong-credentials");
+    let mut args = common::args(server, "wrong-credentials");
     args.s3_secret_access_key = Some(Secret(wrong_secret.into()));
     let store = args
         .open_with_retry(common::short_retry())
@@ -78,7 +78,7 @@ fn wrong_credentials_are_a_clear_error_naming_bucket_and_endpoint() {
         );
     }
     // An unknown access key, too.
-    let mut args = common::args(&server, "wrong-credentials");
+    let mut args = common::args(server, "wrong-credentials");
     args.s3_access_key_id = Some("nobody".into());
     let store = args
         .open_with_retry(common::short_retry())
