@@ -78,7 +78,7 @@ build() {
 build_many() {
   local group=$1 version=$2 module=$3 staging=$4 ldflags=$5
   shift 5
-  local name package missing=() packages=()
+  local name package binary missing=() packages=()
   for spec in "$@"; do
     name=${spec%%=*}
     [[ -x "$CACHE/bin/$name-$version" ]] || missing+=("$spec")
@@ -105,7 +105,11 @@ build_many() {
     for spec in "${missing[@]}"; do
       name=${spec%%=*}
       package=${spec#*=}
-      mv -f "$out/${package##*/}" "$CACHE/bin/$name-$version"
+      # `go build` names a command after its last path element, skipping a major-version suffix
+      # (go.etcd.io/etcd/server/v3 is `server`).
+      binary=${package##*/}
+      if [[ $binary =~ ^v[0-9]+$ ]]; then binary=${package%/*}; binary=${binary##*/}; fi
+      mv -f "$out/$binary" "$CACHE/bin/$name-$version"
     done
     rmdir "$out"
     log "built ${missing[*]%%=*} in $((SECONDS - start)) s"

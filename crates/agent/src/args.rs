@@ -8,38 +8,9 @@ use std::path::{Path, PathBuf};
 
 use coredump_capture::{HandlerConfig, NonPodPolicy};
 
+use coredump_common::{BackendKind, parse_bytes};
+
 use crate::floor::{FreeFloor, KubeletConfig};
-use crate::quantity::parse_bytes;
-
-/// Storage backend of the blobs (the API server's `--backend-kind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BackendKind {
-    /// A filesystem under `--local-path` (local disk or a shared volume).
-    Local,
-}
-
-/// What to do with crashes of processes outside every pod.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum NonPod {
-    /// Hand them to the `core_pattern` pipe that was installed before the agent (e.g.
-    /// systemd-coredump); drop them when it was not a pipe.
-    Forward,
-    /// Drain and discard them.
-    Drop,
-    /// Record them like pod crashes, in `--host-namespace`.
-    Record,
-}
-
-impl NonPod {
-    /// The handler's policy for this choice.
-    pub fn policy(self) -> NonPodPolicy {
-        match self {
-            NonPod::Forward => NonPodPolicy::Forward,
-            NonPod::Drop => NonPodPolicy::Drop,
-            NonPod::Record => NonPodPolicy::Record,
-        }
-    }
-}
 
 /// Flags of the `agent` role.
 #[derive(Debug, Clone, clap::Args)]
@@ -75,11 +46,11 @@ pub struct Args {
     pub node_name: String,
     /// Disk quota per namespace in the blob store (Kubernetes quantity; the seed's `1GB` form
     /// too). A core that would exceed it is recorded as QuotaExceeded and not kept.
-    #[arg(long, env = "NS_DISK_QUOTA", default_value = "1GB", value_parser = quantity)]
+    #[arg(long, env = "NS_DISK_QUOTA", default_value = "1GB", value_parser = parse_bytes)]
     pub ns_disk_quota: u64,
-    /// Crashes of processes outside every pod.
-    #[arg(long, value_enum, default_value_t = NonPod::Forward)]
-    pub non_pod: NonPod,
+    /// Crashes of processes outside every pod (`record` puts them in `--host-namespace`).
+    #[arg(long, value_enum, default_value_t = NonPodPolicy::Forward)]
+    pub non_pod: NonPodPolicy,
     /// Namespace of the records of non-pod crashes under `--non-pod=record`.
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     pub host_namespace: String,
@@ -132,7 +103,7 @@ pub struct CaptureFlags {
     #[arg(long, default_value_t = 64)]
     pub pipe_limit: u32,
     /// Keep at most this much of one core (larger cores are truncated).
-    #[arg(long, default_value = "16Gi", value_parser = quantity)]
+    #[arg(long, default_value = "16Gi", value_parser = parse_bytes)]
     pub max_core_size: u64,
     /// Stop writing cores when the spool's filesystem has less free space than this: `auto`
     /// (5 % above kubelet's nodefs eviction threshold, at least 1Gi; 1Gi without kubelet in
@@ -194,11 +165,6 @@ impl CaptureFlags {
     }
 }
 
-/// clap's parser of byte quantities (`1GB`, `512Mi`, `1e9`) for every role's size flags.
-pub fn quantity(text: &str) -> Result<u64, String> {
-    parse_bytes(text).map_err(|e| e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,8 +193,7 @@ mod tests {
         assert_eq!(a.local_path, PathBuf::from("/coredump"));
         assert_eq!(a.metrics_bind_address, "0.0.0.0:9102".parse().unwrap());
         assert_eq!(a.ns_disk_quota, 1_000_000_000);
-        assert_eq!(a.non_pod, NonPod::Forward);
-        assert_eq!(a.non_pod.policy(), NonPodPolicy::Forward);
+        assert_eq!(a.non_pod, NonPodPolicy::Forward);
         assert_eq!(a.proc_sys_kernel, PathBuf::from("/proc/sys/kernel"));
         assert!(
             Cli::try_parse_from(["agent", "--node-name=n", "--ns-disk-quota=1X"]).is_err(),
@@ -237,6 +202,6 @@ mod tests {
         let a = Cli::try_parse_from(["agent", "--node-name=n", "--non-pod=record"])
             .unwrap()
             .args;
-        assert_eq!(a.non_pod.policy(), NonPodPolicy::Record);
+        assert_eq!(a.non_pod, NonPodPolicy::Record);
     }
 }

@@ -46,7 +46,9 @@ impl std::str::FromStr for FreeFloor {
                 .map(FreeFloor::Percent)
                 .ok_or_else(|| format!("{text:?}: a percentage is 0% to 100%"));
         }
-        crate::args::quantity(text).map(FreeFloor::Bytes)
+        coredump_common::parse_bytes(text)
+            .map(FreeFloor::Bytes)
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -7,13 +7,14 @@
 //!   namespace, pod, container and image through a reflector over this node's pods
 //!   ([`informer`], [`pods`]), retried while the cache may lag ([`retry`]);
 //! * [`policy::AgentPolicy`]: the opt-out label/annotation and the per-namespace quota
-//!   (`NS_DISK_QUOTA`, [`quantity`]);
+//!   (`NS_DISK_QUOTA`, a quantity in `coredump_common`'s grammar);
 //! * [`limits`]: what the crash path needs for its crash-loop limits (each pod's namespace,
 //!   opt-out and quota left), and one `RateLimited` record per pod for the crashes it
 //!   suppressed;
 //! * [`sink::KubeSink`]: the `Coredump` created through the Kubernetes API and a `CoreDumped`
 //!   Event on the pod ([`event`]);
-//! * [`metrics`] and [`http`]: `/metrics`, `/healthz`, `/readyz`.
+//! * [`metrics`] and [`http`]: what `/metrics` and `/readyz` report (the endpoint itself is
+//!   `coredump_common::health`, shared with the GC).
 //!
 //! At SIGTERM the agent restores `core_pattern` only when its install is going away; a restart
 //! hands the kernel over to the installed pipe handler ([`handover`]).
@@ -35,13 +36,10 @@ pub mod limits;
 pub mod metrics;
 pub mod pods;
 pub mod policy;
-pub mod quantity;
 pub mod resolver;
 pub mod retry;
 mod run;
-pub mod signal;
 pub mod sink;
 
 pub use args::Args;
-pub use run::{kube_client, run, runtime};
-pub use signal::shutdown_signal;
+pub use run::run;

@@ -36,7 +36,7 @@ pub struct LimitFlags {
     pub namespace_crashes_per_minute: u32,
     /// Core bytes one pod may keep per hour (enforced while capturing: a core over the budget
     /// is truncated); 0 = no limit.
-    #[arg(long, default_value = "8Gi", value_parser = crate::args::quantity)]
+    #[arg(long, default_value = "8Gi", value_parser = coredump_common::parse_bytes)]
     pub pod_core_bytes_per_hour: u64,
     /// How often pod policies are refreshed and suppressed crashes recorded (seconds).
     #[arg(long, default_value_t = 5)]

@@ -46,17 +46,19 @@ pub struct Metrics {
     sink_errors: Counter,
 }
 
-/// Why a recorded crash has no (complete) core, as a metric label; `None` when it was stored.
+/// Why a recorded crash has no core, as a metric label: its `status.reason`, typed where the
+/// core was given up; `None` when a core (whole or truncated) was stored. A record without a
+/// reason (written by an older agent) counts by its state.
 pub fn drop_reason(c: &Coredump) -> Option<&'static str> {
-    match c.status.state {
-        CoredumpState::Stored | CoredumpState::Truncated => None,
-        CoredumpState::QuotaExceeded => Some("quota_exceeded"),
-        CoredumpState::Skipped if c.status.message.starts_with("opted out") => Some("opted_out"),
-        CoredumpState::Skipped => Some("disk_floor"),
-        CoredumpState::RateLimited => Some("rate_limited"),
-        CoredumpState::Failed => Some("failed"),
-        CoredumpState::Evicted => Some("evicted"),
-    }
+    let by_state = match c.status.state {
+        CoredumpState::Stored | CoredumpState::Truncated => return None,
+        CoredumpState::QuotaExceeded => "quota_exceeded",
+        CoredumpState::Skipped => "skipped",
+        CoredumpState::RateLimited => "rate_limited",
+        CoredumpState::Failed => "failed",
+        CoredumpState::Evicted => "retention",
+    };
+    Some(c.status.reason.map_or(by_state, |r| r.metric_label()))
 }
 
 impl Default for Metrics {
@@ -160,27 +162,14 @@ impl Metrics {
 
     /// The text exposition format.
     pub fn encode(&self) -> String {
-        encode_registry(&self.registry)
+        coredump_common::health::encode_registry(&self.registry)
     }
-}
-
-/// The text exposition format of `registry` (the agent's and the GC's /metrics). A poisoned
-/// lock still encodes: the counters are plain atomics and never half-updated.
-pub fn encode_registry(registry: &Mutex<Registry>) -> String {
-    let mut out = String::new();
-    let registry = match registry.lock() {
-        Ok(r) => r,
-        Err(poisoned) => poisoned.into_inner(),
-    };
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
-        tracing::error!(error = %e, "encoding metrics");
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use coredump_api::CoredumpReason;
 
     fn coredump(state: CoredumpState, message: &str, raw: u64, stored: u64) -> Coredump {
         let mut c = Coredump::default();
@@ -193,20 +182,39 @@ mod tests {
 
     #[test]
     fn drop_reasons() {
-        let r = |s, m| drop_reason(&coredump(s, m, 0, 0));
-        assert_eq!(r(CoredumpState::Stored, ""), None);
-        assert_eq!(r(CoredumpState::Truncated, "limit"), None);
-        assert_eq!(r(CoredumpState::QuotaExceeded, ""), Some("quota_exceeded"));
+        let r = |state, reason| {
+            let mut c = coredump(state, "any text", 0, 0);
+            c.status.reason = reason;
+            drop_reason(&c)
+        };
+        assert_eq!(r(CoredumpState::Stored, None), None);
+        let size = Some(CoredumpReason::SizeLimit);
+        assert_eq!(r(CoredumpState::Truncated, size), None, "a core is kept");
+        let quota = Some(CoredumpReason::QuotaExceeded);
         assert_eq!(
-            r(CoredumpState::Skipped, "opted out: pod"),
-            Some("opted_out")
+            r(CoredumpState::QuotaExceeded, quota),
+            Some("quota_exceeded")
         );
+        let opted_out = Some(CoredumpReason::OptedOut);
+        assert_eq!(r(CoredumpState::Skipped, opted_out), Some("opted_out"));
+        let floor = Some(CoredumpReason::DiskFloor);
+        assert_eq!(r(CoredumpState::Skipped, floor), Some("disk_floor"));
+        // An unresolved pod is no disk-floor drop (the text-matching version said it was).
+        let unresolved = Some(CoredumpReason::PodUnresolved);
         assert_eq!(
-            r(CoredumpState::Skipped, "spool filesystem"),
-            Some("disk_floor")
+            r(CoredumpState::Skipped, unresolved),
+            Some("pod_unresolved")
         );
-        assert_eq!(r(CoredumpState::RateLimited, ""), Some("rate_limited"));
-        assert_eq!(r(CoredumpState::Failed, ""), Some("failed"));
+        let crash_loop = Some(CoredumpReason::CrashLoop);
+        assert_eq!(
+            r(CoredumpState::RateLimited, crash_loop),
+            Some("crash_loop")
+        );
+        let store = Some(CoredumpReason::StoreUnavailable);
+        assert_eq!(r(CoredumpState::Failed, store), Some("store_unavailable"));
+        // Records of an older agent: by state.
+        assert_eq!(r(CoredumpState::Skipped, None), Some("skipped"));
+        assert_eq!(r(CoredumpState::Failed, None), Some("failed"));
     }
 
     #[test]

@@ -9,50 +9,16 @@
 //! `initContainerStatuses`, `ephemeralContainerStatuses`), whatever runtime prefix it has.
 //!
 //! Anyone who may create a pod may write any annotation, so the mirror annotation is trusted
-//! only where kubelet alone could have written it ([`static_pod_hash`]): on a pod owned by its
+//! only where kubelet alone could have written it ([`static_pod_hash`], shared with the GC): on a pod owned by its
 //! Node (kubelet sets that owner on every mirror pod), named `<name>-<node>`, carrying a value
 //! in kubelet's hash form (32 lowercase hex digits, which no `metadata.uid` ever has). Otherwise
 //! a tenant could name its pod after another pod's UID and receive that pod's cores, suppress
 //! them with an opt-out label, or keep a dead pod "alive" for the garbage collector.
 
 use coredump_cgroup::ContainerId;
+pub use coredump_common::mirror_pod::{MIRROR_ANNOTATION, is_config_hash, static_pod_hash};
 use coredump_ingest::ResolvedIdentity;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-
-/// Annotation of a mirror pod holding its static pod's config hash (the cgroup's pod UID).
-pub const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
-
-/// Whether `text` has the form of kubelet's static pod config hash: 32 lowercase hex digits.
-pub fn is_config_hash(text: &str) -> bool {
-    text.len() == 32
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// The config hash of the static pod that `meta` mirrors, if `meta` is a genuine mirror pod:
-/// the annotation in hash form, a controlling owner reference to a Node, and the name kubelet
-/// gives mirror pods (`<static pod name>-<node name>`). With `node`, the owner must be that node.
-pub fn static_pod_hash<'a>(meta: &'a ObjectMeta, node: Option<&str>) -> Option<&'a str> {
-    let hash = meta.annotations.as_ref()?.get(MIRROR_ANNOTATION)?;
-    if !is_config_hash(hash) {
-        return None;
-    }
-    let owner = meta
-        .owner_references
-        .as_ref()?
-        .iter()
-        .find(|o| o.kind == "Node" && o.api_version == "v1" && o.controller == Some(true))?;
-    if node.is_some_and(|n| n != owner.name) {
-        return None;
-    }
-    let name = meta.name.as_deref()?;
-    name.strip_suffix(owner.name.as_str())?
-        .strip_suffix('-')
-        .filter(|base| !base.is_empty())?;
-    Some(hash)
-}
 
 /// Whether `pod` is the pod whose cgroup carries `uid`: its `metadata.uid`, or the config hash
 /// of the static pod it genuinely mirrors on `node`.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use coredump_api::CoredumpState;
+use coredump_api::{CoredumpReason, CoredumpState};
 use coredump_ingest::{CoreDecision, CorePolicy, PolicyInput};
 use coredump_store::BlobStore;
 
@@ -145,12 +145,14 @@ impl CorePolicy for AgentPolicy {
         if let (Some(pod), None) = (&input.record.pod, input.identity) {
             return CoreDecision::Discard {
                 state: CoredumpState::Skipped,
+                cause: Some(CoredumpReason::PodUnresolved),
                 reason: unresolved(&pod.pod_uid),
             };
         }
         if let Some(reason) = self.opted_out(&input) {
             return CoreDecision::Discard {
                 state: CoredumpState::Skipped,
+                cause: Some(CoredumpReason::OptedOut),
                 reason,
             };
         }
@@ -176,6 +178,7 @@ impl CorePolicy for AgentPolicy {
         match over_quota(&namespace, usage, core_bytes, self.quota) {
             Some(reason) => CoreDecision::Discard {
                 state: CoredumpState::QuotaExceeded,
+                cause: Some(CoredumpReason::QuotaExceeded),
                 reason,
             },
             None => CoreDecision::Keep,
@@ -305,8 +308,13 @@ mod tests {
             "nothing to store"
         );
         match policy.decide(input(Some(401))).await {
-            CoreDecision::Discard { state, reason } => {
+            CoreDecision::Discard {
+                state,
+                cause,
+                reason,
+            } => {
                 assert_eq!(state, CoredumpState::QuotaExceeded);
+                assert_eq!(cause, Some(CoredumpReason::QuotaExceeded));
                 assert!(reason.contains("600 bytes stored"), "{reason}");
             }
             other => panic!("{other:?}"),
@@ -320,6 +328,7 @@ mod tests {
             policy.decide(input(Some(1))).await,
             CoreDecision::Discard {
                 state: CoredumpState::Skipped,
+                cause: Some(CoredumpReason::OptedOut),
                 reason: format!("opted out: namespace has {CAPTURE_KEY}=false"),
             }
         );

@@ -11,53 +11,26 @@ use std::time::Duration;
 use anyhow::Context;
 use coredump_capture::kernel::{KernelPaths, PatternGuard, PatternLock, read_setting};
 use coredump_capture::spool::Spool;
+use coredump_common::health;
+use coredump_common::kube_client::{self, Credentials, Fallback};
 use coredump_ingest::{Ingest, IngestConfig};
 use coredump_store::BlobStore;
 use coredump_store::fs_blob::FsBlobStore;
-use kube::Client;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio_util::sync::CancellationToken;
 
-use crate::args::{Args, BackendKind};
-use crate::http::{self, Health};
+use crate::args::Args;
+use crate::http::AgentHealth;
 use crate::install::{HostLayout, forward_target, install_binary, write_config};
 use crate::metrics::Metrics;
 use crate::policy::AgentPolicy;
 use crate::resolver::KubeResolver;
 use crate::retry::RetryPolicy;
 use crate::sink::KubeSink;
+use coredump_common::BackendKind;
 
 /// Runs the agent until SIGTERM or SIGINT (the binary sets up logging first).
 pub fn run(args: Args) -> anyhow::Result<()> {
-    runtime()?.block_on(run_async(args))
-}
-
-/// The async runtime of the cluster roles: two worker threads whatever the node's size, so a
-/// node role never takes a thread per CPU of a large node.
-pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-}
-
-/// A client from `--kubeconfig`, else `$KUBECONFIG`, `~/.kube/config` or the in-cluster
-/// service account.
-pub async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<Client> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let kc = Kubeconfig::read_from(path)
-                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-                .await
-                .with_context(|| format!("loading kubeconfig {}", path.display()))?
-        }
-        None => kube::Config::infer()
-            .await
-            .context("finding Kubernetes credentials (in-cluster or kubeconfig)")?,
-    };
-    Client::try_from(config).context("building the Kubernetes client")
+    coredump_common::runtime()?.block_on(run_async(args))
 }
 
 /// Installs the handler and takes over the kernel settings.
@@ -85,7 +58,7 @@ fn capture(args: &Args, layout: &HostLayout) -> anyhow::Result<PatternGuard> {
         .floor_bytes(args.capture.min_free, &layout.spool, true);
     let mut config = args.capture.handler_config(
         layout.spool.clone(),
-        args.non_pod.policy(),
+        args.non_pod,
         forward_target(&current, &layout.handler_bin),
         min_free,
     );
@@ -107,7 +80,11 @@ fn capture(args: &Args, layout: &HostLayout) -> anyhow::Result<PatternGuard> {
 }
 
 async fn run_async(args: Args) -> anyhow::Result<()> {
-    let client = kube_client(args.kubeconfig.as_deref()).await?;
+    let client = kube_client::client(Credentials::new(
+        args.kubeconfig.as_deref(),
+        Fallback::Infer,
+    ))
+    .await?;
     let blobs =
         args.blob_store.open_or_else(|| match args.backend_kind {
             BackendKind::Local => {
@@ -132,15 +109,14 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     let metrics = Arc::new(Metrics::new());
     let caches = crate::informer::start(client.clone(), &args.node_name, stop.clone());
-    let health = Health {
+    let health = Arc::new(AgentHealth {
         metrics: Arc::clone(&metrics),
         caches: caches.clone(),
         capturing: Arc::clone(&capturing),
-    };
-    let (bound, http_task) = http::serve(args.metrics_bind_address, health, stop.clone())
+    });
+    let (_, http_task) = health::serve(args.metrics_bind_address, health, stop.clone())
         .await
         .with_context(|| format!("binding {}", args.metrics_bind_address))?;
-    tracing::info!(address = %bound, node = %args.node_name, "serving /metrics, /healthz, /readyz");
 
     let retry = RetryPolicy {
         grace: Duration::from_millis(args.resolve_grace_ms),
@@ -186,7 +162,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
     let limits_task = tokio::spawn(limits.run(stop.clone()));
 
     let on_signal = async {
-        crate::shutdown_signal("the next agent takes core_pattern over").await;
+        coredump_common::shutdown_signal("the next agent takes core_pattern over").await;
         // Decided before anything else: a restart leaves the kernel to the pipe handler (it
         // spools until the next agent), an uninstall stops the kernel from calling a handler
         // whose install is going away.

@@ -161,12 +161,101 @@ impl CoredumpState {
     ];
 }
 
+/// Why a crash has no complete core, for programs (metrics, alerts, `-o jsonpath`) where
+/// `message` is for people: Kubernetes' `reason`/`message` pair. Decided where the core was
+/// given up (the crash path, the agent's policy, the ingest, retention), never parsed from text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CoredumpReason {
+    /// The node's free-space floor was reached, before or during the dump.
+    DiskFloor,
+    /// The core was larger than the size limit (`--max-core-size`).
+    SizeLimit,
+    /// Reading the core from the kernel failed part way.
+    ReadError,
+    /// Too many crashes were being captured at once on the node.
+    TooManyCrashes,
+    /// The pod or its namespace was over its crash-loop limits.
+    CrashLoop,
+    /// The pod or its namespace opted out (label or annotation).
+    OptedOut,
+    /// The crash's pod could not be found, so no tenant may read its memory.
+    PodUnresolved,
+    /// The namespace is over its disk quota.
+    QuotaExceeded,
+    /// The capture process died before it finished.
+    CaptureDied,
+    /// The blob store had no room or no answer until the wait limit.
+    StoreUnavailable,
+    /// The capture failed for another reason (see `message`).
+    CaptureError,
+    /// Removed by retention by signature after it was stored.
+    Retention,
+}
+
+impl CoredumpReason {
+    /// The wire name, e.g. `DiskFloor`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DiskFloor => "DiskFloor",
+            Self::SizeLimit => "SizeLimit",
+            Self::ReadError => "ReadError",
+            Self::TooManyCrashes => "TooManyCrashes",
+            Self::CrashLoop => "CrashLoop",
+            Self::OptedOut => "OptedOut",
+            Self::PodUnresolved => "PodUnresolved",
+            Self::QuotaExceeded => "QuotaExceeded",
+            Self::CaptureDied => "CaptureDied",
+            Self::StoreUnavailable => "StoreUnavailable",
+            Self::CaptureError => "CaptureError",
+            Self::Retention => "Retention",
+        }
+    }
+
+    /// The metric label form, e.g. `disk_floor`.
+    pub fn metric_label(self) -> &'static str {
+        match self {
+            Self::DiskFloor => "disk_floor",
+            Self::SizeLimit => "size_limit",
+            Self::ReadError => "read_error",
+            Self::TooManyCrashes => "too_many_crashes",
+            Self::CrashLoop => "crash_loop",
+            Self::OptedOut => "opted_out",
+            Self::PodUnresolved => "pod_unresolved",
+            Self::QuotaExceeded => "quota_exceeded",
+            Self::CaptureDied => "capture_died",
+            Self::StoreUnavailable => "store_unavailable",
+            Self::CaptureError => "capture_error",
+            Self::Retention => "retention",
+        }
+    }
+
+    /// Every reason, in declaration order (for OpenAPI enums).
+    pub const ALL: [CoredumpReason; 12] = [
+        Self::DiskFloor,
+        Self::SizeLimit,
+        Self::ReadError,
+        Self::TooManyCrashes,
+        Self::CrashLoop,
+        Self::OptedOut,
+        Self::PodUnresolved,
+        Self::QuotaExceeded,
+        Self::CaptureDied,
+        Self::StoreUnavailable,
+        Self::CaptureError,
+        Self::Retention,
+    ];
+}
+
 /// What became of the core file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CoredumpStatus {
     /// Outcome.
     pub state: CoredumpState,
+    /// Why the core is not (all) there, for programs; absent when it is stored whole (and on
+    /// records written before reasons existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<CoredumpReason>,
     /// Human-readable detail for anything but `Stored`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,

@@ -22,7 +22,7 @@ pub mod validation;
 
 pub use analysis::{Analysis, Frame, Module, SIGNATURE_LABEL, ThreadBacktrace};
 pub use coredump::{
-    COREDUMP_KIND, COREDUMPS, Coredump, CoredumpSpec, CoredumpState, CoredumpStatus,
+    COREDUMP_KIND, COREDUMPS, Coredump, CoredumpReason, CoredumpSpec, CoredumpState, CoredumpStatus,
 };
 pub use endpoint::{
     COREDUMP_ENDPOINT_KIND, COREDUMP_ENDPOINTS, CoredumpEndpoint, CoredumpEndpointSpec,

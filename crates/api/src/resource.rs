@@ -106,6 +106,7 @@ impl Resource for Coredump {
         "spec.podUID",
         "spec.containerName",
         "status.state",
+        "status.reason",
         "status.signature",
     ];
 
@@ -130,6 +131,11 @@ impl Resource for Coredump {
             "spec.podUID" => self.spec.pod_uid.clone(),
             "spec.containerName" => self.spec.container_name.clone(),
             "status.state" => Some(self.status.state.as_str().to_owned()),
+            "status.reason" => Some(
+                self.status
+                    .reason
+                    .map_or_else(String::new, |r| r.as_str().to_owned()),
+            ),
             "status.signature" => Some(self.status.signature.clone()),
             _ => meta_field(&self.metadata, path),
         }
@@ -351,11 +357,14 @@ mod tests {
 
     #[test]
     fn fields() {
-        let c = sample();
+        let mut c = sample();
         assert_eq!(c.field("metadata.name").as_deref(), Some("crash-1"));
         assert_eq!(c.field("metadata.namespace").as_deref(), Some("ns"));
         assert_eq!(c.field("spec.podName").as_deref(), Some("web-0"));
         assert_eq!(c.field("status.state").as_deref(), Some("Truncated"));
+        assert_eq!(c.field("status.reason").as_deref(), Some(""));
+        c.status.reason = Some(crate::CoredumpReason::SizeLimit);
+        assert_eq!(c.field("status.reason").as_deref(), Some("SizeLimit"));
         assert_eq!(c.field("spec.podUID"), None);
         for f in Coredump::SELECTABLE_FIELDS {
             assert!(

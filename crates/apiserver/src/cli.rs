@@ -26,16 +26,11 @@ use crate::auth::{
     AllowGroupsAuthorizer, AuthLayerState, Authenticator, ClientCertAuthenticator,
     UnionAuthenticator,
 };
-use crate::compaction::parse_interval;
 use crate::delegation::{BackgroundTasks, DelegationArgs};
 use crate::{AppState, Registry, ServerConfig};
+use coredump_common::parse_duration;
 
-/// Storage backend of the blobs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BackendKind {
-    /// A local (or network-mounted) filesystem under `--local-path`.
-    Local,
-}
+pub use coredump_common::BackendKind;
 
 /// Flags of the `apiserver` role.
 #[derive(Debug, Clone, clap::Args)]
@@ -98,7 +93,7 @@ pub struct ApiserverArgs {
     pub admin_groups: Vec<String>,
     /// With etcd: compact its history every interval to the revision of the previous interval
     /// (like kube-apiserver; 0 = never, e.g. when etcd runs with --auto-compaction-*).
-    #[arg(long, default_value = "5m", value_parser = parse_interval)]
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub etcd_compaction_interval: Duration,
     /// The cluster connection (delegated authentication and authorization, pod lookup).
     #[command(flatten)]

@@ -50,43 +50,12 @@ pub async fn run(store: Arc<dyn MetadataStore>, interval: Duration) {
     }
 }
 
-/// Parses an interval such as `300s`, `5m`, `1h` or `0` (off).
-pub fn parse_interval(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    if t == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration such as 300s, 5m or 1h"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n.saturating_mul(60),
-        "h" => n.saturating_mul(3600),
-        _ => return Err(format!("{text:?} is not a duration such as 300s, 5m or 1h")),
-    };
-    Ok(Duration::from_secs(secs))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use bytes::Bytes;
     use coredump_store::ObjectKey;
     use coredump_store::redb_store::RedbStore;
-
-    #[test]
-    fn intervals() {
-        assert_eq!(parse_interval("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_interval("300s"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_interval("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_interval("0"), Ok(Duration::ZERO));
-        for bad in ["", "5", "m", "5d", "-1m", "1.5m"] {
-            assert!(parse_interval(bad).is_err(), "{bad}");
-        }
-    }
 
     #[tokio::test]
     async fn compacts_to_the_previous_tick() {

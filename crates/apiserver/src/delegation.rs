@@ -17,8 +17,9 @@ use crate::auth::{
     KubeAccessReviewer, KubeTokenReviewer, SubjectAccessReviewAuthorizer, TokenReviewAuthenticator,
     UnionAuthorizer,
 };
-use crate::compaction::parse_interval;
 use crate::pods::{KubePodLookup, PodLookup};
+use coredump_common::kube_client::{Credentials, Fallback};
+use coredump_common::parse_duration;
 
 /// Whether to delegate authentication and authorization to kube-apiserver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -49,13 +50,13 @@ pub struct DelegationArgs {
     #[arg(long)]
     pub authorization_kubeconfig: Option<PathBuf>,
     /// How long token reviews are cached (e.g. 10s; 0 = not at all).
-    #[arg(long, default_value = "10s", value_parser = parse_interval)]
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub authentication_token_cache_ttl: Duration,
     /// How long "allowed" answers of SubjectAccessReview are cached.
-    #[arg(long, default_value = "10s", value_parser = parse_interval)]
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub authorization_allowed_cache_ttl: Duration,
     /// How long other answers of SubjectAccessReview are cached.
-    #[arg(long, default_value = "10s", value_parser = parse_interval)]
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub authorization_denied_cache_ttl: Duration,
     /// The ConfigMap kube-apiserver publishes its authentication settings in (`NS/NAME`).
     #[arg(long, default_value = "kube-system/extension-apiserver-authentication", value_parser = parse_configmap)]
@@ -105,23 +106,12 @@ impl DelegationArgs {
     }
 }
 
-/// A Kubernetes client from a kubeconfig file, else from in-cluster credentials.
-pub async fn client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> {
-    // kube's TLS needs a process-wide provider when more than one is compiled in.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let config = match kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .with_context(|| format!("using kubeconfig {}", path.display()))?
-        }
-        None => {
-            kube::Config::incluster().context("no --kubeconfig and no in-cluster credentials")?
-        }
-    };
-    kube::Client::try_from(config).context("creating the Kubernetes client")
+/// A Kubernetes client from a kubeconfig file, else from in-cluster credentials only (never an
+/// operator's `~/.kube/config`: see `coredump_common::kube_client`).
+pub async fn client(
+    kubeconfig: Option<&Path>,
+) -> Result<kube::Client, coredump_common::kube_client::KubeClientError> {
+    coredump_common::kube_client::client(Credentials::new(kubeconfig, Fallback::InCluster)).await
 }
 
 /// Tasks that live as long as the server; aborted on drop.

@@ -13,6 +13,8 @@
 
 use std::time::{Duration, Instant};
 
+use coredump_api::CoredumpReason;
+
 use crate::limits::{Charge, Gate, Limiter};
 use crate::mapped::MappedFiles;
 use crate::pipeline::{self, Limits, Output};
@@ -40,18 +42,36 @@ pub struct CrashFacts {
     pub gid: u32,
 }
 
+/// A crash recorded without its core: its state, the typed cause programs match on and the
+/// text people read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// `RateLimited`, `Skipped` or `Failed`.
+    pub state: CaptureState,
+    /// Why, for programs (the record's `cause`).
+    pub cause: CoredumpReason,
+    /// Why, for people (the record's `reason`).
+    pub reason: String,
+}
+
+impl Refusal {
+    /// A refusal of `state` because of `cause`, explained by `reason`.
+    pub fn new(state: CaptureState, cause: CoredumpReason, reason: String) -> Refusal {
+        Refusal {
+            state,
+            cause,
+            reason,
+        }
+    }
+}
+
 /// What to do with a crash, decided before any core byte is read.
 #[derive(Debug)]
 pub enum Verdict {
     /// Keep no trace (a non-pod crash under [`NonPodPolicy::Drop`] or `Forward`).
     Drop,
     /// Keep a record but no core.
-    Refuse {
-        /// `RateLimited` or `Skipped`.
-        state: CaptureState,
-        /// Why, for the record.
-        reason: String,
-    },
+    Refuse(Refusal),
     /// Capture the core under these slots.
     Admit(Admission),
 }
@@ -122,24 +142,26 @@ pub fn admit(config: &HandlerConfig, spool: &Spool, in_pod: bool) -> Result<Verd
     }
     let wait = std::time::Duration::from_millis(config.slot_wait_ms);
     let Some(handler) = spool.wait_slot(SlotKind::Handler, config.max_handlers, wait) else {
-        return Ok(Verdict::Refuse {
-            state: CaptureState::RateLimited,
-            reason: format!(
+        return Ok(Verdict::Refuse(Refusal::new(
+            CaptureState::RateLimited,
+            CoredumpReason::TooManyCrashes,
+            format!(
                 "more than {} crashes in flight for {} ms",
                 config.max_handlers, config.slot_wait_ms
             ),
-        });
+        )));
     };
     let free =
         sys::free_bytes_at(spool.dir()).map_err(|e| CaptureError::io("statvfs", spool.dir(), e))?;
     if free < config.min_free_bytes {
-        return Ok(Verdict::Refuse {
-            state: CaptureState::Skipped,
-            reason: format!(
+        return Ok(Verdict::Refuse(Refusal::new(
+            CaptureState::Skipped,
+            CoredumpReason::DiskFloor,
+            format!(
                 "spool filesystem below its free-space floor: {free} bytes free, floor {}",
                 config.min_free_bytes
             ),
-        });
+        )));
     }
     let compress = spool.try_slot(SlotKind::Compress, config.max_compressing);
     let output = match compress {
@@ -188,6 +210,7 @@ pub fn new_record(crash: &CrashFacts, info: ProcInfo) -> CrashRecord {
         sha256: String::new(),
         encoding: CoreEncoding::None,
         state: CaptureState::Stored,
+        cause: None,
         reason: String::new(),
         held_ms: 0,
         done_ms: 0,
@@ -245,6 +268,7 @@ pub fn capture<R: CoreSource>(
     record.sha256 = captured.sha256;
     record.encoding = captured.encoding;
     record.state = captured.state;
+    record.cause = captured.cause;
     record.reason = captured.reason;
     record.held_ms = (waited + captured.held).as_millis() as u64;
     amend(&mut record);
@@ -259,16 +283,16 @@ pub fn capture<R: CoreSource>(
 pub fn publish_refusal(
     spool: &Spool,
     mut record: CrashRecord,
-    state: CaptureState,
-    reason: String,
+    refusal: Refusal,
     raw_size: u64,
     held: Duration,
     started: Instant,
 ) -> Result<CrashRecord, CaptureError> {
     record.raw_size = raw_size;
     record.held_ms = held.as_millis() as u64;
-    record.state = state;
-    record.reason = reason;
+    record.state = refusal.state;
+    record.cause = Some(refusal.cause);
+    record.reason = refusal.reason;
     record.encoding = CoreEncoding::None;
     let entry = spool.begin(&record.id)?;
     record.done_ms = started.elapsed().as_millis() as u64;
@@ -301,16 +325,26 @@ mod tests {
         let spool = Spool::open(&cfg.spool_dir).unwrap();
         assert!(matches!(admit(&cfg, &spool, false).unwrap(), Verdict::Drop));
         match admit(&cfg, &spool, true).unwrap() {
-            Verdict::Refuse { state, reason } => {
+            Verdict::Refuse(Refusal {
+                state,
+                cause,
+                reason,
+            }) => {
                 assert_eq!(state, CaptureState::Skipped);
+                assert_eq!(cause, CoredumpReason::DiskFloor);
                 assert!(reason.contains("free-space floor"), "{reason}");
             }
             other => panic!("{other:?}"),
         }
         let _busy = spool.try_slot(SlotKind::Handler, 1).unwrap();
         match admit(&cfg, &spool, true).unwrap() {
-            Verdict::Refuse { state, reason } => {
+            Verdict::Refuse(Refusal {
+                state,
+                cause,
+                reason,
+            }) => {
                 assert_eq!(state, CaptureState::RateLimited);
+                assert_eq!(cause, CoredumpReason::TooManyCrashes);
                 assert!(reason.contains("1 crashes in flight"), "{reason}");
             }
             other => panic!("{other:?}"),
@@ -333,10 +367,10 @@ mod tests {
         assert!(matches!(first.output(), Output::Raw), "no compress slot");
         assert!(matches!(
             admit(&cfg, &spool, true).unwrap(),
-            Verdict::Refuse {
+            Verdict::Refuse(Refusal {
                 state: CaptureState::RateLimited,
                 ..
-            }
+            })
         ));
         drop(first);
         assert!(matches!(

@@ -13,15 +13,16 @@ pub const HANDLER_CONFIG: &str = "handler.json";
 
 /// What to do with crashes of processes that are not in a Kubernetes pod.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum NonPodPolicy {
-    /// Capture them like pod crashes (standalone mode: this is one machine).
+    /// Capture them like pod crashes (standalone's choice: this is one machine).
     #[default]
     Record,
     /// Drain and discard the core, leaving no trace but a counter in the log.
     Drop,
-    /// Hand the crash to the `core_pattern` pipe installed before ours
-    /// ([`HandlerConfig::forward_pattern`]); drop it when there is none. The pipe handler only:
+    /// Hand the crash to the `core_pattern` pipe installed before ours (e.g. systemd-coredump,
+    /// [`HandlerConfig::forward_pattern`]); drop it when there is none. The pipe handler only:
     /// the coredump socket drops these crashes.
     Forward,
 }

@@ -154,13 +154,11 @@ pub fn handle_as(
             drain(core);
             return Ok(None);
         }
-        Gate::Refuse { state, reason } => {
+        Gate::Refuse(refusal) => {
             let raw_size = drain(core);
             let held = started.elapsed();
-            return admission::publish_refusal(
-                &spool, record, state, reason, raw_size, held, started,
-            )
-            .map(Some);
+            return admission::publish_refusal(&spool, record, refusal, raw_size, held, started)
+                .map(Some);
         }
     };
     match admission::admit(config, &spool, in_pod)? {
@@ -168,12 +166,11 @@ pub fn handle_as(
             drain(core);
             Ok(None)
         }
-        Verdict::Refuse { state, reason } => {
+        Verdict::Refuse(refusal) => {
             // A pipe cannot refuse: the kernel writes the whole core anyway, so drain it.
             let raw_size = drain(core);
             let held = started.elapsed();
-            admission::publish_refusal(&spool, record, state, reason, raw_size, held, started)
-                .map(Some)
+            admission::publish_refusal(&spool, record, refusal, raw_size, held, started).map(Some)
         }
         Verdict::Admit(admitted) => {
             // Only now, while the kernel holds the process, can its files be opened.
@@ -360,6 +357,7 @@ mod tests {
             .unwrap();
         assert_eq!(rec.state, CaptureState::Skipped);
         assert!(rec.reason.contains("free-space floor"));
+        assert_eq!(rec.cause, Some(coredump_api::CoredumpReason::DiskFloor));
         assert_eq!(rec.raw_size, 10);
     }
 

@@ -24,7 +24,10 @@
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
+use coredump_api::CoredumpReason;
 use serde::{Deserialize, Serialize};
+
+use crate::admission::Refusal;
 
 use crate::record::{CaptureState, CoreEncoding, CrashRecord};
 use crate::spool::{Spool, create_private_dir_all};
@@ -75,13 +78,8 @@ pub enum Gate {
     },
     /// Over a rate: counted on the pod's state, no record of its own.
     Suppress,
-    /// A record without a core (opted out).
-    Refuse {
-        /// Always `Skipped`.
-        state: CaptureState,
-        /// Why.
-        reason: String,
-    },
+    /// A record without a core (opted out: `Skipped`).
+    Refuse(Refusal),
 }
 
 /// A pod's byte bucket, to debit once the capture knows what it kept.
@@ -272,10 +270,11 @@ impl<'a> Limiter<'a> {
         };
         let policy = self.policy(&pod.pod_uid).unwrap_or_default();
         if let Some(reason) = policy.opted_out {
-            return Ok(Gate::Refuse {
-                state: CaptureState::Skipped,
+            return Ok(Gate::Refuse(Refusal::new(
+                CaptureState::Skipped,
+                CoredumpReason::OptedOut,
                 reason,
-            });
+            )));
         }
         let state_dir = self.state_dir();
         create_private_dir_all(&state_dir)?;
@@ -385,6 +384,7 @@ impl<'a> Limiter<'a> {
                 let mut record = last;
                 record.id.clone_from(&id);
                 record.state = CaptureState::RateLimited;
+                record.cause = Some(CoredumpReason::CrashLoop);
                 record.encoding = CoreEncoding::None;
                 record.raw_size = 0;
                 record.kept_size = 0;
@@ -547,6 +547,7 @@ mod tests {
         assert_eq!(ids.len(), 1, "one summary for pod A");
         let summary = spool.record(&ids[0]).unwrap();
         assert_eq!(summary.state, CaptureState::RateLimited);
+        assert_eq!(summary.cause, Some(CoredumpReason::CrashLoop));
         assert_eq!(summary.suppressed, 7);
         assert_eq!(summary.pid, 9, "facts of the last suppressed crash");
         assert!(summary.reason.contains("7 crashes"), "{}", summary.reason);
@@ -590,8 +591,13 @@ mod tests {
             )
             .unwrap();
         match limiter.gate(&record(A, 99), 1).unwrap() {
-            Gate::Refuse { state, reason } => {
+            Gate::Refuse(Refusal {
+                state,
+                cause,
+                reason,
+            }) => {
                 assert_eq!(state, CaptureState::Skipped);
+                assert_eq!(cause, CoredumpReason::OptedOut);
                 assert!(reason.starts_with("opted out"));
             }
             other => panic!("{other:?}"),

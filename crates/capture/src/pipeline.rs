@@ -76,7 +76,9 @@ pub struct Captured {
     pub encoding: CoreEncoding,
     /// `Stored` or `Truncated`.
     pub state: CaptureState,
-    /// Why it is truncated.
+    /// Why it is truncated, for programs.
+    pub cause: Option<coredump_api::CoredumpReason>,
+    /// Why it is truncated, for people.
     pub reason: String,
     /// Time from pipeline start until the source was released.
     pub held: Duration,
@@ -199,7 +201,8 @@ pub fn capture<R: CoreSource>(
         } else {
             CaptureState::Stored
         },
-        reason: drained.truncation.unwrap_or_default(),
+        cause: drained.truncation.as_ref().map(|t| t.cause),
+        reason: drained.truncation.map(|t| t.reason).unwrap_or_default(),
         held,
         spliced: drained.spliced,
     })
@@ -448,6 +451,7 @@ mod tests {
             &input[..limit as usize]
         );
         assert!(got.reason.contains("limit"), "{}", got.reason);
+        assert_eq!(got.cause, Some(coredump_api::CoredumpReason::SizeLimit));
     }
 
     #[test]
@@ -469,6 +473,7 @@ mod tests {
         assert_eq!(got.kept_size, 0);
         assert_eq!(got.raw_size, input.len() as u64);
         assert!(got.reason.contains("free-space floor"), "{}", got.reason);
+        assert_eq!(got.cause, Some(coredump_api::CoredumpReason::DiskFloor));
     }
 
     #[test]

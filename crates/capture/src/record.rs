@@ -93,7 +93,11 @@ pub struct CrashRecord {
     pub encoding: CoreEncoding,
     /// Outcome.
     pub state: CaptureState,
-    /// Why the state is not `Stored`.
+    /// Why the state is not `Stored`, for programs (metrics, the `Coredump`'s `status.reason`);
+    /// absent in entries written before causes existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<coredump_api::CoredumpReason>,
+    /// Why the state is not `Stored`, for people.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
     /// Milliseconds from handler start until the kernel's pipe was drained and closed (how long
@@ -186,6 +190,7 @@ mod tests {
             sha256: "ab".into(),
             encoding: CoreEncoding::Zstd,
             state: CaptureState::Stored,
+            cause: None,
             reason: String::new(),
             held_ms: 1,
             done_ms: 2,

@@ -17,6 +17,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+use coredump_api::CoredumpReason;
+
 use crate::pipeline::{CHUNK, Limits, PAGE, Progress, is_zero};
 use crate::socket::identity::HeadTap;
 use crate::{CaptureError, sys};
@@ -60,7 +62,29 @@ pub(crate) struct Drained {
     /// Of the kept bytes, those moved by `splice(2)`.
     pub spliced: u64,
     /// Why the core is cut short, if it is.
-    pub truncation: Option<String>,
+    pub truncation: Option<Truncation>,
+}
+
+/// Why a core is cut short: the typed cause and the text for the record.
+#[derive(Debug, Clone)]
+pub(crate) struct Truncation {
+    /// For programs.
+    pub cause: CoredumpReason,
+    /// For people.
+    pub reason: String,
+}
+
+impl Truncation {
+    fn new(cause: CoredumpReason, reason: String) -> Truncation {
+        Truncation { cause, reason }
+    }
+
+    fn read_failed(e: &std::io::Error) -> Truncation {
+        Truncation::new(
+            CoredumpReason::ReadError,
+            format!("reading the core failed: {e}"),
+        )
+    }
 }
 
 /// Outcome of one step moving kept bytes.
@@ -90,13 +114,16 @@ pub(crate) fn drain<R: CoreSource>(
     let mut published = 0u64;
     let mut next_free_check = 0u64;
     // Why nothing more is kept; it becomes the truncation only if more bytes do arrive.
-    let mut stop: Option<String> = None;
-    let mut truncation: Option<String> = None;
+    let mut stop: Option<Truncation> = None;
+    let mut truncation: Option<Truncation> = None;
     loop {
         if stop.is_none() && kept >= limits.max_core_bytes {
-            stop = Some(format!(
-                "core larger than the limit of {} bytes",
-                limits.max_core_bytes
+            stop = Some(Truncation::new(
+                CoredumpReason::SizeLimit,
+                format!(
+                    "core larger than the limit of {} bytes",
+                    limits.max_core_bytes
+                ),
             ));
         }
         if stop.is_none() && kept >= next_free_check {
@@ -110,9 +137,12 @@ pub(crate) fn drain<R: CoreSource>(
             match free_check_step(headroom) {
                 Some(step) => next_free_check = kept + step,
                 None => {
-                    stop = Some(format!(
-                        "free-space floor reached: {free} bytes free, floor {}",
-                        limits.min_free_bytes
+                    stop = Some(Truncation::new(
+                        CoredumpReason::DiskFloor,
+                        format!(
+                            "free-space floor reached: {free} bytes free, floor {}",
+                            limits.min_free_bytes
+                        ),
                     ))
                 }
             }
@@ -126,7 +156,7 @@ pub(crate) fn drain<R: CoreSource>(
                     truncation.get_or_insert_with(|| why.clone());
                 }
                 Err(e) => {
-                    truncation.get_or_insert_with(|| format!("reading the core failed: {e}"));
+                    truncation.get_or_insert_with(|| Truncation::read_failed(&e));
                     break;
                 }
             }
@@ -152,7 +182,7 @@ pub(crate) fn drain<R: CoreSource>(
             Step::Eof => break,
             Step::ReadFailed(e) => {
                 // A broken source ends the core here; what we have is a prefix.
-                truncation = Some(format!("reading the core failed: {e}"));
+                truncation = Some(Truncation::read_failed(&e));
                 break;
             }
         }

@@ -307,6 +307,7 @@ fn abandoned_record(id: &str) -> CrashRecord {
         sha256: String::new(),
         encoding: CoreEncoding::None,
         state: CaptureState::Failed,
+        cause: Some(coredump_api::CoredumpReason::CaptureDied),
         reason: "the capture process died before finishing; the partial core was discarded".into(),
         held_ms: 0,
         done_ms: 0,

@@ -1,22 +1,7 @@
 //! Checks of option values, so a typo is reported by `deploy` instead of by `kubectl create`
 //! (names) or by a crash-looping pod (sizes, durations, paths) much later.
 
-/// A DNS-1123 label (namespace names): at most 63 of `[a-z0-9-]`, alphanumeric at both ends.
-pub(crate) fn dns1123_label(value: &str) -> Result<(), String> {
-    if value.is_empty() || value.len() > 63 {
-        return Err("must be 1 to 63 characters".into());
-    }
-    if !value
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        return Err("may hold only lowercase letters, digits and '-'".into());
-    }
-    if value.starts_with('-') || value.ends_with('-') {
-        return Err("must start and end with a letter or digit".into());
-    }
-    Ok(())
-}
+pub(crate) use coredump_api::validation::dns1123_label;
 
 /// A DNS-1035 label (Service names): a DNS-1123 label that starts with a letter.
 pub(crate) fn dns1035_label(value: &str) -> Result<(), String> {
@@ -27,56 +12,20 @@ pub(crate) fn dns1035_label(value: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A byte size as the agent reads `NS_DISK_QUOTA`: digits and an optional unit, binary or
-/// decimal (`1073741824`, `512Mi`, `1Gi`, `1G`, `1GB`).
+/// A byte size in the grammar the agent reads `NS_DISK_QUOTA` with (`coredump_common`'s):
+/// `1073741824`, `512Mi`, `1.5Gi`, `1G`, `1GB`, `1e9`.
 pub(crate) fn size(value: &str) -> Result<(), String> {
-    let split = value
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(value.len());
-    let (digits, unit) = value.split_at(split);
-    if digits.is_empty() {
-        return Err("must start with a number (e.g. 1GB, 512Mi)".into());
-    }
-    const UNITS: [&str; 18] = [
-        "", "k", "K", "KB", "Ki", "KiB", "M", "MB", "Mi", "MiB", "G", "GB", "Gi", "GiB", "T", "TB",
-        "Ti", "TiB",
-    ];
-    if UNITS.contains(&unit) {
-        Ok(())
-    } else {
-        Err(format!(
-            "unknown unit {unit:?} (use k, M, G, T, Ki, Mi, Gi, Ti)"
-        ))
-    }
+    coredump_common::parse_bytes(value)
+        .map(drop)
+        .map_err(|e| format!("not a byte quantity (e.g. 1GB, 1Gi, 512Mi): {}", e.why))
 }
 
-/// A Go duration as the seed's `--gc-threshold` took it: one or more `<number><unit>` with
-/// units `ns`, `us`, `µs`, `ms`, `s`, `m`, `h` (`30m`, `1h30m`, `90s`).
+/// A duration in the grammar the GC reads `--gc-threshold` with (`coredump_common`'s, Go's):
+/// `30m`, `1h30m`, `90s`, `1.5h`, `0`.
 pub(crate) fn duration(value: &str) -> Result<(), String> {
-    const UNITS: [&str; 7] = ["ns", "us", "µs", "ms", "s", "m", "h"];
-    let bad = || format!("not a duration (e.g. 30m, 1h30m): {value:?}");
-    let mut rest = value;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(rest.len());
-        let number = &rest[..number_len];
-        if number.is_empty() || number.parse::<f64>().is_err() {
-            return Err(bad());
-        }
-        rest = &rest[number_len..];
-        // Longest unit first so `ms` is not read as `m` followed by garbage.
-        let unit = UNITS
-            .iter()
-            .filter(|u| rest.starts_with(**u))
-            .max_by_key(|u| u.len())
-            .ok_or_else(bad)?;
-        rest = &rest[unit.len()..];
-    }
-    Ok(())
+    coredump_common::parse_duration(value)
+        .map(drop)
+        .map_err(|e| format!("not a duration (e.g. 30m, 1h30m, 90s): {}", e.why))
 }
 
 /// An absolute path without `..` (a hostPath or mount path in a pod spec).
@@ -122,17 +71,31 @@ mod tests {
 
     #[test]
     fn sizes() {
-        for ok in ["1GB", "1G", "1Gi", "512Mi", "1073741824", "10TiB"] {
+        // The agent's grammar: what it accepts, deploy accepts (1.5Gi was refused before).
+        for ok in [
+            "1GB",
+            "1G",
+            "1Gi",
+            "512Mi",
+            "1073741824",
+            "10TiB",
+            "1.5Gi",
+            "1e9",
+            "0",
+        ] {
             assert_eq!(size(ok), Ok(()), "{ok}");
         }
-        for bad in ["", "GB", "1 GB", "1gb", "1.5G", "-1G", "1Xi"] {
+        for bad in ["", "GB", "1 GB", "1gb", "-1G", "1Xi"] {
             assert!(size(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn durations() {
-        for ok in ["30m", "1h30m", "90s", "1.5h", "250ms", "10µs", "1h0m0s"] {
+        // The GC's grammar: `0` (collect at once) included.
+        for ok in [
+            "30m", "1h30m", "90s", "1.5h", "250ms", "10µs", "1h0m0s", "0",
+        ] {
             assert_eq!(duration(ok), Ok(()), "{ok}");
         }
         for bad in ["", "30", "m", "30 m", "30min", "1d", "-5m", "1h30"] {

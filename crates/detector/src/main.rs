@@ -96,12 +96,9 @@ fn unreachable_handle() -> anyhow::Result<()> {
 /// Runs the `apiserver` role until SIGINT or SIGTERM.
 fn apiserver(args: coredump_apiserver::cli::ApiserverArgs) -> anyhow::Result<()> {
     init_tracing();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(coredump_apiserver::cli::run(
+    coredump_common::server_runtime()?.block_on(coredump_apiserver::cli::run(
         args,
-        coredump_agent::shutdown_signal("stop the API server with SIGKILL"),
+        coredump_common::shutdown_signal("stop the API server with SIGKILL"),
     ))
 }
 

@@ -121,12 +121,7 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<()> {
         data_dir = %root.display(),
         "capturing crashes"
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let served = runtime.block_on(serve(&layout, &args));
+    let served = coredump_common::runtime()?.block_on(serve(&layout, &args));
     // Restores core_pattern first, then lets the socket server finish what is in flight.
     let restored = capture.shutdown();
     tracing::info!(core_pattern = %previous, ?restored, "restored core_pattern");
@@ -160,8 +155,10 @@ async fn serve(layout: &Layout, args: &StandaloneArgs) -> anyhow::Result<()> {
     let on_signal = {
         let stop = stop.clone();
         async move {
-            coredump_agent::shutdown_signal("stop with SIGKILL and restart to repair core_pattern")
-                .await;
+            coredump_common::shutdown_signal(
+                "stop with SIGKILL and restart to repair core_pattern",
+            )
+            .await;
             stop.cancel();
         }
     };

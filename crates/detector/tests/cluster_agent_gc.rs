@@ -186,6 +186,10 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
     let quiet_pid = crash_in(&quiet_cgroup, 1, 2, "text");
     let q = wait_coredump(cp, &app, quiet_pid, &agent.role);
     assert_eq!(q.status.state, coredump_api::CoredumpState::Skipped);
+    assert_eq!(
+        q.status.reason,
+        Some(coredump_api::CoredumpReason::OptedOut)
+    );
     assert!(
         q.status.message.starts_with("opted out: pod"),
         "{}",
@@ -321,6 +325,10 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
         over.status.state,
         coredump_api::CoredumpState::QuotaExceeded
     );
+    assert_eq!(
+        over.status.reason,
+        Some(coredump_api::CoredumpReason::QuotaExceeded)
+    );
     assert!(
         over.status.message.contains("disk quota exceeded"),
         "{}",
@@ -347,7 +355,15 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
         Some(1.0)
     );
 
-    // 5. The GC: nothing while the pods live; the deleted pod's everything after the threshold.
+    // 5. The GC: nothing while the pods live; the deleted pod's everything after the threshold,
+    // then the binaries kept by build ID that no remaining crash needs, a threshold later.
+    let binaries_dir = blobs.join(&app).join(".buildid");
+    let binaries_before = files_under(&binaries_dir);
+    assert!(
+        !binaries_before.is_empty(),
+        "the analysis keeps the crasher's binaries by build ID in {}",
+        binaries_dir.display()
+    );
     let gc_port = free_port();
     let mut gc = Role::new(
         vec![
@@ -446,6 +462,54 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
         "{}",
         deletions()
     );
+    // Binaries: the live pod's record still needs them (its analysis names the same crasher
+    // and libraries); once the last record naming them is deleted, they go a threshold later.
+    let named: Vec<String> = gone
+        .iter()
+        .flat_map(|c| c.status.analysis.iter().flat_map(|a| &a.modules))
+        .filter_map(|m| m.build_id.clone())
+        .collect();
+    assert!(
+        !named.is_empty(),
+        "the remaining record names its modules: {:?}",
+        gone[0].status
+    );
+    assert_eq!(files_under(&binaries_dir), binaries_before, "still needed");
+    cp.kubectl_ok(&[
+        "delete",
+        "coredumps",
+        "--all",
+        "-n",
+        &app,
+        "--request-timeout=30s",
+    ])
+    .unwrap();
+    let unreferenced = Instant::now();
+    assert_eq!(coredumps(cp, &app).len(), 0);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        files_under(&binaries_dir),
+        binaries_before,
+        "binaries no record needs are kept for a threshold"
+    );
+    eventually(
+        Duration::from_secs(90),
+        "unneeded binaries collected",
+        || files_under(&binaries_dir).is_empty().then_some(()),
+    );
+    let waited = unreferenced.elapsed();
+    println!("last record deleted to its binaries collected: {waited:?} (threshold 20 s)");
+    assert!(
+        waited >= Duration::from_secs(19),
+        "binaries collected early: {waited:?}"
+    );
+    eventually(Duration::from_secs(30), "binary deletions counted", || {
+        metric(
+            &gc.metrics(),
+            "coredump_gc_deletions_total{kind=\"binary\",reason=\"unreferenced\"}",
+        )
+        .filter(|n| *n >= 1.0)
+    });
     assert!(gc.stop(), "gc stops on SIGTERM:\n{}", gc.log_text());
 
     // 6. SIGTERM restores the core_pattern from before the first agent.

@@ -236,6 +236,10 @@ fn a_borrowed_mirror_annotation_gets_no_cores_and_hides_none() {
         "unresolved: administrators only"
     );
     assert_eq!(c.status.state, CoredumpState::Skipped);
+    assert_eq!(
+        c.status.reason,
+        Some(coredump_api::CoredumpReason::PodUnresolved)
+    );
     assert!(
         c.status.message.contains("not found"),
         "{}",

@@ -288,6 +288,10 @@ fn below_the_free_space_floor_the_kernel_is_told_to_reject() {
     assert!(released < Duration::from_millis(1500), "took {released:?}");
     let record = sa.wait_record(pid, Duration::from_secs(30));
     assert_eq!(record.status.state, CoredumpState::Skipped, "{record:?}");
+    assert_eq!(
+        record.status.reason,
+        Some(coredump_api::CoredumpReason::DiskFloor)
+    );
     assert!(
         record.status.message.contains("free-space floor"),
         "{}",

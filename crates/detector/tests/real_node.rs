@@ -133,6 +133,10 @@ fn opt_out_by_pod_label_and_by_namespace_annotation_skips_the_core() {
         "{:?}",
         records[0].status
     );
+    assert_eq!(
+        records[0].status.reason,
+        Some(coredump_api::CoredumpReason::OptedOut)
+    );
     assert_eq!(records[0].status.stored_size, 0);
 
     let quiet_ns = c.namespace("optout-ns");
@@ -154,6 +158,10 @@ fn opt_out_by_pod_label_and_by_namespace_annotation_skips_the_core() {
         CoredumpState::Skipped,
         "{:?}",
         records[0].status
+    );
+    assert_eq!(
+        records[0].status.reason,
+        Some(coredump_api::CoredumpReason::OptedOut)
     );
     c.kubectl(&["delete", "namespace", &ns, &quiet_ns, "--wait=false"]);
 }
@@ -289,6 +297,10 @@ fn a_namespace_over_its_quota_gets_records_without_cores() {
         CoredumpState::QuotaExceeded,
         "{}",
         second.status.message
+    );
+    assert_eq!(
+        second.status.reason,
+        Some(coredump_api::CoredumpReason::QuotaExceeded)
     );
     assert_eq!(second.status.blob_path, "");
     let stored: u64 = records.iter().map(|r| r.status.stored_size).sum();

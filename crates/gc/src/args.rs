@@ -6,32 +6,24 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::duration::parse_duration;
-use coredump_agent::args::quantity;
-
-/// Storage backend of the blobs (the API server's `--backend-kind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BackendKind {
-    /// A filesystem under `--local-path`.
-    Local,
-}
+use coredump_common::{BackendKind, parse_bytes, parse_duration};
 
 /// Flags of the `gc` role.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// Delete the cores, Coredumps and CoredumpEndpoint of a pod (by UID) or namespace gone
     /// longer than this (Go duration: 30m, 1h30m, 90s).
-    #[arg(long, default_value = "30m", value_parser = duration)]
+    #[arg(long, default_value = "30m", value_parser = parse_duration)]
     pub gc_threshold: Duration,
     /// Time between two collections.
-    #[arg(long, default_value = "1m", value_parser = duration)]
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
     pub interval: Duration,
     /// Also delete crashes older than this, whatever their pod (off by default; 0 = off).
-    #[arg(long, value_parser = duration)]
+    #[arg(long, value_parser = parse_duration)]
     pub max_age: Option<Duration>,
     /// Also keep each namespace's blobs under this size by deleting its oldest crashes
     /// (Kubernetes quantity, e.g. 10Gi; off by default).
-    #[arg(long, value_parser = quantity)]
+    #[arg(long, value_parser = parse_bytes)]
     pub max_namespace_size: Option<u64>,
     /// Blob backend.
     #[arg(long, value_enum, default_value_t = BackendKind::Local)]
@@ -68,10 +60,6 @@ impl Args {
             .clone()
             .unwrap_or_else(|| self.local_path.join(".coredump-gc").join("state.json"))
     }
-}
-
-fn duration(text: &str) -> Result<Duration, String> {
-    parse_duration(text).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -118,8 +118,8 @@ pub async fn live_pods(client: &Client) -> Result<HashSet<String>, ClusterError>
             live.insert(uid.clone());
         }
         // Only a genuine mirror pod keeps its static pod's cores (any pod may carry the
-        // annotation; see coredump_agent::pods).
-        if let Some(hash) = coredump_agent::pods::static_pod_hash(&p.metadata, None) {
+        // annotation; see coredump_common::mirror_pod).
+        if let Some(hash) = coredump_common::mirror_pod::static_pod_hash(&p.metadata, None) {
             live.insert(hash.to_owned());
         }
     }
@@ -158,6 +158,13 @@ pub fn coredump_ref(c: &Coredump) -> CoredumpRef {
         blob: Some(c.status.blob_path.as_str())
             .filter(|p| !p.is_empty())
             .and_then(|p| BlobPath::parse_relative(p).ok()),
+        build_ids: c
+            .status
+            .analysis
+            .iter()
+            .flat_map(|a| &a.modules)
+            .filter_map(|m| m.build_id.clone())
+            .collect(),
     }
 }
 

@@ -3,10 +3,12 @@
 //! [`BlobStore::namespaces`], [`BlobStore::pods`]) is asked; for the filesystem store the GC
 //! walks the two directory levels above the pods itself (names only, symlinks skipped,
 //! dot-names skipped: the GC's own state directory and temporary files live there). Either way
-//! [`BlobStore::list`] reads each pod.
+//! [`BlobStore::list`] reads each pod. [`scan_binaries`] reads each namespace's binaries kept by
+//! build ID (`<namespace>/.buildid/<build-id>/...`), which the pod walk passes by.
 
 use std::path::{Path, PathBuf};
 
+use coredump_store::buildid::BUILDID_DIR;
 use coredump_store::{BlobStore, StoreError};
 
 /// Blobs of one pod directory.
@@ -24,6 +26,24 @@ impl PodBlobs {
     /// Total bytes.
     pub fn bytes(&self) -> u64 {
         self.files.iter().map(|(_, _, s)| s).sum()
+    }
+}
+
+/// The binaries of one build ID in one namespace (`<namespace>/.buildid/<build-id>/`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinaryBlobs {
+    /// Namespace directory.
+    pub namespace: String,
+    /// The build ID.
+    pub build_id: String,
+    /// `(file, size)` of every blob (`executable`, `debuginfo`).
+    pub files: Vec<(String, u64)>,
+}
+
+impl BinaryBlobs {
+    /// Total bytes.
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|(_, s)| s).sum()
     }
 }
 
@@ -135,10 +155,89 @@ pub fn scan(root: &Path, store: &dyn BlobStore) -> Result<Vec<PodBlobs>, Invento
     Ok(out)
 }
 
+/// The binaries kept by build ID in every namespace of the store (under `root` for a
+/// filesystem store).
+pub fn scan_binaries(
+    root: &Path,
+    store: &dyn BlobStore,
+) -> Result<Vec<BinaryBlobs>, InventoryError> {
+    let mut out: Vec<BinaryBlobs> = Vec::new();
+    for namespace in namespaces(root, store)? {
+        let listed = store
+            .list(&namespace, BUILDID_DIR, None)
+            .map_err(|source| InventoryError::Store {
+                namespace: namespace.clone(),
+                pod_uid: BUILDID_DIR.to_owned(),
+                source: Box::new(source),
+            })?;
+        // Sorted by path: one build ID's files are adjacent.
+        for blob in listed {
+            match out.last_mut() {
+                Some(last)
+                    if last.namespace == namespace && last.build_id == blob.path.container =>
+                {
+                    last.files.push((blob.path.file, blob.size));
+                }
+                _ => out.push(BinaryBlobs {
+                    namespace: namespace.clone(),
+                    build_id: blob.path.container,
+                    files: vec![(blob.path.file, blob.size)],
+                }),
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use coredump_store::fs_blob::FsBlobStore;
+
+    #[test]
+    fn scans_binaries_by_namespace_and_build_id() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("cores");
+        let store = FsBlobStore::new(root.clone()).unwrap();
+        let src = tmp.path().join("src");
+        std::fs::write(&src, vec![1u8; 10]).unwrap();
+        for (ns, id, file) in [
+            ("a", "aa01", "executable"),
+            ("a", "aa01", "debuginfo"),
+            ("a", "bb02", "executable"),
+            ("b", "aa01", "executable"),
+        ] {
+            let path = coredump_store::buildid::buildid_path(ns, id, file).unwrap();
+            store.put_file(&path, &src).unwrap();
+        }
+        // A namespace with cores only has no binaries.
+        store
+            .put_file(
+                &coredump_store::BlobPath::new("c", "u1", "app", "x.core.zst").unwrap(),
+                &src,
+            )
+            .unwrap();
+        let found: Vec<(String, String, usize, u64)> = scan_binaries(&root, &store)
+            .unwrap()
+            .into_iter()
+            .map(|b| {
+                (
+                    b.namespace.clone(),
+                    b.build_id.clone(),
+                    b.files.len(),
+                    b.bytes(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                ("a".into(), "aa01".into(), 2, 20),
+                ("a".into(), "bb02".into(), 1, 10),
+                ("b".into(), "aa01".into(), 1, 10),
+            ]
+        );
+    }
 
     #[test]
     fn scans_pods_and_skips_dot_dirs_and_symlinks() {

@@ -9,7 +9,7 @@
 //! * [`plan`]: every decision, a pure function of what was observed and [`plan::GoneState`];
 //! * [`state`]: "gone since" kept in a file on the blob volume across restarts;
 //! * [`inventory`], [`cluster`]: what exists, on the volume and in the API;
-//! * [`metrics`], [`duration`]: Prometheus metrics, Go-style durations.
+//! * [`metrics`]: Prometheus metrics (served by `coredump_common::health`).
 //!
 //! [`Args`] are the flags, [`run()`] the entry point.
 #![deny(missing_docs)]
@@ -18,7 +18,6 @@
 
 pub mod args;
 pub mod cluster;
-pub mod duration;
 pub mod inventory;
 pub mod metrics;
 pub mod plan;

@@ -119,7 +119,7 @@ impl Metrics {
 
     /// The text exposition format.
     pub fn encode(&self) -> String {
-        coredump_agent::metrics::encode_registry(&self.registry)
+        coredump_common::health::encode_registry(&self.registry)
     }
 }
 

@@ -10,10 +10,16 @@
 //! 3. `--max-age`: `Coredump`s whose crash is older, with their core and record files.
 //! 4. `--max-namespace-size`: the oldest `Coredump`s (and files) of a namespace until its
 //!    blobs fit.
+//! 5. Binaries kept by build ID (`<namespace>/.buildid/<id>/`) that no remaining `Coredump` of
+//!    their namespace references (its `status.analysis.modules`) for longer than the threshold;
+//!    all of them with their namespace. Without this rule they stayed forever, counted in the
+//!    namespace's quota. The threshold also covers the moment between the ingest storing a
+//!    binary and creating the record that references it.
 //!
-//! "Gone since" is remembered per namespace and per `namespace/podUID` in a state file, so a
-//! GC restart does not restart the clock; an entry is forgotten as soon as its pod or namespace
-//! is seen again or nothing of it is left to collect.
+//! "Gone since" is remembered per namespace, per `namespace/podUID` and per unreferenced
+//! `namespace/build-id` in a state file, so a GC restart does not restart the clock; an entry is
+//! forgotten as soon as its pod or namespace is seen again (its binary referenced again) or
+//! nothing of it is left to collect.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
@@ -21,7 +27,7 @@ use std::time::Duration;
 use coredump_store::BlobPath;
 use serde::{Deserialize, Serialize};
 
-use crate::inventory::PodBlobs;
+use crate::inventory::{BinaryBlobs, PodBlobs};
 
 /// When pods and namespaces were first seen gone, in Unix seconds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +36,10 @@ pub struct GoneState {
     pub pods: BTreeMap<String, i64>,
     /// Namespace → first seen gone.
     pub namespaces: BTreeMap<String, i64>,
+    /// `<namespace>/<build-id>` of a kept binary → first seen unreferenced (absent in state
+    /// files written before rule 5).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub binaries: BTreeMap<String, i64>,
 }
 
 /// A `Coredump` as the GC needs it.
@@ -45,6 +55,8 @@ pub struct CoredumpRef {
     pub crash_time: Option<i64>,
     /// `status.blobPath`, when it names a blob.
     pub blob: Option<BlobPath>,
+    /// Build IDs of the modules its analysis names (the binaries it needs kept).
+    pub build_ids: Vec<String>,
 }
 
 /// A `CoredumpEndpoint` as the GC needs it.
@@ -73,6 +85,8 @@ pub struct Observed<'a> {
     pub coredumps: &'a [CoredumpRef],
     /// Every `CoredumpEndpoint`.
     pub endpoints: &'a [EndpointRef],
+    /// The binaries kept by build ID.
+    pub binaries: &'a [BinaryBlobs],
 }
 
 /// The rules.
@@ -97,6 +111,8 @@ pub enum Reason {
     Age,
     /// Its namespace is over `--max-namespace-size`.
     Size,
+    /// A binary no remaining crash needs.
+    Unreferenced,
 }
 
 impl Reason {
@@ -107,6 +123,7 @@ impl Reason {
             Reason::PodGone => "pod_gone",
             Reason::Age => "age",
             Reason::Size => "size",
+            Reason::Unreferenced => "unreferenced",
         }
     }
 }
@@ -122,6 +139,8 @@ pub struct Plan {
     pub pod_dirs: Vec<(String, String, u64, Reason)>,
     /// Single files (core and record of a `Coredump` deleted by age or size), with sizes.
     pub files: Vec<(BlobPath, u64, Reason)>,
+    /// Binaries kept by build ID: every file of one build ID in one namespace, their bytes.
+    pub binaries: Vec<(Vec<BlobPath>, u64, Reason)>,
     /// The next state.
     pub state: GoneState,
 }
@@ -313,11 +332,53 @@ pub fn plan(seen: Observed<'_>, previous: &GoneState, rules: Rules) -> Plan {
             (a.crash_time.unwrap_or(i64::MIN), &a.name)
                 .cmp(&(b.crash_time.unwrap_or(i64::MIN), &b.name))
         });
+        let mut kept = Vec::with_capacity(remaining.len());
         for c in remaining {
             let used = files.usage.get(&c.namespace).copied().unwrap_or(0);
             if used > limit && c.blob.is_some() {
                 files.drop_coredump(&mut plan, c, Reason::Size);
+            } else {
+                kept.push(c);
             }
+        }
+        remaining = kept;
+    }
+
+    // Rule 5: binaries the remaining crashes do not need.
+    let needed: HashSet<(&str, &str)> = remaining
+        .iter()
+        .flat_map(|c| {
+            c.build_ids
+                .iter()
+                .map(|id| (c.namespace.as_str(), id.as_str()))
+        })
+        .collect();
+    for b in seen.binaries {
+        let reason = if dead_namespaces.contains(&b.namespace) {
+            Some(Reason::NamespaceGone)
+        } else if needed.contains(&(b.namespace.as_str(), b.build_id.as_str())) {
+            None
+        } else {
+            let key = format!("{}/{}", b.namespace, b.build_id);
+            let since = previous.binaries.get(&key).copied().unwrap_or(now);
+            plan.state.binaries.insert(key, since);
+            expired(since, now, rules.threshold).then_some(Reason::Unreferenced)
+        };
+        if let Some(r) = reason {
+            let paths = b
+                .files
+                .iter()
+                .filter_map(|(file, _)| {
+                    BlobPath::new(
+                        &b.namespace,
+                        coredump_store::buildid::BUILDID_DIR,
+                        &b.build_id,
+                        file,
+                    )
+                    .ok()
+                })
+                .collect();
+            plan.binaries.push((paths, b.bytes(), r));
         }
     }
     plan

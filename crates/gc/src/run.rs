@@ -11,16 +11,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
+use coredump_common::BackendKind;
+use coredump_common::health;
+use coredump_common::kube_client::{self, Credentials, Fallback};
 use coredump_store::BlobStore;
 use coredump_store::fs_blob::FsBlobStore;
 use kube::Client;
 use tokio_util::sync::CancellationToken;
 
-use crate::args::{Args, BackendKind};
+use crate::args::Args;
 use crate::cluster;
 use crate::inventory;
 use crate::metrics::Metrics;
@@ -30,41 +29,35 @@ use crate::state;
 /// Runs the GC until SIGTERM or SIGINT (or for one collection with `--once`); the binary
 /// sets up logging first.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    coredump_agent::runtime()?.block_on(run_async(args))
+    coredump_common::runtime()?.block_on(run_async(args))
 }
 
-/// What the HTTP endpoint reports on.
-#[derive(Clone)]
-struct Health {
+/// What the HTTP endpoint reports on: ready after the first complete collection.
+struct GcHealth {
     metrics: Arc<Metrics>,
     collected: Arc<AtomicBool>,
 }
 
-fn router(health: Health) -> Router {
-    Router::new()
-        .route(
-            "/metrics",
-            get(|State(h): State<Health>| async move { h.metrics.encode() }),
-        )
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(|State(h): State<Health>| async move {
-                if h.collected.load(Ordering::Acquire) {
-                    (StatusCode::OK, "ok")
-                } else {
-                    (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "no complete collection yet",
-                    )
-                }
-            }),
-        )
-        .with_state(health)
+impl health::Health for GcHealth {
+    fn metrics(&self) -> String {
+        self.metrics.encode()
+    }
+
+    fn ready(&self) -> Result<(), String> {
+        if self.collected.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err("no complete collection yet".into())
+        }
+    }
 }
 
 async fn run_async(args: Args) -> anyhow::Result<()> {
-    let client = coredump_agent::kube_client(args.kubeconfig.as_deref()).await?;
+    let client = kube_client::client(Credentials::new(
+        args.kubeconfig.as_deref(),
+        Fallback::Infer,
+    ))
+    .await?;
     let store = args.blob_store.open_or_else(|| match args.backend_kind {
         BackendKind::Local => anyhow::Ok(Arc::new(
             FsBlobStore::new(args.local_path.clone())
@@ -83,26 +76,14 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let collected = Arc::new(AtomicBool::new(false));
     let stop = CancellationToken::new();
-    let listener = tokio::net::TcpListener::bind(args.metrics_bind_address)
-        .await
-        .with_context(|| format!("binding {}", args.metrics_bind_address))?;
-    tracing::info!(address = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
-    let app = router(Health {
+    let gc_health = Arc::new(GcHealth {
         metrics: Arc::clone(&metrics),
         collected: Arc::clone(&collected),
     });
-    let http = tokio::spawn({
-        let stop = stop.clone();
-        async move {
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-            {
-                tracing::error!(error = %e, "metrics endpoint failed");
-            }
-        }
-    });
-    let signal = coredump_agent::shutdown_signal("stop the GC with SIGKILL");
+    let (_, http) = health::serve(args.metrics_bind_address, gc_health, stop.clone())
+        .await
+        .with_context(|| format!("binding {}", args.metrics_bind_address))?;
+    let signal = coredump_common::shutdown_signal("stop the GC with SIGKILL");
     tokio::pin!(signal);
     // After a failed collection (typically at install, before our API is Available) the next
     // try comes sooner than `--interval`: 2 s, doubling up to it. Readiness waits on a success.
@@ -156,13 +137,17 @@ async fn collect(
     metrics: &Metrics,
 ) -> anyhow::Result<GoneState> {
     let root = args.local_path.clone();
-    let blobs = {
+    let scanned = {
         let store = Arc::clone(store);
-        tokio::task::spawn_blocking(move || inventory::scan(&root, store.as_ref()))
-            .await
-            .context("blob scan task")?
+        tokio::task::spawn_blocking(move || {
+            let pods = inventory::scan(&root, store.as_ref())?;
+            let binaries = inventory::scan_binaries(&root, store.as_ref())?;
+            Ok::<_, inventory::InventoryError>((pods, binaries))
+        })
+        .await
+        .context("blob scan task")?
     };
-    let blobs = match blobs {
+    let (blobs, binaries) = match scanned {
         Ok(b) => b,
         Err(e) => {
             metrics.cycle("error");
@@ -199,6 +184,7 @@ async fn collect(
             blobs: &blobs,
             coredumps: &coredumps,
             endpoints: &endpoints,
+            binaries: &binaries,
         },
         gone,
         rules,
@@ -264,6 +250,24 @@ async fn execute(
             Ok(Ok(_)) => metrics.deleted("pod_dir", *reason, *bytes),
             Ok(Err(err)) => {
                 tracing::warn!(error = %err, "deleting blobs failed; retried next cycle")
+            }
+            Err(err) => tracing::warn!(error = %err, "blob delete task failed"),
+        }
+    }
+    for (paths, bytes, reason) in &plan.binaries {
+        let Some(first) = paths.first() else { continue };
+        tracing::info!(namespace = %first.namespace, build_id = %first.container, bytes, reason = reason.as_str(), "{verb} the binaries of a build ID");
+        if dry_run {
+            continue;
+        }
+        let (store, paths2) = (Arc::clone(store), paths.clone());
+        let deleted =
+            tokio::task::spawn_blocking(move || paths2.iter().try_for_each(|p| store.delete(p)))
+                .await;
+        match deleted {
+            Ok(Ok(())) => metrics.deleted("binary", *reason, *bytes),
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "deleting binaries failed; retried next cycle")
             }
             Err(err) => tracing::warn!(error = %err, "blob delete task failed"),
         }

@@ -207,6 +207,7 @@ pub fn build(
         },
         status: CoredumpStatus {
             state: state_of(record.state),
+            reason: record.cause,
             message: record.reason.clone(),
             raw_size: record.raw_size,
             core_size: if blob_path.is_empty() {

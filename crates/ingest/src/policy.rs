@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use async_trait::async_trait;
-use coredump_api::CoredumpState;
+use coredump_api::{CoredumpReason, CoredumpState};
 use coredump_capture::CrashRecord;
 use serde::{Deserialize, Serialize};
 
@@ -35,10 +35,13 @@ pub struct PolicyInput<'a> {
 pub enum CoreDecision {
     /// Store the core (if there is one) and record the crash as the crash path left it.
     Keep,
-    /// Do not store the core; record the crash with this state and reason.
+    /// Do not store the core; record the crash with this state, cause and reason.
     Discard {
         /// Recorded state (`QuotaExceeded`, `Skipped`).
         state: CoredumpState,
+        /// Recorded `status.reason` (absent in decisions spooled by an older agent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cause: Option<CoredumpReason>,
         /// Recorded message.
         reason: String,
     },
@@ -97,6 +100,7 @@ mod tests {
             }),
             decision: CoreDecision::Discard {
                 state: CoredumpState::QuotaExceeded,
+                cause: Some(CoredumpReason::QuotaExceeded),
                 reason: "over".into(),
             },
         };

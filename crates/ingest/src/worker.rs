@@ -343,12 +343,19 @@ impl Ingest {
             }
             coredump.status.analysis = Some(outcome.analysis);
         }
-        if let CoreDecision::Discard { state, reason } = resolution.decision {
+        if let CoreDecision::Discard {
+            state,
+            cause,
+            reason,
+        } = resolution.decision
+        {
             coredump.status.state = state;
+            coredump.status.reason = cause;
             coredump.status.message = reason;
         }
         if let Some(reason) = &gave_up {
             coredump.status.state = coredump_api::CoredumpState::Failed;
+            coredump.status.reason = Some(coredump_api::CoredumpReason::StoreUnavailable);
             coredump.status.message = reason.clone();
         }
         // The JSON record beside the core lets offline tools (`list`, `export`) and disaster

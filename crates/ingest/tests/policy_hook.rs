@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use coredump_api::CoredumpState;
+use coredump_api::{CoredumpReason, CoredumpState};
 use coredump_capture::CrashRecord;
 use coredump_capture::spool::Spool;
 use coredump_ingest::{
@@ -105,6 +105,7 @@ fn fixture(decision: CoreDecision) -> Fixture {
 async fn discarded_core_is_not_stored_and_the_record_says_why() {
     let f = fixture(CoreDecision::Discard {
         state: CoredumpState::QuotaExceeded,
+        cause: Some(CoredumpReason::QuotaExceeded),
         reason: "namespace team-a uses 999 of 1000 bytes".into(),
     });
     let id = publish(&f.spool, &[7u8; 50_000]);
@@ -113,6 +114,7 @@ async fn discarded_core_is_not_stored_and_the_record_says_why() {
     assert_eq!(done.len(), 1);
     let obj = &f.sink.objects.lock().unwrap()[0];
     assert_eq!(obj.status.state, CoredumpState::QuotaExceeded);
+    assert_eq!(obj.status.reason, Some(CoredumpReason::QuotaExceeded));
     assert_eq!(
         obj.status.message,
         "namespace team-a uses 999 of 1000 bytes"
@@ -157,6 +159,7 @@ async fn kept_core_is_stored() {
 async fn retry_reuses_the_frozen_identity_and_decision() {
     let f = fixture(CoreDecision::Discard {
         state: CoredumpState::Skipped,
+        cause: Some(CoredumpReason::OptedOut),
         reason: "opted out".into(),
     });
     f.sink.fail_first.store(1, Ordering::SeqCst);
@@ -178,6 +181,11 @@ async fn retry_reuses_the_frozen_identity_and_decision() {
     assert_eq!(objects[0].metadata.namespace, "team-a");
     assert_eq!(objects[0].spec.pod_name.as_deref(), Some("web-0"));
     assert_eq!(objects[0].status.state, CoredumpState::Skipped);
+    assert_eq!(
+        objects[0].status.reason,
+        Some(CoredumpReason::OptedOut),
+        "the frozen decision keeps its cause"
+    );
     assert!(objects[0].status.blob_path.is_empty());
     assert!(
         f.blobs

@@ -1,12 +1,13 @@
 //! From kubectl's connection flags to a kube-rs client and the namespace to use, the way kubectl
 //! picks them: `--kubeconfig`, else `$KUBECONFIG` (several files merged), else
 //! `~/.kube/config`, else the in-cluster service account; `--context` picks a context; the
-//! namespace is `-n`, else the context's, else `default`.
+//! namespace is `-n`, else the context's, else `default` (`coredump_common::kube_client`'s
+//! `Infer` policy, shared with the agent and the GC).
 
 use std::path::PathBuf;
 
+use coredump_common::kube_client::{self, Credentials, Fallback};
 use kube::Client;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::Error;
 
@@ -29,29 +30,14 @@ pub struct Connection {
 
 /// Builds the client kubectl would use with the same flags.
 pub async fn connect(options: &ConnectOptions) -> Result<Connection, Error> {
-    let kube_options = KubeConfigOptions {
-        context: options.context.clone(),
-        ..KubeConfigOptions::default()
+    let credentials = Credentials {
+        kubeconfig: options.kubeconfig.as_deref(),
+        context: options.context.as_deref(),
+        fallback: Fallback::Infer,
     };
-    let kubeconfig_error = |source: Box<dyn std::error::Error + Send + Sync>| Error::Kubeconfig {
-        path: options.kubeconfig.clone(),
-        source,
-    };
-    let config = match (&options.kubeconfig, &options.context) {
-        (Some(path), _) => {
-            let file = Kubeconfig::read_from(path).map_err(|e| kubeconfig_error(e.into()))?;
-            kube::Config::from_custom_kubeconfig(file, &kube_options)
-                .await
-                .map_err(|e| kubeconfig_error(e.into()))?
-        }
-        // A context only exists in a kubeconfig: no in-cluster fallback.
-        (None, Some(_)) => kube::Config::from_kubeconfig(&kube_options)
-            .await
-            .map_err(|e| kubeconfig_error(e.into()))?,
-        (None, None) => kube::Config::infer()
-            .await
-            .map_err(|e| kubeconfig_error(e.into()))?,
-    };
+    let config = kube_client::config(credentials)
+        .await
+        .map_err(Error::Kubeconfig)?;
     let default_namespace = config.default_namespace.clone();
     let client = Client::try_from(config).map_err(Error::Client)?;
     Ok(Connection {

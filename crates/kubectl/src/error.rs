@@ -7,15 +7,9 @@ use std::path::PathBuf;
 /// What can go wrong talking to the API or writing a download.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The kubeconfig could not be found, read or used.
-    #[error("loading the kubeconfig{}: {source}", describe_kubeconfig(.path))]
-    Kubeconfig {
-        /// `--kubeconfig` when given; `None` means `$KUBECONFIG`, `~/.kube/config` or in-cluster.
-        path: Option<PathBuf>,
-        /// What kube-rs said.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
+    /// The kubeconfig could not be found, read or used (the error names the file).
+    #[error(transparent)]
+    Kubeconfig(coredump_common::kube_client::KubeClientError),
     /// The HTTP client could not be built from the kubeconfig.
     #[error("building the Kubernetes client: {0}")]
     Client(#[source] kube::Error),
@@ -142,13 +136,6 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-}
-
-fn describe_kubeconfig(path: &Option<PathBuf>) -> String {
-    match path {
-        Some(p) => format!(" {}", p.display()),
-        None => String::new(),
-    }
 }
 
 impl Error {

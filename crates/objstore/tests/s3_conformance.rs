@@ -4,12 +4,15 @@
 //! thread (a tokio worker, `spawn_blocking`, a plain thread).
 #![allow(clippy::unwrap_used)]
 
+// The blob conformance suite the filesystem store runs too (test code, not in a library).
+#[path = "../../store/tests/blob_conformance/mod.rs"]
+mod blob_conformance;
 mod common;
 
 use std::io::Read;
 use std::sync::Arc;
 
-use coredump_store::conformance::{blob_bytes, run_all_blob};
+use blob_conformance::{blob_bytes, run_all_blob};
 use coredump_store::{BlobPath, BlobStore};
 
 #[test]

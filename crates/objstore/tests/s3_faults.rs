@@ -4,13 +4,16 @@
 //! succeeds with the object intact; a server that never was there fails reads cleanly.
 #![allow(clippy::unwrap_used)]
 
+// The blob conformance suite the filesystem store runs too (test code, not in a library).
+#[path = "../../store/tests/blob_conformance/mod.rs"]
+mod blob_conformance;
 mod common;
 
 use std::io::Read;
 use std::time::{Duration, Instant};
 
+use blob_conformance::blob_bytes;
 use coredump_objstore::select::Secret;
-use coredump_store::conformance::blob_bytes;
 use coredump_store::{BlobPath, BlobStore, StoreError};
 
 /// Far above the short retry budget of the tests (about 2 s), far below a hang.

@@ -5,12 +5,15 @@
 //! so no other test's allocations count in the peak.
 #![allow(clippy::unwrap_used)]
 
+// The blob conformance suite the filesystem store runs too (test code, not in a library).
+#[path = "../../store/tests/blob_conformance/mod.rs"]
+mod blob_conformance;
 mod common;
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::time::Instant;
 
-use coredump_store::conformance::blob_bytes;
+use blob_conformance::blob_bytes;
 use coredump_store::{BlobPath, BlobStore};
 
 const MIB: u64 = 1024 * 1024;

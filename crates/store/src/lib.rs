@@ -10,19 +10,26 @@
 //!   [`fs_blob::FsBlobStore`].
 //!
 //! The store knows nothing about Kubernetes object schemas: the API server puts
-//! `metadata.resourceVersion` into objects on the way out. [`conformance`] holds the one test
-//! suite every backend must pass.
+//! `metadata.resourceVersion` into objects on the way out. `tests/conformance` holds the one
+//! test suite every metadata backend must pass.
+//!
+//! The metadata backends are features (`redb`, `etcd`, both on by default): the node roles
+//! (agent, GC, ingest) use the blob store alone and build neither redb nor etcd-client (nor
+//! need protoc).
 #![deny(missing_docs)]
 
 pub mod blob;
 pub mod buildid;
-pub mod conformance;
 pub mod error;
+#[cfg(feature = "etcd")]
 pub mod etcd_store;
 pub mod fs_blob;
+#[cfg(any(feature = "redb", feature = "etcd"))]
 mod key;
 pub mod metadata;
+#[cfg(feature = "redb")]
 pub mod redb_store;
+#[cfg(any(feature = "redb", feature = "etcd"))]
 mod token;
 
 pub use blob::{BlobInfo, BlobPath, BlobStore, SeekableRead};

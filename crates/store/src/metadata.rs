@@ -1,5 +1,5 @@
 //! The metadata store contract (see the crate docs). Implementations live in
-//! [`crate::redb_store`] and [`crate::etcd_store`]; [`crate::conformance`] checks them.
+//! [`crate::redb_store`] and [`crate::etcd_store`]; `tests/conformance` checks them.
 //!
 //! Semantics every backend keeps (the conformance suite tests each one):
 //!

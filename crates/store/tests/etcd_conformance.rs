@@ -6,8 +6,13 @@
 //! Each test starts its own etcd on free loopback ports with a temporary data directory; the
 //! process is killed when its handle drops and, through `PR_SET_PDEATHSIG`, if the test process
 //! dies first.
+
 // Helpers outside #[test] functions unwrap too: a failure there is a test failure.
 #![allow(clippy::unwrap_used)]
+
+// Each test binary uses part of the shared suite's helpers.
+#[allow(dead_code)]
+mod conformance;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -16,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use coredump_store::conformance::{self, key, value};
+use conformance::{key, value};
 use coredump_store::etcd_store::{EtcdOptions, EtcdStore};
 use coredump_store::{MetadataStore, Precondition, StoreError};
 use futures::StreamExt;

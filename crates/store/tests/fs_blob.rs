@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod blob_conformance;
+
 use coredump_store::fs_blob::FsBlobStore;
 use coredump_store::{BlobPath, BlobStore, StoreError};
 
@@ -542,7 +544,7 @@ fn the_filesystem_store_passes_the_blob_conformance_suite() {
     let scratch = tmp.path().join("sources");
     std::fs::create_dir_all(&scratch).unwrap();
     let counter = std::sync::atomic::AtomicUsize::new(0);
-    coredump_store::conformance::run_all_blob(
+    blob_conformance::run_all_blob(
         || {
             let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             FsBlobStore::new(tmp.path().join(format!("blobs-{n}"))).unwrap()

@@ -2,10 +2,14 @@
 //! store promises: its own history window, slow watchers re-fed from history, and the revision
 //! counter surviving a reopen even when history was pruned.
 
+// Each test binary uses part of the shared suite's helpers.
+#[allow(dead_code)]
+mod conformance;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use coredump_store::conformance::{self, key, value};
+use conformance::{key, value};
 use coredump_store::redb_store::{RedbOptions, RedbStore};
 use coredump_store::{MetadataStore, Precondition, StoreError};
 use coredump_store::{WatchEvent, WatchStream};

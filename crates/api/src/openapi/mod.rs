@@ -410,28 +410,128 @@ mod tests {
     }
 
     #[test]
-    fn spec_schema_lists_every_field_of_the_type() {
+    fn state_enum_lists_every_state() {
         let doc = v3_group_version();
-        let props = doc["components"]["schemas"][format!("{OURS}.CoredumpSpec")]["properties"]
-            .as_object()
-            .unwrap()
-            .clone();
-        let mut full = crate::Coredump::default();
-        full.spec.pod_name = Some("p".into());
-        full.spec.pod_uid = Some("u".into());
-        full.spec.container_name = Some("c".into());
-        full.spec.container_id = Some("i".into());
-        full.spec.image = Some("img".into());
-        let spec = serde_json::to_value(&full.spec).unwrap();
-        for key in spec.as_object().unwrap().keys() {
-            assert!(props.contains_key(key), "schema lacks spec.{key}");
-        }
         let states = &doc["components"]["schemas"][format!("{OURS}.CoredumpStatus")]["properties"]
             ["state"]["enum"];
         assert_eq!(
             states.as_array().unwrap().len(),
             crate::CoredumpState::ALL.len()
         );
+    }
+
+    /// Checks that every key of `value` (as serde writes it) is a property of `schema`, down
+    /// through nested objects and arrays, following `$ref` and `allOf` in `doc`.
+    fn assert_schema_covers(doc: &Value, schema: &Value, value: &Value, at: &str) {
+        let resolve = |schema: &Value| -> Value {
+            let mut s = schema.clone();
+            for _ in 0..4 {
+                if let Some(first) = s["allOf"].get(0) {
+                    s = first.clone();
+                } else if let Some(r) = s["$ref"].as_str() {
+                    let name = r.rsplit('/').next().unwrap();
+                    s = doc["components"]["schemas"][name].clone();
+                } else {
+                    break;
+                }
+            }
+            s
+        };
+        let schema = resolve(schema);
+        match value {
+            Value::Object(fields) => {
+                let props = schema["properties"]
+                    .as_object()
+                    .unwrap_or_else(|| panic!("{at}: the schema has no properties"));
+                for (key, field) in fields {
+                    let sub = props
+                        .get(key)
+                        .unwrap_or_else(|| panic!("the schema lacks {at}.{key}"));
+                    assert_schema_covers(doc, sub, field, &format!("{at}.{key}"));
+                }
+            }
+            Value::Array(items) => {
+                for item in items {
+                    assert_schema_covers(doc, &schema["items"], item, &format!("{at}[]"));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A `Coredump` with every optional field set, so that each one serializes.
+    fn full_coredump() -> crate::Coredump {
+        let frame = crate::Frame {
+            pc: "0x1".into(),
+            module: Some("/bin/x".into()),
+            offset: Some("0x1".into()),
+            build_id: Some("ab".into()),
+            function: Some("main".into()),
+            file: Some("x.c".into()),
+            line: Some(1),
+            inlined: true,
+        };
+        let mut c = crate::Coredump::default();
+        c.spec.pod_name = Some("p".into());
+        c.spec.pod_uid = Some("u".into());
+        c.spec.container_name = Some("c".into());
+        c.spec.container_id = Some("i".into());
+        c.spec.image = Some("img".into());
+        c.status = crate::CoredumpStatus {
+            state: crate::CoredumpState::Truncated,
+            reason: Some(crate::CoredumpReason::SizeLimit),
+            message: "m".into(),
+            raw_size: 1,
+            core_size: 1,
+            stored_size: 1,
+            sha256: "s".into(),
+            compression: "zstd".into(),
+            blob_path: "a/b/c/d".into(),
+            signature: "sig".into(),
+            analysis: Some(crate::Analysis {
+                threads: vec![crate::ThreadBacktrace {
+                    tid: 1,
+                    crashed: true,
+                    frames: vec![frame],
+                    truncated: true,
+                    stopped: Some("loop".into()),
+                }],
+                omitted_threads: 1,
+                modules: vec![crate::Module {
+                    path: "/bin/x".into(),
+                    base: "0x0".into(),
+                    build_id: Some("ab".into()),
+                    binary: true,
+                }],
+                complete: true,
+                problems: vec!["p".into()],
+            }),
+            suppressed_crashes: 1,
+        };
+        c
+    }
+
+    #[test]
+    fn published_schema_covers_every_field_the_types_serialize() {
+        let doc = v3_group_version();
+        let c = full_coredump();
+        let schemas = &doc["components"]["schemas"];
+        for (kind, value) in [
+            ("CoredumpSpec", serde_json::to_value(&c.spec).unwrap()),
+            ("CoredumpStatus", serde_json::to_value(&c.status).unwrap()),
+        ] {
+            let schema = &schemas[format!("{OURS}.{kind}")];
+            assert_schema_covers(&doc, schema, &value, kind);
+        }
+        let status = &schemas[format!("{OURS}.CoredumpStatus")]["properties"];
+        let reasons = status["reason"]["enum"].as_array().unwrap();
+        assert_eq!(reasons.len(), crate::CoredumpReason::ALL.len());
+        for r in crate::CoredumpReason::ALL {
+            // The wire name the schema publishes is the one serde writes.
+            let written = serde_json::to_value(r).unwrap();
+            assert_eq!(written, r.as_str(), "{r:?}");
+            assert!(reasons.contains(&written), "schema lacks reason {r:?}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use super::{META, OURS};
-use crate::{CoredumpState, GROUP, VERSION};
+use crate::{CoredumpReason, CoredumpState, GROUP, VERSION};
 
 fn gvk(kind: &str) -> Value {
     json!([{"group": GROUP, "version": VERSION, "kind": kind}])
@@ -54,6 +54,7 @@ pub(super) fn schemas(prefix: &str) -> Map<String, Value> {
         base
     };
     let states: Vec<&str> = CoredumpState::ALL.iter().map(|s| s.as_str()).collect();
+    let reasons: Vec<&str> = CoredumpReason::ALL.iter().map(|r| r.as_str()).collect();
     let mut m = Map::new();
     let mut put = |name: String, v: Value| {
         m.insert(name, v);
@@ -187,12 +188,77 @@ pub(super) fn schemas(prefix: &str) -> Map<String, Value> {
             None,
         ),
     );
+    let boolean = |description: &str| json!({"type": "boolean", "description": description});
+    let list = |item: Value, description: &str| json!({"type": "array", "items": item, "description": description});
+    put(
+        format!("{OURS}.Frame"),
+        object(
+            "One stack frame.",
+            json!({
+                "pc": s("Instruction address in the crashed process (hex); for callers, the return address."),
+                "module": s("Path of the mapped file holding pc."),
+                "offset": s("Offset of pc from the module's load address (hex), stable across ASLR."),
+                "buildID": s("GNU build ID of the module (hex)."),
+                "function": s("Function name, demangled."),
+                "file": s("Source file, when debug information was available."),
+                "line": int("Source line, when debug information was available.", "int32"),
+                "inlined": boolean("A function inlined into the next frame (same pc)."),
+            }),
+            &["pc"],
+            None,
+        ),
+    );
+    put(
+        format!("{OURS}.ThreadBacktrace"),
+        object(
+            "One thread's stack.",
+            json!({
+                "tid": int("Thread id.", "int32"),
+                "crashed": boolean("The thread that received the fatal signal."),
+                "frames": list(r(&format!("{OURS}.Frame")), "Innermost frame first."),
+                "truncated": boolean("More frames than the bound: the outermost ones are left out."),
+                "stopped": s("Why unwinding stopped before the stack's root, when it did."),
+            }),
+            &["tid"],
+            None,
+        ),
+    );
+    put(
+        format!("{OURS}.Module"),
+        object(
+            "One mapped ELF image.",
+            json!({
+                "path": s("Path as the kernel named it."),
+                "base": s("Load address (hex)."),
+                "buildID": s("GNU build ID (hex)."),
+                "binary": boolean("The binary itself was available to the analysis (unwind tables, symbols)."),
+            }),
+            &["path", "base"],
+            None,
+        ),
+    );
+    put(
+        format!("{OURS}.Analysis"),
+        object(
+            "What the analysis of the core found.",
+            json!({
+                "threads": list(r(&format!("{OURS}.ThreadBacktrace")), "Threads, the crashing thread first."),
+                "omittedThreads": int("Threads left out to stay within bounds.", "int32"),
+                "modules": list(r(&format!("{OURS}.Module")), "Mapped ELF images, the main executable first."),
+                "complete": boolean("Nothing limited the result."),
+                "problems": list(json!({"type": "string"}), "What limited the result, one sentence each."),
+            }),
+            &[],
+            None,
+        ),
+    );
     put(
         format!("{OURS}.CoredumpStatus"),
         object(
             "What became of the core file.",
             json!({
                 "state": {"type": "string", "enum": states, "description": "Outcome of storing the core."},
+                "reason": {"type": "string", "enum": reasons, "description": "Why the core is not (all) there, for programs; absent when stored whole."},
                 "message": s("Detail for anything but Stored."),
                 "rawSize": int("Bytes of core the kernel wrote.", "int64"),
                 "coreSize": int("Decompressed size of the stored core (Content-Length of the core subresource).", "int64"),
@@ -200,6 +266,8 @@ pub(super) fn schemas(prefix: &str) -> Map<String, Value> {
                 "sha256": s("SHA-256 (hex) of the stored core."),
                 "compression": s("Compression of the stored blob."),
                 "blobPath": s("Blob location: <namespace>/<podUID>/<container>/<file>."),
+                "signature": s("Crash signature: a stable hash of the crashing thread's top frames, the same for every crash of one bug (also the coredump.fujitsu.com/signature label)."),
+                "analysis": rd(&format!("{OURS}.Analysis"), "The symbolized backtrace and mapped modules, when the core could be analysed."),
                 "suppressedCrashes": int("Crashes of the pod that were over its crash-loop limits and not kept; this RateLimited record stands for them with the facts of the last one.", "int64"),
             }),
             &[],

@@ -136,6 +136,7 @@ async fn evict(registry: &Registry, old: &Coredump, keep: Keep) {
     };
     let mut evicted = old.clone();
     evicted.status.state = CoredumpState::Evicted;
+    evicted.status.reason = Some(coredump_api::CoredumpReason::Retention);
     evicted.status.message = format!(
         "core evicted: signature {} keeps the first {} and the last {} cores of each pod",
         old.status.signature, keep.first, keep.last

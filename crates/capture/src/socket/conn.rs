@@ -14,7 +14,9 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::admission::{self, Admission, CrashFacts, Verdict};
+use coredump_api::CoredumpReason;
+
+use crate::admission::{self, Admission, CrashFacts, Refusal, Verdict};
 use crate::limits::{Charge, Gate};
 use crate::record::{CaptureState, CrashRecord};
 use crate::socket::identity::{self, HeadTap, Peer};
@@ -76,8 +78,8 @@ pub(crate) fn intake(shared: &Arc<Shared>, mut stream: UnixStream) {
             Counters::bump(&shared.counters.suppressed);
             return;
         }
-        Ok(Gate::Refuse { state, reason }) => {
-            let verdict = Ok(Verdict::Refuse { state, reason });
+        Ok(Gate::Refuse(refusal)) => {
+            let verdict = Ok(Verdict::Refuse(refusal));
             conclude(
                 shared,
                 verdict,
@@ -104,10 +106,10 @@ pub(crate) fn intake(shared: &Arc<Shared>, mut stream: UnixStream) {
     };
     // Decided without waiting for a slot: the acceptor must answer the next crash too.
     let verdict = admission::admit(&shared.no_wait, &shared.spool, in_pod);
-    if let Ok(Verdict::Refuse {
+    if let Ok(Verdict::Refuse(Refusal {
         state: CaptureState::RateLimited,
         ..
-    }) = verdict
+    })) = verdict
         && shared.config.handler.slot_wait_ms > 0
         && shared.config.handler.max_handlers > 0
     {
@@ -179,16 +181,18 @@ pub(crate) fn conclude(
             Err(e) => {
                 Counters::bump(&shared.counters.protocol_errors);
                 let reason = format!("the kernel did not take our answer to capture: {e}");
-                refuse(shared, record, CaptureState::Failed, reason, peer, started);
+                let refusal =
+                    Refusal::new(CaptureState::Failed, CoredumpReason::CaptureError, reason);
+                refuse(shared, record, refusal, peer, started);
             }
         },
-        Ok(Verdict::Refuse { state, reason }) => {
+        Ok(Verdict::Refuse(refusal)) => {
             if let Err(e) = answer(&mut stream, Answer::Reject) {
                 tracing::warn!(pid = peer.pid, error = %e, "coredump socket: answering REJECT");
             }
             drop(stream);
             Counters::bump(&shared.counters.refused);
-            refuse(shared, record, state, reason, peer, started);
+            refuse(shared, record, refusal, peer, started);
         }
         Ok(Verdict::Drop) => {
             let _ = answer(&mut stream, Answer::Reject);
@@ -199,7 +203,8 @@ pub(crate) fn conclude(
             drop(stream);
             Counters::bump(&shared.counters.failed);
             let reason = format!("cannot decide on the crash: {e}");
-            refuse(shared, record, CaptureState::Failed, reason, peer, started);
+            let refusal = Refusal::new(CaptureState::Failed, CoredumpReason::CaptureError, reason);
+            refuse(shared, record, refusal, peer, started);
         }
     }
 }
@@ -237,19 +242,11 @@ fn answer(stream: &mut UnixStream, answer: Answer) -> Result<(), HandshakeError>
 }
 
 /// Queues the record of a crash answered without its core.
-fn refuse(
-    shared: &Shared,
-    record: CrashRecord,
-    state: CaptureState,
-    reason: String,
-    peer: Peer,
-    started: Instant,
-) {
-    tracing::info!(pid = record.pid, comm = %record.comm, ?state, %reason, "crash refused");
+fn refuse(shared: &Shared, record: CrashRecord, refusal: Refusal, peer: Peer, started: Instant) {
+    tracing::info!(pid = record.pid, comm = %record.comm, state = ?refusal.state, cause = ?refusal.cause, reason = %refusal.reason, "crash refused");
     shared.queue_refusal(PendingRefusal {
         record,
-        state,
-        reason,
+        refusal,
         held: started.elapsed(),
         started,
         deadline: Instant::now() + shared.config.signal_wait,

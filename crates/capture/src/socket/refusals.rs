@@ -11,7 +11,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
 use crate::admission;
-use crate::record::{CaptureState, CrashRecord};
+use crate::record::CrashRecord;
 use crate::socket::peer;
 use crate::socket::server::Shared;
 use crate::socket::stats::Counters;
@@ -22,8 +22,7 @@ const POLL: Duration = Duration::from_millis(20);
 /// A refused crash waiting for publication.
 pub(crate) struct PendingRefusal {
     pub(crate) record: CrashRecord,
-    pub(crate) state: CaptureState,
-    pub(crate) reason: String,
+    pub(crate) refusal: crate::admission::Refusal,
     /// How long the task waited for our answer.
     pub(crate) held: Duration,
     pub(crate) started: Instant,
@@ -89,15 +88,8 @@ pub(crate) fn publish_loop(shared: &Shared, incoming: &Receiver<PendingRefusal>)
 
 fn publish(shared: &Shared, p: PendingRefusal) {
     let pid = p.record.pid;
-    let result = admission::publish_refusal(
-        &shared.spool,
-        p.record,
-        p.state,
-        p.reason,
-        0,
-        p.held,
-        p.started,
-    );
+    let result =
+        admission::publish_refusal(&shared.spool, p.record, p.refusal, 0, p.held, p.started);
     if let Err(e) = result {
         Counters::bump(&shared.counters.records_lost);
         tracing::error!(pid, error = %e, "coredump socket: cannot publish the record of a refused crash");

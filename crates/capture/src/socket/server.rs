@@ -108,13 +108,16 @@ impl Shared {
     }
 
     fn refuse_full(self: &Arc<Shared>, w: Waiting) {
-        let verdict = Ok(crate::admission::Verdict::Refuse {
-            state: CaptureState::RateLimited,
-            reason: format!(
-                "more than {} crashes in flight and {WAITING_ROOM} waiting",
-                self.config.handler.max_handlers
+        let verdict = Ok(crate::admission::Verdict::Refuse(
+            crate::admission::Refusal::new(
+                CaptureState::RateLimited,
+                coredump_api::CoredumpReason::TooManyCrashes,
+                format!(
+                    "more than {} crashes in flight and {WAITING_ROOM} waiting",
+                    self.config.handler.max_handlers
+                ),
             ),
-        });
+        ));
         conn::conclude(
             self, verdict, w.stream, w.record, w.peer, w.started, w.within,
         );

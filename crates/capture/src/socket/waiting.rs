@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::Duration;
 
-use crate::admission::{self, Verdict};
+use coredump_api::CoredumpReason;
+
+use crate::admission::{self, Refusal, Verdict};
 use crate::record::CaptureState;
 use crate::socket::conn::{self, Waiting};
 use crate::socket::server::Shared;
@@ -53,28 +55,30 @@ pub(crate) fn wait_loop(shared: &Arc<Shared>, incoming: &Receiver<Waiting>) {
             let verdict = if slots_left {
                 admission::admit(&shared.no_wait, &shared.spool, w.in_pod)
             } else {
-                Ok(Verdict::Refuse {
-                    state: CaptureState::RateLimited,
-                    reason: String::new(),
-                })
+                Ok(Verdict::Refuse(Refusal::new(
+                    CaptureState::RateLimited,
+                    CoredumpReason::TooManyCrashes,
+                    String::new(),
+                )))
             };
             match verdict {
-                Ok(Verdict::Refuse {
+                Ok(Verdict::Refuse(Refusal {
                     state: CaptureState::RateLimited,
                     ..
-                }) => {
+                })) => {
                     slots_left = false;
                     if w.started.elapsed() < wait {
                         still.push(w);
                     } else {
-                        let timed_out = Ok(Verdict::Refuse {
-                            state: CaptureState::RateLimited,
-                            reason: format!(
+                        let timed_out = Ok(Verdict::Refuse(Refusal::new(
+                            CaptureState::RateLimited,
+                            CoredumpReason::TooManyCrashes,
+                            format!(
                                 "more than {} crashes in flight for {} ms",
                                 shared.config.handler.max_handlers,
                                 shared.config.handler.slot_wait_ms
                             ),
-                        });
+                        )));
                         conn::conclude(
                             shared, timed_out, w.stream, w.record, w.peer, w.started, w.within,
                         );

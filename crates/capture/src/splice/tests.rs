@@ -1,6 +1,7 @@
 //! Tests of the pipeline's reader with real pipes: writer threads feed patterns with zero
 //! pages and awkward sizes, and what the pipeline stores is compared byte for byte.
 
+use coredump_api::CoredumpReason;
 use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::thread::JoinHandle;
@@ -85,6 +86,7 @@ fn pipe_is_spliced_and_round_trips() {
     assert_eq!((got.raw_size, got.kept_size, got.spliced), (len, len, len));
     assert_eq!(got.state, CaptureState::Stored);
     assert_eq!(got.reason, "");
+    assert_eq!(got.cause, None);
 }
 
 #[test]
@@ -120,6 +122,7 @@ fn spliced_core_past_the_limit_keeps_the_prefix_and_drains_the_rest() {
     assert_eq!(writer.join().unwrap(), (input.len(), true));
     assert_eq!(got.state, CaptureState::Truncated);
     assert!(got.reason.contains("limit"), "{}", got.reason);
+    assert_eq!(got.cause, Some(CoredumpReason::SizeLimit));
     assert_eq!((got.raw_size, got.kept_size), (input.len() as u64, limit));
     assert_eq!(got.spliced, limit);
     assert_eq!(stored_zstd(&dir), &input[..limit as usize]);
@@ -173,6 +176,7 @@ fn spliced_core_below_the_free_space_floor_keeps_nothing_and_drains() {
     assert_eq!(writer.join().unwrap(), (input.len(), true));
     assert_eq!(got.state, CaptureState::Truncated);
     assert!(got.reason.contains("free-space floor"), "{}", got.reason);
+    assert_eq!(got.cause, Some(CoredumpReason::DiskFloor));
     assert_eq!((got.raw_size, got.kept_size), (input.len() as u64, 0));
     assert_eq!(stored_zstd(&dir), b"");
 }
@@ -244,6 +248,7 @@ fn read_error_after_spliced_bytes_keeps_them_as_a_truncated_prefix() {
         "{}",
         got.reason
     );
+    assert_eq!(got.cause, Some(CoredumpReason::ReadError));
     assert_eq!(
         (got.raw_size, got.kept_size),
         (sent.len() as u64, sent.len() as u64)

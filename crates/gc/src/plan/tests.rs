@@ -37,6 +37,7 @@ fn coredump(ns: &str, name: &str, uid: Option<&str>, crash: i64) -> CoredumpRef 
             )
             .unwrap(),
         ),
+        build_ids: Vec::new(),
     }
 }
 
@@ -64,6 +65,7 @@ struct World {
     blobs: Vec<PodBlobs>,
     coredumps: Vec<CoredumpRef>,
     endpoints: Vec<EndpointRef>,
+    binaries: Vec<BinaryBlobs>,
 }
 
 impl World {
@@ -75,6 +77,7 @@ impl World {
             blobs: &self.blobs,
             coredumps: &self.coredumps,
             endpoints: &self.endpoints,
+            binaries: &self.binaries,
         }
     }
 }
@@ -92,6 +95,7 @@ fn world() -> World {
             coredump("team-b", "c2", Some(UID_B), 2000),
         ],
         endpoints: vec![endpoint("team-a", "web-0", UID_A)],
+        binaries: Vec::new(),
     }
 }
 
@@ -288,4 +292,92 @@ fn a_huge_threshold_never_overflows() {
     };
     let p = plan(w.seen(i64::MAX), &GoneState::default(), r);
     assert!(p.pod_dirs.is_empty() && p.coredumps.is_empty());
+}
+
+fn binary(ns: &str, id: &str, bytes: u64) -> BinaryBlobs {
+    BinaryBlobs {
+        namespace: ns.into(),
+        build_id: id.into(),
+        files: vec![("executable".into(), bytes)],
+    }
+}
+
+/// `(namespace, build ID, reason)` of the binaries a plan deletes.
+fn deleted_binaries(p: &Plan) -> Vec<(String, String, Reason)> {
+    p.binaries
+        .iter()
+        .map(|(paths, _, r)| (paths[0].namespace.clone(), paths[0].container.clone(), *r))
+        .collect()
+}
+
+#[test]
+fn binaries_go_once_no_crash_needs_them_for_the_threshold() {
+    let mut w = world();
+    w.coredumps[0].build_ids = vec!["aa01".into()];
+    w.binaries = vec![
+        binary("team-a", "aa01", 700),
+        binary("team-a", "bb02", 300),
+        // The same build ID in another namespace is another tenant's copy.
+        binary("team-b", "aa01", 700),
+    ];
+    let first = plan(w.seen(1000), &GoneState::default(), rules(30));
+    assert!(first.binaries.is_empty(), "unreferenced only since now");
+    assert_eq!(
+        first.state.binaries.keys().collect::<Vec<_>>(),
+        vec!["team-a/bb02", "team-b/aa01"]
+    );
+    let later = plan(w.seen(1000 + 30 * MIN), &first.state, rules(30));
+    assert_eq!(
+        deleted_binaries(&later),
+        vec![
+            ("team-a".into(), "bb02".into(), Reason::Unreferenced),
+            ("team-b".into(), "aa01".into(), Reason::Unreferenced),
+        ]
+    );
+    assert_eq!(
+        later.binaries[0].0[0].relative(),
+        std::path::Path::new("team-a/.buildid/bb02/executable")
+    );
+    assert!(later.binaries.iter().all(|(paths, _, _)| paths.len() == 1));
+
+    // A crash referencing it again before the threshold: kept, and the clock forgotten.
+    w.coredumps[1].build_ids = vec!["aa01".into()];
+    let referenced = plan(w.seen(1000 + 30 * MIN), &first.state, rules(30));
+    assert_eq!(
+        deleted_binaries(&referenced),
+        vec![("team-a".into(), "bb02".into(), Reason::Unreferenced)]
+    );
+    assert!(!referenced.state.binaries.contains_key("team-b/aa01"));
+}
+
+#[test]
+fn binaries_of_crashes_collected_in_this_cycle_are_unreferenced() {
+    let mut w = world();
+    w.coredumps[0].build_ids = vec!["aa01".into()];
+    w.binaries = vec![binary("team-a", "aa01", 700)];
+    let r = Rules {
+        max_age: Some(Duration::from_secs(60)),
+        ..rules(30)
+    };
+    // c1 crashed at 1000 and goes by age; its binary starts its clock in the same cycle.
+    let p = plan(w.seen(5000), &GoneState::default(), r);
+    assert!(p.coredumps.iter().any(|(c, _)| c.name == "c1"));
+    assert!(p.binaries.is_empty());
+    assert!(p.state.binaries.contains_key("team-a/aa01"));
+}
+
+#[test]
+fn a_deleted_namespace_takes_its_binaries() {
+    let mut w = world();
+    w.namespaces.remove("team-b");
+    w.coredumps[1].build_ids = vec!["cc03".into()];
+    w.binaries = vec![binary("team-b", "cc03", 900)];
+    let first = plan(w.seen(1000), &GoneState::default(), rules(30));
+    assert!(first.binaries.is_empty());
+    let later = plan(w.seen(1000 + 30 * MIN), &first.state, rules(30));
+    assert_eq!(
+        deleted_binaries(&later),
+        vec![("team-b".into(), "cc03".into(), Reason::NamespaceGone)]
+    );
+    assert_eq!(later.binaries[0].1, 900);
 }

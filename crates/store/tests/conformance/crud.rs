@@ -1,8 +1,8 @@
 //! Single-object operations: create, get, update, delete, their failures and revisions.
 
 use super::{OTHER_RESOURCE, current, key, key_of, ok, value};
-use crate::StoreError;
-use crate::metadata::{MetadataStore, Precondition, StoredObject};
+use coredump_store::StoreError;
+use coredump_store::metadata::{MetadataStore, Precondition, StoredObject};
 
 /// Create, get, update (conditional and not), delete, re-create: values and revisions as promised.
 pub async fn check_crud(store: &dyn MetadataStore) {

@@ -1,15 +1,21 @@
-//! The checks every [`BlobStore`] backend must pass (the filesystem store, object stores),
-//! through the trait only: layout-independent behaviour of puts, reads, listings, deletes and
-//! quota accounting. Each check takes a store it may fill freely (one namespace per check, so
-//! several checks may share a bucket) and a scratch directory for source files, and panics with
-//! a message naming the check when the store misbehaves.
+//! The checks every [`BlobStore`] backend must pass (the filesystem store here, the object
+//! store in `crates/objstore/tests`, which includes this file by path), through the trait only:
+//! layout-independent behaviour of puts, reads, listings, deletes, enumeration and quota
+//! accounting. Test code only (it panics), like the metadata suite in `tests/conformance`: it
+//! does not ship in the library. Each check takes a store it may fill freely (one namespace per
+//! check, so several checks may share a bucket) and a scratch directory for source files, and
+//! panics with a message naming the check when the store misbehaves.
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use crate::blob::{BlobPath, BlobStore};
+use coredump_store::{BlobPath, BlobStore, StoreError};
 
-use super::ok;
+/// The value of a store call, or the check fails naming what it was doing.
+fn ok<T>(result: Result<T, StoreError>, check: &str, doing: &str) -> T {
+    result.unwrap_or_else(|e| panic!("conformance {check}: {doing} failed: {e} ({e:?})"))
+}
 
 /// Runs every blob check, each on a store fresh from `make`, sources written under `scratch`.
 pub fn run_all_blob<S, F>(make: F, scratch: &Path)
@@ -164,7 +170,7 @@ pub fn check_blob_missing(store: &dyn BlobStore, scratch: &Path) {
     }
     let missing = scratch.join("missing-source");
     match store.put_file(&at, &missing) {
-        Err(crate::StoreError::Io { path, source }) => {
+        Err(StoreError::Io { path, source }) => {
             assert_eq!(path, missing, "conformance {CHECK}: error names the source");
             assert_eq!(
                 source.kind(),
@@ -244,7 +250,7 @@ pub fn check_blob_listing(store: &dyn BlobStore, scratch: &Path) {
     assert!(
         matches!(
             store.list("..", "pod", None),
-            Err(crate::StoreError::Invalid { .. })
+            Err(StoreError::Invalid { .. })
         ),
         "conformance {CHECK}: an invalid namespace is refused"
     );
@@ -316,8 +322,7 @@ pub fn check_blob_invalid_paths(store: &dyn BlobStore, scratch: &Path) {
             container: container.into(),
             file: file.into(),
         };
-        let invalid =
-            |r: Result<(), crate::StoreError>| matches!(r, Err(crate::StoreError::Invalid { .. }));
+        let invalid = |r: Result<(), StoreError>| matches!(r, Err(StoreError::Invalid { .. }));
         assert!(
             invalid(store.put_file(&p, &src).map(drop)),
             "conformance {CHECK}: put {p:?}"
@@ -453,7 +458,11 @@ pub fn check_blob_enumeration(store: &dyn BlobStore, scratch: &Path) {
             "put_file",
         );
     }
-    let binary = crate::buildid::buildid_path("conf-enum-a", "0a1b", crate::buildid::EXECUTABLE);
+    let binary = coredump_store::buildid::buildid_path(
+        "conf-enum-a",
+        "0a1b",
+        coredump_store::buildid::EXECUTABLE,
+    );
     let Some(binary) = binary else {
         panic!("conformance {CHECK}: no build-ID path");
     };

@@ -4,8 +4,8 @@
 use futures::StreamExt;
 
 use super::{OTHER_RESOURCE, RESOURCE, current, expect_quiet, key, key_of, next_event, ok, value};
-use crate::StoreError;
-use crate::metadata::{
+use coredump_store::StoreError;
+use coredump_store::metadata::{
     EventType, ListRequest, MetadataStore, Precondition, StoredObject, WatchEvent,
 };
 

@@ -1,7 +1,9 @@
 //! Byte quantities as the seed's `NS_DISK_QUOTA` is written: Kubernetes quantity syntax
 //! (`1G`, `512Mi`, `1.5Gi`, `1e9`, `1500M`) and, because the seed's own default is `1GB`, the
 //! same suffixes followed by `B` (`1GB`, `512MiB`). Only whole bytes come out: a fractional
-//! result is rounded up, as Kubernetes rounds quantities it turns into integers.
+//! result is rounded up, as Kubernetes rounds quantities it turns into integers. The one grammar
+//! of every byte flag (`NS_DISK_QUOTA`, the GC's size retention, the crash-loop limits, what
+//! `deploy` checks); [`parse_bytes`] is a clap `value_parser` as it is.
 
 /// Why a quantity does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

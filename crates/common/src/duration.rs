@@ -1,5 +1,8 @@
 //! Durations as the seed's `--gc-threshold=30m` writes them: Go's `time.ParseDuration` syntax
-//! (`300ms`, `90s`, `30m`, `1h30m`, `1.5h`), without signs (a negative threshold makes no sense).
+//! (`300ms`, `90s`, `30m`, `1h30m`, `1.5h`, `0`), without signs (a negative threshold makes no
+//! sense). The one grammar of every duration flag: the GC's thresholds, the API server's
+//! compaction interval and what `deploy` checks before writing them into a manifest.
+//! [`parse_duration`] is a clap `value_parser` as it is.
 
 use std::time::Duration;
 

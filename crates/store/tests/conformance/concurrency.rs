@@ -3,8 +3,8 @@
 use futures::future::join_all;
 
 use super::{current, key, ok, value};
-use crate::StoreError;
-use crate::metadata::{MetadataStore, Precondition};
+use coredump_store::StoreError;
+use coredump_store::metadata::{MetadataStore, Precondition};
 
 /// How many writers race.
 const WRITERS: usize = 8;

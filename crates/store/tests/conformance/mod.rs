@@ -1,7 +1,6 @@
-//! The one test suite every [`MetadataStore`] backend must pass, compiled into the library (not
-//! behind `cfg(test)`) so the etcd store's tests, the embedded store's tests and any other crate
-//! (a fake for API tests, say) can run exactly the same checks. [`run_all_blob`] is the same for
-//! every [`crate::BlobStore`] backend (the filesystem store, object stores).
+//! The one test suite every [`MetadataStore`] backend must pass, shared by the etcd store's and
+//! the embedded store's test binaries (`mod conformance;` in each), so both run exactly the same
+//! checks. Test code only: it panics, and it does not ship in the library.
 //!
 //! Each `check_*` function takes a store that it may fill freely and panics with a message
 //! naming the check when the store misbehaves. [`run_all`] runs every check, each on a fresh
@@ -9,7 +8,6 @@
 //! is run separately. Checks never assume revisions start at 1 or are contiguous per key range,
 //! so several checks may share one etcd (each under its own prefix).
 
-mod blob;
 mod concurrency;
 mod crud;
 mod list;
@@ -22,14 +20,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 
-use crate::StoreError;
-use crate::metadata::{MetadataStore, ObjectKey, WatchEvent, WatchStream};
+use coredump_store::StoreError;
+use coredump_store::metadata::{MetadataStore, ObjectKey, WatchEvent, WatchStream};
 
-pub use blob::{
-    blob_bytes, check_blob_concurrent_puts, check_blob_deletes, check_blob_enumeration,
-    check_blob_idempotent_put, check_blob_invalid_paths, check_blob_listing, check_blob_missing,
-    check_blob_put_bytes_replaces, check_blob_round_trip, check_blob_seekable, run_all_blob,
-};
 pub use concurrency::{check_concurrent_creates, check_concurrent_updates};
 pub use crud::{
     check_already_exists, check_conflict, check_crud, check_invalid_keys, check_not_found,

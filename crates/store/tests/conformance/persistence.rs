@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use super::{RESOURCE, current, key, next_event, ok, value};
-use crate::metadata::{EventType, ListRequest, MetadataStore, Precondition};
+use coredump_store::metadata::{EventType, ListRequest, MetadataStore, Precondition};
 
 /// Writes, drops the store, reopens it with `open` and checks that objects, the revision counter
 /// and the watch history survived, and that new revisions continue above the old ones. `open`

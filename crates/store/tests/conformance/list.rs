@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::{OTHER_RESOURCE, RESOURCE, current, key, key_of, ok, value};
-use crate::StoreError;
-use crate::metadata::{ListPage, ListRequest, MetadataStore, Precondition};
+use coredump_store::StoreError;
+use coredump_store::metadata::{ListPage, ListRequest, MetadataStore, Precondition};
 
 /// Namespaces and names chosen so that naive tuple order and byte order of `ns/name` differ.
 const NAMESPACES: [&str; 4] = ["b", "a", "a-b", "a.b"];
