@@ -11,6 +11,8 @@ bash scripts/install-deps.sh
 if [ -x scripts/control-plane/build.sh ]; then
   # `node`: kube-apiserver and etcd, and the node components the real-node tests run.
   bash scripts/control-plane/build.sh node
+  # SeaweedFS: the S3 server of the object-store tests (crates/objstore).
+  bash scripts/control-plane/build.sh seaweedfs
 fi
 
 # A clean checkout gains nothing from incremental compilation, and its caches more than

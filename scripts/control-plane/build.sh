@@ -2,11 +2,13 @@
 # Builds the real control-plane binaries the integration tests run (kube-apiserver, and etcd when
 # the Debian one is too old) from Go modules, into a cache outside the repository; with `node`,
 # also the node components of the same Kubernetes release (kubelet, kube-controller-manager,
-# kube-scheduler, kube-proxy), in one `go build` through the same wrapper module.
+# kube-scheduler, kube-proxy), in one `go build` through the same wrapper module; with
+# `seaweedfs`, SeaweedFS's `weed` (the S3 server the object-store tests run).
 #
-#   scripts/control-plane/build.sh [kube-apiserver|etcd|all|node]     (default: all)
+#   scripts/control-plane/build.sh [kube-apiserver|etcd|seaweedfs|all|node]     (default: all)
 #
-# `all` prints kube-apiserver and etcd; `node` prints those two and the four node components.
+# `all` prints kube-apiserver and etcd; `node` prints those two and the four node components;
+# `seaweedfs` prints `weed`.
 # Prints one `name=/absolute/path` line per binary on stdout; progress goes to stderr.
 # Idempotent: an existing binary is reported at once. A per-binary flock serialises parallel
 # callers (several test binaries start at the same time), and the normal Go module and build
@@ -18,10 +20,13 @@
 #   ETCD_VERSION             go.etcd.io/etcd release (default below)
 #   ETCD_BINARY              use this etcd instead of building one (e.g. Debian's /usr/bin/etcd;
 #                            3.4 works with kube-apiserver 1.37 only with degraded features)
+#   SEAWEEDFS_VERSION        github.com/seaweedfs/seaweedfs version (default below: a pseudo-version,
+#                            the module publishes no semver tags Go accepts)
 set -euo pipefail
 
 KUBE_APISERVER_VERSION="${KUBE_APISERVER_VERSION:-v1.37.2}"
 ETCD_VERSION="${ETCD_VERSION:-v3.7.3}"
+SEAWEEDFS_VERSION="${SEAWEEDFS_VERSION:-v0.0.0-20261109003541-7506e5f91cd6}"
 CACHE="${COREDUMP_CACHE:-/var/cache/coredump-detector}"
 # Never let `go` fetch a different toolchain behind our back: the release must build with ours.
 export GOTOOLCHAIN=local
@@ -32,7 +37,9 @@ log() { echo "control-plane/build: $*" >&2; }
 
 # wrapper_gomod MODULE VERSION STAGING_VERSION: prints a go.mod for a wrapper module that requires
 # MODULE@VERSION and turns every local-path replace of MODULE's own go.mod into a replace by the
-# published module of STAGING_VERSION.
+# published module of STAGING_VERSION. Replaces by another published module (`a => b vX`, e.g.
+# SeaweedFS's go-bip39 fork) are kept as they are: Go ignores a dependency's replaces, so the
+# wrapper must repeat them.
 wrapper_gomod() {
   local module=$1 version=$2 staging=$3 gomod
   gomod=$(go mod download -json "$module@$version" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
@@ -55,6 +62,7 @@ wrapper_gomod() {
       j = 1; while (j <= n && f[j] == "") j++
       # Skip guards such as etcd'"'"'s `go.etcd.io/etcd => ./FORBIDDEN_DEPENDENCY`.
       if (f[j+1] == "=>" && f[j+2] ~ /^\.\.?\// && f[j+2] !~ /FORBIDDEN/) print "replace " f[j] " => " f[j] " " staging
+      else if (f[j+1] == "=>" && f[j+2] !~ /^\.\.?\// && f[j+3] ~ /^v[0-9]/) print "replace " f[j] " => " f[j+2] " " f[j+3]
     }' "$gomod"
 }
 
@@ -142,10 +150,17 @@ etcd() {
   build etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3 go.etcd.io/etcd/server/v3 "$ETCD_VERSION" ""
 }
 
+# SeaweedFS (`weed server -s3`): the real S3 server of the object-store tests (crates/objstore).
+seaweedfs() {
+  build weed "$SEAWEEDFS_VERSION" github.com/seaweedfs/seaweedfs github.com/seaweedfs/seaweedfs/weed \
+    "$SEAWEEDFS_VERSION" ""
+}
+
 case "${1:-all}" in
   kube-apiserver) kube_apiserver ;;
   etcd) etcd ;;
+  seaweedfs) seaweedfs ;;
   all) kube_apiserver; etcd ;;
   node) kube_apiserver; etcd; kube_node ;;
-  *) echo "usage: $0 [kube-apiserver|etcd|all|node]" >&2; exit 2 ;;
+  *) echo "usage: $0 [kube-apiserver|etcd|seaweedfs|all|node]" >&2; exit 2 ;;
 esac

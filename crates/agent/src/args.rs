@@ -30,6 +30,10 @@ pub struct Args {
     /// (`<root>/<namespace>/<podUID>/<container>/<file>`).
     #[arg(long, default_value = "/var/lib/coredump-detector/cores")]
     pub local_path: PathBuf,
+    /// `--blob-store local|s3://BUCKET[/PREFIX]` and the S3 client's flags: with a bucket, cores
+    /// are uploaded from the spool, which keeps each until its upload is complete and verified.
+    #[command(flatten)]
+    pub blob_store: coredump_objstore::BlobStoreArgs,
     /// Owner (`UID:GID`) of the directories and cores the agent stores, e.g. the user the API
     /// server and the GC run as; without it they stay root's (modes 0700 and 0600 either way).
     #[arg(long)]

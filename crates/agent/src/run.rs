@@ -14,6 +14,7 @@ use coredump_capture::spool::Spool;
 use coredump_common::health;
 use coredump_common::kube_client::{self, Credentials, Fallback};
 use coredump_ingest::{Ingest, IngestConfig};
+use coredump_store::BlobStore;
 use coredump_store::fs_blob::FsBlobStore;
 use tokio_util::sync::CancellationToken;
 
@@ -85,7 +86,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
     ))
     .await?;
     let blobs =
-        match args.backend_kind {
+        args.blob_store.open_or_else(|| match args.backend_kind {
             BackendKind::Local => {
                 let open = || {
                     let store = FsBlobStore::new(args.local_path.clone())?;
@@ -94,11 +95,11 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
                         None => Ok(store),
                     }
                 };
-                Arc::new(open().with_context(|| {
+                anyhow::Ok(Arc::new(open().with_context(|| {
                     format!("opening --local-path {}", args.local_path.display())
-                })?)
+                })?) as Arc<dyn BlobStore>)
             }
-        };
+        })?;
     let root = std::path::absolute(&args.host_dir)
         .with_context(|| format!("resolving {}", args.host_dir.display()))?;
     let layout = HostLayout::new(&root);

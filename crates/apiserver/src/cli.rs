@@ -58,6 +58,9 @@ pub struct ApiserverArgs {
     /// Root directory of the blobs (`<root>/<namespace>/<podUID>/<container>/<file>`).
     #[arg(long, default_value = "/var/lib/coredump-detector/cores")]
     pub local_path: PathBuf,
+    /// `--blob-store local|s3://BUCKET[/PREFIX]` and the S3 client's flags.
+    #[command(flatten)]
+    pub blob_store: coredump_objstore::BlobStoreArgs,
     /// etcd endpoints for the metadata (comma-separated, e.g. `http://etcd-svc:2379`); without
     /// them the embedded store under `--data-dir` is used.
     #[arg(long, value_delimiter = ',')]
@@ -279,14 +282,16 @@ pub async fn run_with(
         .context("serving the API")
 }
 
-/// The `apiserver` role: blobs under `--local-path`, metadata in etcd or the embedded store,
-/// served until `shutdown` completes.
+/// The `apiserver` role: blobs under `--local-path` or in the `--blob-store` bucket, metadata
+/// in etcd or the embedded store, served until `shutdown` completes.
 pub async fn run(args: ApiserverArgs, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let blobs = match args.backend_kind {
-        BackendKind::Local => FsBlobStore::new(args.local_path.clone())
-            .with_context(|| format!("opening --local-path {}", args.local_path.display()))?,
-    };
-    run_with(args, Arc::new(blobs), shutdown).await
+    let blobs = args.blob_store.open_or_else(|| match args.backend_kind {
+        BackendKind::Local => anyhow::Ok(Arc::new(
+            FsBlobStore::new(args.local_path.clone())
+                .with_context(|| format!("opening --local-path {}", args.local_path.display()))?,
+        ) as Arc<dyn BlobStore>),
+    })?;
+    run_with(args, blobs, shutdown).await
 }
 
 #[cfg(test)]
@@ -328,6 +333,15 @@ mod tests {
         assert_eq!(a.admin_groups, vec!["system:masters"]);
         assert!(a.etcd_servers.is_empty());
         assert!(Cli::try_parse_from(["x", "--backend-kind=s3"]).is_err());
+        assert_eq!(
+            a.blob_store.blob_store,
+            coredump_objstore::BlobStoreSelector::Local
+        );
+        let a = Cli::try_parse_from(["x", "--blob-store=s3://cores/prod"])
+            .unwrap()
+            .args;
+        assert_eq!(a.blob_store.blob_store.to_string(), "s3://cores/prod");
+        assert!(Cli::try_parse_from(["x", "--blob-store=gs://cores"]).is_err());
     }
 
     #[tokio::test]

@@ -85,6 +85,7 @@ fn setup() -> Fixture {
         client_ca_file: None,
         backend_kind: BackendKind::Local,
         local_path: blobs.clone(),
+        blob_store: Default::default(),
         etcd_servers: Vec::new(),
         data_dir: dir.join("metadata"),
         node_bound_users: Vec::new(),

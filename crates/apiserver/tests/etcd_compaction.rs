@@ -63,6 +63,7 @@ async fn compaction_turns_old_versions_into_410_expired() {
         client_ca_file: Some(ca),
         backend_kind: BackendKind::Local,
         local_path: dir.path().join("cores"),
+        blob_store: Default::default(),
         etcd_servers: vec![etcd.url()],
         data_dir: dir.path().join("unused"),
         node_bound_users: Vec::new(),

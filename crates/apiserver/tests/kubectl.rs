@@ -48,6 +48,7 @@ impl Server {
             client_ca_file: Some(write(&d.join("ca.pem"), &pki.ca_pem)),
             backend_kind: BackendKind::Local,
             local_path: d.join("blobs"),
+            blob_store: Default::default(),
             etcd_servers,
             data_dir: d.join("data"),
             node_bound_users: Vec::new(),

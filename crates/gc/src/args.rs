@@ -31,6 +31,10 @@ pub struct Args {
     /// Root of the blobs, shared with the agent and the API server.
     #[arg(long, default_value = "/var/lib/coredump-detector/cores")]
     pub local_path: PathBuf,
+    /// `--blob-store local|s3://BUCKET[/PREFIX]` and the S3 client's flags (with a bucket, the
+    /// state file still defaults to `<local-path>/.coredump-gc/state.json`).
+    #[command(flatten)]
+    pub blob_store: coredump_objstore::BlobStoreArgs,
     /// Where "gone since" times are kept across restarts (default:
     /// `<local-path>/.coredump-gc/state.json`).
     #[arg(long)]

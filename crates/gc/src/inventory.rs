@@ -1,8 +1,9 @@
 //! What the blob volume holds: every `<namespace>/<podUID>/` directory and the size of every
-//! file under it. The store trait lists one pod's blobs but cannot enumerate pods, so the GC
-//! walks the two directory levels above them itself (names only, symlinks skipped, dot-names
-//! skipped: the GC's own state directory and temporary files live there) and lets
-//! [`BlobStore::list`] read each pod. [`scan_binaries`] reads each namespace's binaries kept by
+//! file under it. A store that enumerates its namespaces and pods itself (an object store:
+//! [`BlobStore::namespaces`], [`BlobStore::pods`]) is asked; for the filesystem store the GC
+//! walks the two directory levels above the pods itself (names only, symlinks skipped,
+//! dot-names skipped: the GC's own state directory and temporary files live there). Either way
+//! [`BlobStore::list`] reads each pod. [`scan_binaries`] reads each namespace's binaries kept by
 //! build ID (`<namespace>/.buildid/<build-id>/...`), which the pod walk passes by.
 
 use std::path::{Path, PathBuf};
@@ -99,11 +100,41 @@ fn subdirs(dir: &Path) -> Result<Vec<String>, InventoryError> {
     Ok(out)
 }
 
-/// Every pod directory under `root`, with its blobs read through `store`.
+/// The store's error while enumerating `namespace` (empty: the namespaces).
+fn enumerating(namespace: &str) -> impl FnOnce(StoreError) -> InventoryError + '_ {
+    move |source| InventoryError::Store {
+        namespace: namespace.to_owned(),
+        pod_uid: String::new(),
+        source: Box::new(source),
+    }
+}
+
+/// The namespaces: the store's own enumeration, else the directories under `root`.
+fn namespaces(root: &Path, store: &dyn BlobStore) -> Result<Vec<String>, InventoryError> {
+    match store.namespaces().map_err(enumerating(""))? {
+        Some(names) => Ok(names),
+        None => subdirs(root),
+    }
+}
+
+/// The pods of `namespace`, likewise.
+fn pods(
+    root: &Path,
+    store: &dyn BlobStore,
+    namespace: &str,
+) -> Result<Vec<String>, InventoryError> {
+    match store.pods(namespace).map_err(enumerating(namespace))? {
+        Some(names) => Ok(names),
+        None => subdirs(&root.join(namespace)),
+    }
+}
+
+/// Every pod directory of the store (under `root` for a filesystem store), with its blobs read
+/// through `store`.
 pub fn scan(root: &Path, store: &dyn BlobStore) -> Result<Vec<PodBlobs>, InventoryError> {
     let mut out = Vec::new();
-    for namespace in subdirs(root)? {
-        for pod_uid in subdirs(&root.join(&namespace))? {
+    for namespace in namespaces(root, store)? {
+        for pod_uid in pods(root, store, &namespace)? {
             let files = store
                 .list(&namespace, &pod_uid, None)
                 .map_err(|source| InventoryError::Store {
@@ -124,13 +155,14 @@ pub fn scan(root: &Path, store: &dyn BlobStore) -> Result<Vec<PodBlobs>, Invento
     Ok(out)
 }
 
-/// The binaries kept by build ID in every namespace directory under `root`.
+/// The binaries kept by build ID in every namespace of the store (under `root` for a
+/// filesystem store).
 pub fn scan_binaries(
     root: &Path,
     store: &dyn BlobStore,
 ) -> Result<Vec<BinaryBlobs>, InventoryError> {
     let mut out: Vec<BinaryBlobs> = Vec::new();
-    for namespace in subdirs(root)? {
+    for namespace in namespaces(root, store)? {
         let listed = store
             .list(&namespace, BUILDID_DIR, None)
             .map_err(|source| InventoryError::Store {

@@ -58,12 +58,12 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
         Fallback::Infer,
     ))
     .await?;
-    let store: Arc<dyn BlobStore> = match args.backend_kind {
-        BackendKind::Local => Arc::new(
+    let store = args.blob_store.open_or_else(|| match args.backend_kind {
+        BackendKind::Local => anyhow::Ok(Arc::new(
             FsBlobStore::new(args.local_path.clone())
                 .with_context(|| format!("opening --local-path {}", args.local_path.display()))?,
-        ),
-    };
+        ) as Arc<dyn BlobStore>),
+    })?;
     let state_path = args.state_path();
     let mut gone = match state::load(&state_path) {
         Ok(s) => s,

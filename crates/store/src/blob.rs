@@ -173,6 +173,21 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Total stored bytes in one namespace (quota accounting).
     fn namespace_usage(&self, namespace: &str) -> Result<u64, StoreError>;
 
+    /// The namespaces holding blobs, sorted, dot-names left out, when the store can enumerate
+    /// them itself (an object store, by key prefix); `None` (the default) where the caller walks
+    /// the store's directory instead (the filesystem store: the GC reads `--local-path`).
+    fn namespaces(&self) -> Result<Option<Vec<String>>, StoreError> {
+        Ok(None)
+    }
+
+    /// The pod directories (pod UIDs or placeholders such as `host`) of one namespace, sorted,
+    /// dot-names (the binaries kept by build ID) left out; `None` as for
+    /// [`BlobStore::namespaces`].
+    fn pods(&self, namespace: &str) -> Result<Option<Vec<String>>, StoreError> {
+        let _ = namespace;
+        Ok(None)
+    }
+
     /// How many more bytes storing the local file `source` would take from the store's free
     /// space, and how much free space there is, when the store can tell (a local filesystem);
     /// `None` for stores without a notion of free space. Adopting a file on the store's own

@@ -18,7 +18,7 @@ pub struct Binaries {
 }
 
 /// The build script, relative to this crate.
-fn script() -> PathBuf {
+pub(crate) fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/control-plane/build.sh")
 }
 

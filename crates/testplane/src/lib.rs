@@ -20,6 +20,9 @@
 //!
 //! [`aggregation`] registers a server of ours as the aggregated API `coredump.fujitsu.com` and
 //! gives it the identity the deploy manifest gives our API server.
+//!
+//! [`seaweedfs`] starts a real S3 server (SeaweedFS, also built from its Go module) for the
+//! object-store tests.
 #![deny(missing_docs)]
 
 pub mod aggregation;
@@ -32,6 +35,7 @@ mod netns;
 mod pdeathsig;
 mod pki;
 mod process;
+pub mod seaweedfs;
 mod shared;
 mod wait;
 mod workdir;

@@ -86,20 +86,24 @@ fn fixture() -> Fixture {
             &src,
         )
         .unwrap();
-    let args = <Args as clap::FromArgMatches>::from_arg_matches(
-        &<Args as clap::Args>::augment_args(clap::Command::new("gc")).get_matches_from([
-            "gc",
-            "--gc-threshold=30m",
-            &format!("--local-path={}", root.display()),
-        ]),
-    )
-    .unwrap();
+    let args = parse_args(vec![format!("--local-path={}", root.display())]);
     Fixture {
         pod_dir: root.join("team-a").join(UID),
         _tmp: tmp,
         args,
         store,
     }
+}
+
+/// The role's flags: `--gc-threshold=30m` and `flags`.
+fn parse_args(flags: Vec<String>) -> Args {
+    let argv = ["gc".to_string(), "--gc-threshold=30m".to_string()]
+        .into_iter()
+        .chain(flags);
+    <Args as clap::FromArgMatches>::from_arg_matches(
+        &<Args as clap::Args>::augment_args(clap::Command::new("gc")).get_matches_from(argv),
+    )
+    .unwrap()
 }
 
 /// A state in which the pod has been gone for a day.
@@ -147,6 +151,13 @@ async fn a_pod_gone_past_the_threshold_is_collected() {
         .await
         .unwrap();
     assert!(!f.pod_dir.exists(), "blob directory deleted");
+    assert_pod_collected(&log, &metrics);
+    // Seen this cycle, so remembered with its first sighting until a cycle finds nothing left.
+    assert_eq!(next, before);
+}
+
+/// The Coredump of the gone pod was deleted and the pod's blobs counted as collected.
+fn assert_pod_collected(log: &Mutex<Vec<String>>, metrics: &Metrics) {
     let calls = log.lock().unwrap().clone();
     assert!(
         calls.contains(
@@ -155,8 +166,6 @@ async fn a_pod_gone_past_the_threshold_is_collected() {
         ),
         "{calls:?}"
     );
-    // Seen this cycle, so remembered with its first sighting until a cycle finds nothing left.
-    assert_eq!(next, before);
     assert!(
         metrics
             .encode()
@@ -183,4 +192,47 @@ async fn a_pod_seen_gone_for_the_first_time_is_only_remembered() {
     assert!(!log.lock().unwrap().iter().any(|c| c.starts_with("DELETE")));
     let since = next.pods[&format!("team-a/{UID}")];
     assert!((now_unix() - since).abs() < 60);
+}
+
+/// The same collection with `--blob-store s3://...` on a real SeaweedFS: the inventory comes
+/// from the bucket (no directory to walk), the pod's objects are deleted, the namespace's
+/// binaries kept by build ID stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_gone_past_the_threshold_is_collected_from_a_bucket() {
+    let server = coredump_testplane::seaweedfs::start_seaweedfs().unwrap();
+    server.create_bucket("cores").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let unused = tmp.path().join("unused-local-path");
+    let mut flags = vec![format!("--local-path={}", unused.display())];
+    flags.extend(server.blob_store_flags("cores", "gc"));
+    let args = parse_args(flags);
+    let store: Arc<dyn BlobStore> = Arc::new(args.blob_store.open().unwrap().unwrap());
+    let src = tmp.path().join("core");
+    std::fs::write(&src, vec![5u8; 1000]).unwrap();
+    let core = BlobPath::new("team-a", UID, "app", "c1.core.zst").unwrap();
+    let binary = coredump_store::buildid::buildid_path("team-a", "0a1b2c", "executable").unwrap();
+    store.put_file(&core, &src).unwrap();
+    store.put_file(&binary, &src).unwrap();
+    assert_eq!(
+        store.namespaces().unwrap(),
+        Some(vec!["team-a".to_string()])
+    );
+    assert_eq!(store.pods("team-a").unwrap(), Some(vec![UID.to_string()]));
+
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let client = fake_api(200, Arc::clone(&log));
+    let metrics = Metrics::new();
+    collect(&client, &store, &args, &long_gone(), &metrics)
+        .await
+        .unwrap();
+    assert!(
+        store.list("team-a", UID, None).unwrap().is_empty(),
+        "pod objects kept"
+    );
+    assert_eq!(store.size(&binary).unwrap(), Some(1000), "binary deleted");
+    assert_pod_collected(&log, &metrics);
+    assert!(
+        !unused.exists(),
+        "the GC walked or wrote --local-path with a bucket selected"
+    );
 }

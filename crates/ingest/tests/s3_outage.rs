@@ -1,0 +1,108 @@
+//! The ingest into an S3 bucket (a real SeaweedFS on loopback) that is unreachable: the core
+//! waits in the spool, nothing is recorded; once the server is back the next pass uploads it,
+//! records the crash, and only then removes the spool entry. The agent's wiring is exactly
+//! this: `--blob-store s3://...` gives the ingest an `ObjectBlobStore`.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use coredump_capture::CrashRecord;
+use coredump_capture::spool::Spool;
+use coredump_ingest::{IdentityResolver, Ingest, IngestConfig, ResolvedIdentity};
+use coredump_objstore::{BackoffConfig, BlobStoreArgs, RetryConfig};
+use coredump_store::BlobStore;
+
+use common::{MemorySink, publish_at};
+
+struct Fixed;
+
+#[async_trait]
+impl IdentityResolver for Fixed {
+    async fn resolve(&self, _record: &CrashRecord) -> Option<ResolvedIdentity> {
+        Some(ResolvedIdentity {
+            namespace: "team-s3".into(),
+            pod_name: "web-0".into(),
+            container_name: Some("app".into()),
+            image: None,
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cores_wait_in_the_spool_while_the_bucket_is_unreachable() {
+    let mut server = coredump_testplane::seaweedfs::start_seaweedfs().unwrap();
+    server.create_bucket("cores").unwrap();
+    let flags = server.blob_store_flags("cores", "ingest");
+    let retry = RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(400),
+            base: 2.0,
+        },
+        max_retries: 2,
+        retry_timeout: Duration::from_secs(3),
+    };
+    let blobs: Arc<dyn BlobStore> = Arc::new(
+        BlobStoreArgs::parse_flags(flags)
+            .unwrap()
+            .open_with_retry(retry)
+            .unwrap()
+            .unwrap(),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let spool = Spool::open(tmp.path().join("spool")).unwrap();
+    let sink = Arc::new(MemorySink::default());
+    let ingest = Ingest::new(
+        spool.clone(),
+        Arc::clone(&blobs),
+        sink.clone(),
+        Arc::new(Fixed),
+        IngestConfig::default(),
+    );
+    let core: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let id = publish_at(&spool, &core, Some(now));
+
+    server.kill();
+    for _ in 0..2 {
+        let done = ingest.ingest_ready().await.unwrap();
+        assert!(done.is_empty(), "recorded without its core: {done:?}");
+    }
+    assert_eq!(
+        spool.ready().unwrap(),
+        vec![id.clone()],
+        "the core left the spool"
+    );
+    assert!(sink.objects.lock().unwrap().is_empty());
+
+    server.restart().unwrap();
+    let done = ingest.ingest_ready().await.unwrap();
+    assert_eq!(done.len(), 1, "not ingested once the bucket was back");
+    assert!(spool.ready().unwrap().is_empty(), "the spool entry stayed");
+    let coredump = &done[0];
+    let blob = coredump_store::BlobPath::parse_relative(&coredump.status.blob_path).unwrap();
+    assert_eq!(blob.namespace, "team-s3");
+    let stored = blobs.size(&blob).unwrap();
+    assert_eq!(stored, Some(coredump.status.stored_size));
+    let mut zst = Vec::new();
+    blobs.open(&blob).unwrap().read_to_end(&mut zst).unwrap();
+    assert!(
+        zstd::decode_all(&zst[..]).unwrap() == core,
+        "the stored core differs"
+    );
+    let files: Vec<String> = blobs
+        .list(&blob.namespace, &blob.pod_uid, None)
+        .unwrap()
+        .into_iter()
+        .map(|b| b.path.file)
+        .collect();
+    assert!(
+        files.contains(&format!("{}.json", coredump.metadata.name)),
+        "no JSON record beside the core: {files:?}"
+    );
+}
