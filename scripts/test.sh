@@ -11,8 +11,14 @@ bash scripts/install-deps.sh
 if [ -x scripts/control-plane/build.sh ]; then
   # `node`: kube-apiserver and etcd, and the node components the real-node tests run.
   bash scripts/control-plane/build.sh node
-  # SeaweedFS: the S3 server of the object-store tests (crates/objstore).
-  bash scripts/control-plane/build.sh seaweedfs
+  # SeaweedFS: the S3 server of the object-store tests (crates/objstore). Its cold build is the
+  # longest Go build (10-20 min on 2 cores), so it runs beside the Rust build below; the tests
+  # wait for it (build.sh holds a lock per binary), and a failed build fails this script.
+  weed_log=$(mktemp)
+  bash scripts/control-plane/build.sh seaweedfs >"$weed_log" 2>&1 &
+  weed_build=$!
+  # An early exit (fmt, clippy or build failed) stops it and removes its log.
+  trap 'kill "$weed_build" 2>/dev/null || true; rm -f "$weed_log"' EXIT
 fi
 
 # A clean checkout gains nothing from incremental compilation, and its caches more than
@@ -29,5 +35,14 @@ echo "== cargo build"
 cargo build --quiet -p coredump-detector --bin coredump-detector
 cargo build --quiet -p coredump-kubectl --bin kubectl-coredump
 cargo build --quiet --workspace --all-targets
+if [ -n "${weed_build:-}" ]; then
+  echo "== waiting for the SeaweedFS build"
+  if ! wait "$weed_build"; then
+    cat "$weed_log" >&2
+    echo "building SeaweedFS failed" >&2
+    exit 1
+  fi
+  rm -f "$weed_log"
+fi
 echo "== cargo test"
 cargo test --workspace --no-fail-fast "$@"
