@@ -86,7 +86,8 @@ pub struct Args {
     #[arg(long, default_value_t = 100, hide = true)]
     pub spool_poll_ms: u64,
     /// How long (seconds after the crash) a core waits in the node spool for room on a full
-    /// blob volume before the crash is recorded without it (state Failed).
+    /// blob volume, or for an unreachable or refusing bucket, before the crash is recorded
+    /// without it (state Failed, reason StoreUnavailable).
     #[arg(long, default_value_t = 600)]
     pub max_blob_wait_secs: u64,
     /// Free space the stored cores may not take from the blob volume (`auto`, a quantity or a

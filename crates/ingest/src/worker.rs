@@ -29,8 +29,9 @@ pub struct IngestConfig {
     pub zstd_level: i32,
     /// How often the spool is scanned.
     pub poll_interval: Duration,
-    /// How long after the crash a core waits in the spool for room on a full blob volume
-    /// before the crash is recorded without it (state `Failed`), freeing the node's disk.
+    /// How long after the crash a core waits in the spool for room on a full blob volume, or
+    /// for an unreachable or refusing blob store, before the crash is recorded without it
+    /// (state `Failed`, reason `StoreUnavailable`), freeing the node's disk.
     pub max_blob_wait: Duration,
     /// kubelet's pod log directory (`/var/log/pods`), for the tail of a crashed container's
     /// log kept beside its core; `None` keeps no logs (standalone: no pods).
@@ -303,13 +304,20 @@ impl Ingest {
             let path = blob(core_file(&placement.name))?;
             match self.put(id, &path, &dir.join(CORE_ZST)).await {
                 Ok(size) => Some((path.relative().to_string_lossy().into_owned(), size)),
-                Err(IngestError::Blob { source, .. })
-                    if source.is_storage_full() && self.waited_too_long(&record) =>
-                {
-                    let reason = format!(
-                        "core not kept: the blob volume stayed full for {} s after the crash ({source})",
-                        self.config.max_blob_wait.as_secs()
-                    );
+                // A full volume, an unreachable or refusing bucket: the core waits in the spool
+                // (the next pass retries) until the wait limit, then the crash is recorded
+                // without it, so it is never invisible and the node's disk is freed.
+                Err(IngestError::Blob { source, .. }) if self.waited_too_long(&record) => {
+                    let wait = self.config.max_blob_wait.as_secs();
+                    let reason = if source.is_storage_full() {
+                        format!(
+                            "core not kept: the blob volume stayed full for {wait} s after the crash ({source})"
+                        )
+                    } else {
+                        format!(
+                            "core not kept: the blob store failed for {wait} s after the crash ({source})"
+                        )
+                    };
                     tracing::error!(%id, %reason, "recording the crash without its core");
                     gave_up = Some(reason);
                     record.encoding = CoreEncoding::None;
@@ -380,8 +388,12 @@ impl Ingest {
                 .await
             {
                 Ok(_) => {}
-                Err(IngestError::Blob { source, .. }) if source.is_storage_full() => {
-                    tracing::warn!(%id, error = %source, "the blob volume is full: no JSON record beside the core")
+                // The record itself is what counts: a full volume, or the store the core was
+                // just given up on, costs only the JSON copy beside it.
+                Err(IngestError::Blob { source, .. })
+                    if source.is_storage_full() || gave_up.is_some() =>
+                {
+                    tracing::warn!(%id, error = %source, "no JSON record beside the core in the blob store")
                 }
                 Err(e) => return Err(e),
             }

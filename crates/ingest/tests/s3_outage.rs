@@ -1,7 +1,9 @@
 //! The ingest into an S3 bucket (a real SeaweedFS on loopback) that is unreachable: the core
 //! waits in the spool, nothing is recorded; once the server is back the next pass uploads it,
-//! records the crash, and only then removes the spool entry. The agent's wiring is exactly
-//! this: `--blob-store s3://...` gives the ingest an `ObjectBlobStore`.
+//! records the crash, and only then removes the spool entry; a bucket down past the wait limit
+//! gets the crash recorded without its core (`Failed`, `StoreUnavailable`) and the node's spool
+//! freed. The agent's wiring is exactly this: `--blob-store s3://...` gives the ingest an
+//! `ObjectBlobStore`.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -33,11 +35,13 @@ impl IdentityResolver for Fixed {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cores_wait_in_the_spool_while_the_bucket_is_unreachable() {
-    let mut server = coredump_testplane::seaweedfs::start_seaweedfs().unwrap();
+/// The bucket's store with retries short enough for a test.
+fn bucket_store(
+    server: &coredump_testplane::seaweedfs::SeaweedFs,
+    name: &str,
+) -> Arc<dyn BlobStore> {
     server.create_bucket("cores").unwrap();
-    let flags = server.blob_store_flags("cores", "ingest");
+    let flags = server.blob_store_flags("cores", name);
     let retry = RetryConfig {
         backoff: BackoffConfig {
             init_backoff: Duration::from_millis(100),
@@ -47,13 +51,82 @@ async fn cores_wait_in_the_spool_while_the_bucket_is_unreachable() {
         max_retries: 2,
         retry_timeout: Duration::from_secs(3),
     };
-    let blobs: Arc<dyn BlobStore> = Arc::new(
+    Arc::new(
         BlobStoreArgs::parse_flags(flags)
             .unwrap()
             .open_with_retry(retry)
             .unwrap()
             .unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_down_past_the_wait_limit_records_the_crash_without_its_core() {
+    let mut server = coredump_testplane::seaweedfs::start_seaweedfs().unwrap();
+    let blobs = bucket_store(&server, "ingest-wait");
+    let tmp = tempfile::tempdir().unwrap();
+    let spool = Spool::open(tmp.path().join("spool")).unwrap();
+    let sink = Arc::new(MemorySink::default());
+    let ingest = Ingest::new(
+        spool.clone(),
+        Arc::clone(&blobs),
+        sink.clone(),
+        Arc::new(Fixed),
+        IngestConfig {
+            max_blob_wait: Duration::from_secs(60),
+            ..IngestConfig::default()
+        },
     );
+    let core: Vec<u8> = (0..100_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    // Within the limit: waits. Past it: recorded without its core.
+    let recent = publish_at(&spool, &core, Some(now));
+    let _old = publish_at(&spool, &core, Some(now - 120));
+    server.kill();
+    let done = ingest.ingest_ready().await.unwrap();
+    assert_eq!(
+        done.len(),
+        1,
+        "only the crash past the limit is recorded: {done:?}"
+    );
+    let failed = &done[0];
+    assert_eq!(failed.status.state, coredump_api::CoredumpState::Failed);
+    assert_eq!(
+        failed.status.reason,
+        Some(coredump_api::CoredumpReason::StoreUnavailable)
+    );
+    assert!(
+        failed
+            .status
+            .message
+            .contains("the blob store failed for 60 s")
+            && failed.status.message.contains("s3://cores/"),
+        "{}",
+        failed.status.message
+    );
+    assert!(failed.status.blob_path.is_empty());
+    assert_eq!(
+        failed.status.raw_size,
+        core.len() as u64,
+        "what the kernel sent is told"
+    );
+    assert_eq!(
+        spool.ready().unwrap(),
+        vec![recent.clone()],
+        "the old entry freed, the recent one kept"
+    );
+    // The bucket back: the recent one goes in whole.
+    server.restart().unwrap();
+    let done = ingest.ingest_ready().await.unwrap();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].status.state, coredump_api::CoredumpState::Stored);
+    assert!(spool.ready().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cores_wait_in_the_spool_while_the_bucket_is_unreachable() {
+    let mut server = coredump_testplane::seaweedfs::start_seaweedfs().unwrap();
+    let blobs = bucket_store(&server, "ingest");
     let tmp = tempfile::tempdir().unwrap();
     let spool = Spool::open(tmp.path().join("spool")).unwrap();
     let sink = Arc::new(MemorySink::default());
