@@ -55,6 +55,15 @@ pub struct DeployArgs {
     /// Collect the cores of pods and namespaces gone longer than this (e.g. 30m, 2h).
     #[arg(long, default_value = DEFAULT_GC_THRESHOLD)]
     pub gc_threshold: String,
+    /// Where the cores go: `local` (the node's hostPath, one node) or `s3://BUCKET[/PREFIX]`
+    /// (every node and API server replica reads the same bucket).
+    #[arg(long, default_value = "local")]
+    pub blob_store: String,
+    /// Secret in the install's namespace whose keys become the environment of the agent, the
+    /// API server and the GC: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL,
+    /// AWS_REGION, AWS_ALLOW_HTTP (create it before the install).
+    #[arg(long)]
+    pub blob_store_secret: Option<String>,
     /// Collect crashes older than this whatever their pod (e.g. 720h; 0 = never).
     #[arg(long, default_value = DEFAULT_MAX_AGE)]
     pub max_age: String,
@@ -104,6 +113,8 @@ impl DeployArgs {
             agent_metrics_port: self.agent_metrics_port,
             gc_metrics_port: self.gc_metrics_port,
             create_namespace: !self.no_create_namespace,
+            blob_store: self.blob_store.clone(),
+            blob_store_secret: self.blob_store_secret.clone(),
         }
     }
 }

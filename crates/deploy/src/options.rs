@@ -71,6 +71,13 @@ pub struct DeployOptions {
     /// Emit the Namespace object. Ignored (never emitted) for `default`, `kube-system`,
     /// `kube-public` and `kube-node-lease`, which always exist.
     pub create_namespace: bool,
+    /// Where the cores go: `local` (the `coredump-backend` hostPath) or `s3://BUCKET[/PREFIX]`,
+    /// the `--blob-store` of the agent, the API server and the GC.
+    pub blob_store: String,
+    /// A Secret whose keys become the environment of those three (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_ENDPOINT_URL`, `AWS_REGION`...): the bucket's credentials
+    /// never appear in the manifest.
+    pub blob_store_secret: Option<String>,
 }
 
 /// Namespaces that always exist: creating them would make `kubectl create -f` fail.
@@ -95,6 +102,8 @@ impl DeployOptions {
             agent_metrics_port: DEFAULT_AGENT_METRICS_PORT,
             gc_metrics_port: DEFAULT_GC_METRICS_PORT,
             create_namespace: true,
+            blob_store: "local".to_string(),
+            blob_store_secret: None,
         }
     }
 
@@ -144,6 +153,18 @@ impl DeployOptions {
             &self.ns_disk_quota,
             validate::size(&self.ns_disk_quota),
         )?;
+        check(
+            "--blob-store",
+            &self.blob_store,
+            validate::blob_store(&self.blob_store),
+        )?;
+        if let Some(secret) = &self.blob_store_secret {
+            check(
+                "--blob-store-secret",
+                secret,
+                coredump_api::validation::dns1123_subdomain(secret),
+            )?;
+        }
         check(
             "--gc-threshold",
             &self.gc_threshold,

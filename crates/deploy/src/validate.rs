@@ -28,6 +28,36 @@ pub(crate) fn duration(value: &str) -> Result<(), String> {
         .map_err(|e| format!("not a duration (e.g. 30m, 1h30m, 90s): {}", e.why))
 }
 
+/// A blob store as the roles' `--blob-store` takes it: `local`, or `s3://BUCKET[/PREFIX]` with
+/// an S3 bucket name (3 to 63 of `[a-z0-9.-]`, alphanumeric at both ends).
+pub(crate) fn blob_store(value: &str) -> Result<(), String> {
+    if value == "local" {
+        return Ok(());
+    }
+    let Some(rest) = value.strip_prefix("s3://") else {
+        return Err("must be local or s3://BUCKET[/PREFIX]".into());
+    };
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let name_ok = (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && bucket.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if !name_ok {
+        return Err(format!("{bucket:?} is not an S3 bucket name"));
+    }
+    let prefix = prefix.strip_suffix('/').unwrap_or(prefix);
+    if !prefix.is_empty()
+        && prefix
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == "..")
+    {
+        return Err("the prefix may not hold empty, '.' or '..' segments".into());
+    }
+    Ok(())
+}
+
 /// An absolute path without `..` (a hostPath or mount path in a pod spec).
 pub(crate) fn absolute_path(value: &str) -> Result<(), String> {
     if !value.starts_with('/') {
@@ -100,6 +130,30 @@ mod tests {
         }
         for bad in ["", "30", "m", "30 m", "30min", "1d", "-5m", "1h30"] {
             assert!(duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn blob_stores() {
+        for ok in [
+            "local",
+            "s3://cores",
+            "s3://my.cores-1/cluster-a",
+            "s3://cores/a/b",
+        ] {
+            assert_eq!(blob_store(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "s3://",
+            "s3://Cores",
+            "s3://x",
+            "gs://cores",
+            "s3://cores/../x",
+            "s3://cores//x",
+            "file:///tmp",
+        ] {
+            assert!(blob_store(bad).is_err(), "{bad}");
         }
     }
 

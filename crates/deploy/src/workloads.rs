@@ -9,10 +9,10 @@ use k8s_openapi::api::apps::v1::{
     DaemonSet, DaemonSetSpec, Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
+    Capabilities, Container, ContainerPort, EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction,
     HostPathVolumeSource, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Toleration, Volume,
-    VolumeMount,
+    ResourceRequirements, SeccompProfile, SecretEnvSource, SecretVolumeSource, SecurityContext,
+    Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -180,7 +180,12 @@ fn secret_volume(name: &str, secret: &str) -> Volume {
 }
 
 /// A `coredump-detector <role> <flags>` container.
-fn detector(opts: &DeployOptions, name: &str, args: Vec<String>) -> Container {
+/// A container of our binary running `args`; the roles that store cores (every one here) get
+/// the blob store of the install: `--blob-store` and the Secret of its credentials.
+fn detector(opts: &DeployOptions, name: &str, mut args: Vec<String>) -> Container {
+    if opts.blob_store != "local" {
+        args.push(format!("--blob-store={}", opts.blob_store));
+    }
     Container {
         name: name.into(),
         image: Some(opts.image.clone()),
@@ -188,6 +193,15 @@ fn detector(opts: &DeployOptions, name: &str, args: Vec<String>) -> Container {
         command: Some(vec![BINARY.into()]),
         args: Some(args),
         env: Some(vec![field_env(ENV_POD_NAMESPACE, "metadata.namespace")]),
+        env_from: opts.blob_store_secret.as_ref().map(|secret| {
+            vec![EnvFromSource {
+                secret_ref: Some(SecretEnvSource {
+                    name: secret.clone(),
+                    optional: Some(false),
+                }),
+                ..Default::default()
+            }]
+        }),
         ..Default::default()
     }
 }

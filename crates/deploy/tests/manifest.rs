@@ -321,6 +321,50 @@ fn options_reach_the_workloads() {
     assert_eq!(mount.mount_path, "/opt/coredump");
 }
 
+/// `--blob-store s3://...` and its Secret reach the three roles that store cores; the
+/// credentials themselves never appear in the manifest. The default keeps the seed's hostPath.
+#[test]
+fn a_bucket_reaches_every_role_that_stores_cores() {
+    let certs = generate_certs("ops", "dumps").unwrap();
+    let mut opts = DeployOptions::new("ops", "dumps");
+    opts.blob_store = "s3://cores/cluster-a".into();
+    opts.blob_store_secret = Some("coredump-bucket".into());
+    let docs = documents(&render(&opts, &certs).unwrap());
+    let api: Deployment = find(&docs, "Deployment", "dumps");
+    let gc: Deployment = find(&docs, "Deployment", "coredump-gc");
+    let agent: DaemonSet = find(&docs, "DaemonSet", "kcdt-ds");
+    let containers = [
+        api.spec.template.spec.unwrap().containers,
+        gc.spec.template.spec.unwrap().containers,
+        agent.spec.template.spec.unwrap().containers,
+    ];
+    for c in containers.iter().map(|cs| &cs[0]) {
+        let args = c.args.clone().unwrap();
+        assert!(
+            args.contains(&"--blob-store=s3://cores/cluster-a".to_string()),
+            "{}: {args:?}",
+            c.name
+        );
+        let from = c.env_from.clone().unwrap();
+        let secret = from[0].secret_ref.clone().unwrap();
+        assert_eq!(
+            (secret.name.as_str(), secret.optional),
+            ("coredump-bucket", Some(false))
+        );
+    }
+    let default = documents(&render(&DeployOptions::new("ops", "dumps"), &certs).unwrap());
+    let agent: DaemonSet = find(&default, "DaemonSet", "kcdt-ds");
+    let c = &agent.spec.template.spec.unwrap().containers[0];
+    assert!(c.env_from.is_none());
+    assert!(
+        !c.args
+            .clone()
+            .unwrap()
+            .iter()
+            .any(|a| a.starts_with("--blob-store"))
+    );
+}
+
 #[test]
 fn yaml_1_1_words_are_quoted() {
     // kubectl reads manifests as YAML 1.1, where a bare `on` or `y` is a boolean.
@@ -352,6 +396,20 @@ fn bad_options_are_refused_before_anything_is_written() {
                 ..DeployOptions::new("ok", "c")
             },
             "--gc-threshold",
+        ),
+        (
+            DeployOptions {
+                blob_store: "gs://cores".into(),
+                ..DeployOptions::new("ok", "c")
+            },
+            "--blob-store",
+        ),
+        (
+            DeployOptions {
+                blob_store_secret: Some("Bad_Secret".into()),
+                ..DeployOptions::new("ok", "c")
+            },
+            "--blob-store-secret",
         ),
         (
             DeployOptions {
