@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use coredump_capture::kernel::{KernelPaths, PatternGuard, PatternLock, read_setting};
 use coredump_capture::spool::Spool;
+use coredump_common::BackendKind;
 use coredump_common::health;
 use coredump_common::kube_client::{self, Credentials, Fallback};
 use coredump_ingest::{Ingest, IngestConfig};
@@ -26,7 +27,6 @@ use crate::policy::AgentPolicy;
 use crate::resolver::KubeResolver;
 use crate::retry::RetryPolicy;
 use crate::sink::KubeSink;
-use coredump_common::BackendKind;
 
 /// Runs the agent until SIGTERM or SIGINT (the binary sets up logging first).
 pub fn run(args: Args) -> anyhow::Result<()> {

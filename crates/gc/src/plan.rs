@@ -25,6 +25,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use coredump_store::BlobPath;
+use coredump_store::buildid::buildid_path;
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::{BinaryBlobs, PodBlobs};
@@ -368,15 +369,7 @@ pub fn plan(seen: Observed<'_>, previous: &GoneState, rules: Rules) -> Plan {
             let paths = b
                 .files
                 .iter()
-                .filter_map(|(file, _)| {
-                    BlobPath::new(
-                        &b.namespace,
-                        coredump_store::buildid::BUILDID_DIR,
-                        &b.build_id,
-                        file,
-                    )
-                    .ok()
-                })
+                .filter_map(|(file, _)| buildid_path(&b.namespace, &b.build_id, file))
                 .collect();
             plan.binaries.push((paths, b.bytes(), r));
         }

@@ -60,18 +60,31 @@ fn bucket_store(
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bucket_down_past_the_wait_limit_records_the_crash_without_its_core() {
-    let mut server = coredump_testplane::seaweedfs::start_seaweedfs().unwrap();
-    let blobs = bucket_store(&server, "ingest-wait");
+/// An ingest of a scratch spool into `blobs`, recording into `sink`; the directory lives as
+/// long as the returned guard.
+fn ingest_into(
+    blobs: &Arc<dyn BlobStore>,
+    config: IngestConfig,
+) -> (tempfile::TempDir, Spool, Arc<MemorySink>, Ingest) {
     let tmp = tempfile::tempdir().unwrap();
     let spool = Spool::open(tmp.path().join("spool")).unwrap();
     let sink = Arc::new(MemorySink::default());
     let ingest = Ingest::new(
         spool.clone(),
-        Arc::clone(&blobs),
+        Arc::clone(blobs),
         sink.clone(),
         Arc::new(Fixed),
+        config,
+    );
+    (tmp, spool, sink, ingest)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_down_past_the_wait_limit_records_the_crash_without_its_core() {
+    let mut server = coredump_testplane::seaweedfs::start_seaweedfs().unwrap();
+    let blobs = bucket_store(&server, "ingest-wait");
+    let (_tmp, spool, _sink, ingest) = ingest_into(
+        &blobs,
         IngestConfig {
             max_blob_wait: Duration::from_secs(60),
             ..IngestConfig::default()
@@ -127,16 +140,7 @@ async fn a_bucket_down_past_the_wait_limit_records_the_crash_without_its_core() 
 async fn cores_wait_in_the_spool_while_the_bucket_is_unreachable() {
     let mut server = coredump_testplane::seaweedfs::start_seaweedfs().unwrap();
     let blobs = bucket_store(&server, "ingest");
-    let tmp = tempfile::tempdir().unwrap();
-    let spool = Spool::open(tmp.path().join("spool")).unwrap();
-    let sink = Arc::new(MemorySink::default());
-    let ingest = Ingest::new(
-        spool.clone(),
-        Arc::clone(&blobs),
-        sink.clone(),
-        Arc::new(Fixed),
-        IngestConfig::default(),
-    );
+    let (_tmp, spool, sink, ingest) = ingest_into(&blobs, IngestConfig::default());
     let core: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let id = publish_at(&spool, &core, Some(now));

@@ -178,9 +178,7 @@ async fn apply<R: CreateDefaults>(
     repr: Representation,
 ) -> Result<Response, ApiError> {
     let Some(manager) = params.get("fieldManager").filter(|m| !m.is_empty()) else {
-        return Err(ApiError::bad_request(
-            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
-        ));
+        return Err(crate::registry::apply::field_manager_required());
     };
     let manager = checked_manager(manager)?;
     let force = params.flag("force")?;

@@ -190,6 +190,13 @@ pub fn fill_unset(obj: &mut Value, defaults: &Value) {
     }
 }
 
+/// The 400 of an apply without `fieldManager`, worded as kube-apiserver words it.
+pub fn field_manager_required() -> crate::error::ApiError {
+    crate::error::ApiError::bad_request(
+        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+    )
+}
+
 /// `.spec.podUID`: how Kubernetes names a field in conflict messages.
 pub fn display(path: &[String]) -> String {
     path.iter().map(|k| format!(".{k}")).collect()
@@ -338,17 +345,16 @@ pub fn track_update(
     actor: Actor<'_>,
 ) -> Vec<ManagedFieldsEntry> {
     let now_fields = fields(new);
-    let old_fields = old.map(fields).unwrap_or_default();
     let changed: BTreeSet<FieldPath> = now_fields
         .iter()
         .filter(|f| old.and_then(|o| get(o, f)) != get(new, f))
         .cloned()
         .collect();
-    let removed: BTreeSet<&FieldPath> = old_fields.difference(&now_fields).collect();
+    // Changed fields move to the writer; removed ones (no longer in `new`) leave every owner.
     let mut owners = owners(managed);
     for o in &mut owners {
         o.fields
-            .retain(|f| !changed.contains(f) && !removed.contains(f) && now_fields.contains(f));
+            .retain(|f| !changed.contains(f) && now_fields.contains(f));
     }
     if !changed.is_empty() {
         entry_of(&mut owners, actor, UPDATE).fields.extend(changed);

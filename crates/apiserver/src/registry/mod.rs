@@ -460,9 +460,7 @@ impl Registry {
         opts: &WriteOptions,
     ) -> Result<(R, bool), ApiError> {
         let Some(manager) = opts.manager.as_deref().filter(|m| !m.is_empty()) else {
-            return Err(ApiError::bad_request(
-                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
-            ));
+            return Err(apply::field_manager_required());
         };
         check_apply_identity::<R>(config, name)?;
         // The result is stored as computed: no second round of update tracking.
