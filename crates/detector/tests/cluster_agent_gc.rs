@@ -1,15 +1,19 @@
 //! Cluster mode end to end against the real kube-apiserver: `coredump-detector apiserver`,
 //! `agent` and `gc` run as host processes, each authenticated with a token of the deploy
 //! manifest's ServiceAccount (`coredump-api`, `coredump-agent`, `coredump-gc`) whose RBAC is
-//! created from the manifest itself, so the test proves those rights suffice.
+//! created from the manifest itself, so the tests prove those rights suffice.
 //!
-//! A real process crashes on the real kernel in a fake kubepods cgroup carrying the UID of a
-//! Pod bound to the agent's node and the container ID set in the Pod's status. The agent
-//! resolves and records it; kubectl sees the Coredump with pod and container names and the
-//! `CoreDumped` Event; the `dump` and `core` downloads return the core. The agent survives
-//! SIGKILLs in the middle of ingests without losing or duplicating a crash, restores
-//! `core_pattern` on SIGTERM, and the GC removes files and objects once the deleted Pod has
-//! been gone longer than its threshold, and not before.
+//! Real processes crash on the real kernel in fake kubepods cgroups carrying the UID of a Pod
+//! bound to the agent's node and the container ID set in the Pod's status. Each scenario is its
+//! own test (one failure hides no other): a crash recorded, evented and downloadable; an
+//! opted-out pod; SIGKILLs in the middle of ingests losing and duplicating nothing; a namespace
+//! over its quota; the GC collecting a deleted pod's everything after its threshold and not
+//! before; non-pod crashes forwarded to the previous pipe. Every agent's SIGTERM restores
+//! `core_pattern`.
+//!
+//! One API server and etcd per test binary (started by the first test, gone with the binary);
+//! each test has its own namespace, node name and agent, and holds the machine-wide kernel lock
+//! (so the tests run one at a time).
 #![allow(clippy::unwrap_used)]
 
 mod aggregated;
@@ -17,6 +21,8 @@ mod cluster;
 mod common;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use aggregated::{ApiServer, BASE, eventually, free_port, submit};
@@ -25,30 +31,44 @@ use cluster::{
     create_pod, files_under, get_raw, metric, pod_cgroup, service_account_kubeconfig, stored_core,
     wait_coredump,
 };
+use coredump_api::{Coredump, CoredumpReason, CoredumpState};
 use coredump_testkit::archive::untar_gz;
 use coredump_testkit::kernel_lock::KernelSettings;
-use coredump_testplane::{TestCa, shared};
+use coredump_testplane::{ControlPlane, EtcdProcess, TestCa, shared};
 
-#[test]
-fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
-    let settings = KernelSettings::acquire();
+/// The API server, its etcd and the blob volume the tests' agents share.
+struct Install {
+    cp: &'static ControlPlane,
+    /// Removed when the test binary exits, however it exits.
+    dir: PathBuf,
+    /// Its own filesystem (tmpfs), as the DaemonSet's separate hostPath mounts make it: the
+    /// ingest then copies the spooled core (no hard link), as it does in a cluster.
+    blobs: PathBuf,
+    agent_kubeconfig: PathBuf,
+    gc_kubeconfig: PathBuf,
+    _server: ApiServer,
+    _etcd: EtcdProcess,
+}
+
+fn install() -> &'static Install {
+    static INSTALL: OnceLock<Install> = OnceLock::new();
+    INSTALL.get_or_init(set_up)
+}
+
+fn set_up() -> Install {
     let cp = shared().unwrap();
-    let dir = tempfile::Builder::new()
-        .prefix("cdd-agent-")
-        .tempdir_in("/var/tmp")
+    let dir = coredump_testkit::scratch::process_scratch_dir(Path::new("/var/tmp"), "cdd-agent-")
         .unwrap();
+    let blobs =
+        coredump_testkit::scratch::process_scratch_dir(Path::new("/dev/shm"), "cdd-agent-blobs-")
+            .unwrap();
     let system = cp.create_namespace("coredump-system").unwrap();
     apply_manifest_rbac(cp, &system);
-    let kubeconfig = |sa: &str| service_account_kubeconfig(cp, &system, sa, dir.path());
-    let etcd = coredump_testplane::start_etcd(&dir.path().join("etcd")).unwrap();
-    // The blob volume is its own filesystem, as the DaemonSet's separate hostPath mounts make
-    // it: the ingest then copies the spooled core (no hard link), as it does in a cluster.
-    let blob_fs = common::SmallFs::mount(2048);
-    let blobs = blob_fs.path().join("cores");
-    std::fs::create_dir_all(&blobs).unwrap();
+    let kubeconfig = |sa: &str| service_account_kubeconfig(cp, &system, sa, &dir);
+    let etcd = coredump_testplane::start_etcd(&dir.join("etcd")).unwrap();
     let ca = TestCa::new("coredump-serving-ca").unwrap();
     let server = ApiServer::start(
-        dir.path(),
+        &dir,
         &ca,
         &system,
         &etcd.url(),
@@ -59,27 +79,103 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
     eventually(Duration::from_secs(120), "APIService Available", || {
         aggregated::available(cp).starts_with("True").then_some(())
     });
+    Install {
+        cp,
+        agent_kubeconfig: kubeconfig("coredump-agent"),
+        gc_kubeconfig: kubeconfig("coredump-gc"),
+        dir,
+        blobs,
+        _server: server,
+        _etcd: etcd,
+    }
+}
 
-    let node = format!("e2e-node-{}", std::process::id());
-    let started = Instant::now();
-    let mut agent = Agent::start(
-        dir.path(),
-        &blobs,
-        &node,
-        &kubeconfig("coredump-agent"),
-        "drop",
-    );
-    println!("agent ready after {:?}", started.elapsed());
-    assert_eq!(settings.current_pattern(), agent.pattern());
+/// One scenario's node: its own agent (started and ready, `core_pattern` checked), namespace and
+/// scratch directory.
+struct Node {
+    install: &'static Install,
+    name: String,
+    ns: String,
+    agent: Agent,
+}
 
-    // 1. A crash in a pod: recorded with pod and container names, an Event, downloadable.
-    let app = cp.create_namespace("app").unwrap();
-    let cid = container_id(1);
-    let uid = create_pod(cp, &app, "web-0", &node, &cid, serde_json::json!({}));
-    let cgroup = pod_cgroup(&uid, &cid);
+impl Node {
+    /// `scenario` names the node, the namespace and the directory; `extra` agent flags.
+    fn start(settings: &KernelSettings, scenario: &str, extra: &[&str]) -> Node {
+        let install = install();
+        let dir = install.dir.join(scenario);
+        std::fs::create_dir_all(&dir).unwrap();
+        let name = format!("{scenario}-node-{}", std::process::id());
+        let started = Instant::now();
+        let agent = Agent::start_with(
+            &dir,
+            &install.blobs,
+            &name,
+            &install.agent_kubeconfig,
+            "drop",
+            extra,
+        );
+        println!("agent ready after {:?}", started.elapsed());
+        assert_eq!(settings.current_pattern(), agent.pattern());
+        let ns = install.cp.create_namespace(scenario).unwrap();
+        Node {
+            install,
+            name,
+            ns,
+            agent,
+        }
+    }
+
+    /// Pod `name` on this node with container `app` (ID `container_id(n)`); its UID and cgroup.
+    fn pod(
+        &self,
+        name: &str,
+        n: u32,
+        annotations: serde_json::Value,
+    ) -> (String, String, common::FakePodCgroup) {
+        let cid = container_id(n);
+        let uid = create_pod(
+            self.install.cp,
+            &self.ns,
+            name,
+            &self.name,
+            &cid,
+            annotations,
+        );
+        let cgroup = pod_cgroup(&uid, &cid);
+        (uid, cid, cgroup)
+    }
+
+    fn wait(&self, pid: u32) -> Coredump {
+        wait_coredump(self.install.cp, &self.ns, pid, &self.agent.role)
+    }
+
+    fn coredumps(&self) -> Vec<Coredump> {
+        coredumps(self.install.cp, &self.ns)
+    }
+
+    /// SIGTERM: the agent exits cleanly and `core_pattern` is what it was before the test.
+    fn stop(mut self, settings: &KernelSettings) {
+        assert!(
+            self.agent.role.stop(),
+            "agent stops on SIGTERM:\n{}",
+            self.agent.role.log_text()
+        );
+        assert_eq!(settings.current_pattern(), settings.original_pattern());
+    }
+}
+
+/// A crash in a pod: recorded with pod and container names, a `CoreDumped` Event, the same core
+/// through `core` and inside `dump`, and counted in the agent's metrics.
+#[test]
+fn a_pod_crash_is_recorded_evented_and_downloadable() {
+    let settings = KernelSettings::acquire();
+    let node = Node::start(&settings, "crash", &[]);
+    let (cp, app, blobs) = (node.install.cp, node.ns.as_str(), &node.install.blobs);
+    let (uid, cid, cgroup) = node.pod("web-0", 1, serde_json::json!({}));
     let crashed_at = Instant::now();
     let pid = crash_in(&cgroup, 4, 0x5eed, "mixed");
-    let c = wait_coredump(cp, &app, pid, &agent.role);
+    let c = node.wait(pid);
     println!(
         "crash to Coredump visible in kubectl: {:?}",
         crashed_at.elapsed()
@@ -89,16 +185,16 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
     assert_eq!(c.spec.container_name.as_deref(), Some("app"));
     assert_eq!(c.spec.container_id, Some(format!("containerd://{cid}")));
     assert_eq!(c.spec.image.as_deref(), Some("registry.example/crasher:1"));
-    assert_eq!(c.spec.node_name, node);
+    assert_eq!(c.spec.node_name, node.name);
     assert_eq!(c.spec.signal_name, "SIGSEGV");
-    assert_eq!(c.status.state, coredump_api::CoredumpState::Stored);
+    assert_eq!(c.status.state, CoredumpState::Stored);
     assert!(
         c.status.blob_path.starts_with(&format!("{app}/{uid}/app/")),
         "{}",
         c.status.blob_path
     );
     let table = cp
-        .kubectl_ok(&["get", "coredumps", "-n", &app, "--request-timeout=20s"])
+        .kubectl_ok(&["get", "coredumps", "-n", app, "--request-timeout=20s"])
         .unwrap();
     let row = table
         .lines()
@@ -107,7 +203,7 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
     assert!(row.contains("web-0") && row.contains(" app "), "{table}");
 
     let events = eventually(Duration::from_secs(30), "CoreDumped event", || {
-        Some(crash_events(cp, &app, "web-0")).filter(|e| !e.is_empty())
+        Some(crash_events(cp, app, "web-0")).filter(|e| !e.is_empty())
     });
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["type"], "Warning");
@@ -122,7 +218,7 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
         c.spec.executable
     );
 
-    let core = stored_core(&blobs, &c);
+    let core = stored_core(blobs, &c);
     let parsed = coredump_corefile::parse_core_bytes(&core).unwrap();
     assert_eq!(parsed.prstatus[0].pid, pid);
     assert_eq!(parsed.prstatus[0].signal, SIGSEGV);
@@ -157,7 +253,7 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
         &format!("{BASE}/namespaces/{app}/coredumps/{}/core", c.metadata.name),
     );
     assert!(via_core == core, "core subresource differs");
-    let m = agent.role.metrics();
+    let m = node.agent.role.metrics();
     assert_eq!(
         metric(&m, "coredump_agent_crashes_total{state=\"Stored\"}"),
         Some(1.0),
@@ -171,25 +267,24 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
         metric(&m, "coredump_agent_ingest_latency_seconds_count"),
         Some(1.0)
     );
+    drop(cgroup);
+    node.stop(&settings);
+}
 
-    // 2. Opt-out by annotation: recorded as Skipped, no core kept.
-    let quiet_cid = container_id(2);
-    let quiet_uid = create_pod(
-        cp,
-        &app,
+/// Opt-out by pod annotation: recorded as Skipped with its reason, no core kept.
+#[test]
+fn an_opted_out_pod_is_recorded_without_its_core() {
+    let settings = KernelSettings::acquire();
+    let node = Node::start(&settings, "optout", &[]);
+    let (uid, _, cgroup) = node.pod(
         "quiet-0",
-        &node,
-        &quiet_cid,
+        2,
         serde_json::json!({"coredump.fujitsu.com/capture": "false"}),
     );
-    let quiet_cgroup = pod_cgroup(&quiet_uid, &quiet_cid);
-    let quiet_pid = crash_in(&quiet_cgroup, 1, 2, "text");
-    let q = wait_coredump(cp, &app, quiet_pid, &agent.role);
-    assert_eq!(q.status.state, coredump_api::CoredumpState::Skipped);
-    assert_eq!(
-        q.status.reason,
-        Some(coredump_api::CoredumpReason::OptedOut)
-    );
+    let pid = crash_in(&cgroup, 1, 2, "text");
+    let q = node.wait(pid);
+    assert_eq!(q.status.state, CoredumpState::Skipped);
+    assert_eq!(q.status.reason, Some(CoredumpReason::OptedOut));
     assert!(
         q.status.message.starts_with("opted out: pod"),
         "{}",
@@ -197,13 +292,25 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
     );
     assert_eq!((q.status.blob_path.as_str(), q.status.core_size), ("", 0));
     assert!(
-        !files_under(&blobs.join(&app).join(&quiet_uid))
+        !files_under(&node.install.blobs.join(&node.ns).join(&uid))
             .iter()
             .any(|f| f.ends_with(".core.zst")),
         "no core kept for an opted-out pod"
     );
+    drop(cgroup);
+    node.stop(&settings);
+}
 
-    // 3. SIGKILL in the middle of ingests: nothing lost, nothing twice.
+/// SIGKILL (an OOM kill) leaves the pattern: the handler keeps spooling. SIGKILLs in the middle
+/// of ingests then lose nothing and record nothing twice, and the pod's Event counts each crash
+/// once.
+#[test]
+fn sigkills_in_the_middle_of_ingests_lose_and_duplicate_nothing() {
+    let settings = KernelSettings::acquire();
+    let mut node = Node::start(&settings, "kill", &[]);
+    let (uid, _, cgroup) = node.pod("web-0", 3, serde_json::json!({}));
+    let blobs = node.install.blobs.clone();
+    let agent = &mut node.agent;
     agent.role.kill();
     assert_eq!(
         settings.current_pattern(),
@@ -213,18 +320,12 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
     let pids: Vec<u32> = (0..3)
         .map(|i| crash_in(&cgroup, 96, 100 + i, "random"))
         .collect();
-    // Count only these crashes: the killed agent may have left an earlier entry whose object
-    // it had created but whose spool entry it had not yet removed (removal comes last).
-    let spooled = agent
-        .spool_entries()
-        .iter()
-        .filter(|n| {
-            pids.iter()
-                .any(|p| n.split('-').nth(1) == Some(p.to_string().as_str()))
-        })
-        .count();
-    assert_eq!(spooled, 3, "spooled while the agent was down");
-    let container_dir = blobs.join(&app).join(&uid).join("app");
+    assert_eq!(
+        agent.spool_entries().len(),
+        3,
+        "spooled while the agent was down"
+    );
+    let container_dir = blobs.join(&node.ns).join(&uid).join("app");
     let mut kills = 0;
     for _ in 0..3 {
         agent.role.spawn();
@@ -252,26 +353,17 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
     agent.spawn();
     let mut names = BTreeMap::new();
     for &p in &pids {
-        let c = wait_coredump(cp, &app, p, &agent.role);
-        assert_eq!(c.status.state, coredump_api::CoredumpState::Stored);
+        let c = node.wait(p);
+        assert_eq!(c.status.state, CoredumpState::Stored);
         assert_eq!(c.spec.container_name.as_deref(), Some("app"));
         stored_core(&blobs, &c);
         names.insert(c.metadata.name.clone(), p);
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let left = agent.spool_entries();
-        if left.is_empty() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "spool not drained within 30 s: {left:?}\n{}",
-            agent.role.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let all = coredumps(cp, &app);
+    assert_eq!(names.len(), 3, "three records: {names:?}");
+    eventually(Duration::from_secs(30), "spool drained", || {
+        node.agent.spool_entries().is_empty().then_some(())
+    });
+    let all = node.coredumps();
     for &p in &pids {
         assert_eq!(
             all.iter().filter(|c| c.spec.pid == p).count(),
@@ -279,18 +371,19 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
             "pid {p} once"
         );
     }
-    assert_eq!(all.len(), 5, "two earlier crashes and three now");
+    assert_eq!(all.len(), 3, "three crashes, three records");
     let stored: Vec<String> = files_under(&container_dir)
         .into_iter()
         .filter(|f| f.ends_with(".core.zst") || f.ends_with(".json"))
         .collect();
-    assert_eq!(stored.len(), 8, "core and record of 4 crashes: {stored:?}");
+    assert_eq!(stored.len(), 6, "core and record of 3 crashes: {stored:?}");
+    let cp = node.install.cp;
     let events = eventually(
         Duration::from_secs(30),
-        "4 crashes counted on web-0",
+        "3 crashes counted on web-0",
         || {
-            Some(crash_events(cp, &app, "web-0"))
-                .filter(|e| e.iter().any(|e| e["series"]["count"] == 4))
+            Some(crash_events(cp, &node.ns, "web-0"))
+                .filter(|e| e.iter().any(|e| e["series"]["count"] == 3))
         },
     );
     assert_eq!(
@@ -298,37 +391,43 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
         1,
         "one Event series per pod, each crash counted once"
     );
+    drop(cgroup);
+    node.stop(&settings);
+}
 
-    // 4. The namespace quota (NS_DISK_QUOTA): just above what the namespace holds, so the next
-    // core does not fit. The agent restarts with it (SIGTERM, then start).
-    // As the blob store counts it: temp files left by the SIGKILLed writes above are not usage.
-    let usage: u64 = files_under(&blobs.join(&app))
+/// The namespace quota (NS_DISK_QUOTA) just above what the namespace holds: the next core does
+/// not fit. Recorded QuotaExceeded with what the kernel sent, no core kept, a drop counted.
+#[test]
+fn a_namespace_over_its_quota_keeps_the_record_not_the_core() {
+    let settings = KernelSettings::acquire();
+    let mut node = Node::start(&settings, "quota", &[]);
+    let (uid, _, cgroup) = node.pod("web-0", 4, serde_json::json!({}));
+    let first = node.wait(crash_in(&cgroup, 1, 7, "text"));
+    assert_eq!(first.status.state, CoredumpState::Stored);
+    let ns_dir = node.install.blobs.join(&node.ns);
+    // As the blob store counts it: dot-named temporary files are not usage.
+    let usage: u64 = files_under(&ns_dir)
         .iter()
         .filter(|f| {
-            !std::path::Path::new(f)
+            !Path::new(f)
                 .file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with('.'))
         })
-        .map(|f| std::fs::metadata(blobs.join(&app).join(f)).unwrap().len())
+        .map(|f| std::fs::metadata(ns_dir.join(f)).unwrap().len())
         .sum();
-    assert!(agent.role.stop(), "{}", agent.role.log_text());
+    assert!(usage > 0, "the first core is stored");
+    // The agent restarts with the quota (SIGTERM, then start).
+    assert!(node.agent.role.stop(), "{}", node.agent.role.log_text());
     assert_eq!(settings.current_pattern(), settings.original_pattern());
-    for a in agent.role.args.iter_mut() {
+    for a in node.agent.role.args.iter_mut() {
         if a.starts_with("--ns-disk-quota=") {
             *a = format!("--ns-disk-quota={}", usage + (1 << 20));
         }
     }
-    agent.spawn();
-    let over_pid = crash_in(&cgroup, 4, 200, "random");
-    let over = wait_coredump(cp, &app, over_pid, &agent.role);
-    assert_eq!(
-        over.status.state,
-        coredump_api::CoredumpState::QuotaExceeded
-    );
-    assert_eq!(
-        over.status.reason,
-        Some(coredump_api::CoredumpReason::QuotaExceeded)
-    );
+    node.agent.spawn();
+    let over = node.wait(crash_in(&cgroup, 4, 200, "random"));
+    assert_eq!(over.status.state, CoredumpState::QuotaExceeded);
+    assert_eq!(over.status.reason, Some(CoredumpReason::QuotaExceeded));
     assert!(
         over.status.message.contains("disk quota exceeded"),
         "{}",
@@ -342,28 +441,54 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
         over.status.raw_size > 4 << 20,
         "what the kernel sent is still told"
     );
-    let cores = files_under(&container_dir)
+    let cores = files_under(&ns_dir.join(&uid))
         .iter()
         .filter(|f| f.ends_with(".core.zst"))
         .count();
-    assert_eq!(cores, 4, "the core over quota is not kept");
+    assert_eq!(cores, 1, "the core over quota is not kept");
     assert_eq!(
         metric(
-            &agent.role.metrics(),
+            &node.agent.role.metrics(),
             "coredump_agent_core_drops_total{reason=\"quota_exceeded\"}"
         ),
         Some(1.0)
     );
+    drop(cgroup);
+    node.stop(&settings);
+}
 
-    // 5. The GC: nothing while the pods live; the deleted pod's everything after the threshold,
-    // then the binaries kept by build ID that no remaining crash needs, a threshold later.
-    let binaries_dir = blobs.join(&app).join(".buildid");
+/// The GC: nothing while the pods live; a deleted pod's Coredumps, endpoint and blobs after the
+/// threshold, not before; then the binaries kept by build ID that no remaining record needs, a
+/// threshold after the last record naming them is deleted.
+#[test]
+fn the_gc_collects_a_deleted_pods_cores_after_the_threshold_and_not_before() {
+    let settings = KernelSettings::acquire();
+    let node = Node::start(&settings, "gc", &[]);
+    let (cp, app, blobs) = (node.install.cp, node.ns.as_str(), &node.install.blobs);
+    let (uid, _, cgroup) = node.pod("web-0", 5, serde_json::json!({}));
+    let (_, _, quiet_cgroup) = node.pod(
+        "quiet-0",
+        6,
+        serde_json::json!({"coredump.fujitsu.com/capture": "false"}),
+    );
+    let stored = node.wait(crash_in(&cgroup, 2, 9, "mixed"));
+    assert_eq!(stored.status.state, CoredumpState::Stored);
+    let quiet = node.wait(crash_in(&quiet_cgroup, 1, 10, "text"));
+    assert_eq!(quiet.status.state, CoredumpState::Skipped);
+    submit(
+        cp,
+        "create",
+        &serde_json::json!({"apiVersion": "coredump.fujitsu.com/v1alpha1", "kind": "CoredumpEndpoint",
+            "metadata": {"name": "web-0", "namespace": app}}),
+    );
+    let binaries_dir = blobs.join(app).join(".buildid");
     let binaries_before = files_under(&binaries_dir);
     assert!(
         !binaries_before.is_empty(),
         "the analysis keeps the crasher's binaries by build ID in {}",
         binaries_dir.display()
     );
+
     let gc_port = free_port();
     let mut gc = Role::new(
         vec![
@@ -372,10 +497,10 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
             "--interval=1s".into(),
             format!("--local-path={}", blobs.display()),
             "--backend-kind=local".into(),
-            format!("--kubeconfig={}", kubeconfig("coredump-gc").display()),
+            format!("--kubeconfig={}", node.install.gc_kubeconfig.display()),
             format!("--metrics-bind-address=127.0.0.1:{gc_port}"),
         ],
-        dir.path().join("gc.log"),
+        node.install.dir.join("gc").join("gc.log"),
         gc_port,
     );
     gc.spawn();
@@ -384,8 +509,8 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
         metric(&gc.metrics(), "coredump_gc_cycles_total{outcome=\"ok\"}").filter(|n| *n >= 2.0)
     });
     assert_eq!(
-        coredumps(cp, &app).len(),
-        6,
+        node.coredumps().len(),
+        2,
         "nothing collected while pods live"
     );
     cp.kubectl_ok(&[
@@ -393,31 +518,32 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
         "pod",
         "web-0",
         "-n",
-        &app,
+        app,
         "--grace-period=0",
         "--force",
         "--request-timeout=30s",
     ])
     .unwrap();
     let deleted = Instant::now();
+    let container_dir = blobs.join(app).join(&uid).join("app");
     std::thread::sleep(Duration::from_secs(8));
     assert_eq!(
-        coredumps(cp, &app).len(),
-        6,
+        node.coredumps().len(),
+        2,
         "nothing collected before the threshold"
     );
     assert!(container_dir.exists());
     let gone = eventually(Duration::from_secs(90), "web-0 collected", || {
-        let left = coredumps(cp, &app);
+        let left = node.coredumps();
         let endpoint = cp.kubectl(&[
             "get",
             "coredumpendpoint",
             "web-0",
             "-n",
-            &app,
+            app,
             "--request-timeout=20s",
         ]);
-        (left.len() == 1 && !endpoint.status.success() && !blobs.join(&app).join(&uid).exists())
+        (left.len() == 1 && !endpoint.status.success() && !blobs.join(app).join(&uid).exists())
             .then_some(left)
     });
     let waited = deleted.elapsed();
@@ -444,24 +570,17 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
         let lines: Vec<&str> = log.lines().filter(|l| l.contains("delet")).collect();
         format!("{m}\n--- GC log, deletions:\n{}", lines.join("\n"))
     };
-    assert_eq!(
-        metric(
-            &m,
-            "coredump_gc_deletions_total{kind=\"pod_dir\",reason=\"pod_gone\"}"
-        ),
-        Some(1.0),
-        "{}",
-        deletions()
-    );
-    assert_eq!(
-        metric(
-            &m,
-            "coredump_gc_deletions_total{kind=\"coredump\",reason=\"pod_gone\"}"
-        ),
-        Some(5.0),
-        "{}",
-        deletions()
-    );
+    for (kind, count) in [("pod_dir", 1.0), ("coredump", 1.0)] {
+        assert_eq!(
+            metric(
+                &m,
+                &format!("coredump_gc_deletions_total{{kind=\"{kind}\",reason=\"pod_gone\"}}")
+            ),
+            Some(count),
+            "{}",
+            deletions()
+        );
+    }
     // Binaries: the live pod's record still needs them (its analysis names the same crasher
     // and libraries); once the last record naming them is deleted, they go a threshold later.
     let named: Vec<String> = gone
@@ -480,12 +599,12 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
         "coredumps",
         "--all",
         "-n",
-        &app,
+        app,
         "--request-timeout=30s",
     ])
     .unwrap();
     let unreferenced = Instant::now();
-    assert_eq!(coredumps(cp, &app).len(), 0);
+    assert_eq!(node.coredumps().len(), 0);
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
         files_under(&binaries_dir),
@@ -511,18 +630,8 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
         .filter(|n| *n >= 1.0)
     });
     assert!(gc.stop(), "gc stops on SIGTERM:\n{}", gc.log_text());
-
-    // 6. SIGTERM restores the core_pattern from before the first agent.
-    assert!(
-        agent.role.stop(),
-        "agent stops on SIGTERM:\n{}",
-        agent.role.log_text()
-    );
-    assert_eq!(settings.current_pattern(), settings.original_pattern());
-    drop(quiet_cgroup);
-    drop(cgroup);
-    drop(server);
-    drop(etcd);
+    drop((cgroup, quiet_cgroup));
+    node.stop(&settings);
 }
 
 /// Crashes outside pods go to the `core_pattern` pipe that was there before the agent (a
