@@ -9,25 +9,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use coredump_api::Coredump;
+use coredump_api::client::KubeCoredump;
 use coredump_ingest::{CoredumpSink, SinkError};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use kube::api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 
 use crate::event::{count_in, crash_event};
 use crate::metrics::Metrics;
-
-/// The `coredumps` resource for kube's dynamic API.
-pub fn coredump_resource() -> ApiResource {
-    ApiResource {
-        group: coredump_api::GROUP.into(),
-        version: coredump_api::VERSION.into(),
-        api_version: coredump_api::API_VERSION.into(),
-        kind: coredump_api::COREDUMP_KIND.into(),
-        plural: coredump_api::COREDUMPS.into(),
-    }
-}
 
 /// Records crashes through the Kubernetes API.
 pub struct KubeSink {
@@ -107,14 +97,10 @@ impl CoredumpSink for KubeSink {
             name: name.clone(),
             message,
         };
-        let object: DynamicObject = serde_json::to_value(&coredump)
-            .and_then(serde_json::from_value)
-            .map_err(|e| failed(format!("encoding: {e}")))?;
-        let api: Api<DynamicObject> = Api::namespaced_with(
-            self.client.clone(),
-            &coredump.metadata.namespace,
-            &coredump_resource(),
-        );
+        let object =
+            KubeCoredump::try_from(&coredump).map_err(|e| failed(format!("encoding: {e}")))?;
+        let api: Api<KubeCoredump> =
+            Api::namespaced(self.client.clone(), &coredump.metadata.namespace);
         let created = match api.create(&PostParams::default(), &object).await {
             Ok(_) => true,
             Err(kube::Error::Api(status)) if status.is_already_exists() => false,

@@ -1,12 +1,15 @@
 //! Kubernetes API types of group `coredump.fujitsu.com`, version `v1alpha1`, and the generic
 //! `meta.k8s.io` shapes clients expect (Status, List, Table, watch events, discovery, OpenAPI),
-//! plus validation and selectors. Pure data and pure functions: no I/O, so the API server, the
-//! ingest and the CLI share one definition.
+//! plus validation, selectors and request paths. Pure data and pure functions, so the API server,
+//! the ingest and the CLI share one definition; the one exception, the typed client over kube-rs
+//! ([`client`]), is behind the `kube` feature.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod analysis;
+#[cfg(feature = "kube")]
+pub mod client;
 pub mod coredump;
 pub mod discovery;
 pub mod endpoint;
@@ -14,6 +17,7 @@ pub mod fields;
 pub mod labels;
 pub mod meta;
 pub mod openapi;
+pub mod paths;
 pub mod resource;
 pub mod status;
 pub mod table;

@@ -4,10 +4,11 @@
 
 use std::collections::HashSet;
 
-use coredump_api::{Coredump, CoredumpEndpoint};
+use coredump_api::client::{self, ListOptions};
+use coredump_api::{COREDUMP_ENDPOINTS, COREDUMPS, Coredump, CoredumpEndpoint};
 use coredump_store::BlobPath;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, PartialObjectMeta};
+use kube::api::{ListParams, PartialObjectMeta};
 use kube::{Api, Client};
 use serde::de::DeserializeOwned;
 
@@ -27,27 +28,6 @@ pub struct ClusterError {
     /// Cause.
     #[source]
     pub source: Box<dyn std::error::Error + Send + Sync>,
-}
-
-fn resource(kind: &str, plural: &str) -> ApiResource {
-    ApiResource {
-        group: coredump_api::GROUP.into(),
-        version: coredump_api::VERSION.into(),
-        api_version: coredump_api::API_VERSION.into(),
-        kind: kind.into(),
-        plural: plural.into(),
-    }
-}
-
-fn coredumps_resource() -> ApiResource {
-    resource(coredump_api::COREDUMP_KIND, coredump_api::COREDUMPS)
-}
-
-fn endpoints_resource() -> ApiResource {
-    resource(
-        coredump_api::COREDUMP_ENDPOINT_KIND,
-        coredump_api::COREDUMP_ENDPOINTS,
-    )
 }
 
 /// Every page of a metadata list.
@@ -74,39 +54,18 @@ where
     }
 }
 
-/// Every page of a list of one of our kinds, decoded.
+/// Every page of a list of one of our kinds (`resource` a plural), in all namespaces.
 async fn list_all<T: DeserializeOwned>(
     client: &Client,
-    resource: &ApiResource,
+    resource: &str,
 ) -> Result<Vec<T>, ClusterError> {
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), resource);
-    let mut out = Vec::new();
-    let mut params = ListParams::default().limit(PAGE);
-    loop {
-        let page = api.list(&params).await.map_err(|e| ClusterError {
+    client::list_all(client, None, resource, PAGE, ListOptions::default())
+        .await
+        .map_err(|e| ClusterError {
             action: "list",
-            what: resource.plural.clone(),
+            what: resource.to_owned(),
             source: Box::new(e),
-        })?;
-        for item in page.items {
-            let decoded = serde_json::to_value(&item)
-                .and_then(serde_json::from_value)
-                .map_err(|e| ClusterError {
-                    action: "decode",
-                    what: format!(
-                        "{} {}",
-                        resource.kind,
-                        item.metadata.name.unwrap_or_default()
-                    ),
-                    source: Box::new(e),
-                })?;
-            out.push(decoded);
-        }
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(token) => params = params.continue_token(&token),
-            None => return Ok(out),
-        }
-    }
+        })
 }
 
 /// The live pods: UIDs, and static pods' config hashes from their genuine mirrors.
@@ -138,7 +97,7 @@ pub async fn live_namespaces(client: &Client) -> Result<HashSet<String>, Cluster
 
 /// Every `Coredump`, as the plan needs it.
 pub async fn coredumps(client: &Client) -> Result<Vec<CoredumpRef>, ClusterError> {
-    let items: Vec<Coredump> = list_all(client, &coredumps_resource()).await?;
+    let items: Vec<Coredump> = list_all(client, COREDUMPS).await?;
     Ok(items.iter().map(coredump_ref).collect())
 }
 
@@ -170,7 +129,7 @@ pub fn coredump_ref(c: &Coredump) -> CoredumpRef {
 
 /// Every `CoredumpEndpoint`.
 pub async fn endpoints(client: &Client) -> Result<Vec<EndpointRef>, ClusterError> {
-    let items: Vec<CoredumpEndpoint> = list_all(client, &endpoints_resource()).await?;
+    let items: Vec<CoredumpEndpoint> = list_all(client, COREDUMP_ENDPOINTS).await?;
     Ok(items
         .into_iter()
         .map(|e| EndpointRef {
@@ -189,18 +148,15 @@ pub async fn delete(
     name: &str,
 ) -> Result<(), ClusterError> {
     let resource = if endpoint {
-        endpoints_resource()
+        COREDUMP_ENDPOINTS
     } else {
-        coredumps_resource()
+        COREDUMPS
     };
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
-    match api.delete(name, &DeleteParams::default()).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
-        Err(e) => Err(ClusterError {
+    client::delete(client, namespace, resource, name)
+        .await
+        .map_err(|e| ClusterError {
             action: "delete",
-            what: format!("{} {namespace}/{name}", resource.kind),
+            what: format!("{resource} {namespace}/{name}"),
             source: Box::new(e),
-        }),
-    }
+        })
 }

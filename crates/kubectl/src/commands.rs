@@ -1,6 +1,7 @@
 //! What each subcommand does, as library functions the binary calls after parsing flags:
 //! `list` and `get` print, the two downloads go through [`crate::download::save`].
 
+use coredump_api::client::ClientError;
 use std::path::{Path, PathBuf};
 
 use coredump_api::{Coredump, CoredumpState};
@@ -231,7 +232,7 @@ pub async fn log(client: &Client, namespace: &str, name: &str) -> Result<Option<
         .into_body()
         .collect()
         .await
-        .map_err(|source| Error::Transport { action, source })?
+        .map_err(|source| Error::Api(ClientError::Transport { action, source }))?
         .to_bytes();
     Ok(Some(String::from_utf8_lossy(&body).into_owned()))
 }

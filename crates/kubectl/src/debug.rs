@@ -7,6 +7,7 @@
 //! `gdbinit` sets the sysroot and debug directory and opens executable and core. Whatever could
 //! not be fetched is listed by path and build ID, so the user knows exactly what is missing.
 
+use coredump_api::client::ClientError;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -64,9 +65,11 @@ async fn fetch(client: &Client, path: &str, dest: &Path, what: &str) -> Result<b
         .into_body()
         .collect()
         .await
-        .map_err(|source| Error::Transport {
-            action: what.to_owned(),
-            source,
+        .map_err(|source| {
+            Error::Api(ClientError::Transport {
+                action: what.to_owned(),
+                source,
+            })
         })?
         .to_bytes();
     if let Some(dir) = dest.parent() {

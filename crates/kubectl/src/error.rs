@@ -13,36 +13,10 @@ pub enum Error {
     /// The HTTP client could not be built from the kubeconfig.
     #[error("building the Kubernetes client: {0}")]
     Client(#[source] kube::Error),
-    /// The API server answered with an error `Status` (NotFound, Forbidden, ...).
-    #[error("{action}: {reason}: {message}")]
-    Api {
-        /// What we were doing, naming the object: `getting coredump "x" in namespace "y"`.
-        action: String,
-        /// HTTP status code.
-        code: u16,
-        /// `Status.reason` (`NotFound`, `Forbidden`, ...) or the HTTP reason phrase.
-        reason: String,
-        /// `Status.message`, or the body when it was no `Status`.
-        message: String,
-    },
-    /// The request did not get an answer (connection refused, TLS, timeout).
-    #[error("{action}: {source}")]
-    Transport {
-        /// What we were doing, naming the object.
-        action: String,
-        /// What the client said.
-        #[source]
-        source: kube::Error,
-    },
-    /// The answer was not the JSON we expected.
-    #[error("{action}: unexpected answer: {source}")]
-    Decode {
-        /// What we were doing, naming the object.
-        action: String,
-        /// What serde said.
-        #[source]
-        source: serde_json::Error,
-    },
+    /// A request to our API failed: an error `Status` (NotFound, Forbidden, ...), no answer,
+    /// or an unexpected one; it names the object.
+    #[error(transparent)]
+    Api(#[from] coredump_api::client::ClientError),
     /// The object could not be printed in the requested format.
     #[error("printing {what}: {message}")]
     Print {
@@ -141,6 +115,6 @@ pub enum Error {
 impl Error {
     /// Whether the API said the object does not exist.
     pub fn is_not_found(&self) -> bool {
-        matches!(self, Error::Api { code: 404, .. })
+        matches!(self, Error::Api(e) if e.is_not_found())
     }
 }

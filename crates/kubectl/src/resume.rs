@@ -5,16 +5,15 @@
 //! file is there is it checked against `status.coreSize` and `status.sha256` and renamed into
 //! place; a part file that fails the check is removed (its bytes cannot be trusted).
 
+use coredump_api::client::{self, ClientError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use futures::StreamExt;
-use http::Request;
 use http_body_util::BodyExt;
 use indicatif::ProgressBar;
 use kube::Client;
-use kube::client::Body;
 use sha2::{Digest, Sha256};
 
 use crate::Error;
@@ -90,49 +89,19 @@ pub async fn download(
     let mut fetched = 0;
     while have < size {
         let end = (have + piece.max(1)).min(size) - 1;
-        let request = Request::get(path)
-            .header(http::header::RANGE, format!("bytes={have}-{end}"))
-            .body(Body::from(Vec::new()))
-            .map_err(|e| Error::Api {
-                action: what.to_owned(),
-                code: 0,
-                reason: "BadRequest".into(),
-                message: e.to_string(),
-            })?;
-        let response = client
-            .send(request)
-            .await
-            .map_err(|source| Error::Transport {
-                action: format!("{what} (bytes {have}-{end}; run again to resume)"),
-                source,
-            })?;
-        let code = response.status();
-        if code != http::StatusCode::PARTIAL_CONTENT {
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            if code.is_success() {
-                return Err(Error::Api {
-                    action: what.to_owned(),
-                    code: code.as_u16(),
-                    reason: "NoRange".into(),
-                    message: "the server ignored the Range request".into(),
-                });
-            }
-            return Err(crate::api::status_error(what, code, &body));
-        }
+        let action = format!("{what} (bytes {have}-{end}; run again to resume)");
+        let response = client::open_range(client, path, have, end, &action).await?;
         let mut body = response.into_body().into_data_stream();
         let mut got = 0u64;
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|source| Error::Transport {
-                action: format!(
-                    "{what} (broke off at byte {}; run again to resume)",
-                    have + got
-                ),
-                source,
+            let chunk = chunk.map_err(|source| {
+                Error::Api(ClientError::Transport {
+                    action: format!(
+                        "{what} (broke off at byte {}; run again to resume)",
+                        have + got
+                    ),
+                    source,
+                })
             })?;
             if have + got + chunk.len() as u64 > end + 1 {
                 return Err(Error::Length {
