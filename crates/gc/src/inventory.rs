@@ -3,7 +3,7 @@
 //! [`BlobStore::namespaces`], [`BlobStore::pods`]) is asked; for the filesystem store the GC
 //! walks the two directory levels above the pods itself (names only, symlinks skipped,
 //! dot-names skipped: the GC's own state directory and temporary files live there). Either way
-//! [`BlobStore::list`] reads each pod. [`scan_binaries`] reads each namespace's binaries kept by
+//! [`BlobStore::list`] reads each pod. The same pass reads each namespace's binaries kept by
 //! build ID (`<namespace>/.buildid/<build-id>/...`), which the pod walk passes by.
 
 use std::path::{Path, PathBuf};
@@ -129,64 +129,82 @@ fn pods(
     }
 }
 
-/// Every pod directory of the store (under `root` for a filesystem store), with its blobs read
-/// through `store`.
-pub fn scan(root: &Path, store: &dyn BlobStore) -> Result<Vec<PodBlobs>, InventoryError> {
-    let mut out = Vec::new();
-    for namespace in namespaces(root, store)? {
-        for pod_uid in pods(root, store, &namespace)? {
-            let files = store
-                .list(&namespace, &pod_uid, None)
-                .map_err(|source| InventoryError::Store {
-                    namespace: namespace.clone(),
-                    pod_uid: pod_uid.clone(),
-                    source: Box::new(source),
-                })?
-                .into_iter()
-                .map(|b| (b.path.container, b.path.file, b.size))
-                .collect();
-            out.push(PodBlobs {
-                namespace: namespace.clone(),
-                pod_uid,
-                files,
-            });
-        }
-    }
-    Ok(out)
+/// What the blob store holds: every pod directory with its blobs, and the binaries kept by
+/// build ID, from one enumeration of the namespaces.
+#[derive(Debug, Default)]
+pub struct Inventory {
+    /// Every pod directory.
+    pub pods: Vec<PodBlobs>,
+    /// Every namespace's binaries, one entry per build ID.
+    pub binaries: Vec<BinaryBlobs>,
 }
 
-/// The binaries kept by build ID in every namespace of the store (under `root` for a
-/// filesystem store).
-pub fn scan_binaries(
+/// Everything in the store (under `root` for a filesystem store), read through `store`; the
+/// namespaces are enumerated once (on a bucket, one delimiter listing of the root).
+pub fn scan(root: &Path, store: &dyn BlobStore) -> Result<Inventory, InventoryError> {
+    let mut inventory = Inventory::default();
+    for namespace in namespaces(root, store)? {
+        scan_pods(root, store, &namespace, &mut inventory.pods)?;
+        scan_binaries(store, &namespace, &mut inventory.binaries)?;
+    }
+    Ok(inventory)
+}
+
+/// The pod directories of `namespace`, with their blobs.
+fn scan_pods(
     root: &Path,
     store: &dyn BlobStore,
-) -> Result<Vec<BinaryBlobs>, InventoryError> {
-    let mut out: Vec<BinaryBlobs> = Vec::new();
-    for namespace in namespaces(root, store)? {
-        let listed = store
-            .list(&namespace, BUILDID_DIR, None)
+    namespace: &str,
+    out: &mut Vec<PodBlobs>,
+) -> Result<(), InventoryError> {
+    for pod_uid in pods(root, store, namespace)? {
+        let files = store
+            .list(namespace, &pod_uid, None)
             .map_err(|source| InventoryError::Store {
-                namespace: namespace.clone(),
+                namespace: namespace.to_owned(),
+                pod_uid: pod_uid.clone(),
+                source: Box::new(source),
+            })?
+            .into_iter()
+            .map(|b| (b.path.container, b.path.file, b.size))
+            .collect();
+        out.push(PodBlobs {
+            namespace: namespace.to_owned(),
+            pod_uid,
+            files,
+        });
+    }
+    Ok(())
+}
+
+/// The binaries kept by build ID in `namespace`, one entry per build ID.
+fn scan_binaries(
+    store: &dyn BlobStore,
+    namespace: &str,
+    out: &mut Vec<BinaryBlobs>,
+) -> Result<(), InventoryError> {
+    let listed =
+        store
+            .list(namespace, BUILDID_DIR, None)
+            .map_err(|source| InventoryError::Store {
+                namespace: namespace.to_owned(),
                 pod_uid: BUILDID_DIR.to_owned(),
                 source: Box::new(source),
             })?;
-        // Sorted by path: one build ID's files are adjacent.
-        for blob in listed {
-            match out.last_mut() {
-                Some(last)
-                    if last.namespace == namespace && last.build_id == blob.path.container =>
-                {
-                    last.files.push((blob.path.file, blob.size));
-                }
-                _ => out.push(BinaryBlobs {
-                    namespace: namespace.clone(),
-                    build_id: blob.path.container,
-                    files: vec![(blob.path.file, blob.size)],
-                }),
+    // Sorted by path: one build ID's files are adjacent.
+    for blob in listed {
+        match out.last_mut() {
+            Some(last) if last.namespace == namespace && last.build_id == blob.path.container => {
+                last.files.push((blob.path.file, blob.size));
             }
+            _ => out.push(BinaryBlobs {
+                namespace: namespace.to_owned(),
+                build_id: blob.path.container,
+                files: vec![(blob.path.file, blob.size)],
+            }),
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -217,8 +235,9 @@ mod tests {
                 &src,
             )
             .unwrap();
-        let found: Vec<(String, String, usize, u64)> = scan_binaries(&root, &store)
+        let found: Vec<(String, String, usize, u64)> = scan(&root, &store)
             .unwrap()
+            .binaries
             .into_iter()
             .map(|b| {
                 (
@@ -260,7 +279,7 @@ mod tests {
         std::fs::write(root.join(".coredump-gc/state.json"), b"{}").unwrap();
         std::os::unix::fs::symlink(tmp.path(), root.join("evil")).unwrap();
         std::os::unix::fs::symlink(tmp.path(), root.join("a/evil-pod")).unwrap();
-        let pods = scan(&root, &store).unwrap();
+        let pods = scan(&root, &store).unwrap().pods;
         let keys: Vec<(&str, &str, u64)> = pods
             .iter()
             .map(|p| (p.namespace.as_str(), p.pod_uid.as_str(), p.bytes()))
@@ -276,10 +295,7 @@ mod tests {
                 ("app".into(), "x.json".into(), 100)
             ]
         );
-        assert!(
-            scan(&tmp.path().join("missing"), &store)
-                .unwrap()
-                .is_empty()
-        );
+        let missing = scan(&tmp.path().join("missing"), &store).unwrap();
+        assert!(missing.pods.is_empty() && missing.binaries.is_empty());
     }
 }

@@ -139,15 +139,14 @@ async fn collect(
     let root = args.local_path.clone();
     let scanned = {
         let store = Arc::clone(store);
-        tokio::task::spawn_blocking(move || {
-            let pods = inventory::scan(&root, store.as_ref())?;
-            let binaries = inventory::scan_binaries(&root, store.as_ref())?;
-            Ok::<_, inventory::InventoryError>((pods, binaries))
-        })
-        .await
-        .context("blob scan task")?
+        tokio::task::spawn_blocking(move || inventory::scan(&root, store.as_ref()))
+            .await
+            .context("blob scan task")?
     };
-    let (blobs, binaries) = match scanned {
+    let inventory::Inventory {
+        pods: blobs,
+        binaries,
+    } = match scanned {
         Ok(b) => b,
         Err(e) => {
             metrics.cycle("error");
