@@ -7,11 +7,13 @@
 //! * [`read`]: the streaming, seekable reader of one object.
 //! * [`bridge`]: the private runtime that runs the async client for the synchronous trait.
 //! * [`keys`]: blob paths to object keys and back.
+//! * [`etag`]: S3's `ETag` as the MD5 of what was uploaded.
 //! * [`select`]: the `--blob-store` flag and the client flags of every service.
 //! * [`providers`]: one client per service, from its standard environment and the flags.
 #![deny(missing_docs)]
 
 pub mod bridge;
+pub mod etag;
 pub mod keys;
 pub mod providers;
 pub mod read;

@@ -210,6 +210,10 @@ pub struct BlobStoreArgs {
     /// Allow a plain-HTTP endpoint (a server on loopback; also AWS_ALLOW_HTTP=true).
     #[arg(long)]
     pub s3_allow_http: bool,
+    /// Do not compare an upload's MD5 with the ETag S3 reports (for buckets encrypted with
+    /// SSE-KMS or SSE-C, whose ETags are not MD5s; the size is still checked).
+    #[arg(long)]
+    pub s3_no_md5_check: bool,
     /// GCS base URL (default: GOOGLE_BASE_URL, else https://storage.googleapis.com).
     #[arg(long)]
     pub gcs_endpoint: Option<String>,
@@ -316,6 +320,7 @@ impl BlobStoreArgs {
         );
         let bucket_url = format!("{}://{bucket}", provider.scheme());
         ObjectBlobStore::new(client.store, prefix, bucket_url, client.endpoint)
+            .map(|store| store.with_md5_etags(*provider == Provider::S3 && !self.s3_no_md5_check))
             .map(Some)
             .map_err(|source| SelectError::Store { location, source })
     }

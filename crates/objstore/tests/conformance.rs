@@ -20,7 +20,11 @@ use std::sync::Arc;
 
 use blob_conformance::{blob_bytes, run_all_blob};
 use common::Service;
+use coredump_objstore::etag::{self, Md5Check, Verdict};
+use coredump_objstore::providers;
 use coredump_store::{BlobPath, BlobStore};
+use object_store::path::Path as Key;
+use object_store::{ObjectStoreExt, PutPayload};
 
 fn passes_the_blob_conformance_suite(service: Service) {
     let server = common::shared(service);
@@ -178,4 +182,64 @@ fn gcs_reads_lists_and_deletes_what_the_bucket_holds() {
     store.delete(&x).unwrap();
     store.delete(&x).unwrap(); // absent: still fine
     assert_eq!(store.namespace_usage("ns").unwrap(), 0);
+}
+
+/// What the upload check of `etag` compares on each service: the `ETag` the server reports
+/// for one PUT and for a multipart upload, through the clients the flags build. On S3
+/// (SeaweedFS) both are the MD5 forms the store verifies; on Azure (Azurite) the `ETag` is
+/// opaque, so only the size is checked there.
+fn etags_of_a_put_and_a_multipart_upload(service: Service) -> (Verdict, Verdict) {
+    let server = common::shared(service);
+    let args = common::args(server.as_ref(), "etag");
+    // What `BlobStoreArgs::open` does first: reqwest's TLS takes the process's provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = match service {
+        Service::S3 => providers::s3(&args, "cores", common::short_retry()),
+        Service::Azure => providers::azure(&args, "cores", common::short_retry()),
+        Service::Gcs => unreachable!("fake-gcs-server takes no PUT of object_store"),
+    }
+    .unwrap();
+    let store = client.store;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let small = blob_bytes(70_000, 21);
+        let key = Key::from("etag/single");
+        let put = store
+            .put(&key, PutPayload::from(small.clone()))
+            .await
+            .unwrap();
+        let single = Md5Check::Single(etag::md5(&small)).check(put.e_tag.as_deref());
+        let parts = [blob_bytes(5 * 1024 * 1024, 22), blob_bytes(1234, 23)];
+        let key = Key::from("etag/multi");
+        let mut upload = store.put_multipart(&key).await.unwrap();
+        for part in &parts {
+            upload
+                .put_part(PutPayload::from(part.clone()))
+                .await
+                .unwrap();
+        }
+        let done = upload.complete().await.unwrap();
+        let digests = parts.iter().map(|p| etag::md5(p)).collect();
+        let multi = Md5Check::Multipart(digests).check(done.e_tag.as_deref());
+        (single, multi)
+    })
+}
+
+#[test]
+fn s3_etags_are_the_md5s_the_store_verifies() {
+    assert_eq!(
+        etags_of_a_put_and_a_multipart_upload(Service::S3),
+        (Verdict::Verified, Verdict::Verified)
+    );
+}
+
+#[test]
+fn azure_etags_are_not_md5s() {
+    assert_eq!(
+        etags_of_a_put_and_a_multipart_upload(Service::Azure),
+        (Verdict::NotComparable, Verdict::NotComparable)
+    );
 }
