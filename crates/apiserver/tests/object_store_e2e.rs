@@ -81,12 +81,18 @@ fn put_through_our_store(server: &dyn ObjectServer, blob: &BlobPath, bytes: &[u8
     assert_eq!(bucket.put_file(blob, &src).unwrap(), bytes.len() as u64);
 }
 
+/// How a test stores a blob in the server's bucket under the prefix `e2e`.
+type Plant<'a> = dyn Fn(&dyn ObjectServer, &BlobPath, &[u8]) + 'a;
+
 /// A core stored by `plant` under the prefix `e2e` of `store_server`'s bucket, served by the
 /// role through kube-apiserver.
 fn cores_in_a_bucket_download_through_kube_apiserver(
     store_server: &dyn ObjectServer,
-    plant: &dyn Fn(&dyn ObjectServer, &BlobPath, &[u8]),
+    plant: &Plant<'_>,
 ) {
+    // One at a time: each registers itself as the APIService of the shared control plane.
+    static ONE_APISERVICE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_APISERVICE.lock().unwrap_or_else(|p| p.into_inner());
     let service = store_server.service();
     let cp = shared().unwrap();
     let flags = store_server.blob_store_flags("e2e");
