@@ -28,3 +28,30 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet container
   systemctl stop containerd || true
   systemctl disable containerd >/dev/null 2>&1 || true
 fi
+
+# Azurite (Microsoft's Azure Storage emulator, npm): the Azure Blob server of the object-store
+# tests (crates/objstore, `az://`). Pinned; 3.35.0 is the newest that runs on Debian's Node 20
+# (3.36 needs Node 22). Installed once into a cache outside the repository, under a lock (test
+# binaries may call this at the same time), into a temporary prefix renamed into place, so an
+# interrupted install is never taken for a finished one. Prints nothing when already there;
+# crates/testplane finds it at $COREDUMP_CACHE/azurite-$AZURITE_VERSION/node_modules/.bin.
+AZURITE_VERSION="${AZURITE_VERSION:-3.35.0}"
+azurite_cache="${COREDUMP_CACHE:-/var/cache/coredump-detector}"
+azurite_dir="$azurite_cache/azurite-$AZURITE_VERSION"
+if [ ! -x "$azurite_dir/node_modules/.bin/azurite-blob" ]; then
+  command -v npm >/dev/null 2>&1 || { echo "install-deps: npm is needed for Azurite" >&2; exit 1; }
+  mkdir -p "$azurite_cache/lock"
+  (
+    flock 9
+    if [ ! -x "$azurite_dir/node_modules/.bin/azurite-blob" ]; then
+      echo "install-deps: installing azurite@$AZURITE_VERSION into $azurite_dir" >&2
+      tmp="$azurite_dir.tmp.$$"
+      rm -rf "$tmp"
+      mkdir -p "$tmp"
+      npm install --prefix "$tmp" --no-audit --no-fund --no-save --loglevel=error \
+        "azurite@$AZURITE_VERSION" >&2
+      rm -rf "$azurite_dir"
+      mv "$tmp" "$azurite_dir"
+    fi
+  ) 9>"$azurite_cache/lock/azurite-$AZURITE_VERSION.lock"
+fi

@@ -3,12 +3,14 @@
 # the Debian one is too old) from Go modules, into a cache outside the repository; with `node`,
 # also the node components of the same Kubernetes release (kubelet, kube-controller-manager,
 # kube-scheduler, kube-proxy), in one `go build` through the same wrapper module; with
-# `seaweedfs`, SeaweedFS's `weed` (the S3 server the object-store tests run).
+# `seaweedfs`, SeaweedFS's `weed` (the S3 server the object-store tests run); with
+# `fake-gcs-server`, fsouza's fake-gcs-server (the GCS server of the same tests).
 #
-#   scripts/control-plane/build.sh [kube-apiserver|etcd|seaweedfs|all|node]     (default: all)
+#   scripts/control-plane/build.sh [kube-apiserver|etcd|seaweedfs|fake-gcs-server|all|node]
+#                                                                              (default: all)
 #
 # `all` prints kube-apiserver and etcd; `node` prints those two and the four node components;
-# `seaweedfs` prints `weed`.
+# `seaweedfs` prints `weed`; `fake-gcs-server` prints `fake-gcs-server`.
 # Prints one `name=/absolute/path` line per binary on stdout; progress goes to stderr.
 # Idempotent: an existing binary is reported at once. A per-binary flock serialises parallel
 # callers (several test binaries start at the same time), and the normal Go module and build
@@ -22,11 +24,13 @@
 #                            3.4 works with kube-apiserver 1.37 only with degraded features)
 #   SEAWEEDFS_VERSION        github.com/seaweedfs/seaweedfs version (default below: a pseudo-version,
 #                            the module publishes no semver tags Go accepts)
+#   FAKE_GCS_SERVER_VERSION  github.com/fsouza/fake-gcs-server release (default below)
 set -euo pipefail
 
 KUBE_APISERVER_VERSION="${KUBE_APISERVER_VERSION:-v1.37.2}"
 ETCD_VERSION="${ETCD_VERSION:-v3.7.3}"
 SEAWEEDFS_VERSION="${SEAWEEDFS_VERSION:-v0.0.0-20261109003541-7506e5f91cd6}"
+FAKE_GCS_SERVER_VERSION="${FAKE_GCS_SERVER_VERSION:-v1.56.1}"
 CACHE="${COREDUMP_CACHE:-/var/cache/coredump-detector}"
 # Never let `go` fetch a different toolchain behind our back: the release must build with ours.
 export GOTOOLCHAIN=local
@@ -156,11 +160,19 @@ seaweedfs() {
     "$SEAWEEDFS_VERSION" ""
 }
 
+# fake-gcs-server: the GCS JSON API (uploads, ranged reads, listings) on loopback, for the
+# object-store tests' `gs://` store. Its module is its main package.
+fake_gcs_server() {
+  build fake-gcs-server "$FAKE_GCS_SERVER_VERSION" github.com/fsouza/fake-gcs-server \
+    github.com/fsouza/fake-gcs-server "$FAKE_GCS_SERVER_VERSION" ""
+}
+
 case "${1:-all}" in
   kube-apiserver) kube_apiserver ;;
   etcd) etcd ;;
   seaweedfs) seaweedfs ;;
+  fake-gcs-server) fake_gcs_server ;;
   all) kube_apiserver; etcd ;;
   node) kube_apiserver; etcd; kube_node ;;
-  *) echo "usage: $0 [kube-apiserver|etcd|seaweedfs|all|node]" >&2; exit 2 ;;
+  *) echo "usage: $0 [kube-apiserver|etcd|seaweedfs|fake-gcs-server|all|node]" >&2; exit 2 ;;
 esac

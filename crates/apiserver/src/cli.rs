@@ -58,7 +58,7 @@ pub struct ApiserverArgs {
     /// Root directory of the blobs (`<root>/<namespace>/<podUID>/<container>/<file>`).
     #[arg(long, default_value = "/var/lib/coredump-detector/cores")]
     pub local_path: PathBuf,
-    /// `--blob-store local|s3://BUCKET[/PREFIX]` and the S3 client's flags.
+    /// `--blob-store local|s3://...|gs://...|az://...` and the object store clients' flags.
     #[command(flatten)]
     pub blob_store: coredump_objstore::BlobStoreArgs,
     /// etcd endpoints for the metadata (comma-separated, e.g. `http://etcd-svc:2379`); without
@@ -341,7 +341,11 @@ mod tests {
             .unwrap()
             .args;
         assert_eq!(a.blob_store.blob_store.to_string(), "s3://cores/prod");
-        assert!(Cli::try_parse_from(["x", "--blob-store=gs://cores"]).is_err());
+        let a = Cli::try_parse_from(["x", "--blob-store=gs://cores"])
+            .unwrap()
+            .args;
+        assert_eq!(a.blob_store.blob_store.to_string(), "gs://cores");
+        assert!(Cli::try_parse_from(["x", "--blob-store=file:///cores"]).is_err());
     }
 
     #[tokio::test]

@@ -55,13 +55,15 @@ pub struct DeployArgs {
     /// Collect the cores of pods and namespaces gone longer than this (e.g. 30m, 2h).
     #[arg(long, default_value = DEFAULT_GC_THRESHOLD)]
     pub gc_threshold: String,
-    /// Where the cores go: `local` (the node's hostPath, one node) or `s3://BUCKET[/PREFIX]`
-    /// (every node and API server replica reads the same bucket).
+    /// Where the cores go: `local` (the node's hostPath, one node), `s3://BUCKET[/PREFIX]`,
+    /// `gs://BUCKET[/PREFIX]` or `az://CONTAINER[/PREFIX]` (every node and API server replica
+    /// reads the same bucket).
     #[arg(long, default_value = "local")]
     pub blob_store: String,
     /// Secret in the install's namespace whose keys become the environment of the agent, the
-    /// API server and the GC: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL,
-    /// AWS_REGION, AWS_ALLOW_HTTP (create it before the install).
+    /// API server and the GC (create it before the install): for S3 AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, AWS_REGION; for GCS GOOGLE_SERVICE_ACCOUNT_KEY;
+    /// for Azure AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY.
     #[arg(long)]
     pub blob_store_secret: Option<String>,
     /// Collect crashes older than this whatever their pod (e.g. 720h; 0 = never).

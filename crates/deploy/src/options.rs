@@ -71,11 +71,13 @@ pub struct DeployOptions {
     /// Emit the Namespace object. Ignored (never emitted) for `default`, `kube-system`,
     /// `kube-public` and `kube-node-lease`, which always exist.
     pub create_namespace: bool,
-    /// Where the cores go: `local` (the `coredump-backend` hostPath) or `s3://BUCKET[/PREFIX]`,
-    /// the `--blob-store` of the agent, the API server and the GC.
+    /// Where the cores go: `local` (the `coredump-backend` hostPath), `s3://BUCKET[/PREFIX]`,
+    /// `gs://BUCKET[/PREFIX]` or `az://CONTAINER[/PREFIX]`: the `--blob-store` of the agent,
+    /// the API server and the GC.
     pub blob_store: String,
     /// A Secret whose keys become the environment of those three (`AWS_ACCESS_KEY_ID`,
-    /// `AWS_SECRET_ACCESS_KEY`, `AWS_ENDPOINT_URL`, `AWS_REGION`...): the bucket's credentials
+    /// `AWS_SECRET_ACCESS_KEY`, `GOOGLE_SERVICE_ACCOUNT_KEY`, `AZURE_STORAGE_ACCOUNT_KEY`...):
+    /// the bucket's credentials
     /// never appear in the manifest.
     pub blob_store_secret: Option<String>,
 }

@@ -29,7 +29,7 @@ pub(crate) fn duration(value: &str) -> Result<(), String> {
 }
 
 /// A blob store as the roles' `--blob-store` takes it (their own parser, so a manifest `deploy`
-/// writes never names a store the roles refuse): `local` or `s3://BUCKET[/PREFIX]`.
+/// writes never names a store the roles refuse): `local`, `s3://`, `gs://` or `az://`.
 pub(crate) fn blob_store(value: &str) -> Result<(), String> {
     value
         .parse::<coredump_objstore::BlobStoreSelector>()

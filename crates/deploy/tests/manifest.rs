@@ -321,36 +321,18 @@ fn options_reach_the_workloads() {
     assert_eq!(mount.mount_path, "/opt/coredump");
 }
 
-/// `--blob-store s3://...` and its Secret reach the three roles that store cores; the
-/// credentials themselves never appear in the manifest. The default keeps the seed's hostPath.
+/// `--blob-store s3://...` (and `gs://`, `az://`) and its Secret reach the three roles that
+/// store cores; the credentials themselves never appear in the manifest. The default keeps the
+/// seed's hostPath.
 #[test]
 fn a_bucket_reaches_every_role_that_stores_cores() {
     let certs = generate_certs("ops", "dumps").unwrap();
-    let mut opts = DeployOptions::new("ops", "dumps");
-    opts.blob_store = "s3://cores/cluster-a".into();
-    opts.blob_store_secret = Some("coredump-bucket".into());
-    let docs = documents(&render(&opts, &certs).unwrap());
-    let api: Deployment = find(&docs, "Deployment", "dumps");
-    let gc: Deployment = find(&docs, "Deployment", "coredump-gc");
-    let agent: DaemonSet = find(&docs, "DaemonSet", "kcdt-ds");
-    let containers = [
-        api.spec.template.spec.unwrap().containers,
-        gc.spec.template.spec.unwrap().containers,
-        agent.spec.template.spec.unwrap().containers,
-    ];
-    for c in containers.iter().map(|cs| &cs[0]) {
-        let args = c.args.clone().unwrap();
-        assert!(
-            args.contains(&"--blob-store=s3://cores/cluster-a".to_string()),
-            "{}: {args:?}",
-            c.name
-        );
-        let from = c.env_from.clone().unwrap();
-        let secret = from[0].secret_ref.clone().unwrap();
-        assert_eq!(
-            (secret.name.as_str(), secret.optional),
-            ("coredump-bucket", Some(false))
-        );
+    for store in [
+        "s3://cores/cluster-a",
+        "gs://cores/cluster-a",
+        "az://cores/cluster-a",
+    ] {
+        a_bucket_reaches_every_role(&certs, store);
     }
     let default = documents(&render(&DeployOptions::new("ops", "dumps"), &certs).unwrap());
     let agent: DaemonSet = find(&default, "DaemonSet", "kcdt-ds");
@@ -363,6 +345,36 @@ fn a_bucket_reaches_every_role_that_stores_cores() {
             .iter()
             .any(|a| a.starts_with("--blob-store"))
     );
+}
+
+/// `store` and its Secret in the API server, the GC and the agent.
+fn a_bucket_reaches_every_role(certs: &coredump_deploy::Certs, store: &str) {
+    let mut opts = DeployOptions::new("ops", "dumps");
+    opts.blob_store = store.into();
+    opts.blob_store_secret = Some("coredump-bucket".into());
+    let docs = documents(&render(&opts, certs).unwrap());
+    let api: Deployment = find(&docs, "Deployment", "dumps");
+    let gc: Deployment = find(&docs, "Deployment", "coredump-gc");
+    let agent: DaemonSet = find(&docs, "DaemonSet", "kcdt-ds");
+    let containers = [
+        api.spec.template.spec.unwrap().containers,
+        gc.spec.template.spec.unwrap().containers,
+        agent.spec.template.spec.unwrap().containers,
+    ];
+    for c in containers.iter().map(|cs| &cs[0]) {
+        let args = c.args.clone().unwrap();
+        assert!(
+            args.contains(&format!("--blob-store={store}")),
+            "{}: {args:?}",
+            c.name
+        );
+        let from = c.env_from.clone().unwrap();
+        let secret = from[0].secret_ref.clone().unwrap();
+        assert_eq!(
+            (secret.name.as_str(), secret.optional),
+            ("coredump-bucket", Some(false))
+        );
+    }
 }
 
 #[test]
@@ -399,7 +411,7 @@ fn bad_options_are_refused_before_anything_is_written() {
         ),
         (
             DeployOptions {
-                blob_store: "gs://cores".into(),
+                blob_store: "az://under_score".into(),
                 ..DeployOptions::new("ok", "c")
             },
             "--blob-store",

@@ -1,9 +1,10 @@
-//! The ingest into an S3 bucket (a real SeaweedFS on loopback) that is unreachable: the core
-//! waits in the spool, nothing is recorded; once the server is back the next pass uploads it,
-//! records the crash, and only then removes the spool entry; a bucket down past the wait limit
-//! gets the crash recorded without its core (`Failed`, `StoreUnavailable`) and the node's spool
-//! freed. The agent's wiring is exactly this: `--blob-store s3://...` gives the ingest an
-//! `ObjectBlobStore`.
+//! The ingest into a bucket (a real SeaweedFS for S3, Azurite for Azure, on loopback) that is
+//! unreachable: the core waits in the spool, nothing is recorded; once the server is back the
+//! next pass uploads it, records the crash, and only then removes the spool entry; wrong
+//! credentials likewise keep the core in the spool until a store with the right ones takes it;
+//! a bucket down past the wait limit gets the crash recorded without its core (`Failed`,
+//! `StoreUnavailable`) and the node's spool freed. The agent's wiring is exactly this:
+//! `--blob-store s3://...` or `az://...` gives the ingest an `ObjectBlobStore`.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -16,8 +17,10 @@ use async_trait::async_trait;
 use coredump_capture::CrashRecord;
 use coredump_capture::spool::Spool;
 use coredump_ingest::{IdentityResolver, Ingest, IngestConfig, ResolvedIdentity};
+use coredump_objstore::select::Secret;
 use coredump_objstore::{BackoffConfig, BlobStoreArgs, RetryConfig};
 use coredump_store::BlobStore;
+use coredump_testplane::object_server::{ObjectServer, Service};
 
 use common::{MemorySink, publish_at};
 
@@ -35,13 +38,13 @@ impl IdentityResolver for Fixed {
     }
 }
 
-/// The bucket's store with retries short enough for a test.
-fn bucket_store(
-    server: &coredump_testplane::seaweedfs::SeaweedFs,
-    name: &str,
-) -> Arc<dyn BlobStore> {
-    server.create_bucket("cores").unwrap();
-    let flags = server.blob_store_flags("cores", name);
+/// The bucket's store with retries short enough for a test; `wrong` gives it a wrong secret.
+fn bucket_store(server: &dyn ObjectServer, name: &str, wrong: bool) -> Arc<dyn BlobStore> {
+    let mut args = BlobStoreArgs::parse_flags(server.blob_store_flags(name)).unwrap();
+    if wrong {
+        args.s3_secret_access_key = Some(Secret("not-the-secret".into()));
+        args.azure_access_key = Some(Secret("bm90LXRoZS1rZXk=".into()));
+    }
     let retry = RetryConfig {
         backoff: BackoffConfig {
             init_backoff: Duration::from_millis(100),
@@ -51,13 +54,14 @@ fn bucket_store(
         max_retries: 2,
         retry_timeout: Duration::from_secs(3),
     };
-    Arc::new(
-        BlobStoreArgs::parse_flags(flags)
-            .unwrap()
-            .open_with_retry(retry)
-            .unwrap()
-            .unwrap(),
-    )
+    Arc::new(args.open_with_retry(retry).unwrap().unwrap())
+}
+
+/// A server of `service` with the bucket `cores`.
+fn start(service: Service) -> Box<dyn ObjectServer> {
+    service
+        .start()
+        .unwrap_or_else(|e| panic!("starting the {service:?} server: {e}"))
 }
 
 /// An ingest of a scratch spool into `blobs`, recording into `sink`; the directory lives as
@@ -81,8 +85,8 @@ fn ingest_into(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bucket_down_past_the_wait_limit_records_the_crash_without_its_core() {
-    let mut server = coredump_testplane::seaweedfs::start_seaweedfs().unwrap();
-    let blobs = bucket_store(&server, "ingest-wait");
+    let mut server = start(Service::S3);
+    let blobs = bucket_store(server.as_ref(), "ingest-wait", false);
     let (_tmp, spool, _sink, ingest) = ingest_into(
         &blobs,
         IngestConfig {
@@ -138,14 +142,45 @@ async fn a_bucket_down_past_the_wait_limit_records_the_crash_without_its_core() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cores_wait_in_the_spool_while_the_bucket_is_unreachable() {
-    let mut server = coredump_testplane::seaweedfs::start_seaweedfs().unwrap();
-    let blobs = bucket_store(&server, "ingest");
-    let (_tmp, spool, sink, ingest) = ingest_into(&blobs, IngestConfig::default());
+    cores_wait_in_the_spool(Service::S3, Outage::Down).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cores_wait_in_the_spool_while_the_azure_container_is_unreachable() {
+    cores_wait_in_the_spool(Service::Azure, Outage::Down).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cores_wait_in_the_spool_while_s3_refuses_the_credentials() {
+    cores_wait_in_the_spool(Service::S3, Outage::WrongCredentials).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cores_wait_in_the_spool_while_azure_refuses_the_credentials() {
+    cores_wait_in_the_spool(Service::Azure, Outage::WrongCredentials).await;
+}
+
+/// What keeps the store from taking the core.
+#[derive(Clone, Copy)]
+enum Outage {
+    /// The server killed, then restarted.
+    Down,
+    /// A store with a wrong secret, then one with the right one (the agent restarted with it).
+    WrongCredentials,
+}
+
+async fn cores_wait_in_the_spool(service: Service, outage: Outage) {
+    let mut server = start(service);
+    let wrong = matches!(outage, Outage::WrongCredentials);
+    let first = bucket_store(server.as_ref(), "ingest", wrong);
+    let (_tmp, spool, sink, ingest) = ingest_into(&first, IngestConfig::default());
     let core: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let id = publish_at(&spool, &core, Some(now));
 
-    server.kill();
+    if !wrong {
+        server.kill();
+    }
     for _ in 0..2 {
         let done = ingest.ingest_ready().await.unwrap();
         assert!(done.is_empty(), "recorded without its core: {done:?}");
@@ -157,7 +192,23 @@ async fn cores_wait_in_the_spool_while_the_bucket_is_unreachable() {
     );
     assert!(sink.objects.lock().unwrap().is_empty());
 
-    server.restart().unwrap();
+    let (blobs, ingest) = match outage {
+        Outage::Down => {
+            server.restart().unwrap();
+            (first, ingest)
+        }
+        Outage::WrongCredentials => {
+            let blobs = bucket_store(server.as_ref(), "ingest", false);
+            let ingest = Ingest::new(
+                spool.clone(),
+                Arc::clone(&blobs),
+                sink.clone(),
+                Arc::new(Fixed),
+                IngestConfig::default(),
+            );
+            (blobs, ingest)
+        }
+    };
     let done = ingest.ingest_ready().await.unwrap();
     assert_eq!(done.len(), 1, "not ingested once the bucket was back");
     assert!(spool.ready().unwrap().is_empty(), "the spool entry stayed");

@@ -7,6 +7,8 @@
 //!   there is left alone (idempotent ingest, as on the filesystem), and the stored size is
 //!   checked after the upload (an object missing then is an error; one another writer put
 //!   there meanwhile, with another `ETag`, is theirs: last writer wins, as with renames).
+//! * With [`ObjectBlobStore::with_md5_etags`] (S3), the completed upload's `ETag` is compared
+//!   with the MD5 of what was sent ([`crate::etag`]); a mismatch deletes the object and fails.
 //! * `namespaces` and `pods` enumerate by delimiter listing, for the GC's inventory.
 //! * `open` and `open_seekable` read through ranged GETs ([`crate::read`]).
 //! * Listing is by key prefix; `delete_pod` deletes in batches (S3 `DeleteObjects`).
@@ -26,6 +28,7 @@ use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload};
 use percent_encoding::percent_decode_str;
 
 use crate::bridge::{Bridge, Pending};
+use crate::etag::{Md5Check, Verdict};
 use crate::keys::Layout;
 use crate::read::{ObjectReader, Opened, SEEK_WINDOW, STREAM_WINDOW};
 
@@ -44,6 +47,8 @@ pub struct ObjectBlobStore {
     /// The endpoint, when not the provider's default, for error messages.
     endpoint: Option<String>,
     part_size: usize,
+    /// Compare S3's MD5 `ETag` with what was sent ([`crate::etag`]).
+    verify_md5: bool,
 }
 
 impl std::fmt::Debug for ObjectBlobStore {
@@ -74,7 +79,16 @@ impl ObjectBlobStore {
             location: location.into(),
             endpoint,
             part_size: PART_SIZE,
+            verify_md5: false,
         })
+    }
+
+    /// The same store comparing each completed upload's `ETag` with the MD5 (S3: of the parts'
+    /// MD5s) of what was sent, where the `ETag` has that form ([`crate::etag`]): for S3 and
+    /// S3-compatible servers without KMS encryption.
+    pub fn with_md5_etags(mut self, verify: bool) -> Self {
+        self.verify_md5 = verify;
+        self
     }
 
     /// The same store with parts of `bytes` (at least 5 MiB for S3; tests use it to make
@@ -149,13 +163,14 @@ impl ObjectBlobStore {
         file: &mut File,
         source: &Path,
         expected: u64,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<(Option<String>, Md5Check), StoreError> {
         let (store, k) = (Arc::clone(&self.store), key.clone());
         let mut upload = self.call("starting a multipart upload of", key, async move {
             store.put_multipart(&k).await
         })?;
+        let mut digests = Vec::new();
         let mut result = self
-            .send_parts(key, upload.as_mut(), file, source, expected)
+            .send_parts(key, upload.as_mut(), file, source, expected, &mut digests)
             .map(|()| None);
         if result.is_ok() {
             let (back, completed) = self.bridge.run(async move {
@@ -181,7 +196,7 @@ impl ObjectBlobStore {
             }
             return Err(e);
         }
-        result
+        result.map(|etag| (etag, Md5Check::Multipart(digests)))
     }
 
     /// Reads `file` part by part and uploads the parts, at most [`PARTS_IN_FLIGHT`] at once.
@@ -194,6 +209,7 @@ impl ObjectBlobStore {
         file: &mut File,
         source: &Path,
         expected: u64,
+        digests: &mut Vec<crate::etag::PartMd5>,
     ) -> Result<(), StoreError> {
         let mut in_flight: VecDeque<Pending<object_store::Result<()>>> = VecDeque::new();
         let mut first_error = None;
@@ -222,6 +238,9 @@ impl ObjectBlobStore {
             }
             let short = part.len() < self.part_size;
             read_total += part.len() as u64;
+            if self.verify_md5 {
+                digests.push(crate::etag::md5(&part));
+            }
             in_flight.push_back(self.bridge.spawn(upload.put_part(PutPayload::from(part))));
             while in_flight.len() >= PARTS_IN_FLIGHT {
                 if let Some(oldest) = in_flight.pop_front() {
@@ -242,6 +261,36 @@ impl ObjectBlobStore {
             return Err(changed(source, read_total, expected));
         }
         Ok(())
+    }
+
+    /// Compares the `ETag` of a completed upload with the MD5 of what was sent; a mismatch
+    /// deletes the object (else a retry would find one of the right size and keep it) and is
+    /// an error.
+    fn verify_etag(
+        &self,
+        key: &Key,
+        sent: &Md5Check,
+        reported: Option<&str>,
+    ) -> Result<(), StoreError> {
+        match sent.check(reported) {
+            Verdict::Verified => {
+                tracing::debug!(object = %self.url(key), "upload verified by its MD5 ETag");
+                Ok(())
+            }
+            Verdict::NotComparable => Ok(()),
+            Verdict::Mismatch { expected, reported } => {
+                let (store, k) = (Arc::clone(&self.store), key.clone());
+                if let Err(e) = self.call("DELETE", key, async move { store.delete(&k).await }) {
+                    tracing::warn!(object = %self.url(key), error = %e, "an upload that failed its MD5 check was not deleted");
+                }
+                Err(StoreError::backend(
+                    self.doing("verifying the upload of", key),
+                    format!(
+                        "the stored object's ETag {reported} is not the MD5 of the bytes sent ({expected})"
+                    ),
+                ))
+            }
+        }
     }
 
     /// An open object (its size and `ETag` pinned) for [`ObjectReader`].
@@ -338,15 +387,23 @@ impl BlobStore for ObjectBlobStore {
         if self.head(&key)?.is_some_and(|(size, _)| size == expected) {
             return Ok(expected); // idempotent ingest: already stored
         }
-        let ours = if expected <= self.part_size as u64 {
+        let (ours, sent) = if expected <= self.part_size as u64 {
             let bytes = read_part(&mut file, self.part_size).map_err(source_err)?;
             if bytes.len() as u64 != expected {
                 return Err(changed(source, bytes.len() as u64, expected));
             }
-            self.put_whole(&key, bytes)?
+            let sent = Md5Check::Single(if self.verify_md5 {
+                crate::etag::md5(&bytes)
+            } else {
+                [0; 16]
+            });
+            (self.put_whole(&key, bytes)?, sent)
         } else {
             self.put_multipart(&key, &mut file, source, expected)?
         };
+        if self.verify_md5 {
+            self.verify_etag(&key, &sent, ours.as_deref())?;
+        }
         match self.head(&key)? {
             Some((size, _)) if size == expected => Ok(expected),
             // Another writer's object replaced ours after it was complete (last writer wins,

@@ -57,6 +57,38 @@ fn run_script(script: &Path) -> Result<Binaries, HarnessError> {
     parse_output(&stdout).map_err(build_error)
 }
 
+/// The binary the script prints as `key=/path` for `target` (`build.sh seaweedfs` prints
+/// `weed=...`), built on the first call (cached across processes by the script) and kept in
+/// `cell` for the rest of this process; a failed build is remembered too, so every test of the
+/// binary fails with the build's error instead of building again.
+pub(crate) fn built_once(
+    cell: &OnceLock<Result<PathBuf, String>>,
+    target: &str,
+    key: &str,
+) -> Result<PathBuf, HarnessError> {
+    let script = script();
+    cell.get_or_init(|| {
+        let output = Command::new(&script)
+            .arg(target)
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|e| format!("cannot run it: {e}"))?;
+        if !output.status.success() {
+            return Err(format!("{} (its stderr is above)", output.status));
+        }
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let prefix = format!("{key}=");
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .map(PathBuf::from)
+            .ok_or_else(|| format!("expected a {prefix} line, got {stdout:?}"))
+    })
+    .clone()
+    .map_err(|message| HarnessError::Build { script, message })
+}
+
 /// Parses the script's `name=/path` lines.
 fn parse_output(stdout: &str) -> Result<Binaries, String> {
     let mut kube_apiserver = None;

@@ -22,16 +22,23 @@
 //! gives it the identity the deploy manifest gives our API server.
 //!
 //! [`seaweedfs`] starts a real S3 server (SeaweedFS, also built from its Go module) for the
-//! object-store tests.
+//! object-store tests; [`fake_gcs`] a GCS server (fake-gcs-server, from its Go module) and
+//! [`azurite`] an Azure Blob server (Azurite, from npm); [`object_server`] puts the three
+//! behind one trait so a test body runs against each.
 #![deny(missing_docs)]
 
 pub mod aggregation;
+pub mod azurite;
 mod binaries;
 mod control_plane;
 mod error;
 mod etcd;
+pub mod fake_gcs;
+mod http;
+mod instance;
 mod kubectl;
 mod netns;
+pub mod object_server;
 mod pdeathsig;
 mod pki;
 mod process;

@@ -88,12 +88,50 @@ impl ManagedProcess {
     ) -> Result<ManagedProcess, HarnessError> {
         let mut command = Command::new(program);
         command.args(args);
+        Self::spawn_command(component, command, log)
+    }
+
+    /// Starts `command` (its environment as set) with stdin closed and stdout+stderr appended
+    /// to `log`.
+    pub fn spawn_command(
+        component: &'static str,
+        command: Command,
+        log: &Path,
+    ) -> Result<ManagedProcess, HarnessError> {
         let child = spawn_logged(command, log)?;
         Ok(ManagedProcess {
             component,
             child: Mutex::new(child),
             log: log.to_path_buf(),
         })
+    }
+
+    /// Starts `command` like [`ManagedProcess::spawn_command`] and waits, polling every 200 ms
+    /// for at most `timeout`, until `ready` answers `Ok`; an exit meanwhile or the deadline is
+    /// an error with the log's tail (and the process is killed).
+    pub fn spawn_until_ready(
+        component: &'static str,
+        command: Command,
+        log: &Path,
+        timeout: std::time::Duration,
+        mut ready: impl FnMut() -> Result<(), String>,
+    ) -> Result<ManagedProcess, HarnessError> {
+        let process = Self::spawn_command(component, command, log)?;
+        crate::wait::poll_until(
+            timeout,
+            std::time::Duration::from_millis(200),
+            || {
+                if let Some(status) = process.exited() {
+                    return crate::wait::Poll::Fail(process.exited_error(status));
+                }
+                match ready() {
+                    Ok(()) => crate::wait::Poll::Ready(()),
+                    Err(why) => crate::wait::Poll::Pending(why),
+                }
+            },
+            |waited, last| process.not_ready_error(waited, last),
+        )?;
+        Ok(process)
     }
 
     /// Starts `program args…` inside `netns` (through `nsenter --net`), logging like
@@ -194,6 +232,23 @@ pub fn log_tail(path: &Path) -> String {
     let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// Runs `launch` on a free loopback port, and again on another one (at most three tries in
+/// all) when the server exited at startup, which is what a port taken in the meantime does.
+pub(crate) fn on_a_free_port<T>(
+    mut launch: impl FnMut(u16) -> Result<T, HarnessError>,
+) -> Result<(T, u16), HarnessError> {
+    let mut tries = 0;
+    loop {
+        let port = free_port()?;
+        tries += 1;
+        match launch(port) {
+            Ok(server) => return Ok((server, port)),
+            Err(HarnessError::Exited { .. }) if tries < 3 => continue,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// A loopback port that was free a moment ago (the listener is closed before returning, so a

@@ -8,8 +8,7 @@
 //! [`SeaweedFs::restart`] stop and restart it on the same data and ports (an outage in the
 //! middle of a test).
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -18,8 +17,8 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use crate::error::HarnessError;
+use crate::http::get;
 use crate::process::{ManagedProcess, free_port};
-use crate::wait::{Poll, poll_until};
 
 /// How long SeaweedFS may take until it stores objects (master election, first volumes).
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -78,26 +77,7 @@ pub struct SeaweedFs {
 /// The `weed` binary, built once per process (cached across processes by the script).
 pub fn weed_binary() -> Result<PathBuf, HarnessError> {
     static WEED: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let script = crate::binaries::script();
-    WEED.get_or_init(|| {
-        let output = Command::new(&script)
-            .arg("seaweedfs")
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()
-            .map_err(|e| format!("cannot run it: {e}"))?;
-        if !output.status.success() {
-            return Err(format!("{} (its stderr is above)", output.status));
-        }
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("weed="))
-            .map(PathBuf::from)
-            .ok_or_else(|| format!("expected a weed= line, got {stdout:?}"))
-    })
-    .clone()
-    .map_err(|message| HarnessError::Build { script, message })
+    crate::binaries::built_once(&WEED, "seaweedfs", "weed")
 }
 
 /// Starts SeaweedFS in a fresh scratch directory and waits until its S3 gateway stores objects.
@@ -276,56 +256,31 @@ fn launch(binary: &Path, dir: &Path, ports: Ports) -> Result<ManagedProcess, Har
         format!("-s3.localSocket={}", dir.join("s3.sock").display()),
         format!("-s3.config={}", dir.join("s3.json").display()),
     ];
-    let log = dir.join("weed.log");
-    let process = ManagedProcess::spawn("seaweedfs", binary, &args, &log)?;
-    poll_until(
+    let mut command = Command::new(binary);
+    command.args(&args);
+    ManagedProcess::spawn_until_ready(
+        "seaweedfs",
+        command,
+        &dir.join("weed.log"),
         READY_TIMEOUT,
-        Duration::from_millis(200),
-        || {
-            if let Some(status) = process.exited() {
-                return Poll::Fail(process.exited_error(status));
-            }
-            match ready(ports) {
-                Ok(()) => Poll::Ready(()),
-                Err(why) => Poll::Pending(why),
-            }
-        },
-        |waited, last| process.not_ready_error(waited, last),
-    )?;
-    Ok(process)
+        || ready(ports),
+    )
 }
 
 /// Ready when the S3 gateway answers `/healthz` and the master can assign a file id (a
 /// writable volume exists, so the first upload does not fail).
 fn ready(ports: Ports) -> Result<(), String> {
-    let (status, _) = get(ports.s3.0, "/healthz").map_err(|e| format!("S3 /healthz: {e}"))?;
-    if status != 200 {
-        return Err(format!("S3 /healthz answered {status}"));
+    let health = get(ports.s3.0, "/healthz").map_err(|e| format!("S3 /healthz: {e}"))?;
+    if health.status != 200 {
+        return Err(format!("S3 /healthz answered {}", health.status));
     }
-    let (status, body) =
+    let assign =
         get(ports.master.0, "/dir/assign").map_err(|e| format!("master /dir/assign: {e}"))?;
-    if status != 200 || !body.contains("\"fid\"") {
-        return Err(format!("master /dir/assign answered {status}: {body}"));
+    if assign.status != 200 || !assign.body.contains("\"fid\"") {
+        return Err(format!(
+            "master /dir/assign answered {}: {}",
+            assign.status, assign.body
+        ));
     }
     Ok(())
-}
-
-/// `GET path` on a loopback port over HTTP/1.0: status and body (at most 64 KiB).
-fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
-    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())?;
-    let mut response = Vec::new();
-    stream.take(64 * 1024).read_to_end(&mut response)?;
-    let text = String::from_utf8_lossy(&response);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .lines()
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("no HTTP status in {head:?}")))?;
-    Ok((status, body.to_string()))
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use axum::http::{Request, Response};
 use coredump_store::BlobPath;
 use coredump_store::fs_blob::FsBlobStore;
+use coredump_testplane::object_server::Service;
 use kube::client::Body;
 
 use super::*;
@@ -199,12 +200,23 @@ async fn a_pod_seen_gone_for_the_first_time_is_only_remembered() {
 /// binaries kept by build ID stay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_gone_past_the_threshold_is_collected_from_a_bucket() {
-    let server = coredump_testplane::seaweedfs::start_seaweedfs().unwrap();
-    server.create_bucket("cores").unwrap();
+    collected_from_a_bucket(Service::S3).await;
+}
+
+/// The same on an Azure container (Azurite): listing by prefix and the batched delete of Azure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_gone_past_the_threshold_is_collected_from_an_azure_container() {
+    collected_from_a_bucket(Service::Azure).await;
+}
+
+async fn collected_from_a_bucket(service: Service) {
+    let server = service
+        .start()
+        .unwrap_or_else(|e| panic!("starting the {service:?} server: {e}"));
     let tmp = tempfile::tempdir().unwrap();
     let unused = tmp.path().join("unused-local-path");
     let mut flags = vec![format!("--local-path={}", unused.display())];
-    flags.extend(server.blob_store_flags("cores", "gc"));
+    flags.extend(server.blob_store_flags("gc"));
     let args = parse_args(flags);
     let store: Arc<dyn BlobStore> = Arc::new(args.blob_store.open().unwrap().unwrap());
     let src = tmp.path().join("core");

@@ -1,34 +1,40 @@
-//! What every S3 test needs: a real SeaweedFS on loopback (one per test binary, started on first
-//! use and killed when the binary exits) or one of its own, a fresh bucket prefix per store, and
-//! the store opened through the same flags the roles take.
+//! What every object-store test needs: a real server of each service on loopback (one per
+//! service and test binary, started on first use and killed when the binary exits, or one of
+//! the test's own to kill and restart), a fresh key prefix per store, and the store opened
+//! through the same flags the roles take. A test body takes a [`Service`] and runs against
+//! each of S3 (SeaweedFS), GCS (fake-gcs-server) and Azure Blob (Azurite).
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use coredump_objstore::{BackoffConfig, RetryConfig};
 use coredump_objstore::{BlobStoreArgs, ObjectBlobStore};
-use coredump_testplane::seaweedfs::{self, SeaweedFs};
+pub use coredump_testplane::object_server::{ObjectServer, Service};
 
-/// The bucket the tests create.
-pub const BUCKET: &str = "cores";
-
-/// A SeaweedFS of this test binary with [`BUCKET`] created. Lives in a static: the harness kills
-/// it when the binary exits (parent-death signal) and removes its directory.
-pub fn shared() -> &'static Mutex<SeaweedFs> {
-    static SHARED: OnceLock<Mutex<SeaweedFs>> = OnceLock::new();
-    SHARED.get_or_init(|| Mutex::new(own()))
+/// The server of `service` shared by this test binary, with the bucket `cores`. Lives in a static: the
+/// harness kills it when the binary exits (parent-death signal) and removes its directory.
+pub fn shared(service: Service) -> MutexGuard<'static, Box<dyn ObjectServer>> {
+    static SHARED: [OnceLock<Mutex<Box<dyn ObjectServer>>>; 3] =
+        [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    let slot = match service {
+        Service::S3 => &SHARED[0],
+        Service::Gcs => &SHARED[1],
+        Service::Azure => &SHARED[2],
+    };
+    slot.get_or_init(|| Mutex::new(own(service)))
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
 }
 
-/// A SeaweedFS of the calling test alone (to kill and restart), with [`BUCKET`].
-pub fn own() -> SeaweedFs {
-    let server = match seaweedfs::start_seaweedfs() {
-        Ok(s) => s,
-        Err(e) => panic!("starting SeaweedFS (scripts/control-plane/build.sh seaweedfs): {e}"),
-    };
-    server.create_bucket(BUCKET).unwrap();
-    server
+/// A server of the calling test alone (to kill and restart), with the bucket `cores`. A server that
+/// cannot be built, installed or started fails the test, naming the script that provides it.
+pub fn own(service: Service) -> Box<dyn ObjectServer> {
+    match service.start() {
+        Ok(server) => server,
+        Err(e) => panic!("starting the {service:?} server: {e}"),
+    }
 }
 
 /// Retries short enough for a test of an outage: four tries within about 2 s.
@@ -44,13 +50,13 @@ pub fn short_retry() -> RetryConfig {
     }
 }
 
-/// The flags of `--blob-store s3://BUCKET/<prefix>` on `server` with the test identity.
-pub fn args(server: &SeaweedFs, prefix: &str) -> BlobStoreArgs {
-    BlobStoreArgs::parse_flags(server.blob_store_flags(BUCKET, prefix)).unwrap()
+/// The flags of `--blob-store <scheme>://BUCKET/<prefix>` on `server` with the test identity.
+pub fn args(server: &dyn ObjectServer, prefix: &str) -> BlobStoreArgs {
+    BlobStoreArgs::parse_flags(server.blob_store_flags(prefix)).unwrap()
 }
 
 /// A store under a prefix no other store of this process uses.
-pub fn fresh_store(server: &SeaweedFs, what: &str) -> ObjectBlobStore {
+pub fn fresh_store(server: &dyn ObjectServer, what: &str) -> ObjectBlobStore {
     static N: AtomicUsize = AtomicUsize::new(0);
     let prefix = format!(
         "{what}-{}-{}",

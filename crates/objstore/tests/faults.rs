@@ -1,7 +1,9 @@
-//! The S3 store when things go wrong, against a real SeaweedFS: wrong credentials give a clear
-//! error naming the bucket and endpoint (and never the secret), nothing panics; a server killed
+//! The object store when things go wrong, against a real server of each service (SeaweedFS for
+//! S3, Azurite for Azure Blob, fake-gcs-server for GCS): wrong credentials give a clear error
+//! naming the bucket and endpoint (and never the secret), nothing panics; a server killed
 //! before a put fails the put within the retry budget, and once it is back the same put
-//! succeeds with the object intact; a server that never was there fails reads cleanly.
+//! succeeds with the object intact; a server killed during a multipart upload leaves no
+//! object, and the retry stores it once, whole.
 #![allow(clippy::unwrap_used)]
 
 // The blob conformance suite the filesystem store runs too (test code, not in a library).
@@ -13,6 +15,8 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use blob_conformance::blob_bytes;
+use common::{ObjectServer, Service};
+use coredump_objstore::BlobStoreArgs;
 use coredump_objstore::select::Secret;
 use coredump_store::{BlobPath, BlobStore, StoreError};
 
@@ -25,14 +29,30 @@ fn read_all(store: &dyn BlobStore, path: &BlobPath) -> Vec<u8> {
     out
 }
 
-#[test]
-fn wrong_credentials_are_a_clear_error_naming_bucket_and_endpoint() {
-    let server = common::shared().lock().unwrap_or_else(|p| p.into_inner());
+/// `args` with a wrong secret of the service (a well-formed one: the server must refuse it);
+/// the secret, to look for in the errors.
+fn with_wrong_secret(service: Service, args: &mut BlobStoreArgs) -> &'static str {
+    match service {
+        Service::S3 => {
+            let secret = "not-the-secret-4711";
+            args.s3_secret_access_key = Some(Secret(secret.into()));
+            secret
+        }
+        Service::Azure => {
+            let secret = "bm90LXRoZS1rZXktb2YtdGhlLWFjY291bnQtNDcxMQ==";
+            args.azure_access_key = Some(Secret(secret.into()));
+            secret
+        }
+        Service::Gcs => unreachable!("fake-gcs-server checks no credentials"),
+    }
+}
+
+fn wrong_credentials_are_a_clear_error_naming_bucket_and_endpoint(service: Service) {
+    let server = common::shared(service);
     let endpoint = server.endpoint();
-    let server: &coredump_testplane::seaweedfs::SeaweedFs = &server;
-    let wrong_secret = "not-the-secret-4711";
+    let server: &dyn ObjectServer = server.as_ref();
     let mut args = common::args(server, "wrong-credentials");
-    args.s3_secret_access_key = Some(Secret(wrong_secret.into()));
+    let wrong_secret = with_wrong_secret(service, &mut args);
     let store = args
         .open_with_retry(common::short_retry())
         .unwrap()
@@ -52,6 +72,7 @@ fn wrong_credentials_are_a_clear_error_naming_bucket_and_endpoint() {
         ("delete_pod", store.delete_pod("ns", "pod").unwrap_err()),
     ];
     assert!(started.elapsed() < FAIL_WITHIN, "{:?}", started.elapsed());
+    let location = format!("{}://cores/wrong-credentials", service.scheme());
     for (operation, e) in errors {
         let text = format!("{e}");
         eprintln!("{operation}: {text}");
@@ -60,10 +81,7 @@ fn wrong_credentials_are_a_clear_error_naming_bucket_and_endpoint() {
             "{operation}: {e:?}"
         );
         assert!(!e.is_not_found(), "{operation}: refused is not absent");
-        assert!(
-            text.contains("s3://cores/wrong-credentials"),
-            "{operation}: {text}"
-        );
+        assert!(text.contains(&location), "{operation}: {text}");
         assert!(text.contains(&endpoint), "{operation}: {text}");
         assert!(
             text.contains("403")
@@ -80,21 +98,34 @@ fn wrong_credentials_are_a_clear_error_naming_bucket_and_endpoint() {
             "{operation}: the secret leaked"
         );
     }
+    // The source of the refused upload is left as it was (the caller keeps it in its spool).
+    assert_eq!(std::fs::read(&src).unwrap(), blob_bytes(1000, 1));
+}
+
+#[test]
+fn s3_wrong_credentials_are_a_clear_error_naming_bucket_and_endpoint() {
+    wrong_credentials_are_a_clear_error_naming_bucket_and_endpoint(Service::S3);
     // An unknown access key, too.
-    let mut args = common::args(server, "wrong-credentials");
+    let server = common::shared(Service::S3);
+    let mut args = common::args(server.as_ref(), "wrong-credentials");
     args.s3_access_key_id = Some("nobody".into());
     let store = args
         .open_with_retry(common::short_retry())
         .unwrap()
         .unwrap();
+    let path = BlobPath::new("ns", "pod", "c", "core.zst").unwrap();
     let e = store.size(&path).unwrap_err();
-    assert!(e.to_string().contains(&endpoint), "{e}");
+    assert!(e.to_string().contains(&server.endpoint()), "{e}");
 }
 
 #[test]
-fn a_put_to_a_stopped_server_fails_and_succeeds_once_it_is_back() {
-    let mut server = common::own();
-    let store = common::fresh_store(&server, "outage").with_part_size(5 * 1024 * 1024);
+fn azure_wrong_credentials_are_a_clear_error_naming_bucket_and_endpoint() {
+    wrong_credentials_are_a_clear_error_naming_bucket_and_endpoint(Service::Azure);
+}
+
+fn a_put_to_a_stopped_server_fails_and_succeeds_once_it_is_back(service: Service) {
+    let mut server = common::own(service);
+    let store = common::fresh_store(server.as_ref(), "outage").with_part_size(5 * 1024 * 1024);
     let dir = tempfile::tempdir().unwrap();
     // Multipart (three parts, the last short) and single-PUT sizes.
     let big = blob_bytes(12 * 1024 * 1024 + 7, 2);
@@ -141,9 +172,20 @@ fn a_put_to_a_stopped_server_fails_and_succeeds_once_it_is_back() {
 }
 
 #[test]
-fn a_server_killed_during_a_multipart_upload_leaves_no_object_and_the_retry_is_whole() {
-    let mut server = common::own();
-    let store = common::fresh_store(&server, "mid-upload").with_part_size(5 * 1024 * 1024);
+fn s3_a_put_to_a_stopped_server_fails_and_succeeds_once_it_is_back() {
+    a_put_to_a_stopped_server_fails_and_succeeds_once_it_is_back(Service::S3);
+}
+
+#[test]
+fn azure_a_put_to_a_stopped_server_fails_and_succeeds_once_it_is_back() {
+    a_put_to_a_stopped_server_fails_and_succeeds_once_it_is_back(Service::Azure);
+}
+
+fn a_server_killed_during_a_multipart_upload_leaves_no_object_and_the_retry_is_whole(
+    service: Service,
+) {
+    let mut server = common::own(service);
+    let store = common::fresh_store(server.as_ref(), "mid-upload").with_part_size(5 * 1024 * 1024);
     let dir = tempfile::tempdir().unwrap();
     let bytes = blob_bytes(96 * 1024 * 1024, 4);
     let src = dir.path().join("core");
@@ -178,6 +220,20 @@ fn a_server_killed_during_a_multipart_upload_leaves_no_object_and_the_retry_is_w
         }
     }
     assert!(read_all(&store, &path) == bytes, "the object differs");
+    let listed = store.list("ns", "pod", None).unwrap();
+    assert_eq!(listed.len(), 1, "stored once: {listed:?}");
+}
+
+#[test]
+fn s3_a_server_killed_during_a_multipart_upload_leaves_no_object_and_the_retry_is_whole() {
+    a_server_killed_during_a_multipart_upload_leaves_no_object_and_the_retry_is_whole(Service::S3);
+}
+
+#[test]
+fn azure_a_server_killed_during_a_multipart_upload_leaves_no_object_and_the_retry_is_whole() {
+    a_server_killed_during_a_multipart_upload_leaves_no_object_and_the_retry_is_whole(
+        Service::Azure,
+    );
 }
 
 /// Bytes in the files under `dir` (the server's volumes grow as parts arrive: the progress
