@@ -16,11 +16,12 @@ if [ -x scripts/control-plane/build.sh ]; then
   # wait for it (build.sh holds a lock per binary), and a failed build fails this script.
   # fake-gcs-server (the GCS server of the same tests, ~2 min cold) follows it in that job.
   weed_log=$(mktemp)
-  { bash scripts/control-plane/build.sh seaweedfs && bash scripts/control-plane/build.sh fake-gcs-server; } \
-    >"$weed_log" 2>&1 &
+  # In a session of its own (its pid is its process group), so that stopping it stops `go build`.
+  setsid bash -c 'bash scripts/control-plane/build.sh seaweedfs &&
+    bash scripts/control-plane/build.sh fake-gcs-server' >"$weed_log" 2>&1 &
   weed_build=$!
-  # An early exit (fmt, clippy or build failed) stops it and removes its log.
-  trap 'kill "$weed_build" 2>/dev/null || true; rm -f "$weed_log"' EXIT
+  # An early exit (fmt, clippy or build failed) stops the whole group and removes its log.
+  trap 'kill -- -"$weed_build" 2>/dev/null || true; rm -f "$weed_log"' EXIT
 fi
 
 # A clean checkout gains nothing from incremental compilation, and its caches more than
