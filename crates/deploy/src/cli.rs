@@ -55,10 +55,16 @@ pub struct DeployArgs {
     /// Collect the cores of pods and namespaces gone longer than this (e.g. 30m, 2h).
     #[arg(long, default_value = DEFAULT_GC_THRESHOLD)]
     pub gc_threshold: String,
-    /// Where the cores go: `local` (the node's hostPath, one node) or `s3://BUCKET[/PREFIX]`
-    /// (every node and API server replica reads the same bucket).
+    /// Where the cores go: `local` (a filesystem: the node's --local-path hostPath, one node
+    /// only, or the --blob-volume-claim) or `s3://BUCKET[/PREFIX]` (every node and API server
+    /// replica reads the same bucket; the API server and the GC then mount no core volume).
     #[arg(long, default_value = "local")]
     pub blob_store: String,
+    /// An existing ReadWriteMany PersistentVolumeClaim (in the install's namespace) holding the
+    /// cores instead of the --local-path hostPath: mounted by the agent on every node, the API
+    /// server and the GC (NFS, CephFS...). Not with an s3:// --blob-store.
+    #[arg(long, value_name = "CLAIM")]
+    pub blob_volume_claim: Option<String>,
     /// Secret in the install's namespace whose keys become the environment of the agent, the
     /// API server and the GC: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL,
     /// AWS_REGION, AWS_ALLOW_HTTP (create it before the install).
@@ -115,6 +121,7 @@ impl DeployArgs {
             create_namespace: !self.no_create_namespace,
             blob_store: self.blob_store.clone(),
             blob_store_secret: self.blob_store_secret.clone(),
+            blob_volume_claim: self.blob_volume_claim.clone(),
         }
     }
 }

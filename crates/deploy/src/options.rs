@@ -3,7 +3,7 @@
 //! `/var/lib/coredump-detector`, never under `/tmp`: any local user can create a `/tmp`
 //! directory first and own what the install later stores in it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::DeployError;
 use crate::validate;
@@ -78,6 +78,27 @@ pub struct DeployOptions {
     /// `AWS_SECRET_ACCESS_KEY`, `AWS_ENDPOINT_URL`, `AWS_REGION`...): the bucket's credentials
     /// never appear in the manifest.
     pub blob_store_secret: Option<String>,
+    /// An existing ReadWriteMany PersistentVolumeClaim that holds the cores instead of the
+    /// `--local-path` hostPath, mounted by the agent, the API server and the GC.
+    pub blob_volume_claim: Option<String>,
+}
+
+/// Where an install keeps its cores: what `--blob-store` and `--blob-volume-claim` amount to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoreStorage<'a> {
+    /// The `--local-path` hostPath of each node: an API server reads only its own node's cores.
+    HostPath(&'a Path),
+    /// A ReadWriteMany claim (`--blob-volume-claim`) every pod mounts: one filesystem for all.
+    Claim(&'a str),
+    /// A bucket (`--blob-store s3://...`): the API server and the GC mount no core volume.
+    Bucket,
+}
+
+impl CoreStorage<'_> {
+    /// Whether every node and every API server replica sees the same cores.
+    pub fn is_shared(self) -> bool {
+        !matches!(self, CoreStorage::HostPath(_))
+    }
 }
 
 /// Namespaces that always exist: creating them would make `kubectl create -f` fail.
@@ -104,6 +125,17 @@ impl DeployOptions {
             create_namespace: true,
             blob_store: "local".to_string(),
             blob_store_secret: None,
+            blob_volume_claim: None,
+        }
+    }
+
+    /// Where the cores live (after [`DeployOptions::validate`], a claim never comes with a
+    /// bucket).
+    pub fn core_storage(&self) -> CoreStorage<'_> {
+        match (&self.blob_volume_claim, self.blob_store.as_str()) {
+            (Some(claim), _) => CoreStorage::Claim(claim),
+            (None, "local") => CoreStorage::HostPath(&self.local_path),
+            (None, _) => CoreStorage::Bucket,
         }
     }
 
@@ -158,6 +190,24 @@ impl DeployOptions {
             &self.blob_store,
             validate::blob_store(&self.blob_store),
         )?;
+        if let Some(claim) = &self.blob_volume_claim {
+            check(
+                "--blob-volume-claim",
+                claim,
+                coredump_api::validation::dns1123_subdomain(claim),
+            )?;
+            if self.blob_store != "local" {
+                return Err(DeployError::invalid(
+                    "--blob-volume-claim",
+                    claim,
+                    format!(
+                        "cannot be combined with --blob-store {}: the cores go either to a \
+                         bucket or to a shared volume; give only one of the two",
+                        self.blob_store
+                    ),
+                ));
+            }
+        }
         if let Some(secret) = &self.blob_store_secret {
             check(
                 "--blob-store-secret",

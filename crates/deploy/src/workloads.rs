@@ -9,8 +9,9 @@ use k8s_openapi::api::apps::v1::{
     DaemonSet, DaemonSetSpec, Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction,
-    HostPathVolumeSource, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar,
+    EnvVarSource, HTTPGetAction, HostPathVolumeSource, ObjectFieldSelector,
+    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
     ResourceRequirements, SeccompProfile, SecretEnvSource, SecretVolumeSource, SecurityContext,
     Toleration, Volume, VolumeMount,
 };
@@ -23,10 +24,11 @@ use crate::names::{
     AGENT_DAEMONSET, AGENT_SERVICE_ACCOUNT, API_SERVICE_ACCOUNT, BINARY, CORES_MOUNT, CORES_VOLUME,
     ENV_NODE_NAME, ENV_NS_DISK_QUOTA, ENV_POD_NAMESPACE, ETCD_CLIENT_MOUNT, ETCD_CLIENT_SECRET,
     ETCD_METRICS_PORT, ETCD_MOUNT, ETCD_PORT, ETCD_SERVER_SECRET, ETCD_SERVICE, ETCD_STATEFULSET,
-    ETCD_TLS_MOUNT, ETCD_VOLUME, GC_DEPLOYMENT, GC_SERVICE_ACCOUNT, HOST_DIR_VOLUME, POD_LOGS_DIR,
-    POD_LOGS_VOLUME, SERVICE_UID, TLS_MOUNT, TLS_SECRET, etcd_url,
+    ETCD_TLS_MOUNT, ETCD_VOLUME, GC_DEPLOYMENT, GC_SERVICE_ACCOUNT, GC_STATE_MOUNT,
+    GC_STATE_VOLUME, HOST_DIR_VOLUME, POD_LOGS_DIR, POD_LOGS_VOLUME, SERVICE_UID, TLS_MOUNT,
+    TLS_SECRET, etcd_url,
 };
-use crate::options::{DeployOptions, path_str};
+use crate::options::{CoreStorage, DeployOptions, path_str};
 use crate::render::{Object, labels, meta};
 
 /// The workloads, etcd first (the API server waits for it).
@@ -66,8 +68,35 @@ fn host_path_volume(
     })
 }
 
-fn cores_volume(opts: &DeployOptions) -> Result<Volume, DeployError> {
-    host_path_volume(CORES_VOLUME, "--local-path", &opts.local_path)
+/// The `coredump-backend` volume of a pod that reads or writes cores: the node's hostPath or
+/// the shared claim; `None` for a bucket, which needs no volume.
+fn cores_volume(opts: &DeployOptions) -> Result<Option<Volume>, DeployError> {
+    match opts.core_storage() {
+        CoreStorage::HostPath(path) => {
+            host_path_volume(CORES_VOLUME, "--local-path", path).map(Some)
+        }
+        CoreStorage::Claim(claim) => Ok(Some(Volume {
+            name: CORES_VOLUME.into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: claim.into(),
+                read_only: None,
+            }),
+            ..Default::default()
+        })),
+        CoreStorage::Bucket => Ok(None),
+    }
+}
+
+/// The filesystem store's flags for a role whose pod mounts [`cores_volume`]; none for a
+/// bucket (`--blob-store`, added by [`detector`], says it all).
+fn local_store_args(opts: &DeployOptions) -> Vec<String> {
+    match opts.core_storage() {
+        CoreStorage::Bucket => Vec::new(),
+        CoreStorage::HostPath(_) | CoreStorage::Claim(_) => vec![
+            format!("--local-path={CORES_MOUNT}"),
+            "--backend-kind=local".into(),
+        ],
+    }
 }
 
 fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
@@ -288,24 +317,31 @@ fn apiserver(opts: &DeployOptions) -> Result<Object, DeployError> {
             format!("--etcd-keyfile={ETCD_CLIENT_MOUNT}/tls.key"),
             format!("--tls-cert-file={TLS_MOUNT}/tls.crt"),
             format!("--tls-private-key-file={TLS_MOUNT}/tls.key"),
-            format!("--local-path={CORES_MOUNT}"),
-            "--backend-kind=local".into(),
-            format!(
-                "--node-bound-users=system:serviceaccount:{}:{AGENT_SERVICE_ACCOUNT}",
-                opts.namespace
-            ),
-        ],
+        ]
+        .into_iter()
+        .chain(local_store_args(opts))
+        .chain([format!(
+            "--node-bound-users=system:serviceaccount:{}:{AGENT_SERVICE_ACCOUNT}",
+            opts.namespace
+        )])
+        .collect(),
     );
     container.ports = Some(vec![port("https", opts.api_port)]);
     container.readiness_probe = Some(http_probe("/readyz", "https", "HTTPS", 3));
     container.liveness_probe = Some(http_probe("/livez", "https", "HTTPS", 3));
     container.resources = Some(resources("100m", "128Mi", "1Gi"));
     container.security_context = Some(restricted(opts.api_port < 1024));
-    container.volume_mounts = Some(vec![
+    let cores = cores_volume(opts)?;
+    let mut mounts = vec![
         mount("tls", TLS_MOUNT, true),
         mount("etcd-client", ETCD_CLIENT_MOUNT, true),
-        mount(CORES_VOLUME, CORES_MOUNT, false),
-    ]);
+    ];
+    mounts.extend(
+        cores
+            .is_some()
+            .then(|| mount(CORES_VOLUME, CORES_MOUNT, false)),
+    );
+    container.volume_mounts = Some(mounts);
     Ok(Object::Deployment(Deployment {
         metadata: meta(&opts.service, Some(&opts.namespace), "apiserver"),
         spec: DeploymentSpec {
@@ -317,11 +353,15 @@ fn apiserver(opts: &DeployOptions) -> Result<Object, DeployError> {
                     service_account_name: Some(API_SERVICE_ACCOUNT.into()),
                     security_context: Some(non_root_pod()),
                     containers: vec![container],
-                    volumes: Some(vec![
-                        secret_volume("tls", TLS_SECRET),
-                        secret_volume("etcd-client", ETCD_CLIENT_SECRET),
-                        cores_volume(opts)?,
-                    ]),
+                    volumes: Some(
+                        [
+                            secret_volume("tls", TLS_SECRET),
+                            secret_volume("etcd-client", ETCD_CLIENT_SECRET),
+                        ]
+                        .into_iter()
+                        .chain(cores)
+                        .collect(),
+                    ),
                     ..Default::default()
                 },
             ),
@@ -335,13 +375,14 @@ fn gc(opts: &DeployOptions) -> Result<Object, DeployError> {
     let mut container = detector(
         opts,
         "gc",
-        vec![
-            "gc".into(),
-            format!("--gc-threshold={}", opts.gc_threshold),
-            format!("--local-path={CORES_MOUNT}"),
-            "--backend-kind=local".into(),
-            format!("--metrics-bind-address=0.0.0.0:{}", opts.gc_metrics_port),
-        ],
+        ["gc".into(), format!("--gc-threshold={}", opts.gc_threshold)]
+            .into_iter()
+            .chain(local_store_args(opts))
+            .chain([format!(
+                "--metrics-bind-address=0.0.0.0:{}",
+                opts.gc_metrics_port
+            )])
+            .collect(),
     );
     if opts.max_age != "0"
         && let Some(args) = container.args.as_mut()
@@ -354,7 +395,29 @@ fn gc(opts: &DeployOptions) -> Result<Object, DeployError> {
     container.readiness_probe = Some(http_probe("/readyz", "metrics", "HTTP", 3));
     container.liveness_probe = Some(http_probe("/healthz", "metrics", "HTTP", 3));
     container.security_context = Some(restricted(false));
-    container.volume_mounts = Some(vec![mount(CORES_VOLUME, CORES_MOUNT, false)]);
+    // The "gone since" state lives beside the cores on a filesystem store (the claim outlives
+    // every pod). With a bucket there is no such volume: the state goes to the pod's own
+    // emptyDir, which survives the container's restarts (the GC's crashes and OOM kills) but
+    // not a rescheduling; losing it restarts the clocks, which delays collection by one
+    // --gc-threshold and never deletes early.
+    let cores = cores_volume(opts)?;
+    let volumes = match &cores {
+        Some(volume) => {
+            container.volume_mounts = Some(vec![mount(CORES_VOLUME, CORES_MOUNT, false)]);
+            vec![volume.clone()]
+        }
+        None => {
+            container.volume_mounts = Some(vec![mount(GC_STATE_VOLUME, GC_STATE_MOUNT, false)]);
+            if let Some(args) = container.args.as_mut() {
+                args.push(format!("--state-file={GC_STATE_MOUNT}/state.json"));
+            }
+            vec![Volume {
+                name: GC_STATE_VOLUME.into(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Default::default()
+            }]
+        }
+    };
     Ok(Object::Deployment(Deployment {
         metadata: meta(GC_DEPLOYMENT, Some(&opts.namespace), "gc"),
         spec: DeploymentSpec {
@@ -366,7 +429,7 @@ fn gc(opts: &DeployOptions) -> Result<Object, DeployError> {
                     service_account_name: Some(GC_SERVICE_ACCOUNT.into()),
                     security_context: Some(non_root_pod()),
                     containers: vec![container],
-                    volumes: Some(vec![cores_volume(opts)?]),
+                    volumes: Some(volumes),
                     ..Default::default()
                 },
             ),
@@ -374,6 +437,15 @@ fn gc(opts: &DeployOptions) -> Result<Object, DeployError> {
         },
         status: None,
     }))
+}
+
+/// The agent's core volume: the claim when there is one, else the node's hostPath (with a
+/// bucket too, see [`agent`]).
+fn agent_cores_volume(opts: &DeployOptions) -> Result<Volume, DeployError> {
+    match cores_volume(opts)? {
+        Some(volume) => Ok(volume),
+        None => host_path_volume(CORES_VOLUME, "--local-path", &opts.local_path),
+    }
 }
 
 /// The node agent: privileged (it writes `/proc/sys/kernel/core_pattern`, which is global),
@@ -385,6 +457,8 @@ fn agent(opts: &DeployOptions) -> Result<Object, DeployError> {
     let mut container = detector(
         opts,
         "agent",
+        // With a bucket the agent keeps the hostPath too: its free-space floor is measured
+        // on `--local-path` (the disk the spool shares on most nodes).
         vec![
             "agent".into(),
             format!("--host-dir={host_dir}"),
@@ -434,7 +508,7 @@ fn agent(opts: &DeployOptions) -> Result<Object, DeployError> {
                     containers: vec![container],
                     volumes: Some(vec![
                         host_path_volume(HOST_DIR_VOLUME, "--host-dir", &opts.host_dir)?,
-                        cores_volume(opts)?,
+                        agent_cores_volume(opts)?,
                         host_path_volume(
                             POD_LOGS_VOLUME,
                             "pod log directory",
