@@ -13,8 +13,8 @@ use crate::certs::{Certs, generate_certs};
 use crate::error::DeployError;
 use crate::options::{
     DEFAULT_AGENT_METRICS_PORT, DEFAULT_API_PORT, DEFAULT_ETCD_DATA_PATH, DEFAULT_ETCD_IMAGE,
-    DEFAULT_GC_METRICS_PORT, DEFAULT_GC_THRESHOLD, DEFAULT_HOST_DIR, DEFAULT_IMAGE,
-    DEFAULT_LOCAL_PATH, DEFAULT_MAX_AGE, DEFAULT_NS_DISK_QUOTA, DeployOptions,
+    DEFAULT_ETCD_STORAGE_SIZE, DEFAULT_GC_METRICS_PORT, DEFAULT_GC_THRESHOLD, DEFAULT_HOST_DIR,
+    DEFAULT_IMAGE, DEFAULT_LOCAL_PATH, DEFAULT_MAX_AGE, DEFAULT_NS_DISK_QUOTA, DeployOptions,
 };
 use crate::render::render;
 
@@ -43,9 +43,29 @@ pub struct DeployArgs {
     /// Host directory of the core files (volume `coredump-backend`; test-only default).
     #[arg(long, default_value = DEFAULT_LOCAL_PATH)]
     pub local_path: PathBuf,
-    /// Host directory of etcd's data (volume `etcd-data-dir`; test-only default).
+    /// Host directory of etcd's data (volume `etcd-data-dir`; test-only default). Unused with
+    /// --etcd-storage-class or --etcd-servers.
     #[arg(long, default_value = DEFAULT_ETCD_DATA_PATH)]
     pub etcd_data_path: PathBuf,
+    /// StorageClass of a PersistentVolumeClaim for the bundled etcd's data (a
+    /// volumeClaimTemplate `etcd-data-dir` of --etcd-storage-size, ReadWriteOnce) instead of
+    /// the --etcd-data-path hostPath.
+    #[arg(long, value_name = "CLASS")]
+    pub etcd_storage_class: Option<String>,
+    /// Size of that claim (e.g. 1Gi, 512Mi, 2GB; the grammar of --ns-disk-quota).
+    #[arg(long, value_name = "SIZE", default_value = DEFAULT_ETCD_STORAGE_SIZE)]
+    pub etcd_storage_size: String,
+    /// Client URLs of an existing etcd cluster (comma-separated, e.g.
+    /// https://etcd-0.db:2379,https://etcd-1.db:2379): no etcd StatefulSet, Service or
+    /// Secrets are rendered and the API server uses these.
+    #[arg(long, value_name = "URL[,URL]", value_delimiter = ',')]
+    pub etcd_servers: Vec<String>,
+    /// Secret (in the install's namespace) with keys ca.crt (etcd's CA), tls.crt and tls.key
+    /// (a client certificate etcd accepts), mounted into the API server; required with
+    /// https:// --etcd-servers. Create it first, e.g. `kubectl create secret generic NAME
+    /// --from-file=ca.crt --from-file=tls.crt --from-file=tls.key`.
+    #[arg(long, value_name = "NAME")]
+    pub etcd_client_secret: Option<String>,
     /// Node directory of the agent: the handler binary the kernel runs, and the spool.
     #[arg(long, default_value = DEFAULT_HOST_DIR)]
     pub host_dir: PathBuf,
@@ -122,6 +142,10 @@ impl DeployArgs {
             blob_store: self.blob_store.clone(),
             blob_store_secret: self.blob_store_secret.clone(),
             blob_volume_claim: self.blob_volume_claim.clone(),
+            etcd_storage_class: self.etcd_storage_class.clone(),
+            etcd_storage_size: self.etcd_storage_size.clone(),
+            etcd_servers: self.etcd_servers.clone(),
+            etcd_client_secret: self.etcd_client_secret.clone(),
         }
     }
 }

@@ -41,5 +41,5 @@ mod workloads;
 pub use certs::{Certs, etcd_client_name, generate_certs, server_dns_names};
 pub use cli::{CaKeys, DeployArgs, MANIFEST_FILE, run, write, write_with};
 pub use error::DeployError;
-pub use options::{CoreStorage, DeployOptions};
+pub use options::{CoreStorage, DeployOptions, MetadataStore};
 pub use render::render;

@@ -17,6 +17,8 @@ pub const DEFAULT_ETCD_IMAGE: &str = "quay.io/coreos/etcd:v3.6.4";
 /// Host directory for the cores (one node's disk: replace the `coredump-backend` volume with
 /// shared storage for more than one node). The seed used `/tmp/coredump-backend-storage`.
 pub const DEFAULT_LOCAL_PATH: &str = "/var/lib/coredump-detector/cores";
+/// Size of etcd's claim with `--etcd-storage-class` (the metadata of crashes: small).
+pub const DEFAULT_ETCD_STORAGE_SIZE: &str = "1Gi";
 /// Host directory for etcd's data. The seed used `/tmp/etcd-backend`.
 pub const DEFAULT_ETCD_DATA_PATH: &str = "/var/lib/coredump-detector/etcd";
 /// Node directory of the agent: the handler binary the kernel runs, its configuration and the
@@ -81,6 +83,34 @@ pub struct DeployOptions {
     /// An existing ReadWriteMany PersistentVolumeClaim that holds the cores instead of the
     /// `--local-path` hostPath, mounted by the agent, the API server and the GC.
     pub blob_volume_claim: Option<String>,
+    /// A StorageClass for the bundled etcd's data: the StatefulSet gets a volumeClaimTemplate
+    /// of it instead of the `--etcd-data-path` hostPath.
+    pub etcd_storage_class: Option<String>,
+    /// Size requested by that claim, in the byte grammar of `coredump_common`.
+    pub etcd_storage_size: String,
+    /// An existing etcd cluster's client URLs: no bundled etcd is rendered and the API server
+    /// points at these. Empty: the bundled StatefulSet.
+    pub etcd_servers: Vec<String>,
+    /// A Secret holding `ca.crt`, `tls.crt` and `tls.key` for `--etcd-servers` (the CA of
+    /// etcd's serving certificate and the API server's client pair), mounted into the API
+    /// server. Required by `https://` endpoints.
+    pub etcd_client_secret: Option<String>,
+}
+
+/// Where the API server keeps its metadata: what the etcd flags amount to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetadataStore<'a> {
+    /// The bundled etcd StatefulSet, its data on the node's `--etcd-data-path` hostPath.
+    BundledHostPath(&'a Path),
+    /// The bundled etcd StatefulSet, its data on a claim of this StorageClass.
+    BundledClaim(&'a str),
+    /// An existing etcd cluster (`--etcd-servers`), with the Secret of its client certificate.
+    External {
+        /// Client URLs.
+        servers: &'a [String],
+        /// `--etcd-client-secret`.
+        client_secret: Option<&'a str>,
+    },
 }
 
 /// Where an install keeps its cores: what `--blob-store` and `--blob-volume-claim` amount to.
@@ -126,7 +156,29 @@ impl DeployOptions {
             blob_store: "local".to_string(),
             blob_store_secret: None,
             blob_volume_claim: None,
+            etcd_storage_class: None,
+            etcd_storage_size: DEFAULT_ETCD_STORAGE_SIZE.to_string(),
+            etcd_servers: Vec::new(),
+            etcd_client_secret: None,
         }
+    }
+
+    /// Where the metadata lives (after [`DeployOptions::validate`], a storage class never
+    /// comes with `--etcd-servers`).
+    pub fn metadata_store(&self) -> MetadataStore<'_> {
+        match (self.etcd_servers.as_slice(), &self.etcd_storage_class) {
+            ([], None) => MetadataStore::BundledHostPath(&self.etcd_data_path),
+            ([], Some(class)) => MetadataStore::BundledClaim(class),
+            (servers, _) => MetadataStore::External {
+                servers,
+                client_secret: self.etcd_client_secret.as_deref(),
+            },
+        }
+    }
+
+    /// Whether the manifest holds the etcd StatefulSet, its Service, Secrets and policy.
+    pub fn bundles_etcd(&self) -> bool {
+        self.etcd_servers.is_empty()
     }
 
     /// Where the cores live (after [`DeployOptions::validate`], a claim never comes with a
@@ -208,6 +260,7 @@ impl DeployOptions {
                 ));
             }
         }
+        self.validate_etcd()?;
         if let Some(secret) = &self.blob_store_secret {
             check(
                 "--blob-store-secret",
@@ -237,6 +290,80 @@ impl DeployOptions {
             }
         }
         Ok(())
+    }
+}
+
+impl DeployOptions {
+    /// The etcd flags: a claim for the bundled etcd, or an existing cluster, not both.
+    fn validate_etcd(&self) -> Result<(), DeployError> {
+        let check = |option, value: &str, result: Result<(), String>| {
+            result.map_err(|reason| DeployError::invalid(option, value, reason))
+        };
+        let size = &self.etcd_storage_size;
+        check("--etcd-storage-size", size, validate::size(size))?;
+        if coredump_common::parse_bytes(size).ok() == Some(0) {
+            return Err(DeployError::invalid(
+                "--etcd-storage-size",
+                size,
+                "must not be 0",
+            ));
+        }
+        if let Some(class) = &self.etcd_storage_class {
+            check(
+                "--etcd-storage-class",
+                class,
+                coredump_api::validation::dns1123_subdomain(class),
+            )?;
+            if !self.etcd_servers.is_empty() {
+                return Err(DeployError::invalid(
+                    "--etcd-storage-class",
+                    class,
+                    "is for the bundled etcd, which --etcd-servers replaces; give only one",
+                ));
+            }
+        }
+        for url in &self.etcd_servers {
+            check("--etcd-servers", url, validate::etcd_url(url))?;
+        }
+        let https = self
+            .etcd_servers
+            .iter()
+            .filter(|u| u.starts_with("https://"));
+        let tls = match https.count() {
+            0 => false,
+            n if n == self.etcd_servers.len() => true,
+            _ => {
+                return Err(DeployError::invalid(
+                    "--etcd-servers",
+                    &self.etcd_servers.join(","),
+                    "mixes http:// and https:// endpoints of one cluster",
+                ));
+            }
+        };
+        match (&self.etcd_client_secret, tls) {
+            (None, true) => Err(DeployError::invalid(
+                "--etcd-servers",
+                &self.etcd_servers.join(","),
+                "https:// endpoints need --etcd-client-secret NAME (a Secret with ca.crt, \
+                 tls.crt and tls.key for the API server)",
+            )),
+            (Some(secret), _) if self.etcd_servers.is_empty() => Err(DeployError::invalid(
+                "--etcd-client-secret",
+                secret,
+                "is for --etcd-servers; the bundled etcd's certificates are generated",
+            )),
+            (Some(secret), false) => Err(DeployError::invalid(
+                "--etcd-client-secret",
+                secret,
+                "http:// endpoints use no TLS: use https:// or drop the Secret",
+            )),
+            (Some(secret), true) => check(
+                "--etcd-client-secret",
+                secret,
+                coredump_api::validation::dns1123_subdomain(secret),
+            ),
+            (None, false) => Ok(()),
+        }
     }
 }
 

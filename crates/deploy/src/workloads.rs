@@ -10,10 +10,11 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar,
-    EnvVarSource, HTTPGetAction, HostPathVolumeSource, ObjectFieldSelector,
-    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecretEnvSource, SecretVolumeSource, SecurityContext,
-    Toleration, Volume, VolumeMount,
+    EnvVarSource, HTTPGetAction, HostPathVolumeSource, ObjectFieldSelector, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretEnvSource,
+    SecretVolumeSource, SecurityContext, Toleration, Volume, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -28,12 +29,17 @@ use crate::names::{
     GC_STATE_VOLUME, HOST_DIR_VOLUME, POD_LOGS_DIR, POD_LOGS_VOLUME, SERVICE_UID, TLS_MOUNT,
     TLS_SECRET, etcd_url,
 };
-use crate::options::{CoreStorage, DeployOptions, path_str};
+use crate::options::{CoreStorage, DeployOptions, MetadataStore, path_str};
 use crate::render::{Object, labels, meta};
 
-/// The workloads, etcd first (the API server waits for it).
+/// The workloads, etcd first (the API server waits for it); no etcd with `--etcd-servers`.
 pub(crate) fn workloads(opts: &DeployOptions) -> Result<Vec<Object>, DeployError> {
-    Ok(vec![etcd(opts)?, apiserver(opts)?, gc(opts)?, agent(opts)?])
+    let mut all = Vec::new();
+    if opts.bundles_etcd() {
+        all.push(etcd(opts)?);
+    }
+    all.extend([apiserver(opts)?, gc(opts)?, agent(opts)?]);
+    Ok(all)
 }
 
 fn template(component: &str, spec: PodSpec) -> PodTemplateSpec {
@@ -235,6 +241,55 @@ fn detector(opts: &DeployOptions, name: &str, mut args: Vec<String>) -> Containe
     }
 }
 
+/// etcd's data: the node's hostPath in the pod, or a claim per replica from the template.
+fn etcd_data(
+    opts: &DeployOptions,
+) -> Result<(Option<Volume>, Option<PersistentVolumeClaim>), DeployError> {
+    match opts.metadata_store() {
+        MetadataStore::BundledClaim(class) => {
+            let bytes = coredump_common::parse_bytes(&opts.etcd_storage_size).map_err(|e| {
+                DeployError::invalid("--etcd-storage-size", &opts.etcd_storage_size, e.why)
+            })?;
+            let claim = PersistentVolumeClaim {
+                metadata: meta(ETCD_VOLUME, None, "etcd"),
+                spec: Some(PersistentVolumeClaimSpec {
+                    access_modes: Some(vec!["ReadWriteOnce".into()]),
+                    storage_class_name: Some(class.into()),
+                    resources: Some(VolumeResourceRequirements {
+                        requests: Some(BTreeMap::from([(
+                            "storage".to_string(),
+                            Quantity(quantity(bytes)),
+                        )])),
+                        limits: None,
+                    }),
+                    ..Default::default()
+                }),
+                status: None,
+            };
+            Ok((None, Some(claim)))
+        }
+        _ => Ok((
+            Some(host_path_volume(
+                ETCD_VOLUME,
+                "--etcd-data-path",
+                &opts.etcd_data_path,
+            )?),
+            None,
+        )),
+    }
+}
+
+/// `bytes` as a Kubernetes quantity: the largest binary suffix that divides it exactly, so
+/// `1Gi` stays `1Gi` and `1GB` (parsed as 10^9 bytes) becomes a plain byte count.
+fn quantity(bytes: u64) -> String {
+    for (shift, suffix) in [(40, "Ti"), (30, "Gi"), (20, "Mi"), (10, "Ki")] {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
+            return format!("{}{suffix}", bytes >> shift);
+        }
+    }
+    bytes.to_string()
+}
+
 fn etcd(opts: &DeployOptions) -> Result<Object, DeployError> {
     let container = Container {
         name: "etcd".into(),
@@ -274,6 +329,7 @@ fn etcd(opts: &DeployOptions) -> Result<Object, DeployError> {
         ]),
         ..Default::default()
     };
+    let (data_volume, data_claim) = etcd_data(opts)?;
     Ok(Object::StatefulSet(StatefulSet {
         metadata: meta(ETCD_STATEFULSET, Some(&opts.namespace), "etcd"),
         spec: StatefulSetSpec {
@@ -291,17 +347,46 @@ fn etcd(opts: &DeployOptions) -> Result<Object, DeployError> {
                     }),
                     automount_service_account_token: Some(false),
                     containers: vec![container],
-                    volumes: Some(vec![
-                        host_path_volume(ETCD_VOLUME, "--etcd-data-path", &opts.etcd_data_path)?,
-                        secret_volume("tls", ETCD_SERVER_SECRET),
-                    ]),
+                    volumes: Some(
+                        data_volume
+                            .into_iter()
+                            .chain([secret_volume("tls", ETCD_SERVER_SECRET)])
+                            .collect(),
+                    ),
                     ..Default::default()
                 },
             ),
+            volume_claim_templates: data_claim.map(|claim| vec![claim]),
             ..Default::default()
         },
         status: None,
     }))
+}
+
+/// The Secret of the API server's etcd client certificate: the generated one for the bundled
+/// etcd, `--etcd-client-secret` for an existing cluster (none for plain `http://`).
+fn etcd_client_secret(opts: &DeployOptions) -> Option<&str> {
+    match opts.metadata_store() {
+        MetadataStore::External { client_secret, .. } => client_secret,
+        _ => Some(ETCD_CLIENT_SECRET),
+    }
+}
+
+/// `--etcd-servers` and, with a client Secret, the files of its mount.
+fn etcd_args(opts: &DeployOptions) -> Vec<String> {
+    let servers = match opts.metadata_store() {
+        MetadataStore::External { servers, .. } => servers.join(","),
+        _ => etcd_url(&opts.namespace),
+    };
+    let mut args = vec![format!("--etcd-servers={servers}")];
+    if etcd_client_secret(opts).is_some() {
+        args.extend([
+            format!("--etcd-cafile={ETCD_CLIENT_MOUNT}/ca.crt"),
+            format!("--etcd-certfile={ETCD_CLIENT_MOUNT}/tls.crt"),
+            format!("--etcd-keyfile={ETCD_CLIENT_MOUNT}/tls.key"),
+        ]);
+    }
+    args
 }
 
 fn apiserver(opts: &DeployOptions) -> Result<Object, DeployError> {
@@ -311,14 +396,13 @@ fn apiserver(opts: &DeployOptions) -> Result<Object, DeployError> {
         vec![
             "apiserver".into(),
             format!("--secure-port={}", opts.api_port),
-            format!("--etcd-servers={}", etcd_url(&opts.namespace)),
-            format!("--etcd-cafile={ETCD_CLIENT_MOUNT}/ca.crt"),
-            format!("--etcd-certfile={ETCD_CLIENT_MOUNT}/tls.crt"),
-            format!("--etcd-keyfile={ETCD_CLIENT_MOUNT}/tls.key"),
-            format!("--tls-cert-file={TLS_MOUNT}/tls.crt"),
-            format!("--tls-private-key-file={TLS_MOUNT}/tls.key"),
         ]
         .into_iter()
+        .chain(etcd_args(opts))
+        .chain([
+            format!("--tls-cert-file={TLS_MOUNT}/tls.crt"),
+            format!("--tls-private-key-file={TLS_MOUNT}/tls.key"),
+        ])
         .chain(local_store_args(opts))
         .chain([format!(
             "--node-bound-users=system:serviceaccount:{}:{AGENT_SERVICE_ACCOUNT}",
@@ -332,10 +416,13 @@ fn apiserver(opts: &DeployOptions) -> Result<Object, DeployError> {
     container.resources = Some(resources("100m", "128Mi", "1Gi"));
     container.security_context = Some(restricted(opts.api_port < 1024));
     let cores = cores_volume(opts)?;
-    let mut mounts = vec![
-        mount("tls", TLS_MOUNT, true),
-        mount("etcd-client", ETCD_CLIENT_MOUNT, true),
-    ];
+    let etcd_client = etcd_client_secret(opts);
+    let mut mounts = vec![mount("tls", TLS_MOUNT, true)];
+    mounts.extend(
+        etcd_client
+            .is_some()
+            .then(|| mount("etcd-client", ETCD_CLIENT_MOUNT, true)),
+    );
     mounts.extend(
         cores
             .is_some()
@@ -354,13 +441,11 @@ fn apiserver(opts: &DeployOptions) -> Result<Object, DeployError> {
                     security_context: Some(non_root_pod()),
                     containers: vec![container],
                     volumes: Some(
-                        [
-                            secret_volume("tls", TLS_SECRET),
-                            secret_volume("etcd-client", ETCD_CLIENT_SECRET),
-                        ]
-                        .into_iter()
-                        .chain(cores)
-                        .collect(),
+                        [secret_volume("tls", TLS_SECRET)]
+                            .into_iter()
+                            .chain(etcd_client.map(|s| secret_volume("etcd-client", s)))
+                            .chain(cores)
+                            .collect(),
                     ),
                     ..Default::default()
                 },

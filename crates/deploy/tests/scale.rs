@@ -7,9 +7,13 @@
 
 mod rendered;
 
+use std::collections::BTreeMap;
+
 use coredump_deploy::{CaKeys, DeployError, DeployOptions, write};
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::PersistentVolumeClaimVolumeSource;
-use rendered::{args, cores_host_path, mounts, pod, rendered, volume_names};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use rendered::{args, cores_host_path, find, has, mounts, pod, rendered, volume_names};
 
 const API: (&str, &str) = ("Deployment", "dumps");
 const GC: (&str, &str) = ("Deployment", "coredump-gc");
@@ -151,4 +155,193 @@ fn a_claim_and_a_bucket_together_are_refused() {
     let mut o = opts();
     o.blob_volume_claim = Some("Bad_Claim".into());
     refused(o, "--blob-volume-claim", "");
+}
+
+#[test]
+fn a_storage_class_gives_etcd_a_claim_template_instead_of_the_host_path() {
+    let mut o = opts();
+    o.etcd_storage_class = Some("fast-ssd".into());
+    o.etcd_storage_size = "2Gi".into();
+    let docs = rendered(&o);
+    let etcd: StatefulSet = find(&docs, "StatefulSet", "etcd");
+    let templates = etcd.spec.volume_claim_templates.clone().unwrap();
+    assert_eq!(templates.len(), 1);
+    let claim = &templates[0];
+    assert_eq!(claim.metadata.name.as_deref(), Some("etcd-data-dir"));
+    let spec = claim.spec.clone().unwrap();
+    assert_eq!(spec.access_modes, Some(vec!["ReadWriteOnce".to_string()]));
+    assert_eq!(spec.storage_class_name.as_deref(), Some("fast-ssd"));
+    assert_eq!(
+        spec.resources.unwrap().requests,
+        Some(BTreeMap::from([(
+            "storage".to_string(),
+            Quantity("2Gi".into())
+        )]))
+    );
+    let pod = pod(&docs, "StatefulSet", "etcd");
+    assert_eq!(volume_names(&pod), ["tls"]);
+    assert!(mounts(&pod).contains(&("etcd-data-dir".into(), "/var/lib/etcd".into())));
+}
+
+#[test]
+fn the_etcd_claim_size_takes_the_projects_quantity_grammar() {
+    for (given, rendered_as) in [
+        ("1Gi", "1Gi"),
+        ("512Mi", "512Mi"),
+        ("1.5Gi", "1536Mi"),
+        ("1GB", "1000000000"),
+        ("3000", "3000"),
+        ("1Ti", "1Ti"),
+    ] {
+        let mut o = opts();
+        o.etcd_storage_class = Some("standard".into());
+        o.etcd_storage_size = given.into();
+        let docs = rendered(&o);
+        let doc: serde_json::Value = find(&docs, "StatefulSet", "etcd");
+        assert_eq!(
+            doc["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"],
+            rendered_as,
+            "{given}"
+        );
+    }
+    for bad in ["lots", "1 Gi", "0", "-1Gi"] {
+        let mut o = opts();
+        o.etcd_storage_class = Some("standard".into());
+        o.etcd_storage_size = bad.into();
+        refused(o, "--etcd-storage-size", "");
+    }
+    let mut o = opts();
+    o.etcd_storage_class = Some("Not_A_Class".into());
+    refused(o, "--etcd-storage-class", "");
+}
+
+#[test]
+fn the_default_etcd_keeps_its_host_path_and_no_template() {
+    let docs = rendered(&opts());
+    let etcd: StatefulSet = find(&docs, "StatefulSet", "etcd");
+    assert_eq!(etcd.spec.volume_claim_templates, None);
+    let pod = pod(&docs, "StatefulSet", "etcd");
+    assert_eq!(volume_names(&pod), ["etcd-data-dir", "tls"]);
+    assert_eq!(
+        pod.volumes.unwrap()[0].host_path.as_ref().unwrap().path,
+        "/var/lib/coredump-detector/etcd"
+    );
+}
+
+#[test]
+fn existing_etcd_servers_replace_the_bundled_etcd() {
+    let mut o = opts();
+    o.etcd_servers = vec![
+        "https://etcd-0.db.example:2379".into(),
+        "https://10.0.0.7:2379".into(),
+    ];
+    o.etcd_client_secret = Some("coredump-etcd-client".into());
+    let docs = rendered(&o);
+    for (kind, name) in [
+        ("StatefulSet", "etcd"),
+        ("Service", "etcd-svc"),
+        ("Secret", "etcd-server-tls"),
+        ("Secret", "etcd-client-tls"),
+        ("NetworkPolicy", "etcd"),
+    ] {
+        assert!(!has(&docs, kind, name), "{kind} {name} is rendered");
+    }
+    for (kind, name) in [
+        ("Service", "dumps"),
+        ("Secret", "servercrt"),
+        ("NetworkPolicy", "apiserver"),
+    ] {
+        assert!(has(&docs, kind, name), "{kind} {name} is missing");
+    }
+    assert_eq!(
+        args(&docs, API.0, API.1)[..7],
+        [
+            "apiserver",
+            "--secure-port=8443",
+            "--etcd-servers=https://etcd-0.db.example:2379,https://10.0.0.7:2379",
+            "--etcd-cafile=/var/run/coredump-etcd/ca.crt",
+            "--etcd-certfile=/var/run/coredump-etcd/tls.crt",
+            "--etcd-keyfile=/var/run/coredump-etcd/tls.key",
+            "--tls-cert-file=/var/run/coredump/tls.crt",
+        ]
+    );
+    let api = pod(&docs, API.0, API.1);
+    let client = api
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == "etcd-client")
+        .unwrap();
+    let secret = client.secret.as_ref().unwrap();
+    assert_eq!(secret.secret_name.as_deref(), Some("coredump-etcd-client"));
+    assert_eq!(secret.default_mode, Some(0o440));
+    assert!(mounts(&api).contains(&("etcd-client".into(), "/var/run/coredump-etcd".into())));
+}
+
+#[test]
+fn plain_http_etcd_servers_need_no_client_secret() {
+    let mut o = opts();
+    o.etcd_servers = vec!["http://etcd.db:2379".into()];
+    let docs = rendered(&o);
+    let args = args(&docs, API.0, API.1);
+    assert!(args.contains(&"--etcd-servers=http://etcd.db:2379".to_string()));
+    assert!(
+        !args.iter().any(|a| a.starts_with("--etcd-cafile")),
+        "{args:?}"
+    );
+    assert_eq!(
+        volume_names(&pod(&docs, API.0, API.1)),
+        ["tls", "coredump-backend"]
+    );
+}
+
+#[test]
+fn etcd_flags_that_cannot_work_are_refused() {
+    let with = |servers: &[&str], secret: Option<&str>, class: Option<&str>| {
+        let mut o = opts();
+        o.etcd_servers = servers.iter().map(|s| s.to_string()).collect();
+        o.etcd_client_secret = secret.map(str::to_string);
+        o.etcd_storage_class = class.map(str::to_string);
+        o
+    };
+    refused(
+        with(&["etcd:2379"], None, None),
+        "--etcd-servers",
+        "must be a URL",
+    );
+    refused(
+        with(&["https://etcd:2379/v3"], Some("s"), None),
+        "--etcd-servers",
+        "scheme://host[:port] only",
+    );
+    refused(
+        with(&["https://etcd:70000"], Some("s"), None),
+        "--etcd-servers",
+        "not 1 to 65535",
+    );
+    refused(
+        with(&["https://etcd:2379"], None, None),
+        "--etcd-servers",
+        "need --etcd-client-secret",
+    );
+    refused(
+        with(&["https://a:2379", "http://b:2379"], Some("s"), None),
+        "--etcd-servers",
+        "mixes http:// and https://",
+    );
+    refused(
+        with(&["http://etcd:2379"], Some("s"), None),
+        "--etcd-client-secret",
+        "use no TLS",
+    );
+    refused(
+        with(&[], Some("s"), None),
+        "--etcd-client-secret",
+        "is for --etcd-servers",
+    );
+    refused(
+        with(&["https://etcd:2379"], Some("s"), Some("standard")),
+        "--etcd-storage-class",
+        "--etcd-servers replaces",
+    );
 }
