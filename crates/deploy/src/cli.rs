@@ -102,6 +102,11 @@ pub struct DeployArgs {
     /// Port of the GC's /metrics, /healthz and /readyz.
     #[arg(long, default_value_t = DEFAULT_GC_METRICS_PORT)]
     pub gc_metrics_port: u16,
+    /// API server replicas behind the Service (a PodDisruptionBudget and spreading over nodes
+    /// when more than one). More than one needs an s3:// --blob-store or a
+    /// --blob-volume-claim: a replica cannot read another node's --local-path.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub api_replicas: u32,
     /// Do not create the Namespace (it exists already).
     #[arg(long)]
     pub no_create_namespace: bool,
@@ -146,6 +151,7 @@ impl DeployArgs {
             etcd_storage_size: self.etcd_storage_size.clone(),
             etcd_servers: self.etcd_servers.clone(),
             etcd_client_secret: self.etcd_client_secret.clone(),
+            api_replicas: self.api_replicas,
         }
     }
 }

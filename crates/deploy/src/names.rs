@@ -107,6 +107,9 @@ pub const ENV_NS_DISK_QUOTA: &str = "NS_DISK_QUOTA";
 /// Environment variable with the install's namespace (downward API), for every component.
 pub const ENV_POD_NAMESPACE: &str = "POD_NAMESPACE";
 
+/// Node label the API server replicas spread over (the well-known hostname label).
+pub const HOSTNAME_TOPOLOGY_KEY: &str = "kubernetes.io/hostname";
+
 /// `app.kubernetes.io/name` of every object.
 pub const APP_NAME: &str = "coredump-detector";
 

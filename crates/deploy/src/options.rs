@@ -95,6 +95,9 @@ pub struct DeployOptions {
     /// etcd's serving certificate and the API server's client pair), mounted into the API
     /// server. Required by `https://` endpoints.
     pub etcd_client_secret: Option<String>,
+    /// API server replicas behind the Service (`--api-replicas`). More than one needs cores
+    /// every replica can read: a bucket or a claim, never the node's hostPath.
+    pub api_replicas: u32,
 }
 
 /// Where the API server keeps its metadata: what the etcd flags amount to.
@@ -160,6 +163,7 @@ impl DeployOptions {
             etcd_storage_size: DEFAULT_ETCD_STORAGE_SIZE.to_string(),
             etcd_servers: Vec::new(),
             etcd_client_secret: None,
+            api_replicas: 1,
         }
     }
 
@@ -261,6 +265,7 @@ impl DeployOptions {
             }
         }
         self.validate_etcd()?;
+        self.validate_replicas()?;
         if let Some(secret) = &self.blob_store_secret {
             check(
                 "--blob-store-secret",
@@ -294,6 +299,29 @@ impl DeployOptions {
 }
 
 impl DeployOptions {
+    /// `--api-replicas`: at least one, and more only where every replica can serve every core.
+    /// The metadata is in etcd in every manifest (bundled or `--etcd-servers`): the API server's
+    /// embedded store, private to one process, is never rendered, so replicas always share it.
+    fn validate_replicas(&self) -> Result<(), DeployError> {
+        let n = self.api_replicas.to_string();
+        if self.api_replicas == 0 {
+            return Err(DeployError::invalid(
+                "--api-replicas",
+                &n,
+                "must be at least 1",
+            ));
+        }
+        if self.api_replicas > 1 && !self.core_storage().is_shared() {
+            return Err(DeployError::invalid(
+                "--api-replicas",
+                &n,
+                "replicas on other nodes cannot read the cores in one node's --local-path \
+                 hostPath: give --blob-store s3://BUCKET[/PREFIX] or --blob-volume-claim NAME",
+            ));
+        }
+        Ok(())
+    }
+
     /// The etcd flags: a claim for the bundled etcd, or an existing cluster, not both.
     fn validate_etcd(&self) -> Result<(), DeployError> {
         let check = |option, value: &str, result: Result<(), String>| {

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
@@ -50,6 +51,7 @@ pub(crate) enum Object {
     StatefulSet(StatefulSet),
     Deployment(Deployment),
     DaemonSet(DaemonSet),
+    PodDisruptionBudget(PodDisruptionBudget),
 }
 
 /// `app.kubernetes.io/name` and `app.kubernetes.io/component` labels: on every object, and

@@ -9,13 +9,14 @@ use k8s_openapi::api::apps::v1::{
     DaemonSet, DaemonSetSpec, Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar,
+    Affinity, Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar,
     EnvVarSource, HTTPGetAction, HostPathVolumeSource, ObjectFieldSelector, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretEnvSource,
-    SecretVolumeSource, SecurityContext, Toleration, Volume, VolumeMount,
-    VolumeResourceRequirements,
+    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodAffinityTerm, PodAntiAffinity,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
+    SecretEnvSource, SecretVolumeSource, SecurityContext, Toleration, Volume, VolumeMount,
+    VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -26,8 +27,8 @@ use crate::names::{
     ENV_NODE_NAME, ENV_NS_DISK_QUOTA, ENV_POD_NAMESPACE, ETCD_CLIENT_MOUNT, ETCD_CLIENT_SECRET,
     ETCD_METRICS_PORT, ETCD_MOUNT, ETCD_PORT, ETCD_SERVER_SECRET, ETCD_SERVICE, ETCD_STATEFULSET,
     ETCD_TLS_MOUNT, ETCD_VOLUME, GC_DEPLOYMENT, GC_SERVICE_ACCOUNT, GC_STATE_MOUNT,
-    GC_STATE_VOLUME, HOST_DIR_VOLUME, POD_LOGS_DIR, POD_LOGS_VOLUME, SERVICE_UID, TLS_MOUNT,
-    TLS_SECRET, etcd_url,
+    GC_STATE_VOLUME, HOST_DIR_VOLUME, HOSTNAME_TOPOLOGY_KEY, POD_LOGS_DIR, POD_LOGS_VOLUME,
+    SERVICE_UID, TLS_MOUNT, TLS_SECRET, etcd_url,
 };
 use crate::options::{CoreStorage, DeployOptions, MetadataStore, path_str};
 use crate::render::{Object, labels, meta};
@@ -38,7 +39,9 @@ pub(crate) fn workloads(opts: &DeployOptions) -> Result<Vec<Object>, DeployError
     if opts.bundles_etcd() {
         all.push(etcd(opts)?);
     }
-    all.extend([apiserver(opts)?, gc(opts)?, agent(opts)?]);
+    all.push(apiserver(opts)?);
+    all.extend(api_disruption_budget(opts));
+    all.extend([gc(opts)?, agent(opts)?]);
     Ok(all)
 }
 
@@ -429,16 +432,18 @@ fn apiserver(opts: &DeployOptions) -> Result<Object, DeployError> {
             .then(|| mount(CORES_VOLUME, CORES_MOUNT, false)),
     );
     container.volume_mounts = Some(mounts);
+    let replicas = i32::try_from(opts.api_replicas).unwrap_or(i32::MAX);
     Ok(Object::Deployment(Deployment {
         metadata: meta(&opts.service, Some(&opts.namespace), "apiserver"),
         spec: DeploymentSpec {
-            replicas: Some(1),
+            replicas: Some(replicas),
             selector: selector("apiserver"),
             template: template(
                 "apiserver",
                 PodSpec {
                     service_account_name: Some(API_SERVICE_ACCOUNT.into()),
                     security_context: Some(non_root_pod()),
+                    affinity: (opts.api_replicas > 1).then(spread_over_nodes),
                     containers: vec![container],
                     volumes: Some(
                         [secret_volume("tls", TLS_SECRET)]
@@ -454,6 +459,43 @@ fn apiserver(opts: &DeployOptions) -> Result<Object, DeployError> {
         },
         status: None,
     }))
+}
+
+/// Replicas preferably on different nodes (preferred, not required: a cluster with fewer nodes
+/// than replicas still runs them all).
+fn spread_over_nodes() -> Affinity {
+    Affinity {
+        pod_anti_affinity: Some(PodAntiAffinity {
+            preferred_during_scheduling_ignored_during_execution: Some(vec![
+                WeightedPodAffinityTerm {
+                    weight: 100,
+                    pod_affinity_term: PodAffinityTerm {
+                        label_selector: Some(selector("apiserver")),
+                        topology_key: HOSTNAME_TOPOLOGY_KEY.into(),
+                        ..Default::default()
+                    },
+                },
+            ]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// With more than one replica, a drain or an upgrade takes at most one away at a time, so the
+/// Service always has one to answer.
+fn api_disruption_budget(opts: &DeployOptions) -> Option<Object> {
+    (opts.api_replicas > 1).then(|| {
+        Object::PodDisruptionBudget(PodDisruptionBudget {
+            metadata: meta(&opts.service, Some(&opts.namespace), "apiserver"),
+            spec: Some(PodDisruptionBudgetSpec {
+                max_unavailable: Some(IntOrString::Int(1)),
+                selector: Some(selector("apiserver")),
+                ..Default::default()
+            }),
+            status: None,
+        })
+    })
 }
 
 fn gc(opts: &DeployOptions) -> Result<Object, DeployError> {

@@ -10,9 +10,11 @@ mod rendered;
 use std::collections::BTreeMap;
 
 use coredump_deploy::{CaKeys, DeployError, DeployOptions, write};
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::PersistentVolumeClaimVolumeSource;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use rendered::{args, cores_host_path, find, has, mounts, pod, rendered, volume_names};
 
 const API: (&str, &str) = ("Deployment", "dumps");
@@ -344,4 +346,99 @@ fn etcd_flags_that_cannot_work_are_refused() {
         "--etcd-storage-class",
         "--etcd-servers replaces",
     );
+}
+
+#[test]
+fn replicas_get_a_disruption_budget_and_spread_over_nodes() {
+    let mut o = opts();
+    o.blob_store = "s3://cores".into();
+    o.api_replicas = 3;
+    let docs = rendered(&o);
+    let api: Deployment = find(&docs, API.0, API.1);
+    let spec = api.spec;
+    assert_eq!(spec.replicas, Some(3));
+    let labels = BTreeMap::from([
+        (
+            "app.kubernetes.io/component".to_string(),
+            "apiserver".to_string(),
+        ),
+        (
+            "app.kubernetes.io/name".to_string(),
+            "coredump-detector".to_string(),
+        ),
+    ]);
+    let anti = spec
+        .template
+        .spec
+        .unwrap()
+        .affinity
+        .unwrap()
+        .pod_anti_affinity
+        .unwrap();
+    assert_eq!(
+        anti.required_during_scheduling_ignored_during_execution,
+        None
+    );
+    let preferred = anti
+        .preferred_during_scheduling_ignored_during_execution
+        .unwrap();
+    assert_eq!(preferred.len(), 1);
+    assert_eq!(preferred[0].weight, 100);
+    let term = &preferred[0].pod_affinity_term;
+    assert_eq!(term.topology_key, "kubernetes.io/hostname");
+    assert_eq!(
+        term.label_selector.as_ref().unwrap().match_labels,
+        Some(labels.clone())
+    );
+    let pdb: PodDisruptionBudget = find(&docs, "PodDisruptionBudget", "dumps");
+    assert_eq!(pdb.metadata.namespace.as_deref(), Some("ops"));
+    let pdb = pdb.spec.unwrap();
+    assert_eq!(pdb.max_unavailable, Some(IntOrString::Int(1)));
+    assert_eq!(pdb.min_available, None);
+    assert_eq!(pdb.selector.unwrap().match_labels, Some(labels));
+    // Right after the Deployment it protects.
+    let position = |kind: &str, name: &str| {
+        docs.iter()
+            .position(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap()
+    };
+    assert_eq!(
+        position("PodDisruptionBudget", "dumps"),
+        position("Deployment", "dumps") + 1
+    );
+}
+
+#[test]
+fn one_replica_has_no_budget_and_no_affinity() {
+    let docs = rendered(&opts());
+    assert!(!docs.iter().any(|d| d["kind"] == "PodDisruptionBudget"));
+    let api: Deployment = find(&docs, API.0, API.1);
+    let spec = api.spec;
+    assert_eq!(spec.replicas, Some(1));
+    assert_eq!(spec.template.spec.unwrap().affinity, None);
+}
+
+#[test]
+fn replicas_with_a_claim_are_accepted() {
+    let mut o = opts();
+    o.blob_volume_claim = Some("cores-rwx".into());
+    o.api_replicas = 2;
+    let docs = rendered(&o);
+    let api: Deployment = find(&docs, API.0, API.1);
+    assert_eq!(api.spec.replicas, Some(2));
+    assert!(has(&docs, "PodDisruptionBudget", "dumps"));
+}
+
+#[test]
+fn replicas_that_could_not_read_the_cores_are_refused() {
+    let mut o = opts();
+    o.api_replicas = 2;
+    refused(
+        o,
+        "--api-replicas",
+        "give --blob-store s3://BUCKET[/PREFIX] or --blob-volume-claim NAME",
+    );
+    let mut o = opts();
+    o.api_replicas = 0;
+    refused(o, "--api-replicas", "at least 1");
 }
