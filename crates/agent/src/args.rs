@@ -23,7 +23,10 @@ pub struct Args {
     /// runs, its configuration, the spool, and the record of the replaced core_pattern.
     #[arg(long, default_value = "/var/lib/coredump-detector")]
     pub host_dir: PathBuf,
-    /// Blob backend.
+    /// The seed's flag, kept so its command lines parse: `local`, its only value, is the
+    /// filesystem under `--local-path`, the same as `--blob-store local`; a bucket given to
+    /// `--blob-store` is used instead (the `deploy` manifest passes this flag only with
+    /// `--local-path`).
     #[arg(long, value_enum, default_value_t = BackendKind::Local)]
     pub backend_kind: BackendKind,
     /// Root of the blobs, shared with the API server and the GC

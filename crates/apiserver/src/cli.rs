@@ -52,7 +52,10 @@ pub struct ApiserverArgs {
     /// and without it no request to the API is authenticated (only health probes are answered).
     #[arg(long)]
     pub client_ca_file: Option<PathBuf>,
-    /// Blob backend.
+    /// The seed's flag, kept so its command lines parse: `local`, its only value, is the
+    /// filesystem under `--local-path`, the same as `--blob-store local`; a bucket given to
+    /// `--blob-store` is used instead (the `deploy` manifest passes this flag only with
+    /// `--local-path`).
     #[arg(long, value_enum, default_value_t = BackendKind::Local)]
     pub backend_kind: BackendKind,
     /// Root directory of the blobs (`<root>/<namespace>/<podUID>/<container>/<file>`).

@@ -32,7 +32,8 @@ pub use runtime::{runtime, server_runtime};
 pub use shutdown::shutdown_signal;
 
 /// Where the blobs of a cluster install live (`--backend-kind` of the agent, the API server and
-/// the GC, as the seed named it).
+/// the GC, as the seed named it). Only the filesystem: buckets are chosen with `--blob-store`,
+/// which overrides this flag, so the two never disagree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendKind {
     /// A filesystem under `--local-path` (local disk or a shared volume).

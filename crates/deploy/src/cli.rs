@@ -13,8 +13,8 @@ use crate::certs::{Certs, generate_certs};
 use crate::error::DeployError;
 use crate::options::{
     DEFAULT_AGENT_METRICS_PORT, DEFAULT_API_PORT, DEFAULT_ETCD_DATA_PATH, DEFAULT_ETCD_IMAGE,
-    DEFAULT_GC_METRICS_PORT, DEFAULT_GC_THRESHOLD, DEFAULT_HOST_DIR, DEFAULT_IMAGE,
-    DEFAULT_LOCAL_PATH, DEFAULT_MAX_AGE, DEFAULT_NS_DISK_QUOTA, DeployOptions,
+    DEFAULT_ETCD_STORAGE_SIZE, DEFAULT_GC_METRICS_PORT, DEFAULT_GC_THRESHOLD, DEFAULT_HOST_DIR,
+    DEFAULT_IMAGE, DEFAULT_LOCAL_PATH, DEFAULT_MAX_AGE, DEFAULT_NS_DISK_QUOTA, DeployOptions,
 };
 use crate::render::render;
 
@@ -43,9 +43,29 @@ pub struct DeployArgs {
     /// Host directory of the core files (volume `coredump-backend`; test-only default).
     #[arg(long, default_value = DEFAULT_LOCAL_PATH)]
     pub local_path: PathBuf,
-    /// Host directory of etcd's data (volume `etcd-data-dir`; test-only default).
+    /// Host directory of etcd's data (volume `etcd-data-dir`; test-only default). Unused with
+    /// --etcd-storage-class or --etcd-servers.
     #[arg(long, default_value = DEFAULT_ETCD_DATA_PATH)]
     pub etcd_data_path: PathBuf,
+    /// StorageClass of a PersistentVolumeClaim for the bundled etcd's data (a
+    /// volumeClaimTemplate `etcd-data-dir` of --etcd-storage-size, ReadWriteOnce) instead of
+    /// the --etcd-data-path hostPath.
+    #[arg(long, value_name = "CLASS")]
+    pub etcd_storage_class: Option<String>,
+    /// Size of that claim (e.g. 1Gi, 512Mi, 2GB; the grammar of --ns-disk-quota).
+    #[arg(long, value_name = "SIZE", default_value = DEFAULT_ETCD_STORAGE_SIZE)]
+    pub etcd_storage_size: String,
+    /// Client URLs of an existing etcd cluster (comma-separated, e.g.
+    /// https://etcd-0.db:2379,https://etcd-1.db:2379): no etcd StatefulSet, Service or
+    /// Secrets are rendered and the API server uses these.
+    #[arg(long, value_name = "URL[,URL]", value_delimiter = ',')]
+    pub etcd_servers: Vec<String>,
+    /// Secret (in the install's namespace) with keys ca.crt (etcd's CA), tls.crt and tls.key
+    /// (a client certificate etcd accepts), mounted into the API server; required with
+    /// https:// --etcd-servers. Create it first, e.g. `kubectl create secret generic NAME
+    /// --from-file=ca.crt --from-file=tls.crt --from-file=tls.key`.
+    #[arg(long, value_name = "NAME")]
+    pub etcd_client_secret: Option<String>,
     /// Node directory of the agent: the handler binary the kernel runs, and the spool.
     #[arg(long, default_value = DEFAULT_HOST_DIR)]
     pub host_dir: PathBuf,
@@ -55,11 +75,17 @@ pub struct DeployArgs {
     /// Collect the cores of pods and namespaces gone longer than this (e.g. 30m, 2h).
     #[arg(long, default_value = DEFAULT_GC_THRESHOLD)]
     pub gc_threshold: String,
-    /// Where the cores go: `local` (the node's hostPath, one node), `s3://BUCKET[/PREFIX]`,
+    /// Where the cores go: `local` (a filesystem: the node's --local-path hostPath, one node
+    /// only, or the --blob-volume-claim), or a bucket: `s3://BUCKET[/PREFIX]`,
     /// `gs://BUCKET[/PREFIX]` or `az://CONTAINER[/PREFIX]` (every node and API server replica
-    /// reads the same bucket).
+    /// reads the same bucket; the API server and the GC then mount no core volume).
     #[arg(long, default_value = "local")]
     pub blob_store: String,
+    /// An existing ReadWriteMany PersistentVolumeClaim (in the install's namespace) holding the
+    /// cores instead of the --local-path hostPath: mounted by the agent on every node, the API
+    /// server and the GC (NFS, CephFS...). Not with a bucket --blob-store.
+    #[arg(long, value_name = "CLAIM")]
+    pub blob_volume_claim: Option<String>,
     /// Secret in the install's namespace whose keys become the environment of the agent, the
     /// API server and the GC (create it before the install): for S3 AWS_ACCESS_KEY_ID,
     /// AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, AWS_REGION; for GCS GOOGLE_SERVICE_ACCOUNT_KEY;
@@ -78,6 +104,11 @@ pub struct DeployArgs {
     /// Port of the GC's /metrics, /healthz and /readyz.
     #[arg(long, default_value_t = DEFAULT_GC_METRICS_PORT)]
     pub gc_metrics_port: u16,
+    /// API server replicas behind the Service (a PodDisruptionBudget and spreading over nodes
+    /// when more than one). More than one needs an s3:// --blob-store or a
+    /// --blob-volume-claim: a replica cannot read another node's --local-path.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub api_replicas: u32,
     /// Do not create the Namespace (it exists already).
     #[arg(long)]
     pub no_create_namespace: bool,
@@ -117,6 +148,12 @@ impl DeployArgs {
             create_namespace: !self.no_create_namespace,
             blob_store: self.blob_store.clone(),
             blob_store_secret: self.blob_store_secret.clone(),
+            blob_volume_claim: self.blob_volume_claim.clone(),
+            etcd_storage_class: self.etcd_storage_class.clone(),
+            etcd_storage_size: self.etcd_storage_size.clone(),
+            etcd_servers: self.etcd_servers.clone(),
+            etcd_client_secret: self.etcd_client_secret.clone(),
+            api_replicas: self.api_replicas,
         }
     }
 }

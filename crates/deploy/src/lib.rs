@@ -10,6 +10,12 @@
 //! node DaemonSet `kcdt-ds`. [`names`] lists every name, path, flag and environment variable the
 //! workloads rely on: the `apiserver`, `gc` and `agent` roles must accept them.
 //!
+//! For more than one node ([`CoreStorage`], [`MetadataStore`]): the cores in a bucket or on a
+//! ReadWriteMany claim instead of each node's hostPath, etcd's data on a claim or an existing
+//! etcd cluster instead of the bundled one (then no etcd objects at all), and API server
+//! replicas with a PodDisruptionBudget `SERVICE`, allowed only where every replica can read
+//! every core.
+//!
 //! Certificates come from [`coredump_pki`]: a CA `CN=SERVICE-certificate-authority` (the
 //! APIService's `caBundle`) and a serving certificate whose subjectAltNames hold every name the
 //! Service is dialed by (kube-apiserver verifies `SERVICE.NAMESPACE.svc`).
@@ -41,5 +47,5 @@ mod workloads;
 pub use certs::{Certs, etcd_client_name, generate_certs, server_dns_names};
 pub use cli::{CaKeys, DeployArgs, MANIFEST_FILE, run, write, write_with};
 pub use error::DeployError;
-pub use options::DeployOptions;
+pub use options::{CoreStorage, DeployOptions, MetadataStore};
 pub use render::render;

@@ -84,6 +84,11 @@ pub const TLS_MOUNT: &str = "/var/run/coredump";
 pub const CORES_MOUNT: &str = "/coredump";
 /// Name of the core storage volume (seed name; admins replace it with shared storage).
 pub const CORES_VOLUME: &str = "coredump-backend";
+/// Volume of the GC's state when the cores are in a bucket (an emptyDir: the GC has no core
+/// volume then, and its root filesystem is read-only).
+pub const GC_STATE_VOLUME: &str = "gc-state";
+/// Where [`GC_STATE_VOLUME`] is mounted; the GC gets `--state-file=<this>/state.json`.
+pub const GC_STATE_MOUNT: &str = "/var/lib/coredump-gc";
 /// Name of etcd's data volume (seed name).
 pub const ETCD_VOLUME: &str = "etcd-data-dir";
 /// Where etcd keeps its data inside its container.
@@ -101,6 +106,9 @@ pub const ENV_NODE_NAME: &str = "NODE_NAME";
 pub const ENV_NS_DISK_QUOTA: &str = "NS_DISK_QUOTA";
 /// Environment variable with the install's namespace (downward API), for every component.
 pub const ENV_POD_NAMESPACE: &str = "POD_NAMESPACE";
+
+/// Node label the API server replicas spread over (the well-known hostname label).
+pub const HOSTNAME_TOPOLOGY_KEY: &str = "kubernetes.io/hostname";
 
 /// `app.kubernetes.io/name` of every object.
 pub const APP_NAME: &str = "coredump-detector";

@@ -78,9 +78,14 @@ fn tls_secret_of(
 /// The Secrets: `servercrt` (the API server's serving certificate and key), `etcd-server-tls`
 /// (etcd's) and `etcd-client-tls` (the API server's etcd client certificate), the last two
 /// with the etcd CA as `ca.crt`.
+/// With `--etcd-servers`, only the first: there is no bundled etcd.
 pub(crate) fn tls_secrets(opts: &DeployOptions, certs: &Certs) -> Vec<Object> {
+    let server = tls_secret_of(opts, TLS_SECRET, "apiserver", &certs.server, None);
+    if !opts.bundles_etcd() {
+        return vec![server];
+    }
     vec![
-        tls_secret_of(opts, TLS_SECRET, "apiserver", &certs.server, None),
+        server,
         tls_secret_of(
             opts,
             ETCD_SERVER_SECRET,
@@ -132,8 +137,10 @@ fn tcp_port(port: u16) -> NetworkPolicyPort {
 ///   server's client certificate); its probe port is left to kubelet;
 /// * `apiserver`: only the API server's HTTPS port is reachable (from anywhere: kube-apiserver's
 ///   aggregator may dial from outside the pod network).
+///
+/// The first only with the bundled etcd.
 pub(crate) fn network_policies(opts: &DeployOptions) -> Vec<Object> {
-    vec![
+    let mut all = vec![
         ingress_policy(
             opts,
             ETCD_NETWORK_POLICY,
@@ -158,7 +165,11 @@ pub(crate) fn network_policies(opts: &DeployOptions) -> Vec<Object> {
                 ports: Some(vec![tcp_port(opts.api_port)]),
             },
         ),
-    ]
+    ];
+    if !opts.bundles_etcd() {
+        all.remove(0);
+    }
+    all
 }
 
 fn service(opts: &DeployOptions, name: &str, component: &str, port: ServicePort) -> Object {
@@ -173,9 +184,9 @@ fn service(opts: &DeployOptions, name: &str, component: &str, port: ServicePort)
     })
 }
 
-/// Service SERVICE (443 → the API server's port) and `etcd-svc` (2379).
+/// Service SERVICE (443 → the API server's port) and, with the bundled etcd, `etcd-svc` (2379).
 pub(crate) fn services(opts: &DeployOptions) -> Vec<Object> {
-    vec![
+    let mut all = vec![
         service(
             opts,
             &opts.service,
@@ -200,7 +211,9 @@ pub(crate) fn services(opts: &DeployOptions) -> Vec<Object> {
                 ..Default::default()
             },
         ),
-    ]
+    ];
+    all.truncate(if opts.bundles_etcd() { 2 } else { 1 });
+    all
 }
 
 /// APIService `v1alpha1.coredump.fujitsu.com` (the seed's priorities), trusting the install's CA.

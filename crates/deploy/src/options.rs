@@ -3,7 +3,7 @@
 //! `/var/lib/coredump-detector`, never under `/tmp`: any local user can create a `/tmp`
 //! directory first and own what the install later stores in it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::DeployError;
 use crate::validate;
@@ -17,6 +17,8 @@ pub const DEFAULT_ETCD_IMAGE: &str = "quay.io/coreos/etcd:v3.6.4";
 /// Host directory for the cores (one node's disk: replace the `coredump-backend` volume with
 /// shared storage for more than one node). The seed used `/tmp/coredump-backend-storage`.
 pub const DEFAULT_LOCAL_PATH: &str = "/var/lib/coredump-detector/cores";
+/// Size of etcd's claim with `--etcd-storage-class` (the metadata of crashes: small).
+pub const DEFAULT_ETCD_STORAGE_SIZE: &str = "1Gi";
 /// Host directory for etcd's data. The seed used `/tmp/etcd-backend`.
 pub const DEFAULT_ETCD_DATA_PATH: &str = "/var/lib/coredump-detector/etcd";
 /// Node directory of the agent: the handler binary the kernel runs, its configuration and the
@@ -80,6 +82,58 @@ pub struct DeployOptions {
     /// the bucket's credentials
     /// never appear in the manifest.
     pub blob_store_secret: Option<String>,
+    /// An existing ReadWriteMany PersistentVolumeClaim that holds the cores instead of the
+    /// `--local-path` hostPath, mounted by the agent, the API server and the GC.
+    pub blob_volume_claim: Option<String>,
+    /// A StorageClass for the bundled etcd's data: the StatefulSet gets a volumeClaimTemplate
+    /// of it instead of the `--etcd-data-path` hostPath.
+    pub etcd_storage_class: Option<String>,
+    /// Size requested by that claim, in the byte grammar of `coredump_common`.
+    pub etcd_storage_size: String,
+    /// An existing etcd cluster's client URLs: no bundled etcd is rendered and the API server
+    /// points at these. Empty: the bundled StatefulSet.
+    pub etcd_servers: Vec<String>,
+    /// A Secret holding `ca.crt`, `tls.crt` and `tls.key` for `--etcd-servers` (the CA of
+    /// etcd's serving certificate and the API server's client pair), mounted into the API
+    /// server. Required by `https://` endpoints.
+    pub etcd_client_secret: Option<String>,
+    /// API server replicas behind the Service (`--api-replicas`). More than one needs cores
+    /// every replica can read: a bucket or a claim, never the node's hostPath.
+    pub api_replicas: u32,
+}
+
+/// Where the API server keeps its metadata: what the etcd flags amount to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetadataStore<'a> {
+    /// The bundled etcd StatefulSet, its data on the node's `--etcd-data-path` hostPath.
+    BundledHostPath(&'a Path),
+    /// The bundled etcd StatefulSet, its data on a claim of this StorageClass.
+    BundledClaim(&'a str),
+    /// An existing etcd cluster (`--etcd-servers`), with the Secret of its client certificate.
+    External {
+        /// Client URLs.
+        servers: &'a [String],
+        /// `--etcd-client-secret`.
+        client_secret: Option<&'a str>,
+    },
+}
+
+/// Where an install keeps its cores: what `--blob-store` and `--blob-volume-claim` amount to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoreStorage<'a> {
+    /// The `--local-path` hostPath of each node: an API server reads only its own node's cores.
+    HostPath(&'a Path),
+    /// A ReadWriteMany claim (`--blob-volume-claim`) every pod mounts: one filesystem for all.
+    Claim(&'a str),
+    /// A bucket (`--blob-store s3://...`): the API server and the GC mount no core volume.
+    Bucket,
+}
+
+impl CoreStorage<'_> {
+    /// Whether every node and every API server replica sees the same cores.
+    pub fn is_shared(self) -> bool {
+        !matches!(self, CoreStorage::HostPath(_))
+    }
 }
 
 /// Namespaces that always exist: creating them would make `kubectl create -f` fail.
@@ -106,6 +160,40 @@ impl DeployOptions {
             create_namespace: true,
             blob_store: "local".to_string(),
             blob_store_secret: None,
+            blob_volume_claim: None,
+            etcd_storage_class: None,
+            etcd_storage_size: DEFAULT_ETCD_STORAGE_SIZE.to_string(),
+            etcd_servers: Vec::new(),
+            etcd_client_secret: None,
+            api_replicas: 1,
+        }
+    }
+
+    /// Where the metadata lives (after [`DeployOptions::validate`], a storage class never
+    /// comes with `--etcd-servers`).
+    pub fn metadata_store(&self) -> MetadataStore<'_> {
+        match (self.etcd_servers.as_slice(), &self.etcd_storage_class) {
+            ([], None) => MetadataStore::BundledHostPath(&self.etcd_data_path),
+            ([], Some(class)) => MetadataStore::BundledClaim(class),
+            (servers, _) => MetadataStore::External {
+                servers,
+                client_secret: self.etcd_client_secret.as_deref(),
+            },
+        }
+    }
+
+    /// Whether the manifest holds the etcd StatefulSet, its Service, Secrets and policy.
+    pub fn bundles_etcd(&self) -> bool {
+        self.etcd_servers.is_empty()
+    }
+
+    /// Where the cores live (after [`DeployOptions::validate`], a claim never comes with a
+    /// bucket).
+    pub fn core_storage(&self) -> CoreStorage<'_> {
+        match (&self.blob_volume_claim, self.blob_store.as_str()) {
+            (Some(claim), _) => CoreStorage::Claim(claim),
+            (None, "local") => CoreStorage::HostPath(&self.local_path),
+            (None, _) => CoreStorage::Bucket,
         }
     }
 
@@ -160,6 +248,26 @@ impl DeployOptions {
             &self.blob_store,
             validate::blob_store(&self.blob_store),
         )?;
+        if let Some(claim) = &self.blob_volume_claim {
+            check(
+                "--blob-volume-claim",
+                claim,
+                coredump_api::validation::dns1123_subdomain(claim),
+            )?;
+            if self.blob_store != "local" {
+                return Err(DeployError::invalid(
+                    "--blob-volume-claim",
+                    claim,
+                    format!(
+                        "cannot be combined with --blob-store {}: the cores go either to a \
+                         bucket or to a shared volume; give only one of the two",
+                        self.blob_store
+                    ),
+                ));
+            }
+        }
+        self.validate_etcd()?;
+        self.validate_replicas()?;
         if let Some(secret) = &self.blob_store_secret {
             check(
                 "--blob-store-secret",
@@ -189,6 +297,103 @@ impl DeployOptions {
             }
         }
         Ok(())
+    }
+}
+
+impl DeployOptions {
+    /// `--api-replicas`: at least one, and more only where every replica can serve every core.
+    /// The metadata is in etcd in every manifest (bundled or `--etcd-servers`): the API server's
+    /// embedded store, private to one process, is never rendered, so replicas always share it.
+    fn validate_replicas(&self) -> Result<(), DeployError> {
+        let n = self.api_replicas.to_string();
+        if self.api_replicas == 0 {
+            return Err(DeployError::invalid(
+                "--api-replicas",
+                &n,
+                "must be at least 1",
+            ));
+        }
+        if self.api_replicas > 1 && !self.core_storage().is_shared() {
+            return Err(DeployError::invalid(
+                "--api-replicas",
+                &n,
+                "replicas on other nodes cannot read the cores in one node's --local-path \
+                 hostPath: give a bucket (--blob-store s3://, gs:// or az://) or --blob-volume-claim NAME",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The etcd flags: a claim for the bundled etcd, or an existing cluster, not both.
+    fn validate_etcd(&self) -> Result<(), DeployError> {
+        let check = |option, value: &str, result: Result<(), String>| {
+            result.map_err(|reason| DeployError::invalid(option, value, reason))
+        };
+        let size = &self.etcd_storage_size;
+        check("--etcd-storage-size", size, validate::size(size))?;
+        if coredump_common::parse_bytes(size).ok() == Some(0) {
+            return Err(DeployError::invalid(
+                "--etcd-storage-size",
+                size,
+                "must not be 0",
+            ));
+        }
+        if let Some(class) = &self.etcd_storage_class {
+            check(
+                "--etcd-storage-class",
+                class,
+                coredump_api::validation::dns1123_subdomain(class),
+            )?;
+            if !self.etcd_servers.is_empty() {
+                return Err(DeployError::invalid(
+                    "--etcd-storage-class",
+                    class,
+                    "is for the bundled etcd, which --etcd-servers replaces; give only one",
+                ));
+            }
+        }
+        for url in &self.etcd_servers {
+            check("--etcd-servers", url, validate::etcd_url(url))?;
+        }
+        let https = self
+            .etcd_servers
+            .iter()
+            .filter(|u| u.starts_with("https://"));
+        let tls = match https.count() {
+            0 => false,
+            n if n == self.etcd_servers.len() => true,
+            _ => {
+                return Err(DeployError::invalid(
+                    "--etcd-servers",
+                    &self.etcd_servers.join(","),
+                    "mixes http:// and https:// endpoints of one cluster",
+                ));
+            }
+        };
+        match (&self.etcd_client_secret, tls) {
+            (None, true) => Err(DeployError::invalid(
+                "--etcd-servers",
+                &self.etcd_servers.join(","),
+                "https:// endpoints need --etcd-client-secret NAME (a Secret with ca.crt, \
+                 tls.crt and tls.key for the API server)",
+            )),
+            (Some(secret), _) if self.etcd_servers.is_empty() => Err(DeployError::invalid(
+                "--etcd-client-secret",
+                secret,
+                "is for --etcd-servers; the bundled etcd's certificates are generated",
+            )),
+            (Some(secret), false) => Err(DeployError::invalid(
+                "--etcd-client-secret",
+                secret,
+                "http:// endpoints use no TLS: use https:// or drop the Secret",
+            )),
+            (Some(secret), true) => check(
+                "--etcd-client-secret",
+                secret,
+                coredump_api::validation::dns1123_subdomain(secret),
+            ),
+            (None, false) => Ok(()),
+        }
     }
 }
 

@@ -37,6 +37,58 @@ pub(crate) fn blob_store(value: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// One `--etcd-servers` endpoint as the API server dials it: `http://` or `https://`, a host
+/// (a DNS name, an IPv4 address or a bracketed IPv6 address) and an optional port, nothing else
+/// (no user, path, query or fragment: etcd's client URLs have none).
+pub(crate) fn etcd_url(value: &str) -> Result<(), String> {
+    let (scheme, rest) = value
+        .split_once("://")
+        .ok_or("must be a URL such as https://etcd-0.example:2379")?;
+    if scheme != "http" && scheme != "https" {
+        return Err(format!("scheme {scheme:?} is not http or https"));
+    }
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if let Some(c) = authority
+        .chars()
+        .find(|c| matches!(c, '/' | '?' | '#' | '@'))
+    {
+        return Err(format!("must be scheme://host[:port] only (found {c:?})"));
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (address, after) = v6.split_once(']').ok_or("unclosed '[' in the host")?;
+            address
+                .parse::<std::net::Ipv6Addr>()
+                .map_err(|_| format!("{address:?} is not an IPv6 address"))?;
+            match after {
+                "" => (address, None),
+                _ => (
+                    address,
+                    Some(after.strip_prefix(':').ok_or("junk after ']'")?),
+                ),
+            }
+        }
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    if host.is_empty() {
+        return Err("has no host".into());
+    }
+    if !authority.starts_with('[') {
+        coredump_api::validation::dns1123_subdomain(&host.to_ascii_lowercase())
+            .map_err(|why| format!("host {host:?}: {why}"))?;
+    }
+    if let Some(port) = port {
+        match port.parse::<u16>() {
+            Ok(1..) => {}
+            _ => return Err(format!("port {port:?} is not 1 to 65535")),
+        }
+    }
+    Ok(())
+}
+
 /// An absolute path without `..` (a hostPath or mount path in a pod spec).
 pub(crate) fn absolute_path(value: &str) -> Result<(), String> {
     if !value.starts_with('/') {
@@ -119,6 +171,8 @@ mod tests {
             "s3://cores",
             "s3://my.cores-1/cluster-a",
             "s3://cores/a/b",
+            "gs://cores",
+            "az://cores/x",
         ] {
             assert_eq!(blob_store(ok), Ok(()), "{ok}");
         }
@@ -126,11 +180,42 @@ mod tests {
             "",
             "s3://",
             "s3://Cores",
-            "gs://cores",
             "s3://cores/../x",
             "file:///tmp",
         ] {
             assert!(blob_store(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn etcd_urls() {
+        for ok in [
+            "https://etcd-0.etcd.db.svc:2379",
+            "http://127.0.0.1:2379",
+            "https://etcd.example",
+            "https://[::1]:2379",
+            "https://[fd00::5]",
+            "https://ETCD.Example:2379/",
+        ] {
+            assert_eq!(etcd_url(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "etcd:2379",
+            "grpc://etcd:2379",
+            "https://",
+            "https://:2379",
+            "https://etcd:0",
+            "https://etcd:99999",
+            "https://etcd:port",
+            "https://etcd:2379/v3",
+            "https://user@etcd:2379",
+            "https://etcd:2379?x=1",
+            "https://[::1",
+            "https://[nope]:2379",
+            "https://et cd:2379",
+        ] {
+            assert!(etcd_url(bad).is_err(), "{bad}");
         }
     }
 

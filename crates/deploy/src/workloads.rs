@@ -9,11 +9,14 @@ use k8s_openapi::api::apps::v1::{
     DaemonSet, DaemonSetSpec, Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction,
-    HostPathVolumeSource, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecretEnvSource, SecretVolumeSource, SecurityContext,
-    Toleration, Volume, VolumeMount,
+    Affinity, Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar,
+    EnvVarSource, HTTPGetAction, HostPathVolumeSource, ObjectFieldSelector, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodAffinityTerm, PodAntiAffinity,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
+    SecretEnvSource, SecretVolumeSource, SecurityContext, Toleration, Volume, VolumeMount,
+    VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -23,15 +26,23 @@ use crate::names::{
     AGENT_DAEMONSET, AGENT_SERVICE_ACCOUNT, API_SERVICE_ACCOUNT, BINARY, CORES_MOUNT, CORES_VOLUME,
     ENV_NODE_NAME, ENV_NS_DISK_QUOTA, ENV_POD_NAMESPACE, ETCD_CLIENT_MOUNT, ETCD_CLIENT_SECRET,
     ETCD_METRICS_PORT, ETCD_MOUNT, ETCD_PORT, ETCD_SERVER_SECRET, ETCD_SERVICE, ETCD_STATEFULSET,
-    ETCD_TLS_MOUNT, ETCD_VOLUME, GC_DEPLOYMENT, GC_SERVICE_ACCOUNT, HOST_DIR_VOLUME, POD_LOGS_DIR,
-    POD_LOGS_VOLUME, SERVICE_UID, TLS_MOUNT, TLS_SECRET, etcd_url,
+    ETCD_TLS_MOUNT, ETCD_VOLUME, GC_DEPLOYMENT, GC_SERVICE_ACCOUNT, GC_STATE_MOUNT,
+    GC_STATE_VOLUME, HOST_DIR_VOLUME, HOSTNAME_TOPOLOGY_KEY, POD_LOGS_DIR, POD_LOGS_VOLUME,
+    SERVICE_UID, TLS_MOUNT, TLS_SECRET, etcd_url,
 };
-use crate::options::{DeployOptions, path_str};
+use crate::options::{CoreStorage, DeployOptions, MetadataStore, path_str};
 use crate::render::{Object, labels, meta};
 
-/// The workloads, etcd first (the API server waits for it).
+/// The workloads, etcd first (the API server waits for it); no etcd with `--etcd-servers`.
 pub(crate) fn workloads(opts: &DeployOptions) -> Result<Vec<Object>, DeployError> {
-    Ok(vec![etcd(opts)?, apiserver(opts)?, gc(opts)?, agent(opts)?])
+    let mut all = Vec::new();
+    if opts.bundles_etcd() {
+        all.push(etcd(opts)?);
+    }
+    all.push(apiserver(opts)?);
+    all.extend(api_disruption_budget(opts));
+    all.extend([gc(opts)?, agent(opts)?]);
+    Ok(all)
 }
 
 fn template(component: &str, spec: PodSpec) -> PodTemplateSpec {
@@ -66,8 +77,35 @@ fn host_path_volume(
     })
 }
 
-fn cores_volume(opts: &DeployOptions) -> Result<Volume, DeployError> {
-    host_path_volume(CORES_VOLUME, "--local-path", &opts.local_path)
+/// The `coredump-backend` volume of a pod that reads or writes cores: the node's hostPath or
+/// the shared claim; `None` for a bucket, which needs no volume.
+fn cores_volume(opts: &DeployOptions) -> Result<Option<Volume>, DeployError> {
+    match opts.core_storage() {
+        CoreStorage::HostPath(path) => {
+            host_path_volume(CORES_VOLUME, "--local-path", path).map(Some)
+        }
+        CoreStorage::Claim(claim) => Ok(Some(Volume {
+            name: CORES_VOLUME.into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: claim.into(),
+                read_only: None,
+            }),
+            ..Default::default()
+        })),
+        CoreStorage::Bucket => Ok(None),
+    }
+}
+
+/// The filesystem store's flags for a role whose pod mounts [`cores_volume`]; none for a
+/// bucket (`--blob-store`, added by [`detector`], says it all).
+fn local_store_args(opts: &DeployOptions) -> Vec<String> {
+    match opts.core_storage() {
+        CoreStorage::Bucket => Vec::new(),
+        CoreStorage::HostPath(_) | CoreStorage::Claim(_) => vec![
+            format!("--local-path={CORES_MOUNT}"),
+            "--backend-kind=local".into(),
+        ],
+    }
 }
 
 fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
@@ -206,6 +244,55 @@ fn detector(opts: &DeployOptions, name: &str, mut args: Vec<String>) -> Containe
     }
 }
 
+/// etcd's data: the node's hostPath in the pod, or a claim per replica from the template.
+fn etcd_data(
+    opts: &DeployOptions,
+) -> Result<(Option<Volume>, Option<PersistentVolumeClaim>), DeployError> {
+    match opts.metadata_store() {
+        MetadataStore::BundledClaim(class) => {
+            let bytes = coredump_common::parse_bytes(&opts.etcd_storage_size).map_err(|e| {
+                DeployError::invalid("--etcd-storage-size", &opts.etcd_storage_size, e.why)
+            })?;
+            let claim = PersistentVolumeClaim {
+                metadata: meta(ETCD_VOLUME, None, "etcd"),
+                spec: Some(PersistentVolumeClaimSpec {
+                    access_modes: Some(vec!["ReadWriteOnce".into()]),
+                    storage_class_name: Some(class.into()),
+                    resources: Some(VolumeResourceRequirements {
+                        requests: Some(BTreeMap::from([(
+                            "storage".to_string(),
+                            Quantity(quantity(bytes)),
+                        )])),
+                        limits: None,
+                    }),
+                    ..Default::default()
+                }),
+                status: None,
+            };
+            Ok((None, Some(claim)))
+        }
+        _ => Ok((
+            Some(host_path_volume(
+                ETCD_VOLUME,
+                "--etcd-data-path",
+                &opts.etcd_data_path,
+            )?),
+            None,
+        )),
+    }
+}
+
+/// `bytes` as a Kubernetes quantity: the largest binary suffix that divides it exactly, so
+/// `1Gi` stays `1Gi` and `1GB` (parsed as 10^9 bytes) becomes a plain byte count.
+fn quantity(bytes: u64) -> String {
+    for (shift, suffix) in [(40, "Ti"), (30, "Gi"), (20, "Mi"), (10, "Ki")] {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
+            return format!("{}{suffix}", bytes >> shift);
+        }
+    }
+    bytes.to_string()
+}
+
 fn etcd(opts: &DeployOptions) -> Result<Object, DeployError> {
     let container = Container {
         name: "etcd".into(),
@@ -245,6 +332,7 @@ fn etcd(opts: &DeployOptions) -> Result<Object, DeployError> {
         ]),
         ..Default::default()
     };
+    let (data_volume, data_claim) = etcd_data(opts)?;
     Ok(Object::StatefulSet(StatefulSet {
         metadata: meta(ETCD_STATEFULSET, Some(&opts.namespace), "etcd"),
         spec: StatefulSetSpec {
@@ -262,17 +350,46 @@ fn etcd(opts: &DeployOptions) -> Result<Object, DeployError> {
                     }),
                     automount_service_account_token: Some(false),
                     containers: vec![container],
-                    volumes: Some(vec![
-                        host_path_volume(ETCD_VOLUME, "--etcd-data-path", &opts.etcd_data_path)?,
-                        secret_volume("tls", ETCD_SERVER_SECRET),
-                    ]),
+                    volumes: Some(
+                        data_volume
+                            .into_iter()
+                            .chain([secret_volume("tls", ETCD_SERVER_SECRET)])
+                            .collect(),
+                    ),
                     ..Default::default()
                 },
             ),
+            volume_claim_templates: data_claim.map(|claim| vec![claim]),
             ..Default::default()
         },
         status: None,
     }))
+}
+
+/// The Secret of the API server's etcd client certificate: the generated one for the bundled
+/// etcd, `--etcd-client-secret` for an existing cluster (none for plain `http://`).
+fn etcd_client_secret(opts: &DeployOptions) -> Option<&str> {
+    match opts.metadata_store() {
+        MetadataStore::External { client_secret, .. } => client_secret,
+        _ => Some(ETCD_CLIENT_SECRET),
+    }
+}
+
+/// `--etcd-servers` and, with a client Secret, the files of its mount.
+fn etcd_args(opts: &DeployOptions) -> Vec<String> {
+    let servers = match opts.metadata_store() {
+        MetadataStore::External { servers, .. } => servers.join(","),
+        _ => etcd_url(&opts.namespace),
+    };
+    let mut args = vec![format!("--etcd-servers={servers}")];
+    if etcd_client_secret(opts).is_some() {
+        args.extend([
+            format!("--etcd-cafile={ETCD_CLIENT_MOUNT}/ca.crt"),
+            format!("--etcd-certfile={ETCD_CLIENT_MOUNT}/tls.crt"),
+            format!("--etcd-keyfile={ETCD_CLIENT_MOUNT}/tls.key"),
+        ]);
+    }
+    args
 }
 
 fn apiserver(opts: &DeployOptions) -> Result<Object, DeployError> {
@@ -282,46 +399,59 @@ fn apiserver(opts: &DeployOptions) -> Result<Object, DeployError> {
         vec![
             "apiserver".into(),
             format!("--secure-port={}", opts.api_port),
-            format!("--etcd-servers={}", etcd_url(&opts.namespace)),
-            format!("--etcd-cafile={ETCD_CLIENT_MOUNT}/ca.crt"),
-            format!("--etcd-certfile={ETCD_CLIENT_MOUNT}/tls.crt"),
-            format!("--etcd-keyfile={ETCD_CLIENT_MOUNT}/tls.key"),
+        ]
+        .into_iter()
+        .chain(etcd_args(opts))
+        .chain([
             format!("--tls-cert-file={TLS_MOUNT}/tls.crt"),
             format!("--tls-private-key-file={TLS_MOUNT}/tls.key"),
-            format!("--local-path={CORES_MOUNT}"),
-            "--backend-kind=local".into(),
-            format!(
-                "--node-bound-users=system:serviceaccount:{}:{AGENT_SERVICE_ACCOUNT}",
-                opts.namespace
-            ),
-        ],
+        ])
+        .chain(local_store_args(opts))
+        .chain([format!(
+            "--node-bound-users=system:serviceaccount:{}:{AGENT_SERVICE_ACCOUNT}",
+            opts.namespace
+        )])
+        .collect(),
     );
     container.ports = Some(vec![port("https", opts.api_port)]);
     container.readiness_probe = Some(http_probe("/readyz", "https", "HTTPS", 3));
     container.liveness_probe = Some(http_probe("/livez", "https", "HTTPS", 3));
     container.resources = Some(resources("100m", "128Mi", "1Gi"));
     container.security_context = Some(restricted(opts.api_port < 1024));
-    container.volume_mounts = Some(vec![
-        mount("tls", TLS_MOUNT, true),
-        mount("etcd-client", ETCD_CLIENT_MOUNT, true),
-        mount(CORES_VOLUME, CORES_MOUNT, false),
-    ]);
+    let cores = cores_volume(opts)?;
+    let etcd_client = etcd_client_secret(opts);
+    let mut mounts = vec![mount("tls", TLS_MOUNT, true)];
+    mounts.extend(
+        etcd_client
+            .is_some()
+            .then(|| mount("etcd-client", ETCD_CLIENT_MOUNT, true)),
+    );
+    mounts.extend(
+        cores
+            .is_some()
+            .then(|| mount(CORES_VOLUME, CORES_MOUNT, false)),
+    );
+    container.volume_mounts = Some(mounts);
+    let replicas = i32::try_from(opts.api_replicas).unwrap_or(i32::MAX);
     Ok(Object::Deployment(Deployment {
         metadata: meta(&opts.service, Some(&opts.namespace), "apiserver"),
         spec: DeploymentSpec {
-            replicas: Some(1),
+            replicas: Some(replicas),
             selector: selector("apiserver"),
             template: template(
                 "apiserver",
                 PodSpec {
                     service_account_name: Some(API_SERVICE_ACCOUNT.into()),
                     security_context: Some(non_root_pod()),
+                    affinity: (opts.api_replicas > 1).then(spread_over_nodes),
                     containers: vec![container],
-                    volumes: Some(vec![
-                        secret_volume("tls", TLS_SECRET),
-                        secret_volume("etcd-client", ETCD_CLIENT_SECRET),
-                        cores_volume(opts)?,
-                    ]),
+                    volumes: Some(
+                        [secret_volume("tls", TLS_SECRET)]
+                            .into_iter()
+                            .chain(etcd_client.map(|s| secret_volume("etcd-client", s)))
+                            .chain(cores)
+                            .collect(),
+                    ),
                     ..Default::default()
                 },
             ),
@@ -331,17 +461,55 @@ fn apiserver(opts: &DeployOptions) -> Result<Object, DeployError> {
     }))
 }
 
+/// Replicas preferably on different nodes (preferred, not required: a cluster with fewer nodes
+/// than replicas still runs them all).
+fn spread_over_nodes() -> Affinity {
+    Affinity {
+        pod_anti_affinity: Some(PodAntiAffinity {
+            preferred_during_scheduling_ignored_during_execution: Some(vec![
+                WeightedPodAffinityTerm {
+                    weight: 100,
+                    pod_affinity_term: PodAffinityTerm {
+                        label_selector: Some(selector("apiserver")),
+                        topology_key: HOSTNAME_TOPOLOGY_KEY.into(),
+                        ..Default::default()
+                    },
+                },
+            ]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// With more than one replica, a drain or an upgrade takes at most one away at a time, so the
+/// Service always has one to answer.
+fn api_disruption_budget(opts: &DeployOptions) -> Option<Object> {
+    (opts.api_replicas > 1).then(|| {
+        Object::PodDisruptionBudget(PodDisruptionBudget {
+            metadata: meta(&opts.service, Some(&opts.namespace), "apiserver"),
+            spec: Some(PodDisruptionBudgetSpec {
+                max_unavailable: Some(IntOrString::Int(1)),
+                selector: Some(selector("apiserver")),
+                ..Default::default()
+            }),
+            status: None,
+        })
+    })
+}
+
 fn gc(opts: &DeployOptions) -> Result<Object, DeployError> {
     let mut container = detector(
         opts,
         "gc",
-        vec![
-            "gc".into(),
-            format!("--gc-threshold={}", opts.gc_threshold),
-            format!("--local-path={CORES_MOUNT}"),
-            "--backend-kind=local".into(),
-            format!("--metrics-bind-address=0.0.0.0:{}", opts.gc_metrics_port),
-        ],
+        ["gc".into(), format!("--gc-threshold={}", opts.gc_threshold)]
+            .into_iter()
+            .chain(local_store_args(opts))
+            .chain([format!(
+                "--metrics-bind-address=0.0.0.0:{}",
+                opts.gc_metrics_port
+            )])
+            .collect(),
     );
     if opts.max_age != "0"
         && let Some(args) = container.args.as_mut()
@@ -354,7 +522,29 @@ fn gc(opts: &DeployOptions) -> Result<Object, DeployError> {
     container.readiness_probe = Some(http_probe("/readyz", "metrics", "HTTP", 3));
     container.liveness_probe = Some(http_probe("/healthz", "metrics", "HTTP", 3));
     container.security_context = Some(restricted(false));
-    container.volume_mounts = Some(vec![mount(CORES_VOLUME, CORES_MOUNT, false)]);
+    // The "gone since" state lives beside the cores on a filesystem store (the claim outlives
+    // every pod). With a bucket there is no such volume: the state goes to the pod's own
+    // emptyDir, which survives the container's restarts (the GC's crashes and OOM kills) but
+    // not a rescheduling; losing it restarts the clocks, which delays collection by one
+    // --gc-threshold and never deletes early.
+    let cores = cores_volume(opts)?;
+    let volumes = match &cores {
+        Some(volume) => {
+            container.volume_mounts = Some(vec![mount(CORES_VOLUME, CORES_MOUNT, false)]);
+            vec![volume.clone()]
+        }
+        None => {
+            container.volume_mounts = Some(vec![mount(GC_STATE_VOLUME, GC_STATE_MOUNT, false)]);
+            if let Some(args) = container.args.as_mut() {
+                args.push(format!("--state-file={GC_STATE_MOUNT}/state.json"));
+            }
+            vec![Volume {
+                name: GC_STATE_VOLUME.into(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Default::default()
+            }]
+        }
+    };
     Ok(Object::Deployment(Deployment {
         metadata: meta(GC_DEPLOYMENT, Some(&opts.namespace), "gc"),
         spec: DeploymentSpec {
@@ -366,7 +556,7 @@ fn gc(opts: &DeployOptions) -> Result<Object, DeployError> {
                     service_account_name: Some(GC_SERVICE_ACCOUNT.into()),
                     security_context: Some(non_root_pod()),
                     containers: vec![container],
-                    volumes: Some(vec![cores_volume(opts)?]),
+                    volumes: Some(volumes),
                     ..Default::default()
                 },
             ),
@@ -374,6 +564,15 @@ fn gc(opts: &DeployOptions) -> Result<Object, DeployError> {
         },
         status: None,
     }))
+}
+
+/// The agent's core volume: the claim when there is one, else the node's hostPath (with a
+/// bucket too, see [`agent`]).
+fn agent_cores_volume(opts: &DeployOptions) -> Result<Volume, DeployError> {
+    match cores_volume(opts)? {
+        Some(volume) => Ok(volume),
+        None => host_path_volume(CORES_VOLUME, "--local-path", &opts.local_path),
+    }
 }
 
 /// The node agent: privileged (it writes `/proc/sys/kernel/core_pattern`, which is global),
@@ -385,6 +584,8 @@ fn agent(opts: &DeployOptions) -> Result<Object, DeployError> {
     let mut container = detector(
         opts,
         "agent",
+        // With a bucket the agent keeps the hostPath too: its free-space floor is measured
+        // on `--local-path` (the disk the spool shares on most nodes).
         vec![
             "agent".into(),
             format!("--host-dir={host_dir}"),
@@ -434,7 +635,7 @@ fn agent(opts: &DeployOptions) -> Result<Object, DeployError> {
                     containers: vec![container],
                     volumes: Some(vec![
                         host_path_volume(HOST_DIR_VOLUME, "--host-dir", &opts.host_dir)?,
-                        cores_volume(opts)?,
+                        agent_cores_volume(opts)?,
                         host_path_volume(
                             POD_LOGS_VOLUME,
                             "pod log directory",

@@ -293,3 +293,65 @@ fn seed_readme_commands_install_into_default() {
     let sa = install.get(&["get", "serviceaccount", "coredump-gc", "-n", "default"]);
     assert_eq!(sa["metadata"]["namespace"], "default");
 }
+
+/// The multi-node manifests (a claim for the cores, a claim template for etcd, replicas with a
+/// PodDisruptionBudget; or a bucket and an existing etcd cluster) pass the real
+/// kube-apiserver's validation of every field (`kubectl create --dry-run=server`, strict field
+/// validation): nothing is persisted, so the claim, StorageClass and Secrets they name need not
+/// exist.
+#[test]
+fn multi_node_manifests_pass_kube_apiserver_validation() {
+    let cp = shared().unwrap();
+    let ns = cp.create_namespace("scale").unwrap();
+    let mut claim = coredump_deploy::DeployOptions::new(&ns, SERVICE);
+    claim.create_namespace = false;
+    claim.blob_volume_claim = Some("cores-rwx".into());
+    claim.etcd_storage_class = Some("standard".into());
+    claim.etcd_storage_size = "1.5Gi".into();
+    claim.api_replicas = 2;
+    let mut bucket = coredump_deploy::DeployOptions::new(&ns, SERVICE);
+    bucket.create_namespace = false;
+    bucket.blob_store = "s3://cores/prod".into();
+    bucket.blob_store_secret = Some("bucket-keys".into());
+    bucket.etcd_servers = vec![
+        "https://etcd-0.db:2379".into(),
+        "https://[fd00::7]:2379".into(),
+    ];
+    bucket.etcd_client_secret = Some("etcd-client".into());
+    bucket.api_replicas = 3;
+    for (what, opts, kinds) in [
+        ("claim", claim, ["PodDisruptionBudget", "StatefulSet"]),
+        ("bucket", bucket, ["PodDisruptionBudget", "Deployment"]),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let manifest =
+            coredump_deploy::write(tmp.path(), &opts, coredump_deploy::CaKeys::Discard).unwrap();
+        let out = cp.kubectl(&[
+            "create",
+            "--dry-run=server",
+            "--validate=strict",
+            "-o",
+            "name",
+            "-f",
+            manifest.to_str().unwrap(),
+            "--request-timeout=60s",
+        ]);
+        assert!(
+            out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let names = String::from_utf8(out.stdout).unwrap();
+        for kind in kinds {
+            assert!(
+                names.to_lowercase().contains(&kind.to_lowercase()),
+                "{what}: no {kind} accepted:\n{names}"
+            );
+        }
+        assert_eq!(
+            names.contains("statefulset.apps/etcd"),
+            what == "claim",
+            "{what}:\n{names}"
+        );
+    }
+}

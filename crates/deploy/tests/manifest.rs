@@ -4,6 +4,8 @@
 //! before anything is written, and `write` leaves private files private.
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
+mod rendered;
+
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 
@@ -13,21 +15,9 @@ use coredump_deploy::{
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
+use rendered::{documents, find};
 use serde_json::Value;
 use x509_parser::prelude::*;
-
-fn documents(yaml: &str) -> Vec<Value> {
-    serde_saphyr::from_multiple::<Value>(yaml).unwrap()
-}
-
-/// The one document of `kind` named `name`, as a typed object.
-fn find<T: serde::de::DeserializeOwned>(docs: &[Value], kind: &str, name: &str) -> T {
-    let doc = docs
-        .iter()
-        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
-        .unwrap_or_else(|| panic!("no {kind} {name}"));
-    serde_json::from_value(doc.clone()).unwrap()
-}
 
 fn pem_der(pem: &[u8]) -> Vec<u8> {
     let (_, pem) = x509_parser::pem::parse_x509_pem(pem).unwrap();

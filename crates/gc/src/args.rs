@@ -7,6 +7,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use coredump_common::{BackendKind, parse_bytes, parse_duration};
+use coredump_objstore::BlobStoreSelector;
+
+/// The state file of a GC whose blobs are in a bucket, unless `--state-file` says otherwise
+/// (the `deploy` manifest mounts the GC pod's own volume at its directory).
+pub const BUCKET_STATE_FILE: &str = "/var/lib/coredump-gc/state.json";
 
 /// Flags of the `gc` role.
 #[derive(Debug, Clone, clap::Args)]
@@ -25,18 +30,23 @@ pub struct Args {
     /// (Kubernetes quantity, e.g. 10Gi; off by default).
     #[arg(long, value_parser = parse_bytes)]
     pub max_namespace_size: Option<u64>,
-    /// Blob backend.
+    /// The seed's flag, kept so its command lines parse: `local`, its only value, is the
+    /// filesystem under `--local-path`, the same as `--blob-store local`; a bucket given to
+    /// `--blob-store` is used instead (the `deploy` manifest passes this flag only with
+    /// `--local-path`).
     #[arg(long, value_enum, default_value_t = BackendKind::Local)]
     pub backend_kind: BackendKind,
     /// Root of the blobs, shared with the agent and the API server.
     #[arg(long, default_value = "/var/lib/coredump-detector/cores")]
     pub local_path: PathBuf,
-    /// `--blob-store local|s3://BUCKET[/PREFIX]` and the S3 client's flags (with a bucket, the
-    /// state file still defaults to `<local-path>/.coredump-gc/state.json`).
+    /// `--blob-store local|s3://BUCKET[/PREFIX]` and the S3 client's flags (with a bucket,
+    /// `--local-path` is not used at all; see `--state-file` for where the state goes).
     #[command(flatten)]
     pub blob_store: coredump_objstore::BlobStoreArgs,
     /// Where "gone since" times are kept across restarts (default:
-    /// `<local-path>/.coredump-gc/state.json`).
+    /// `<local-path>/.coredump-gc/state.json` with the filesystem store, on the volume the state
+    /// is about; with a bucket there is no such volume, and the default is
+    /// `/var/lib/coredump-gc/state.json`, which `deploy` backs with the pod's own volume).
     #[arg(long)]
     pub state_file: Option<PathBuf>,
     /// Log what would be deleted, delete nothing, and leave the state file alone.
@@ -54,11 +64,17 @@ pub struct Args {
 }
 
 impl Args {
-    /// The state file in effect.
+    /// The state file in effect: `--state-file`, else beside the blobs of a filesystem store,
+    /// else [`BUCKET_STATE_FILE`] (a GC collecting a bucket may have no `--local-path` volume
+    /// at all, and must not write under a directory it does not own).
     pub fn state_path(&self) -> PathBuf {
-        self.state_file
-            .clone()
-            .unwrap_or_else(|| self.local_path.join(".coredump-gc").join("state.json"))
+        match (&self.state_file, &self.blob_store.blob_store) {
+            (Some(path), _) => path.clone(),
+            (None, BlobStoreSelector::Local) => {
+                self.local_path.join(".coredump-gc").join("state.json")
+            }
+            (None, BlobStoreSelector::Bucket { .. }) => PathBuf::from(BUCKET_STATE_FILE),
+        }
     }
 }
 
@@ -102,5 +118,17 @@ mod tests {
         assert_eq!(a.max_namespace_size, Some(10 << 30));
         assert!(a.dry_run);
         assert!(Cli::try_parse_from(["gc", "--gc-threshold=30"]).is_err());
+    }
+
+    #[test]
+    fn a_bucket_keeps_the_state_off_the_local_path() {
+        let a = Cli::try_parse_from(["gc", "--blob-store=s3://cores/a"])
+            .unwrap()
+            .args;
+        assert_eq!(a.state_path(), PathBuf::from(BUCKET_STATE_FILE));
+        let a = Cli::try_parse_from(["gc", "--blob-store=s3://cores", "--state-file=/s/x.json"])
+            .unwrap()
+            .args;
+        assert_eq!(a.state_path(), PathBuf::from("/s/x.json"));
     }
 }

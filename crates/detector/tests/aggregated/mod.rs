@@ -91,6 +91,21 @@ impl ApiServer {
         s
     }
 
+    /// `coredump-detector <args> --secure-port=<a free port>`, logging to `log`; waits until
+    /// it listens.
+    pub fn start_with(mut args: Vec<String>, log: PathBuf) -> ApiServer {
+        let port = free_port();
+        args.push(format!("--secure-port={port}"));
+        let mut s = ApiServer {
+            args,
+            port,
+            log,
+            child: None,
+        };
+        s.spawn();
+        s
+    }
+
     /// (Re)starts the process with the same flags (and port) and waits until it listens.
     pub fn spawn(&mut self) {
         let mut command = Command::new(crate::common::detector());
