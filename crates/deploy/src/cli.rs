@@ -64,6 +64,11 @@ pub struct DeployArgs {
     /// AWS_REGION, AWS_ALLOW_HTTP (create it before the install).
     #[arg(long)]
     pub blob_store_secret: Option<String>,
+    /// How crashes reach the agent (its `--capture`): `pipe` (a handler process per crash),
+    /// `socket` (the kernel's coredump socket, Linux >= 6.17, the agent in the host's mount
+    /// namespace) or `auto` (socket where the kernel takes it, else pipe).
+    #[arg(long, default_value_t = coredump_capture::socket::CaptureMode::Pipe)]
+    pub capture: coredump_capture::socket::CaptureMode,
     /// Collect crashes older than this whatever their pod (e.g. 720h; 0 = never).
     #[arg(long, default_value = DEFAULT_MAX_AGE)]
     pub max_age: String,
@@ -115,6 +120,7 @@ impl DeployArgs {
             create_namespace: !self.no_create_namespace,
             blob_store: self.blob_store.clone(),
             blob_store_secret: self.blob_store_secret.clone(),
+            capture: self.capture,
         }
     }
 }

@@ -78,6 +78,10 @@ pub struct DeployOptions {
     /// `AWS_SECRET_ACCESS_KEY`, `AWS_ENDPOINT_URL`, `AWS_REGION`...): the bucket's credentials
     /// never appear in the manifest.
     pub blob_store_secret: Option<String>,
+    /// The agent's `--capture` (`pipe` by default: a restart loses nothing in either mode, a
+    /// SIGKILLed agent only in pipe mode; and a containerized agent cannot install the socket
+    /// on kernels that refuse it from outside the host's mount namespace).
+    pub capture: coredump_capture::socket::CaptureMode,
 }
 
 /// Namespaces that always exist: creating them would make `kubectl create -f` fail.
@@ -104,6 +108,7 @@ impl DeployOptions {
             create_namespace: true,
             blob_store: "local".to_string(),
             blob_store_secret: None,
+            capture: coredump_capture::socket::CaptureMode::Pipe,
         }
     }
 
