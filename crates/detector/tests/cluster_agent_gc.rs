@@ -19,15 +19,15 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use aggregated::{ApiServer, BASE, eventually, free_port, submit};
+use aggregated::{BASE, eventually, free_port, submit};
 use cluster::{
-    Agent, Role, SIGSEGV, apply_manifest_rbac, container_id, coredumps, crash_events, crash_in,
-    create_pod, files_under, get_raw, metric, pod_cgroup, service_account_kubeconfig, stored_core,
+    Agent, ApiStack, Role, SIGSEGV, container_id, coredumps, crash_events, crash_in, create_pod,
+    files_under, get_raw, metric, pod_cgroup, service_account_kubeconfig, stored_core,
     wait_coredump,
 };
 use coredump_testkit::archive::untar_gz;
 use coredump_testkit::kernel_lock::KernelSettings;
-use coredump_testplane::{TestCa, shared};
+use coredump_testplane::shared;
 
 #[test]
 fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
@@ -37,28 +37,14 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
         .prefix("cdd-agent-")
         .tempdir_in("/var/tmp")
         .unwrap();
-    let system = cp.create_namespace("coredump-system").unwrap();
-    apply_manifest_rbac(cp, &system);
-    let kubeconfig = |sa: &str| service_account_kubeconfig(cp, &system, sa, dir.path());
-    let etcd = coredump_testplane::start_etcd(&dir.path().join("etcd")).unwrap();
     // The blob volume is its own filesystem, as the DaemonSet's separate hostPath mounts make
     // it: the ingest then copies the spooled core (no hard link), as it does in a cluster.
     let blob_fs = common::SmallFs::mount(2048);
     let blobs = blob_fs.path().join("cores");
     std::fs::create_dir_all(&blobs).unwrap();
-    let ca = TestCa::new("coredump-serving-ca").unwrap();
-    let server = ApiServer::start(
-        dir.path(),
-        &ca,
-        &system,
-        &etcd.url(),
-        &blobs,
-        &kubeconfig("coredump-api"),
-    );
-    aggregated::register_apiservice(cp, &system, server.port, &ca.cert_pem());
-    eventually(Duration::from_secs(120), "APIService Available", || {
-        aggregated::available(cp).starts_with("True").then_some(())
-    });
+    let stack = ApiStack::start(cp, dir.path(), &blobs);
+    let system = stack.system.clone();
+    let kubeconfig = |sa: &str| service_account_kubeconfig(cp, &system, sa, dir.path());
 
     let node = format!("e2e-node-{}", std::process::id());
     let started = Instant::now();
@@ -521,8 +507,7 @@ fn agent_apiserver_and_gc_as_the_deploy_manifests_service_accounts() {
     assert_eq!(settings.current_pattern(), settings.original_pattern());
     drop(quiet_cgroup);
     drop(cgroup);
-    drop(server);
-    drop(etcd);
+    drop(stack);
 }
 
 /// Crashes outside pods go to the `core_pattern` pipe that was there before the agent (a

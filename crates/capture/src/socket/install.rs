@@ -204,9 +204,9 @@ pub fn install_locked(
     options: InstallOptions,
 ) -> Result<Installed, CaptureError> {
     let supported = socket_supported_at(&options.core_modes);
-    let unsupported = || {
+    let requirement = || {
         format!(
-            "the coredump socket needs Linux >= {}.{} with `socket` in {}",
+            "needs Linux >= {}.{} with `socket` in {}",
             REQUEST_PROTOCOL_SINCE.0,
             REQUEST_PROTOCOL_SINCE.1,
             options.core_modes.display()
@@ -215,7 +215,7 @@ pub fn install_locked(
     if options.mode == CaptureMode::Socket && !supported {
         return Err(CaptureError::Sysctl {
             name: "kernel.core_pattern",
-            message: format!("capture mode socket: {}", unsupported()),
+            message: format!("capture mode socket {}", requirement()),
         });
     }
     let guard = lock.install(&options.pipe_pattern, options.pipe_limit)?;
@@ -228,7 +228,7 @@ pub fn install_locked(
     };
     let fallback = match options.mode {
         CaptureMode::Pipe => return Ok(installed),
-        CaptureMode::Auto if !supported => unsupported(),
+        CaptureMode::Auto if !supported => format!("the coredump socket {}", requirement()),
         CaptureMode::Auto | CaptureMode::Socket => match start_socket(&mut installed, &options) {
             Ok(()) => return Ok(installed),
             Err(e) if options.mode == CaptureMode::Auto => e.to_string(),
