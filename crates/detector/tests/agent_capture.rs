@@ -4,7 +4,8 @@
 //! * the agent restarted (SIGTERM, started again) while a pod crashes every 200 ms, in pipe and
 //!   in socket mode in the same run, every crash's `Coredump` looked up by pid;
 //! * a second agent on the node, of another install (another host directory) or of the same,
-//!   refused while the first lives, the first keeping `core_pattern` and capturing.
+//!   refused while the first lives, the first keeping `core_pattern` and capturing;
+//! * `auto` and `socket` where the kernel refuses the socket pattern (another mount namespace).
 //!
 //! Every test holds the machine-wide kernel-settings lock, which restores `core_pattern` and
 //! `core_pipe_limit` on every exit path.
@@ -402,4 +403,75 @@ fn a_second_agent_on_the_node_is_refused_and_the_first_keeps_core_pattern() {
     assert!(first.role.stop(), "{}", first.role.log_text());
     assert_eq!(settings.current_pattern(), settings.original_pattern());
     drop(cgroup);
+}
+
+/// Where the kernel refuses the socket pattern, as it does from any mount namespace but the
+/// initial one (a container's): `auto` takes the pipe and says why, `socket` exits with the
+/// kernel's error and leaves `core_pattern` as it was. The agent runs as a host process under
+/// `unshare --mount`, which is all a container's mount namespace changes here.
+#[test]
+fn outside_the_initial_mount_namespace_auto_takes_the_pipe_and_socket_fails() {
+    assert!(
+        coredump_capture::socket::socket_supported(),
+        "this test needs the coredump socket (Linux >= 6.17)"
+    );
+    let settings = KernelSettings::acquire();
+    let cp = shared().unwrap();
+    let (stack, dir) = (stack(), test_dir("mountns"));
+    let kubeconfig = service_account_kubeconfig(cp, &stack.api.system, "coredump-agent", &dir);
+    let node = format!("mountns-node-{}", std::process::id());
+    let unshare = vec!["unshare".to_string(), "--mount".to_string()];
+
+    let mut auto = Agent::configure(
+        &dir,
+        &stack.blobs,
+        &node,
+        &kubeconfig,
+        "drop",
+        &["--capture=auto"],
+    );
+    auto.role.wrapper = unshare.clone();
+    auto.spawn();
+    assert_eq!(
+        settings.current_pattern(),
+        auto.pattern(),
+        "the pipe handler"
+    );
+    let log = auto.role.log_text();
+    let fallback = log
+        .lines()
+        .find(|l| l.contains("capture mode auto: using the pipe handler"))
+        .unwrap_or_else(|| panic!("the reason is logged:\n{log}"));
+    assert!(fallback.contains("Invalid argument"), "{fallback}");
+    assert_eq!(
+        log.matches("capture mode auto: using the pipe handler")
+            .count(),
+        1,
+        "said once"
+    );
+    assert!(auto.role.stop(), "{}", auto.role.log_text());
+    assert_eq!(settings.current_pattern(), settings.original_pattern());
+
+    let socket_dir = dir.join("socket");
+    std::fs::create_dir_all(&socket_dir).unwrap();
+    let mut socket = Agent::configure(
+        &socket_dir,
+        &stack.blobs,
+        &node,
+        &kubeconfig,
+        "drop",
+        &["--capture=socket"],
+    );
+    socket.role.wrapper = unshare;
+    socket.role.spawn();
+    let status = socket.role.wait_exit(Duration::from_secs(60));
+    let log = socket.role.log_text();
+    assert!(status.is_some_and(|s| !s.success()), "{status:?}:\n{log}");
+    assert!(log.contains("Invalid argument"), "{log}");
+    assert_eq!(
+        settings.current_pattern(),
+        settings.original_pattern(),
+        "a refused socket leaves core_pattern as it was"
+    );
+    eprintln!("agent_capture: under unshare --mount, auto: {fallback}");
 }

@@ -116,6 +116,8 @@ pub struct Role {
     pub args: Vec<String>,
     pub log: PathBuf,
     pub port: u16,
+    /// A command that runs the binary (e.g. `unshare --mount`), empty for none.
+    pub wrapper: Vec<String>,
     child: Option<Child>,
 }
 
@@ -125,12 +127,20 @@ impl Role {
             args,
             log,
             port,
+            wrapper: Vec::new(),
             child: None,
         }
     }
 
     pub fn spawn(&mut self) {
-        let mut command = Command::new(crate::common::detector());
+        let mut command = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(crate::common::detector());
+                c
+            }
+            None => Command::new(crate::common::detector()),
+        };
         command
             .args(&self.args)
             .env_remove("KUBECONFIG")
