@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use coredump_capture::socket::CaptureMode;
 use coredump_capture::{HandlerConfig, NonPodPolicy};
 
 use coredump_common::{BackendKind, parse_bytes};
@@ -85,6 +86,20 @@ pub struct Args {
     /// at a scratch directory.
     #[arg(long, default_value = "/proc/sys/kernel", hide = true)]
     pub proc_sys_kernel: PathBuf,
+    /// How crashes reach the agent: `pipe` (the installed handler, one process per crash; a
+    /// killed agent loses nothing), `socket` (the kernel's coredump socket, Linux >= 6.17: no
+    /// process per crash, refusals before any byte; the agent must run in the host's mount
+    /// namespace) or `auto` (socket when the kernel has it and accepts the pattern from here,
+    /// else pipe, saying why).
+    #[arg(long = "capture", default_value_t = CaptureMode::Pipe)]
+    pub capture_mode: CaptureMode,
+    /// Where the kernel lists its core_pattern modes (tests point it at a fake file).
+    #[arg(long, default_value = coredump_capture::socket::CORE_MODES, hide = true)]
+    pub core_modes: PathBuf,
+    /// The machine-wide lock every owner of core_pattern takes (a host path the DaemonSet
+    /// mounts, whatever `--host-dir`): a second agent or install on the node is refused.
+    #[arg(long, default_value = coredump_capture::kernel::OWNER_LOCK, hide = true)]
+    pub owner_lock: PathBuf,
     /// How often the spool is scanned (ms).
     #[arg(long, default_value_t = 100, hide = true)]
     pub spool_poll_ms: u64,
@@ -199,6 +214,12 @@ mod tests {
         assert_eq!(a.ns_disk_quota, 1_000_000_000);
         assert_eq!(a.non_pod, NonPodPolicy::Forward);
         assert_eq!(a.proc_sys_kernel, PathBuf::from("/proc/sys/kernel"));
+        assert_eq!(a.capture_mode, CaptureMode::Pipe, "pipe unless asked");
+        let a = Cli::try_parse_from(["agent", "--node-name=n", "--capture=auto"])
+            .unwrap()
+            .args;
+        assert_eq!(a.capture_mode, CaptureMode::Auto);
+        assert!(Cli::try_parse_from(["agent", "--node-name=n", "--capture=sockets"]).is_err());
         assert!(
             Cli::try_parse_from(["agent", "--node-name=n", "--ns-disk-quota=1X"]).is_err(),
             "a bad quota is refused at start"

@@ -9,6 +9,11 @@
 //! The question is asked of the API server at SIGTERM; when it cannot be answered (no
 //! connection, no permission), the agent restores: a node must never keep a handler whose
 //! install is gone.
+//!
+//! In socket mode the hand-over is the same pipe handler: `core_pattern` switches from the
+//! socket to the pipe before the server stops (it still answers what the kernel queued), and
+//! the next agent starts its server before switching back, so no crash finds the socket
+//! closed.
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::Pod;

@@ -16,6 +16,10 @@
 //! * [`metrics`] and [`http`]: what `/metrics` and `/readyz` report (the endpoint itself is
 //!   `coredump_common::health`, shared with the GC).
 //!
+//! `--capture socket` (or `auto`) serves the kernel's coredump socket instead
+//! (`coredump_capture::socket`, the code standalone runs), into the same spool and ingest; the
+//! pipe handler is installed anyway, as the fallback while no agent listens.
+//!
 //! At SIGTERM the agent restores `core_pattern` only when its install is going away; a restart
 //! hands the kernel over to the installed pipe handler ([`handover`]).
 //!

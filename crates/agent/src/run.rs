@@ -1,7 +1,9 @@
 //! The `agent` role from start to SIGTERM: connect to the API, install the handler, take over
-//! `core_pattern` (repairing what a killed agent left), start the informers, the metrics
-//! endpoint and the ingest; on SIGTERM or SIGINT put the previous `core_pattern` back first,
-//! then let the ingest finish its pass.
+//! `core_pattern` (repairing what a killed agent left) with the pipe handler or, in socket
+//! mode, the coredump socket server feeding the same spool, start the informers, the metrics
+//! endpoint and the ingest; on SIGTERM or SIGINT hand `core_pattern` over to the pipe handler
+//! or put the previous one back ([`crate::handover`]) before the socket server stops, then let
+//! the ingest finish its pass.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,7 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use coredump_capture::kernel::{KernelPaths, PatternGuard, PatternLock, read_setting};
+use coredump_capture::kernel::{KernelPaths, PatternLock};
+use coredump_capture::socket::{InstallOptions, Installed, install_locked};
 use coredump_capture::spool::Spool;
 use coredump_common::BackendKind;
 use coredump_common::health;
@@ -20,6 +23,7 @@ use coredump_store::fs_blob::FsBlobStore;
 use tokio_util::sync::CancellationToken;
 
 use crate::args::Args;
+use crate::handover::Stopping;
 use crate::http::AgentHealth;
 use crate::install::{HostLayout, forward_target, install_binary, write_config};
 use crate::metrics::Metrics;
@@ -34,49 +38,89 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// Installs the handler and takes over the kernel settings.
-/// The kernel-settings lock comes first: a second agent on the same host directory (a second
-/// install, one started by hand) is refused before it replaces the live agent's handler binary
-/// or rewrites its `handler.json` with its own flags.
-fn capture(args: &Args, layout: &HostLayout) -> anyhow::Result<PatternGuard> {
+/// The kernel-settings locks come first: a second agent on the node (the same host directory,
+/// or another install's: the machine-wide owner lock) is refused before it replaces the live
+/// agent's handler binary, rewrites its `handler.json` or touches `core_pattern`.
+/// The handler and its configuration are installed in socket mode too: the pipe handler is
+/// what the kernel calls while no agent listens (a restart hands over to it).
+fn capture(args: &Args, layout: &HostLayout) -> anyhow::Result<Installed> {
     let kernel = KernelPaths {
         core_pattern: args.proc_sys_kernel.join("core_pattern"),
         core_pipe_limit: args.proc_sys_kernel.join("core_pipe_limit"),
         run_dir: layout.run.clone(),
+        owner_lock: args.owner_lock.clone(),
     };
     let owner = format!("coredump-detector agent ({})", layout.root.display());
     let lock = PatternLock::acquire(kernel.clone(), &owner)
-        .context("another agent runs on this node's host directory")?;
+        .context("another coredump-detector owns core_pattern on this node")?;
     layout.create()?;
     let me = std::env::current_exe().context("locating this binary")?;
     install_binary(&me, layout)?;
-    // The config must exist before the pattern names the handler. Our best guess of the
-    // previous pattern now is the current one (wrong only after a killed agent, and then it
-    // names our own handler, which forward_target refuses); the guard knows for sure below.
-    let current = read_setting(&kernel.core_pattern)?;
+    // The config must exist before the pattern names the handler (or the socket server reads
+    // it), with what the kernel had before any agent as the pattern to forward to.
+    let previous = lock.previous_pattern()?;
     let min_free = args
         .capture
         .floor_bytes(args.capture.min_free, &layout.spool, true);
     let mut config = args.capture.handler_config(
         layout.spool.clone(),
         args.non_pod,
-        forward_target(&current, &layout.handler_bin),
+        forward_target(&previous, &layout.handler_bin),
         min_free,
     );
     config.limits = Some(args.limits.crash_limits(layout.limits_dir()));
     write_config(layout, &config)?;
-    let guard = lock.install(&layout.pattern(), args.capture.pipe_limit)?;
-    config.forward_pattern = forward_target(&guard.record().previous_pattern, &layout.handler_bin);
-    write_config(layout, &config)?;
+    let installed = install_locked(
+        lock,
+        InstallOptions {
+            mode: args.capture_mode,
+            core_modes: args.core_modes.clone(),
+            kernel,
+            pipe_pattern: layout.pattern(),
+            pipe_limit: args.capture.pipe_limit,
+            owner,
+            handler: config.clone(),
+        },
+    )?;
     tracing::info!(
-        core_pattern = %guard.record().installed_pattern,
-        previous = %guard.record().previous_pattern,
+        mode = %installed.mode(),
+        requested = %args.capture_mode,
+        fallback = ?installed.fallback_reason(),
+        core_pattern = %installed.pattern(),
+        previous = %installed.previous_pattern(),
         non_pod = ?args.non_pod,
         forward_to = ?config.forward_pattern,
         min_free_bytes = config.min_free_bytes,
         kubelet_thresholds = ?args.capture.kubelet_config.thresholds(Path::new("/proc")),
         "capturing crashes"
     );
-    Ok(guard)
+    Ok(installed)
+}
+
+/// Gives the kernel up as `stopping` says: a restart hands it over to the pipe handler (it
+/// spools until the next agent), an uninstall restores the previous pattern. Either way the
+/// socket server (socket mode) stops only after `core_pattern` no longer names it.
+fn release(installed: Installed, stopping: &Stopping, pipe_pattern: &str) -> anyhow::Result<()> {
+    let mode = installed.mode();
+    let (result, core_pattern, what) = match stopping {
+        Stopping::Restart => (
+            installed.hand_over(),
+            pipe_pattern.to_string(),
+            "restarting: left core_pattern to the pipe handler for the next agent".to_string(),
+        ),
+        Stopping::Uninstall(reason) => {
+            let previous = installed.previous_pattern().to_string();
+            let what = format!("uninstalling ({reason}): restored the previous core_pattern");
+            (installed.shutdown(), previous, what)
+        }
+    };
+    match &result {
+        Ok(stats) => tracing::info!(%core_pattern, %mode, socket = ?stats, "{what}"),
+        Err(e) => tracing::error!(error = %e, "{what}: failed"),
+    }
+    result
+        .map(drop)
+        .with_context(|| format!("releasing core_pattern ({what})"))
 }
 
 async fn run_async(args: Args) -> anyhow::Result<()> {
@@ -103,7 +147,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
     let root = std::path::absolute(&args.host_dir)
         .with_context(|| format!("resolving {}", args.host_dir.display()))?;
     let layout = HostLayout::new(&root);
-    let guard = capture(&args, &layout)?;
+    let installed = capture(&args, &layout)?;
     let capturing = Arc::new(AtomicBool::new(true));
 
     let stop = CancellationToken::new();
@@ -169,33 +213,11 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
         let stopping =
             crate::handover::why_stopping(&client, &args.pod_namespace, args.pod_name.as_deref())
                 .await;
-        let previous = guard.record().previous_pattern.clone();
-        let mut guard = guard;
-        let result = match &stopping {
-            crate::handover::Stopping::Restart => {
-                let handed = guard.hand_over(&layout.pattern());
-                match &handed {
-                    Ok(()) => tracing::info!(
-                        core_pattern = %layout.pattern(),
-                        "restarting: left core_pattern to the pipe handler for the next agent"
-                    ),
-                    Err(e) => tracing::error!(error = %e, "handing core_pattern over failed"),
-                }
-                handed
-            }
-            crate::handover::Stopping::Uninstall(reason) => {
-                let restored = guard.restore();
-                match &restored {
-                    Ok(()) => tracing::info!(
-                        core_pattern = %previous,
-                        %reason,
-                        "restored the previous core_pattern"
-                    ),
-                    Err(e) => tracing::error!(error = %e, "restoring core_pattern failed"),
-                }
-                restored
-            }
-        };
+        let pipe_pattern = layout.pattern();
+        let result =
+            tokio::task::spawn_blocking(move || release(installed, &stopping, &pipe_pattern))
+                .await
+                .unwrap_or_else(|e| Err(anyhow::anyhow!("releasing core_pattern: {e}")));
         capturing.store(false, Ordering::Release);
         stop.cancel();
         result
@@ -203,5 +225,5 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
     let (restored, ()) = tokio::join!(on_signal, ingest.run(stop.clone().cancelled_owned()));
     let _ = http_task.await;
     let _ = limits_task.await;
-    restored.context("restoring core_pattern")
+    restored
 }

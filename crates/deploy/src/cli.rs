@@ -92,6 +92,11 @@ pub struct DeployArgs {
     /// for Azure AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY.
     #[arg(long)]
     pub blob_store_secret: Option<String>,
+    /// How crashes reach the agent (its `--capture`): `pipe` (a handler process per crash),
+    /// `socket` (the kernel's coredump socket, Linux >= 6.17, the agent in the host's mount
+    /// namespace) or `auto` (socket where the kernel takes it, else pipe).
+    #[arg(long, default_value_t = coredump_capture::socket::CaptureMode::Pipe)]
+    pub capture: coredump_capture::socket::CaptureMode,
     /// Collect crashes older than this whatever their pod (e.g. 720h; 0 = never).
     #[arg(long, default_value = DEFAULT_MAX_AGE)]
     pub max_age: String,
@@ -154,6 +159,7 @@ impl DeployArgs {
             etcd_servers: self.etcd_servers.clone(),
             etcd_client_secret: self.etcd_client_secret.clone(),
             api_replicas: self.api_replicas,
+            capture: self.capture,
         }
     }
 }

@@ -97,6 +97,9 @@ pub const ETCD_MOUNT: &str = "/var/lib/etcd";
 pub const HOST_DIR_VOLUME: &str = "host-dir";
 /// Volume of kubelet's pod log directory, mounted read-only into the agent.
 pub const POD_LOGS_VOLUME: &str = "pod-logs";
+/// Volume of the agent's machine-wide run directory (the core_pattern owner lock), the same
+/// host path for every install so a second one on the node is refused.
+pub const NODE_RUN_VOLUME: &str = "node-run";
 /// kubelet's pod log directory (the agent's `--pod-log-dir` default).
 pub const POD_LOGS_DIR: &str = "/var/log/pods";
 

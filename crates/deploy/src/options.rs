@@ -100,6 +100,10 @@ pub struct DeployOptions {
     /// API server replicas behind the Service (`--api-replicas`). More than one needs cores
     /// every replica can read: a bucket or a claim, never the node's hostPath.
     pub api_replicas: u32,
+    /// The agent's `--capture` (`pipe` by default: a restart loses nothing in either mode, a
+    /// SIGKILLed agent only in pipe mode; and a containerized agent cannot install the socket
+    /// on kernels that refuse it from outside the host's mount namespace).
+    pub capture: coredump_capture::socket::CaptureMode,
 }
 
 /// Where the API server keeps its metadata: what the etcd flags amount to.
@@ -166,6 +170,7 @@ impl DeployOptions {
             etcd_servers: Vec::new(),
             etcd_client_secret: None,
             api_replicas: 1,
+            capture: coredump_capture::socket::CaptureMode::Pipe,
         }
     }
 

@@ -176,13 +176,7 @@ mod tests {
         ] {
             assert_eq!(blob_store(ok), Ok(()), "{ok}");
         }
-        for bad in [
-            "",
-            "s3://",
-            "s3://Cores",
-            "s3://cores/../x",
-            "file:///tmp",
-        ] {
+        for bad in ["", "s3://", "s3://Cores", "s3://cores/../x", "file:///tmp"] {
             assert!(blob_store(bad).is_err(), "{bad}");
         }
     }

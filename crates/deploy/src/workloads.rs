@@ -27,8 +27,8 @@ use crate::names::{
     ENV_NODE_NAME, ENV_NS_DISK_QUOTA, ENV_POD_NAMESPACE, ETCD_CLIENT_MOUNT, ETCD_CLIENT_SECRET,
     ETCD_METRICS_PORT, ETCD_MOUNT, ETCD_PORT, ETCD_SERVER_SECRET, ETCD_SERVICE, ETCD_STATEFULSET,
     ETCD_TLS_MOUNT, ETCD_VOLUME, GC_DEPLOYMENT, GC_SERVICE_ACCOUNT, GC_STATE_MOUNT,
-    GC_STATE_VOLUME, HOST_DIR_VOLUME, HOSTNAME_TOPOLOGY_KEY, POD_LOGS_DIR, POD_LOGS_VOLUME,
-    SERVICE_UID, TLS_MOUNT, TLS_SECRET, etcd_url,
+    GC_STATE_VOLUME, HOST_DIR_VOLUME, HOSTNAME_TOPOLOGY_KEY, NODE_RUN_VOLUME, POD_LOGS_DIR,
+    POD_LOGS_VOLUME, SERVICE_UID, TLS_MOUNT, TLS_SECRET, etcd_url,
 };
 use crate::options::{CoreStorage, DeployOptions, MetadataStore, path_str};
 use crate::render::{Object, labels, meta};
@@ -579,7 +579,10 @@ fn agent_cores_volume(opts: &DeployOptions) -> Result<Volume, DeployError> {
 /// in the host's PID namespace (it reads `/proc/<pid>` of crashed processes), with the node
 /// directory mounted at its host path because `core_pattern` and the coredump socket name host
 /// paths. SIGTERM makes it restore the previous `core_pattern`; the grace period gives it time.
+/// The host's `/run/coredump-detector` is mounted too, whatever `--host-dir`: the lock there
+/// makes a second agent on the node (another install) exit instead of taking `core_pattern`.
 fn agent(opts: &DeployOptions) -> Result<Object, DeployError> {
+    use coredump_capture::kernel::OWNER_LOCK_DIR as NODE_RUN_DIR;
     let host_dir = path_str("--host-dir", &opts.host_dir)?;
     let mut container = detector(
         opts,
@@ -593,6 +596,7 @@ fn agent(opts: &DeployOptions) -> Result<Object, DeployError> {
             "--backend-kind=local".into(),
             format!("--blob-owner={SERVICE_UID}:{SERVICE_UID}"),
             format!("--metrics-bind-address=0.0.0.0:{}", opts.agent_metrics_port),
+            format!("--capture={}", opts.capture),
         ],
     );
     let mut env = container.env.take().unwrap_or_default();
@@ -616,6 +620,7 @@ fn agent(opts: &DeployOptions) -> Result<Object, DeployError> {
         mount(CORES_VOLUME, CORES_MOUNT, false),
         // The tail of a crashed container's log is kept beside its core.
         mount(POD_LOGS_VOLUME, POD_LOGS_DIR, true),
+        mount(NODE_RUN_VOLUME, NODE_RUN_DIR, false),
     ]);
     Ok(Object::DaemonSet(DaemonSet {
         metadata: meta(AGENT_DAEMONSET, Some(&opts.namespace), "agent"),
@@ -640,6 +645,11 @@ fn agent(opts: &DeployOptions) -> Result<Object, DeployError> {
                             POD_LOGS_VOLUME,
                             "pod log directory",
                             std::path::Path::new(POD_LOGS_DIR),
+                        )?,
+                        host_path_volume(
+                            NODE_RUN_VOLUME,
+                            "owner lock directory",
+                            std::path::Path::new(NODE_RUN_DIR),
                         )?,
                     ]),
                     ..Default::default()

@@ -367,6 +367,60 @@ fn a_bucket_reaches_every_role(certs: &coredump_deploy::Certs, store: &str) {
     }
 }
 
+/// `deploy --capture MODE` becomes the agent's `--capture=MODE` (pipe unless asked), and every
+/// install mounts the host's `/run/coredump-detector`, where the machine-wide owner lock of
+/// `core_pattern` lives whatever `--host-dir`.
+#[test]
+fn the_capture_mode_reaches_the_agent_and_the_owner_lock_is_mounted() {
+    use coredump_capture::socket::CaptureMode;
+    let certs = generate_certs("ops", "dumps").unwrap();
+    let agent_args = |mode: Option<CaptureMode>| {
+        let mut opts = DeployOptions::new("ops", "dumps");
+        if let Some(mode) = mode {
+            opts.capture = mode;
+        }
+        let docs = documents(&render(&opts, &certs).unwrap());
+        let agent: DaemonSet = find(&docs, "DaemonSet", "kcdt-ds");
+        let pod = agent.spec.template.spec.unwrap();
+        (pod.containers[0].clone(), pod.volumes.unwrap())
+    };
+    let captures = |c: &k8s_openapi::api::core::v1::Container| -> Vec<String> {
+        c.args
+            .clone()
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.starts_with("--capture"))
+            .collect()
+    };
+    let (default, volumes) = agent_args(None);
+    assert_eq!(captures(&default), ["--capture=pipe"]);
+    for (mode, arg) in [
+        (CaptureMode::Socket, "--capture=socket"),
+        (CaptureMode::Auto, "--capture=auto"),
+        (CaptureMode::Pipe, "--capture=pipe"),
+    ] {
+        assert_eq!(captures(&agent_args(Some(mode)).0), [arg]);
+    }
+    let run = volumes.iter().find(|v| v.name == "node-run").unwrap();
+    let host = run.host_path.as_ref().unwrap();
+    assert_eq!(
+        (host.path.as_str(), host.type_.as_deref()),
+        ("/run/coredump-detector", Some("DirectoryOrCreate"))
+    );
+    let mount = default
+        .volume_mounts
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|m| m.name == "node-run")
+        .unwrap();
+    assert_eq!(mount.mount_path, "/run/coredump-detector");
+    assert_eq!(
+        std::path::Path::new(coredump_capture::kernel::OWNER_LOCK).parent(),
+        Some(std::path::Path::new(&mount.mount_path))
+    );
+}
+
 #[test]
 fn yaml_1_1_words_are_quoted() {
     // kubectl reads manifests as YAML 1.1, where a bare `on` or `y` is a boolean.

@@ -25,16 +25,16 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use aggregated::{ApiServer, BASE, eventually, free_port, submit};
+use aggregated::{BASE, eventually, free_port, submit};
 use cluster::{
-    Agent, Role, SIGSEGV, apply_manifest_rbac, container_id, coredumps, crash_events, crash_in,
-    create_pod, files_under, get_raw, metric, pod_cgroup, service_account_kubeconfig, stored_core,
+    Agent, ApiStack, Role, SIGSEGV, container_id, coredumps, crash_events, crash_in, create_pod,
+    files_under, get_raw, metric, pod_cgroup, service_account_kubeconfig, stored_core,
     wait_coredump,
 };
 use coredump_api::{Coredump, CoredumpReason, CoredumpState};
 use coredump_testkit::archive::untar_gz;
 use coredump_testkit::kernel_lock::KernelSettings;
-use coredump_testplane::{ControlPlane, EtcdProcess, TestCa, shared};
+use coredump_testplane::{ControlPlane, shared};
 
 /// The API server, its etcd and the blob volume the tests' agents share.
 struct Install {
@@ -46,8 +46,7 @@ struct Install {
     blobs: PathBuf,
     agent_kubeconfig: PathBuf,
     gc_kubeconfig: PathBuf,
-    _server: ApiServer,
-    _etcd: EtcdProcess,
+    _stack: ApiStack,
 }
 
 fn install() -> &'static Install {
@@ -62,31 +61,15 @@ fn set_up() -> Install {
     let blobs =
         coredump_testkit::scratch::process_scratch_dir(Path::new("/dev/shm"), "cdd-agent-blobs-")
             .unwrap();
-    let system = cp.create_namespace("coredump-system").unwrap();
-    apply_manifest_rbac(cp, &system);
-    let kubeconfig = |sa: &str| service_account_kubeconfig(cp, &system, sa, &dir);
-    let etcd = coredump_testplane::start_etcd(&dir.join("etcd")).unwrap();
-    let ca = TestCa::new("coredump-serving-ca").unwrap();
-    let server = ApiServer::start(
-        &dir,
-        &ca,
-        &system,
-        &etcd.url(),
-        &blobs,
-        &kubeconfig("coredump-api"),
-    );
-    aggregated::register_apiservice(cp, &system, server.port, &ca.cert_pem());
-    eventually(Duration::from_secs(120), "APIService Available", || {
-        aggregated::available(cp).starts_with("True").then_some(())
-    });
+    let stack = ApiStack::start(cp, &dir, &blobs);
+    let kubeconfig = |sa: &str| service_account_kubeconfig(cp, &stack.system, sa, &dir);
     Install {
         cp,
         agent_kubeconfig: kubeconfig("coredump-agent"),
         gc_kubeconfig: kubeconfig("coredump-gc"),
         dir,
         blobs,
-        _server: server,
-        _etcd: etcd,
+        _stack: stack,
     }
 }
 
@@ -107,14 +90,15 @@ impl Node {
         std::fs::create_dir_all(&dir).unwrap();
         let name = format!("{scenario}-node-{}", std::process::id());
         let started = Instant::now();
-        let agent = Agent::start_with(
+        let agent = Agent::configure(
             &dir,
             &install.blobs,
             &name,
             &install.agent_kubeconfig,
             "drop",
             extra,
-        );
+        )
+        .started();
         println!("agent ready after {:?}", started.elapsed());
         assert_eq!(settings.current_pattern(), agent.pattern());
         let ns = install.cp.create_namespace(scenario).unwrap();

@@ -117,7 +117,7 @@ fn set_up() -> Install {
         &dir,
     )
     .unwrap();
-    let agent = Agent::start_with(
+    let agent = Agent::configure(
         &dir,
         &blobs,
         &node,
@@ -132,7 +132,8 @@ fn set_up() -> Install {
             "--limits-interval-secs=1",
             "--suppressed-quiet-secs=3",
         ],
-    );
+    )
+    .started();
     Install {
         cp,
         system,

@@ -1170,10 +1170,12 @@ fn an_install_whose_image_is_missing_reports_it_and_changes_nothing() {
 }
 
 /// A second agent started by hand on the node with the install's `--host-dir` (and a harmful
-/// flag of its own, `--min-free=100%`) while the install's agent runs: it exits with an error
-/// naming the live owner, and changes nothing: `core_pattern`, the handler binary and its
-/// `handler.json` are the first agent's; that agent keeps running, and a crash afterwards is
-/// recorded once, with its core.
+/// flag of its own, `--min-free=100%`) while the install's agent runs, then one of another
+/// install (its own `--host-dir`): each exits with an error naming the live owner (the
+/// containerized agent holds the host's machine-wide owner lock through its DaemonSet's
+/// mount), and changes nothing: `core_pattern`, the handler binary and its `handler.json` are
+/// the first agent's, the other install's directory stays empty; that agent keeps running, and
+/// a crash afterwards is recorded once, with its core.
 #[test]
 fn a_second_agent_on_the_same_host_dir_is_refused_and_changes_nothing() {
     let c = cluster();
@@ -1194,40 +1196,52 @@ fn a_second_agent_on_the_same_host_dir_is_refused_and_changes_nothing() {
     );
     let agent = node_fixture::agent_pod(c);
     let blobs = tempfile::tempdir().unwrap();
-    let started = Instant::now();
-    let mut second = std::process::Command::new(&c.node.images().detector_bin)
-        .arg("agent")
-        .arg(format!("--host-dir={}", host_dir.display()))
-        .arg(format!("--local-path={}", blobs.path().display()))
-        .arg(format!("--kubeconfig={}", c.cp().kubeconfig().display()))
-        .args([
-            "--node-name=coredump-node",
-            "--metrics-bind-address=127.0.0.1:0",
-            "--min-free=100%",
-        ])
-        .arg(format!(
-            "--kubelet-config={}",
-            c.node.layout().kubelet_config().display()
-        ))
-        .env_remove("NODE_NAME")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let status = common::wait_child(&mut second, Duration::from_secs(60));
-    if status.is_none() {
-        let _ = second.kill();
+    let other = tempfile::tempdir().unwrap();
+    let other_host = other.path().join("host");
+    let mut refused_in = Vec::new();
+    let mut log = String::new();
+    for host_dir in [host_dir.as_path(), other_host.as_path()] {
+        let started = Instant::now();
+        let mut second = std::process::Command::new(&c.node.images().detector_bin)
+            .arg("agent")
+            .arg(format!("--host-dir={}", host_dir.display()))
+            .arg(format!("--local-path={}", blobs.path().display()))
+            .arg(format!("--kubeconfig={}", c.cp().kubeconfig().display()))
+            .args([
+                "--node-name=coredump-node",
+                "--metrics-bind-address=127.0.0.1:0",
+                "--min-free=100%",
+            ])
+            .arg(format!(
+                "--kubelet-config={}",
+                c.node.layout().kubelet_config().display()
+            ))
+            .env_remove("NODE_NAME")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = common::wait_child(&mut second, Duration::from_secs(60));
+        if status.is_none() {
+            let _ = second.kill();
+        }
+        let out = second.wait_with_output().unwrap();
+        log = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        let status = status.unwrap_or_else(|| panic!("the second agent kept running: {log}"));
+        assert!(!status.success(), "the second agent must fail: {log}");
+        assert!(
+            log.contains("already owned by a live coredump-detector"),
+            "a clear error: {log}"
+        );
+        refused_in.push(started.elapsed());
     }
-    let out = second.wait_with_output().unwrap();
-    let log =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    let status = status.unwrap_or_else(|| panic!("the second agent kept running: {log}"));
-    assert!(!status.success(), "the second agent must fail: {log}");
     assert!(
-        log.contains("already owned by a live coredump-detector"),
-        "a clear error: {log}"
+        !other_host.exists(),
+        "the other install's agent created {}",
+        other_host.display()
     );
-    let refused_in = started.elapsed();
+
     let after = (
         std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap(),
         inode(&handler),
@@ -1263,7 +1277,7 @@ fn a_second_agent_on_the_same_host_dir_is_refused_and_changes_nothing() {
         records[0]
     );
     eprintln!(
-        "real_node: second agent refused in {refused_in:?}: {}",
+        "real_node: second agent (same host dir, another install) refused in {refused_in:?}: {}",
         log.lines().last().unwrap_or_default()
     );
     c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);

@@ -106,7 +106,8 @@ fn simulated_two_nodes_each_core_downloads_through_the_replica_beside_the_other_
         let nd = d.join(node);
         std::fs::create_dir_all(&nd).unwrap();
         let blobs = nd.join("unused-cores");
-        let agent = Agent::start_with(&nd, &blobs, node, &agent_kubeconfig, "drop", &extra);
+        let agent =
+            Agent::configure(&nd, &blobs, node, &agent_kubeconfig, "drop", &extra).started();
         // Each agent installs its own handler: the crash goes to this node's spool.
         assert_eq!(settings.current_pattern(), agent.pattern());
         agent

@@ -7,7 +7,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use crate::kernel::{KernelPaths, PatternGuard};
+use crate::kernel::{KernelPaths, PatternGuard, PatternLock};
 use crate::socket::server::{CaptureServer, ServerConfig};
 use crate::socket::stats::ServerStats;
 use crate::{CaptureError, HandlerConfig};
@@ -89,6 +89,11 @@ fn release_at_least(release: &str, (major, minor): (u32, u32)) -> bool {
     }
 }
 
+/// How long the server keeps listening after `core_pattern` stopped naming it: a crash whose
+/// kernel task read the old pattern an instant before the switch connects right after it, and
+/// a connection arriving after the listener's last accept would be reset (a lost core).
+const SWITCH_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// What [`install`] needs.
 #[derive(Debug, Clone)]
 pub struct InstallOptions {
@@ -98,7 +103,8 @@ pub struct InstallOptions {
     pub core_modes: PathBuf,
     /// The kernel settings and the run directory (the socket goes there too).
     pub kernel: KernelPaths,
-    /// The pipe pattern (`|<handler> handle ...`), used in pipe mode.
+    /// The pipe pattern (`|<handler> handle ...`): pipe mode's pattern, and socket mode's
+    /// fallback while the server is not there (installed first, handed over to on a restart).
     pub pipe_pattern: String,
     /// `core_pipe_limit` to install with the pipe pattern.
     pub pipe_limit: u32,
@@ -109,12 +115,15 @@ pub struct InstallOptions {
 }
 
 /// The kernel pointed at us; restores the previous pattern and then stops the server on
-/// [`Installed::shutdown`] or drop.
+/// [`Installed::shutdown`] or drop, or leaves the kernel to the pipe handler for the next
+/// owner on [`Installed::hand_over`].
 #[derive(Debug)]
 pub struct Installed {
     mode: CaptureMode,
     guard: PatternGuard,
     server: Option<CaptureServer>,
+    pipe_pattern: String,
+    fallback: Option<String>,
 }
 
 impl Installed {
@@ -133,6 +142,11 @@ impl Installed {
         &self.guard.record().previous_pattern
     }
 
+    /// Why `auto` took the pipe, when it did.
+    pub fn fallback_reason(&self) -> Option<&str> {
+        self.fallback.as_deref()
+    }
+
     /// The socket server, in socket mode.
     pub fn server(&self) -> Option<&CaptureServer> {
         self.server.as_ref()
@@ -142,70 +156,104 @@ impl Installed {
     /// Returns the server's final counters in socket mode.
     pub fn shutdown(mut self) -> Result<Option<ServerStats>, CaptureError> {
         let restored = self.guard.restore();
-        let stats = self.server.take().map(CaptureServer::stop);
+        let stats = self.stop_server();
         restored.map(|()| stats)
+    }
+
+    /// For a restart: points `core_pattern` at the pipe handler (which spools without us) and
+    /// keeps the record for the next owner, then stops the server, which still accepts what
+    /// the kernel queued before the switch and finishes the captures in flight. No crash finds
+    /// the socket closed.
+    pub fn hand_over(mut self) -> Result<Option<ServerStats>, CaptureError> {
+        let handed = self.guard.hand_over(&self.pipe_pattern);
+        let stats = self.stop_server();
+        handed.map(|()| stats)
+    }
+
+    /// Stops the server once `core_pattern` no longer names it, after [`SWITCH_GRACE`].
+    fn stop_server(&mut self) -> Option<ServerStats> {
+        let server = self.server.take()?;
+        std::thread::sleep(SWITCH_GRACE);
+        Some(server.stop())
     }
 }
 
 impl Drop for Installed {
     fn drop(&mut self) {
         let _ = self.guard.restore();
-        drop(self.server.take());
+        self.stop_server();
     }
 }
 
-/// Resolves the mode and points the kernel at us: in socket mode starts the server on
-/// `<run_dir>/capture-<pid>.sock` first, then installs `@@<that path>`. A socket path per
-/// process lets a second instance fail on the pattern lock without touching the first one's
-/// socket; sockets left by killed instances are removed once the lock is ours.
+/// Resolves the mode and points the kernel at us (see [`install_locked`]), taking the
+/// ownership lock first.
 pub fn install(options: InstallOptions) -> Result<Installed, CaptureError> {
-    let socket = match options.mode {
-        CaptureMode::Pipe => false,
-        CaptureMode::Auto => socket_supported_at(&options.core_modes),
-        CaptureMode::Socket if socket_supported_at(&options.core_modes) => true,
-        CaptureMode::Socket => {
-            return Err(CaptureError::Sysctl {
-                name: "kernel.core_pattern",
-                message: format!(
-                    "capture mode socket needs Linux >= {}.{} with `socket` in {}",
-                    REQUEST_PROTOCOL_SINCE.0,
-                    REQUEST_PROTOCOL_SINCE.1,
-                    options.core_modes.display()
-                ),
-            });
-        }
+    let lock = PatternLock::acquire(options.kernel.clone(), &options.owner)?;
+    install_locked(lock, options)
+}
+
+/// Points the kernel at us under a lock already taken (so a caller can prepare the handler's
+/// files between the two). The pipe pattern goes in first, adopting a predecessor's without
+/// a gap; in socket mode the server then listens on `<run_dir>/capture-<pid>.sock` and
+/// `core_pattern` switches to `@@<that path>`. `auto` keeps the pipe, saying why once, when
+/// the kernel lacks the socket, the server cannot start or the kernel refuses the pattern
+/// (it does from outside the initial mount namespace, e.g. in a container). Sockets left by
+/// killed owners are removed once ours listens.
+pub fn install_locked(
+    lock: PatternLock,
+    options: InstallOptions,
+) -> Result<Installed, CaptureError> {
+    let supported = socket_supported_at(&options.core_modes);
+    let requirement = || {
+        format!(
+            "needs Linux >= {}.{} with `socket` in {}",
+            REQUEST_PROTOCOL_SINCE.0,
+            REQUEST_PROTOCOL_SINCE.1,
+            options.core_modes.display()
+        )
     };
-    if !socket {
-        let guard = PatternGuard::install(
-            options.kernel,
-            &options.pipe_pattern,
-            options.pipe_limit,
-            &options.owner,
-        )?;
-        return Ok(Installed {
-            mode: CaptureMode::Pipe,
-            guard,
-            server: None,
+    if options.mode == CaptureMode::Socket && !supported {
+        return Err(CaptureError::Sysctl {
+            name: "kernel.core_pattern",
+            message: format!("capture mode socket {}", requirement()),
         });
     }
+    let guard = lock.install(&options.pipe_pattern, options.pipe_limit)?;
+    let mut installed = Installed {
+        mode: CaptureMode::Pipe,
+        guard,
+        server: None,
+        pipe_pattern: options.pipe_pattern.clone(),
+        fallback: None,
+    };
+    let fallback = match options.mode {
+        CaptureMode::Pipe => return Ok(installed),
+        CaptureMode::Auto if !supported => format!("the coredump socket {}", requirement()),
+        CaptureMode::Auto | CaptureMode::Socket => match start_socket(&mut installed, &options) {
+            Ok(()) => return Ok(installed),
+            Err(e) if options.mode == CaptureMode::Auto => e.to_string(),
+            // Dropping `installed` restores what was there before.
+            Err(e) => return Err(e),
+        },
+    };
+    tracing::warn!(reason = %fallback, "capture mode auto: using the pipe handler");
+    installed.fallback = Some(fallback);
+    Ok(installed)
+}
+
+/// Starts the server and switches `core_pattern` to it; on failure the pipe stays installed.
+fn start_socket(installed: &mut Installed, options: &InstallOptions) -> Result<(), CaptureError> {
     let path = options
         .kernel
         .run_dir
         .join(format!("capture-{}.sock", std::process::id()));
-    let server = CaptureServer::start(ServerConfig::new(&path, options.handler))?;
+    let server = CaptureServer::start(ServerConfig::new(&path, options.handler.clone()))?;
     // On failure the server is dropped, which stops it and removes its socket.
-    let guard = PatternGuard::install(
-        options.kernel.clone(),
-        &server.pattern(),
-        options.pipe_limit,
-        &options.owner,
-    )?;
+    installed.guard.switch_to(&server.pattern())?;
     remove_stale_sockets(&options.kernel.run_dir, &path);
-    Ok(Installed {
-        mode: CaptureMode::Socket,
-        guard,
-        server: Some(server),
-    })
+    installed.mode = CaptureMode::Socket;
+    installed.server = Some(server);
+    Ok(())
 }
 
 /// Removes `capture-*.sock` files other than `keep` from `dir`: sockets of killed instances.
@@ -268,11 +316,7 @@ mod tests {
     #[test]
     fn pipe_mode_installs_the_pipe_pattern_with_no_server() {
         let tmp = tempfile::tempdir().unwrap();
-        let kernel = KernelPaths {
-            core_pattern: tmp.path().join("core_pattern"),
-            core_pipe_limit: tmp.path().join("core_pipe_limit"),
-            run_dir: tmp.path().join("run"),
-        };
+        let kernel = KernelPaths::scratch(tmp.path());
         std::fs::write(&kernel.core_pattern, "core\n").unwrap();
         std::fs::write(&kernel.core_pipe_limit, "0\n").unwrap();
         let modes = tmp.path().join("core_modes");
@@ -291,6 +335,11 @@ mod tests {
         };
         let installed = install(options.clone()).unwrap();
         assert_eq!(installed.mode(), CaptureMode::Pipe, "auto falls back");
+        assert!(
+            installed.fallback_reason().unwrap().contains("needs Linux"),
+            "{:?}",
+            installed.fallback_reason()
+        );
         assert_eq!(installed.pattern(), "|/x handle");
         assert!(installed.server().is_none());
         assert_eq!(installed.shutdown().unwrap(), None);

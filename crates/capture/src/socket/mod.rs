@@ -29,6 +29,9 @@
 //! * Clean stop: [`install::Installed::shutdown`] restores the previous `core_pattern` first,
 //!   then the server accepts what the kernel had queued, finishes the captures in flight and
 //!   removes its socket. No crash finds a dead socket.
+//! * Restart: [`install::Installed::hand_over`] switches `core_pattern` to the pipe handler
+//!   (installed first, under the socket) before the server stops; the next owner starts its
+//!   server before switching back. Crashes in between are spooled by the pipe handler.
 //! * Killed (SIGKILL): `core_pattern` still names our socket, which nobody listens on any more.
 //!   Measured on Linux 6.18: the kernel's connect fails at once (`ECONNREFUSED`, or `ENOENT`
 //!   once the file is gone), it logs `coredump: <pid>(<comm>): Coredump socket connection
@@ -38,8 +41,8 @@
 //!   the listener dies: those tasks too die at once without a core. A capture in progress ends
 //!   there: the kernel sees the socket close, the task dies, the partial entry is reaped as
 //!   `Failed` by the ingest.
-//! * Restart: [`crate::kernel::PatternGuard`] finds the dead owner's record, restores the
-//!   pattern it replaced, and the new server installs its own; stale sockets are removed.
+//! * Start after a kill: [`crate::kernel::PatternGuard`] finds the dead owner's record, adopts
+//!   the pattern it replaced, and the new server installs its own; stale sockets are removed.
 //! * The server marks its process non-dumpable: a crash of the server itself would otherwise
 //!   make the kernel wait forever for an answer from the very process being dumped.
 //!
@@ -64,7 +67,7 @@ mod refusals;
 mod waiting;
 
 pub use install::{
-    CORE_MODES, CaptureMode, InstallOptions, Installed, install, socket_supported,
+    CORE_MODES, CaptureMode, InstallOptions, Installed, install, install_locked, socket_supported,
     socket_supported_at,
 };
 pub use server::{CaptureServer, ServerConfig};

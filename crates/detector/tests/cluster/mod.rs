@@ -11,7 +11,39 @@ use std::time::{Duration, Instant};
 use coredump_testplane::ControlPlane;
 use sha2::{Digest, Sha256};
 
-use crate::aggregated::{free_port, submit};
+use crate::aggregated::{ApiServer, eventually, free_port, submit};
+
+/// The API side of an install as host processes: the manifest's ServiceAccounts and RBAC in a
+/// fresh namespace, a private etcd, and `coredump-detector apiserver` with the `coredump-api`
+/// token serving `blobs`, registered with kube-apiserver and Available.
+pub struct ApiStack {
+    /// The install's namespace.
+    pub system: String,
+    pub server: ApiServer,
+    _etcd: coredump_testplane::EtcdProcess,
+}
+
+impl ApiStack {
+    pub fn start(cp: &ControlPlane, dir: &Path, blobs: &Path) -> ApiStack {
+        let system = cp.create_namespace("coredump-system").unwrap();
+        apply_manifest_rbac(cp, &system);
+        let etcd = coredump_testplane::start_etcd(&dir.join("etcd")).unwrap();
+        let ca = coredump_testplane::TestCa::new("coredump-serving-ca").unwrap();
+        let kubeconfig = service_account_kubeconfig(cp, &system, "coredump-api", dir);
+        let server = ApiServer::start(dir, &ca, &system, &etcd.url(), blobs, &kubeconfig);
+        crate::aggregated::register_apiservice(cp, &system, server.port, &ca.cert_pem());
+        eventually(Duration::from_secs(120), "APIService Available", || {
+            crate::aggregated::available(cp)
+                .starts_with("True")
+                .then_some(())
+        });
+        ApiStack {
+            system,
+            server,
+            _etcd: etcd,
+        }
+    }
+}
 
 /// Kinds of the manifest that make up identities and rights (the workloads, Services and the
 /// APIService are replaced by host processes and an ExternalName Service in these tests).
@@ -84,6 +116,8 @@ pub struct Role {
     pub args: Vec<String>,
     pub log: PathBuf,
     pub port: u16,
+    /// A command that runs the binary (e.g. `unshare --mount`), empty for none.
+    pub wrapper: Vec<String>,
     child: Option<Child>,
 }
 
@@ -93,12 +127,20 @@ impl Role {
             args,
             log,
             port,
+            wrapper: Vec::new(),
             child: None,
         }
     }
 
     pub fn spawn(&mut self) {
-        let mut command = Command::new(crate::common::detector());
+        let mut command = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(crate::common::detector());
+                c
+            }
+            None => Command::new(crate::common::detector()),
+        };
         command
             .args(&self.args)
             .env_remove("KUBECONFIG")
@@ -161,6 +203,12 @@ impl Role {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for the process to exit by itself; `None` (and a SIGKILL) if it runs on.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        crate::common::wait_child(&mut child, timeout)
     }
 }
 
@@ -345,6 +393,14 @@ pub fn stored_core(blobs: &Path, c: &coredump_api::Coredump) -> Vec<u8> {
     core
 }
 
+/// Whether `pattern` is the pipe handler or a coredump socket of the agent whose host
+/// directory is `host`.
+pub fn host_dir_owns(host: &Path, pattern: &str) -> bool {
+    let handler = format!("|{} handle ", host.join("bin/coredump-detector").display());
+    let socket = format!("@@{}/capture-", host.join("run").display());
+    pattern.starts_with(&handler) || pattern.starts_with(&socket)
+}
+
 pub struct Agent {
     pub role: Role,
     pub host: PathBuf,
@@ -353,11 +409,12 @@ pub struct Agent {
 impl Agent {
     /// Starts the agent with `--non-pod=<non_pod>` and waits until it is ready.
     pub fn start(dir: &Path, blobs: &Path, node: &str, kubeconfig: &Path, non_pod: &str) -> Agent {
-        Agent::start_with(dir, blobs, node, kubeconfig, non_pod, &[])
+        Agent::configure(dir, blobs, node, kubeconfig, non_pod, &[]).started()
     }
 
-    /// [`Agent::start`] with `extra` flags.
-    pub fn start_with(
+    /// [`Agent::start`] with `extra` flags, not started yet (host directory `dir/host`, log
+    /// `dir/agent.log`): [`Agent::started`] or [`Agent::spawn`] starts it.
+    pub fn configure(
         dir: &Path,
         blobs: &Path,
         node: &str,
@@ -393,12 +450,10 @@ impl Agent {
             })
             .collect();
         args.extend(extra.iter().map(|a| a.to_string()));
-        let mut agent = Agent {
+        Agent {
             role: Role::new(args, dir.join("agent.log"), port),
             host,
-        };
-        agent.spawn();
-        agent
+        }
     }
 
     pub fn pattern(&self) -> String {
@@ -412,6 +467,17 @@ impl Agent {
     pub fn spawn(&mut self) {
         self.role.spawn();
         self.role.wait_ready(Duration::from_secs(120));
+    }
+
+    /// This agent, started and ready.
+    pub fn started(mut self) -> Agent {
+        self.spawn();
+        self
+    }
+
+    /// Whether `pattern` is one of this agent's: its pipe handler or its coredump socket.
+    pub fn owns(&self, pattern: &str) -> bool {
+        host_dir_owns(&self.host, pattern)
     }
 
     pub fn spool_entries(&self) -> Vec<String> {
