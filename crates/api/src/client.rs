@@ -47,7 +47,7 @@ pub enum ClientError {
         #[source]
         source: kube::Error,
     },
-    /// The answer was not the JSON we expected, or the object could not be encoded.
+    /// The answer was not the JSON we expected.
     #[error("{action}: unexpected answer: {source}")]
     Decode {
         /// What we were doing.
@@ -79,11 +79,6 @@ impl ClientError {
     pub fn is_not_found(&self) -> bool {
         self.code() == 404
     }
-
-    /// A 409 `AlreadyExists` on create.
-    pub fn is_already_exists(&self) -> bool {
-        matches!(self, ClientError::Api { code: 409, reason, .. } if reason == "AlreadyExists")
-    }
 }
 
 /// Turns an error answer into [`ClientError::Api`]: the `Status` reason and message when the
@@ -109,29 +104,28 @@ pub fn status_error(action: &str, code: StatusCode, body: &[u8]) -> ClientError 
     }
 }
 
-/// A request with an empty body or a JSON one.
+/// A request without a body, asking for bytes `first..=last` when `range` is given.
 fn request(
     method: http::Method,
     path: &str,
-    json: Option<Vec<u8>>,
+    range: Option<(u64, u64)>,
     action: &str,
 ) -> Result<Request<Body>, ClientError> {
-    let builder = Request::builder().method(method).uri(path);
-    let built = match json {
-        Some(body) => builder
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body)),
-        None => builder.body(Body::from(Vec::new())),
-    };
-    built.map_err(|e| ClientError::Request {
-        action: action.to_owned(),
-        message: e.to_string(),
-    })
+    let mut builder = Request::builder().method(method).uri(path);
+    if let Some((first, last)) = range {
+        builder = builder.header(http::header::RANGE, format!("bytes={first}-{last}"));
+    }
+    builder
+        .body(Body::from(Vec::new()))
+        .map_err(|e| ClientError::Request {
+            action: action.to_owned(),
+            message: e.to_string(),
+        })
 }
 
 /// Sends `request` and returns the response once its status is a success; an error status
 /// becomes [`ClientError::Api`] described by `action`.
-pub async fn send(
+async fn send(
     client: &Client,
     request: Request<Body>,
     action: &str,
@@ -156,15 +150,15 @@ pub async fn send(
     Err(status_error(action, code, &body))
 }
 
-/// Builds and sends one request: the successful response, body unread.
+/// Builds and sends one request without a body: the successful response, body unread.
 async fn call(
     client: &Client,
     method: http::Method,
     path: &str,
-    json: Option<Vec<u8>>,
+    range: Option<(u64, u64)>,
     action: &str,
 ) -> Result<Response<Body>, ClientError> {
-    send(client, request(method, path, json, action)?, action).await
+    send(client, request(method, path, range, action)?, action).await
 }
 
 /// GET `path` (a subresource, a download): the successful response, body unread.
@@ -185,14 +179,7 @@ pub async fn open_range(
     last: u64,
     action: &str,
 ) -> Result<Response<Body>, ClientError> {
-    let request = Request::get(path)
-        .header(http::header::RANGE, format!("bytes={first}-{last}"))
-        .body(Body::from(Vec::new()))
-        .map_err(|e| ClientError::Request {
-            action: action.to_owned(),
-            message: e.to_string(),
-        })?;
-    let response = send(client, request, action).await?;
+    let response = call(client, http::Method::GET, path, Some((first, last)), action).await?;
     if response.status() != StatusCode::PARTIAL_CONTENT {
         return Err(ClientError::Api {
             action: action.to_owned(),
@@ -225,7 +212,7 @@ async fn decode<T: DeserializeOwned>(
 }
 
 /// GET `path` decoded as `T`.
-pub async fn get_json<T: DeserializeOwned>(
+async fn get_json<T: DeserializeOwned>(
     client: &Client,
     path: &str,
     action: &str,
@@ -344,24 +331,6 @@ pub async fn get<T: DeserializeOwned>(
     .await
 }
 
-/// Creates `object` of `resource` in `namespace`; the server's copy comes back.
-pub async fn create<T: Serialize + DeserializeOwned>(
-    client: &Client,
-    namespace: &str,
-    resource: &str,
-    name: &str,
-    object: &T,
-) -> Result<T, ClientError> {
-    let action = object_action("creating", resource, namespace, name);
-    let body = serde_json::to_vec(object).map_err(|source| ClientError::Decode {
-        action: action.clone(),
-        source,
-    })?;
-    let path = object_path(namespace, resource, None);
-    let response = call(client, http::Method::POST, &path, Some(body), &action).await?;
-    decode(response, &action).await
-}
-
 /// Deletes one object of `resource`; one already gone is success.
 pub async fn delete(
     client: &Client,
@@ -376,21 +345,6 @@ pub async fn delete(
         Err(e) if e.is_not_found() => Ok(()),
         Err(e) => Err(e),
     }
-}
-
-/// Creates a `Coredump` (the agent's record of a crash).
-pub async fn create_coredump(
-    client: &Client,
-    coredump: &Coredump,
-) -> Result<Coredump, ClientError> {
-    create(
-        client,
-        &coredump.metadata.namespace,
-        COREDUMPS,
-        &coredump.metadata.name,
-        coredump,
-    )
-    .await
 }
 
 /// `Coredump` as a kube-rs [`kube::Resource`]: the same JSON as [`Coredump`], with
@@ -519,9 +473,6 @@ mod tests {
         );
         let e = status_error("listing", StatusCode::FORBIDDEN, b"nope\n");
         assert_eq!(e.to_string(), "listing: Forbidden: nope");
-        let exists = br#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"m","reason":"AlreadyExists","code":409}"#;
-        assert!(status_error("creating", StatusCode::CONFLICT, exists).is_already_exists());
-        assert!(!status_error("creating", StatusCode::CONFLICT, b"x").is_already_exists());
     }
 
     #[test]

@@ -42,7 +42,7 @@ impl Default for KernelPaths {
         KernelPaths {
             core_pattern: "/proc/sys/kernel/core_pattern".into(),
             core_pipe_limit: "/proc/sys/kernel/core_pipe_limit".into(),
-            run_dir: "/run/coredump-detector".into(),
+            run_dir: OWNER_LOCK_DIR.into(),
             owner_lock: OWNER_LOCK.into(),
         }
     }
