@@ -2,14 +2,16 @@
 //! with their build IDs, and what limited the result. Stored in `Coredump.status.analysis`;
 //! computed by the ingest after capture, never on the crash path.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Label carrying the crash signature, so `kubectl get coredumps -l` can select one problem.
 pub const SIGNATURE_LABEL: &str = "coredump.fujitsu.com/signature";
 
 /// The analysis of one core.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "com.fujitsu.coredump.v1alpha1.Analysis")]
 pub struct Analysis {
     /// Threads, the crashing thread first; at most a bounded number.
     #[serde(default)]
@@ -31,8 +33,9 @@ pub struct Analysis {
 }
 
 /// One thread's stack.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "com.fujitsu.coredump.v1alpha1.ThreadBacktrace")]
 pub struct ThreadBacktrace {
     /// Thread id (as the crashed process's pid namespace saw it).
     pub tid: u32,
@@ -52,8 +55,9 @@ pub struct ThreadBacktrace {
 }
 
 /// One stack frame.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "com.fujitsu.coredump.v1alpha1.Frame")]
 pub struct Frame {
     /// Instruction address in the crashed process (hex); for callers, the return address.
     pub pc: String,
@@ -81,8 +85,9 @@ pub struct Frame {
 }
 
 /// One mapped ELF image.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "com.fujitsu.coredump.v1alpha1.Module")]
 pub struct Module {
     /// Path as the kernel named it.
     pub path: String,

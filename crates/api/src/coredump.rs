@@ -1,5 +1,6 @@
 //! `Coredump`: one object per captured crash, created by the ingest (standalone or node agent).
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::ObjectMeta;
@@ -20,13 +21,14 @@ pub fn core_file_name(name: &str) -> String {
 }
 
 /// One captured crash.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "com.fujitsu.coredump.v1alpha1.Coredump")]
 pub struct Coredump {
-    /// Always [`crate::API_VERSION`].
+    /// Always `coredump.fujitsu.com/v1alpha1`.
     #[serde(default)]
     pub api_version: String,
-    /// Always [`COREDUMP_KIND`].
+    /// Always `Coredump`.
     #[serde(default)]
     pub kind: String,
     /// Standard object metadata.
@@ -47,8 +49,9 @@ impl Coredump {
 }
 
 /// Facts about the crash, as captured on the crash path and resolved by the ingest.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "com.fujitsu.coredump.v1alpha1.CoredumpSpec")]
 pub struct CoredumpSpec {
     /// Node (host name) where the crash happened.
     #[serde(default)]
@@ -89,6 +92,7 @@ pub struct CoredumpSpec {
     #[serde(default)]
     pub signal_name: String,
     /// RFC 3339 time of the crash.
+    #[schemars(extend("format" = "date-time"))]
     pub crash_time: String,
     /// Real uid of the process.
     #[serde(default)]
@@ -115,7 +119,8 @@ fn is_zero(n: &u32) -> bool {
 }
 
 /// Outcome of storing the core.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(inline)]
 pub enum CoredumpState {
     /// The whole core is stored.
     #[default]
@@ -164,7 +169,8 @@ impl CoredumpState {
 /// Why a crash has no complete core, for programs (metrics, alerts, `-o jsonpath`) where
 /// `message` is for people: Kubernetes' `reason`/`message` pair. Decided where the core was
 /// given up (the crash path, the agent's policy, the ingest, retention), never parsed from text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(inline)]
 pub enum CoredumpReason {
     /// The node's free-space floor was reached, before or during the dump.
     DiskFloor,
@@ -247,8 +253,9 @@ impl CoredumpReason {
 }
 
 /// What became of the core file.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "com.fujitsu.coredump.v1alpha1.CoredumpStatus")]
 pub struct CoredumpStatus {
     /// Outcome.
     pub state: CoredumpState,
@@ -280,7 +287,7 @@ pub struct CoredumpStatus {
     pub blob_path: String,
     /// Crash signature: a stable hash of the crashing thread's top frames (ASLR- and
     /// build-path-independent), the same for every crash of one bug. Also the label
-    /// [`crate::analysis::SIGNATURE_LABEL`].
+    /// `coredump.fujitsu.com/signature`, to select the crashes of one bug.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub signature: String,
     /// The symbolized backtrace and mapped modules, when the core could be analysed.

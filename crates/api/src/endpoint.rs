@@ -2,6 +2,7 @@
 //! whole through the `dump` subresource. `metadata.name` is the pod name, `spec.podUID` the pod's
 //! UID, which is the directory of its blobs (`<namespace>/<podUID>/...`).
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::ObjectMeta;
@@ -12,13 +13,14 @@ pub const COREDUMP_ENDPOINTS: &str = "coredumpendpoints";
 pub const COREDUMP_ENDPOINT_KIND: &str = "CoredumpEndpoint";
 
 /// Access point to the cores of one pod.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "com.fujitsu.coredump.v1alpha1.CoredumpEndpoint")]
 pub struct CoredumpEndpoint {
-    /// Always [`crate::API_VERSION`].
+    /// Always `coredump.fujitsu.com/v1alpha1`.
     #[serde(default)]
     pub api_version: String,
-    /// Always [`COREDUMP_ENDPOINT_KIND`].
+    /// Always `CoredumpEndpoint`.
     #[serde(default)]
     pub kind: String,
     /// Standard object metadata; `name` is the pod name.
@@ -33,7 +35,8 @@ pub struct CoredumpEndpoint {
 }
 
 /// Which pod an endpoint serves.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "com.fujitsu.coredump.v1alpha1.CoredumpEndpointSpec")]
 pub struct CoredumpEndpointSpec {
     /// UID of the pod (required: the pod may be gone, its cores remain under this UID).
     #[serde(default, rename = "podUID")]
@@ -41,8 +44,9 @@ pub struct CoredumpEndpointSpec {
 }
 
 /// Observed state of an endpoint (informational).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "com.fujitsu.coredump.v1alpha1.CoredumpEndpointStatus")]
 pub struct CoredumpEndpointStatus {
     /// Number of stored cores of the pod, when last observed.
     #[serde(default, skip_serializing_if = "Option::is_none")]

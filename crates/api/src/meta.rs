@@ -3,14 +3,16 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// `apiVersion` of the generic `meta.k8s.io` types (`Table`, `PartialObjectMetadata`).
 pub const META_API_VERSION: &str = "meta.k8s.io/v1";
 
 /// `metadata` of every object (`ObjectMeta`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")]
 pub struct ObjectMeta {
     /// Object name, unique in its namespace.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -29,6 +31,7 @@ pub struct ObjectMeta {
     pub resource_version: String,
     /// RFC 3339 creation time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "date-time"))]
     pub creation_timestamp: Option<String>,
     /// Labels, selectable with `labelSelector`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -43,8 +46,9 @@ pub struct ObjectMeta {
 }
 
 /// One manager's fields (`ManagedFieldsEntry`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "io.k8s.apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry")]
 pub struct ManagedFieldsEntry {
     /// The client's `fieldManager` (kubectl's default: `kubectl`, `kubectl-edit`, ...).
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -57,18 +61,21 @@ pub struct ManagedFieldsEntry {
     pub api_version: String,
     /// RFC 3339 time of the manager's last change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "date-time"))]
     pub time: Option<String>,
     /// Always `FieldsV1`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub fields_type: String,
     /// The fields owned, in the `FieldsV1` form (`{"f:spec":{"f:podUID":{}}}`).
     #[serde(default, rename = "fieldsV1", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
     pub fields_v1: Option<serde_json::Value>,
 }
 
 /// `metadata` of a list (`ListMeta`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta")]
 pub struct ListMeta {
     /// Store revision the list was read at.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -82,8 +89,9 @@ pub struct ListMeta {
 }
 
 /// A list of objects of one kind (`CoredumpList`, `CoredumpEndpointList`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "{T}List")]
 pub struct List<T> {
     /// `apiVersion` of the items' group-version.
     pub api_version: String,
@@ -149,8 +157,9 @@ pub struct WatchEvent<T> {
 pub const INITIAL_EVENTS_END_ANNOTATION: &str = "k8s.io/initial-events-end";
 
 /// Preconditions of a delete (`DeleteOptions.preconditions`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "io.k8s.apimachinery.pkg.apis.meta.v1.Preconditions")]
 pub struct Preconditions {
     /// The object's UID must be this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -163,8 +172,9 @@ pub struct Preconditions {
 /// Body of a DELETE (`meta.k8s.io/v1` `DeleteOptions`). Fields we do not act on
 /// (`gracePeriodSeconds`, `propagationPolicy`) are accepted and ignored: our objects have no
 /// finalizers or dependents, so deletion is always immediate.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions")]
 pub struct DeleteOptions {
     /// `DeleteOptions` when given.
     #[serde(default, skip_serializing_if = "Option::is_none")]

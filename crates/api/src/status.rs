@@ -2,6 +2,7 @@
 //! API. kubectl prints `Error from server (<reason>): <message>` from it, and clients branch on
 //! `reason` and `code`, so both are typed here.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Machine-readable reason of a failure (`Status.reason`).
@@ -45,7 +46,8 @@ pub enum StatusReason {
 }
 
 /// One field-level problem (`Status.details.causes[]`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "io.k8s.apimachinery.pkg.apis.meta.v1.StatusCause")]
 pub struct StatusCause {
     /// `FieldValueRequired`, `FieldValueInvalid`, `FieldValueNotSupported`, ...
     pub reason: String,
@@ -56,7 +58,8 @@ pub struct StatusCause {
 }
 
 /// Which object a failure concerns (`Status.details`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "io.k8s.apimachinery.pkg.apis.meta.v1.StatusDetails")]
 pub struct StatusDetails {
     /// Object name.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -87,15 +90,17 @@ pub struct StatusDetails {
 pub struct EmptyMeta {}
 
 /// `v1` `Status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "io.k8s.apimachinery.pkg.apis.meta.v1.Status")]
 pub struct Status {
     /// Always `Status`.
     pub kind: String,
     /// Always `v1`.
     pub api_version: String,
-    /// Always `{}`.
+    /// Unused: always empty.
     #[serde(default)]
+    #[schemars(with = "crate::meta::ListMeta")]
     pub metadata: EmptyMeta,
     /// `Success` or `Failure`.
     pub status: String,
@@ -104,6 +109,7 @@ pub struct Status {
     pub message: String,
     /// Machine-readable reason (absent on success).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
     pub reason: Option<StatusReason>,
     /// Which object.
     #[serde(default, skip_serializing_if = "Option::is_none")]

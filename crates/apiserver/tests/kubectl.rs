@@ -238,6 +238,21 @@ async fn discovery_and_explain() {
     }
     let out = s.ok(&["explain", "coredumpendpoints.spec.podUID"]).await;
     assert!(out.contains("podUID"), "{out}");
+    // The schema is generated from the Rust types: their doc comments are the descriptions and
+    // their enums are listed.
+    let out = s.ok(&["explain", "coredump.spec.pid"]).await;
+    assert!(
+        out.contains("Process id in the initial pid namespace"),
+        "{out}"
+    );
+    let out = s.ok(&["explain", "coredump.status.state"]).await;
+    assert!(out.contains("ENUM:"), "{out}");
+    for state in coredump_api::CoredumpState::ALL {
+        assert!(
+            out.contains(state.as_str()),
+            "explain lacks {state:?}: {out}"
+        );
+    }
     s.stop().await;
 }
 

@@ -409,6 +409,57 @@ mod tests {
         );
     }
 
+    /// Every schema and property is described for people (`kubectl explain`), in words: the
+    /// doc comments they come from must not leak rustdoc links or Rust paths.
+    #[test]
+    fn every_field_is_described_in_user_terms() {
+        fn check(at: &str, schema: &Value) {
+            let description = schema["description"].as_str().unwrap_or_default();
+            assert!(!description.is_empty(), "{at} has no description");
+            for leak in ["[`", "crate::", "Self::", "\n//"] {
+                assert!(
+                    !description.contains(leak),
+                    "{at}: {description:?} shows {leak:?}"
+                );
+            }
+            assert!(schema.get("default").is_none(), "{at} advertises a default");
+        }
+        let doc = v3_group_version();
+        for (name, schema) in doc["components"]["schemas"].as_object().unwrap() {
+            check(name, schema);
+            for (field, property) in schema["properties"].as_object().into_iter().flatten() {
+                check(&format!("{name}.{field}"), property);
+            }
+        }
+    }
+
+    /// The wire form Kubernetes clients read: optional is absent (never `null`), integers in
+    /// `int32`/`int64`, times as `date-time`.
+    #[test]
+    fn schemas_use_the_kubernetes_dialect() {
+        let doc = v2();
+        let text = doc.to_string();
+        for json_schema_only in [
+            "\"null\"",
+            "\"anyOf\"",
+            "\"oneOf\"",
+            "\"const\"",
+            "uint32",
+            "uint64",
+        ] {
+            assert!(
+                !text.contains(json_schema_only),
+                "v2 document contains {json_schema_only}"
+            );
+        }
+        let spec = &doc["definitions"][format!("{OURS}.CoredumpSpec")]["properties"];
+        assert_eq!(spec["crashTime"]["format"], "date-time");
+        assert_eq!(spec["pid"]["format"], "int64");
+        assert_eq!(spec["signal"]["format"], "int32");
+        let required = &doc["definitions"][format!("{OURS}.CoredumpSpec")]["required"];
+        assert_eq!(required, &json!(["pid", "signal", "crashTime"]));
+    }
+
     #[test]
     fn state_enum_lists_every_state() {
         let doc = v3_group_version();

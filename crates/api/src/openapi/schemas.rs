@@ -1,350 +1,170 @@
 //! The schemas of both OpenAPI documents (our kinds and the `meta.k8s.io` types they refer
-//! to), written once with a `$ref` prefix.
+//! to), generated from the Rust types by `schemars`: the fields, their wire names, which are
+//! required and their descriptions (the doc comments) come from the types serde reads and
+//! writes, so the published schema cannot drift from them.
+//!
+//! `schemars` writes JSON Schema; the [`KubernetesDialect`] transform turns it into the subset
+//! Kubernetes clients read (OpenAPI v2 and v3 as kube-apiserver publishes them).
 
+use schemars::Schema;
+use schemars::generate::SchemaSettings;
+use schemars::transform::{RemoveRefSiblings, ReplaceBoolSchemas, Transform, transform_subschemas};
 use serde_json::{Map, Value, json};
 
 use super::{META, OURS};
-use crate::{CoredumpReason, CoredumpState, GROUP, VERSION};
-
-fn gvk(kind: &str) -> Value {
-    json!([{"group": GROUP, "version": VERSION, "kind": kind}])
-}
-
-fn meta_gvk(kind: &str) -> Value {
-    json!([{"group": "", "version": "v1", "kind": kind}])
-}
-
-fn s(description: &str) -> Value {
-    json!({"type": "string", "description": description})
-}
-
-fn int(description: &str, format: &str) -> Value {
-    json!({"type": "integer", "format": format, "description": description})
-}
-
-fn string_map(description: &str) -> Value {
-    json!({"type": "object", "additionalProperties": {"type": "string"}, "description": description})
-}
-
-fn object(description: &str, properties: Value, required: &[&str], kind: Option<Value>) -> Value {
-    let mut o = json!({"type": "object", "description": description, "properties": properties});
-    if !required.is_empty() {
-        o["required"] = json!(required);
-    }
-    if let Some(k) = kind {
-        o["x-kubernetes-group-version-kind"] = k;
-    }
-    o
-}
+use crate::meta::{DeleteOptions, List};
+use crate::{Coredump, CoredumpEndpoint, GROUP, Status, VERSION};
 
 /// All schemas, `$ref`s prefixed with `prefix` (`#/definitions/` or `#/components/schemas/`).
 pub(super) fn schemas(prefix: &str) -> Map<String, Value> {
-    let r = |name: &str| json!({"$ref": format!("{prefix}{name}")});
-    let rd = |name: &str, description: &str| json!({"allOf": [{"$ref": format!("{prefix}{name}")}], "description": description});
-    let type_meta = |kind_desc: &str| {
-        json!({
-            "apiVersion": s("APIVersion defines the versioned schema of this representation of an object."),
-            "kind": s(kind_desc),
-        })
-    };
-    let with = |mut base: Value, extra: Value| {
-        if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
-            b.extend(e.clone());
+    let mut settings = SchemaSettings::openapi3();
+    settings.definitions_path = prefix.trim_start_matches('#').to_owned().into();
+    let mut replace_bool_schemas = ReplaceBoolSchemas::default();
+    replace_bool_schemas.skip_additional_properties = true;
+    settings.transforms = vec![
+        Box::new(replace_bool_schemas),
+        Box::new(KubernetesDialect),
+        // After the dialect: a `$ref` with a description becomes `allOf: [$ref]` + description.
+        Box::new(RemoveRefSiblings::default()),
+    ];
+    let mut generator = settings.into_generator();
+    generator.subschema_for::<Coredump>();
+    generator.subschema_for::<CoredumpEndpoint>();
+    generator.subschema_for::<List<Coredump>>();
+    generator.subschema_for::<List<CoredumpEndpoint>>();
+    generator.subschema_for::<Status>();
+    generator.subschema_for::<DeleteOptions>();
+    let mut schemas = generator.take_definitions(true);
+
+    for (name, group, kind) in [
+        (format!("{OURS}.Coredump"), GROUP, "Coredump"),
+        (
+            format!("{OURS}.CoredumpEndpoint"),
+            GROUP,
+            "CoredumpEndpoint",
+        ),
+        (format!("{OURS}.CoredumpList"), GROUP, "CoredumpList"),
+        (
+            format!("{OURS}.CoredumpEndpointList"),
+            GROUP,
+            "CoredumpEndpointList",
+        ),
+        (format!("{META}.Status"), "", "Status"),
+        (format!("{META}.DeleteOptions"), "", "DeleteOptions"),
+    ] {
+        let version = if group.is_empty() { "v1" } else { VERSION };
+        if let Some(Value::Object(schema)) = schemas.get_mut(&name) {
+            schema.insert(
+                "x-kubernetes-group-version-kind".to_owned(),
+                json!([{"group": group, "version": version, "kind": kind}]),
+            );
         }
-        base
-    };
-    let states: Vec<&str> = CoredumpState::ALL.iter().map(|s| s.as_str()).collect();
-    let reasons: Vec<&str> = CoredumpReason::ALL.iter().map(|r| r.as_str()).collect();
-    let mut m = Map::new();
-    let mut put = |name: String, v: Value| {
-        m.insert(name, v);
-    };
-
-    put(
-        format!("{META}.ObjectMeta"),
-        object(
-            "Standard object metadata.",
-            json!({
-                "name": s("Name, unique within a namespace."),
-                "generateName": s("Prefix for a server-generated name, used when name is empty."),
-                "namespace": s("Namespace of the object."),
-                "uid": s("Unique identifier assigned by the server."),
-                "resourceVersion": s("Opaque version for optimistic concurrency."),
-                "creationTimestamp": {"type": "string", "format": "date-time", "description": "Creation time (RFC 3339)."},
-                "labels": string_map("Labels, selectable with labelSelector."),
-                "annotations": string_map("Annotations."),
-            }),
-            &[],
-            None,
-        ),
-    );
-    put(
-        format!("{META}.ListMeta"),
-        object(
-            "Standard list metadata.",
-            json!({
-                "resourceVersion": s("Revision the list was read at."),
-                "continue": s("Token for the next page."),
-                "remainingItemCount": int("Number of items after this page.", "int64"),
-            }),
-            &[],
-            None,
-        ),
-    );
-    put(
-        format!("{META}.StatusCause"),
-        object(
-            "One field-level cause of a failure.",
-            json!({"reason": s("Machine-readable cause."), "message": s("Description."), "field": s("Field path.")}),
-            &[],
-            None,
-        ),
-    );
-    put(
-        format!("{META}.StatusDetails"),
-        object(
-            "Which object a failure concerns.",
-            json!({
-                "name": s("Object name."), "group": s("API group."), "kind": s("Resource."), "uid": s("Object UID."),
-                "causes": {"type": "array", "items": r(&format!("{META}.StatusCause")), "description": "Field-level causes."},
-                "retryAfterSeconds": int("Suggested retry delay.", "int32"),
-            }),
-            &[],
-            None,
-        ),
-    );
-    put(
-        format!("{META}.Status"),
-        object(
-            "Result of an operation that does not return an object.",
-            with(
-                type_meta("Status"),
-                json!({
-                    "metadata": rd(&format!("{META}.ListMeta"), "Unused."),
-                    "status": s("Success or Failure."),
-                    "message": s("Description."),
-                    "reason": s("Machine-readable reason."),
-                    "details": rd(&format!("{META}.StatusDetails"), "Which object."),
-                    "code": int("HTTP status code.", "int32"),
-                }),
-            ),
-            &[],
-            Some(meta_gvk("Status")),
-        ),
-    );
-    put(
-        format!("{META}.Preconditions"),
-        object(
-            "Conditions for a delete.",
-            json!({"uid": s("Required UID."), "resourceVersion": s("Required resourceVersion.")}),
-            &[],
-            None,
-        ),
-    );
-    put(
-        format!("{META}.DeleteOptions"),
-        object(
-            "Options of a delete.",
-            with(
-                type_meta("DeleteOptions"),
-                json!({
-                    "gracePeriodSeconds": int("Ignored: deletion is immediate.", "int64"),
-                    "preconditions": rd(&format!("{META}.Preconditions"), "Conditions that must hold."),
-                    "propagationPolicy": s("Ignored: nothing depends on these objects."),
-                    "dryRun": {"type": "array", "items": {"type": "string"}, "description": "All: validate only."},
-                }),
-            ),
-            &[],
-            Some(meta_gvk("DeleteOptions")),
-        ),
-    );
-
-    put(
-        format!("{OURS}.CoredumpSpec"),
-        object(
-            "Facts about the crash, recorded once and immutable.",
-            json!({
-                "nodeName": s("Node where the crash happened."),
-                "podName": s("Pod the process ran in."),
-                "podUID": s("UID of that pod."),
-                "containerName": s("Container of the process."),
-                "containerID": s("Container ID, e.g. containerd://<id>."),
-                "image": s("Container image."),
-                "pid": int("Process id in the initial pid namespace.", "int32"),
-                "tid": int("Thread id of the crashing thread.", "int32"),
-                "executable": s("Executable path as the kernel saw it."),
-                "commandLine": {"type": "array", "items": {"type": "string"}, "description": "Command line (may be truncated)."},
-                "signal": int("Signal number that caused the dump.", "int32"),
-                "signalName": s("Signal name, e.g. SIGSEGV."),
-                "crashTime": {"type": "string", "format": "date-time", "description": "Time of the crash (RFC 3339)."},
-                "uid": int("Real uid of the process.", "int32"),
-                "gid": int("Real gid of the process.", "int32"),
-                "qosClass": s("QoS class of the pod (Guaranteed, Burstable, BestEffort)."),
-                "threads": int("Threads in the core.", "int32"),
-                "faultAddress": s("Faulting address (hex) for signals that carry one."),
-                "buildID": s("GNU build-id of the main executable (hex), to find its debug symbols."),
-            }),
-            &["pid", "signal", "crashTime"],
-            None,
-        ),
-    );
-    let boolean = |description: &str| json!({"type": "boolean", "description": description});
-    let list = |item: Value, description: &str| json!({"type": "array", "items": item, "description": description});
-    put(
-        format!("{OURS}.Frame"),
-        object(
-            "One stack frame.",
-            json!({
-                "pc": s("Instruction address in the crashed process (hex); for callers, the return address."),
-                "module": s("Path of the mapped file holding pc."),
-                "offset": s("Offset of pc from the module's load address (hex), stable across ASLR."),
-                "buildID": s("GNU build ID of the module (hex)."),
-                "function": s("Function name, demangled."),
-                "file": s("Source file, when debug information was available."),
-                "line": int("Source line, when debug information was available.", "int32"),
-                "inlined": boolean("A function inlined into the next frame (same pc)."),
-            }),
-            &["pc"],
-            None,
-        ),
-    );
-    put(
-        format!("{OURS}.ThreadBacktrace"),
-        object(
-            "One thread's stack.",
-            json!({
-                "tid": int("Thread id.", "int32"),
-                "crashed": boolean("The thread that received the fatal signal."),
-                "frames": list(r(&format!("{OURS}.Frame")), "Innermost frame first."),
-                "truncated": boolean("More frames than the bound: the outermost ones are left out."),
-                "stopped": s("Why unwinding stopped before the stack's root, when it did."),
-            }),
-            &["tid"],
-            None,
-        ),
-    );
-    put(
-        format!("{OURS}.Module"),
-        object(
-            "One mapped ELF image.",
-            json!({
-                "path": s("Path as the kernel named it."),
-                "base": s("Load address (hex)."),
-                "buildID": s("GNU build ID (hex)."),
-                "binary": boolean("The binary itself was available to the analysis (unwind tables, symbols)."),
-            }),
-            &["path", "base"],
-            None,
-        ),
-    );
-    put(
-        format!("{OURS}.Analysis"),
-        object(
-            "What the analysis of the core found.",
-            json!({
-                "threads": list(r(&format!("{OURS}.ThreadBacktrace")), "Threads, the crashing thread first."),
-                "omittedThreads": int("Threads left out to stay within bounds.", "int32"),
-                "modules": list(r(&format!("{OURS}.Module")), "Mapped ELF images, the main executable first."),
-                "complete": boolean("Nothing limited the result."),
-                "problems": list(json!({"type": "string"}), "What limited the result, one sentence each."),
-            }),
-            &[],
-            None,
-        ),
-    );
-    put(
-        format!("{OURS}.CoredumpStatus"),
-        object(
-            "What became of the core file.",
-            json!({
-                "state": {"type": "string", "enum": states, "description": "Outcome of storing the core."},
-                "reason": {"type": "string", "enum": reasons, "description": "Why the core is not (all) there, for programs; absent when stored whole."},
-                "message": s("Detail for anything but Stored."),
-                "rawSize": int("Bytes of core the kernel wrote.", "int64"),
-                "coreSize": int("Decompressed size of the stored core (Content-Length of the core subresource).", "int64"),
-                "storedSize": int("Bytes stored (compressed).", "int64"),
-                "sha256": s("SHA-256 (hex) of the stored core."),
-                "compression": s("Compression of the stored blob."),
-                "blobPath": s("Blob location: <namespace>/<podUID>/<container>/<file>."),
-                "signature": s("Crash signature: a stable hash of the crashing thread's top frames, the same for every crash of one bug (also the coredump.fujitsu.com/signature label)."),
-                "analysis": rd(&format!("{OURS}.Analysis"), "The symbolized backtrace and mapped modules, when the core could be analysed."),
-                "suppressedCrashes": int("Crashes of the pod that were over its crash-loop limits and not kept; this RateLimited record stands for them with the facts of the last one.", "int64"),
-            }),
-            &[],
-            None,
-        ),
-    );
-    put(
-        format!("{OURS}.Coredump"),
-        object(
-            "One captured crash. Its core file is served by the core subresource.",
-            with(
-                type_meta("Coredump"),
-                json!({
-                    "metadata": rd(&format!("{META}.ObjectMeta"), "Standard object metadata."),
-                    "spec": rd(&format!("{OURS}.CoredumpSpec"), "Facts about the crash."),
-                    "status": rd(&format!("{OURS}.CoredumpStatus"), "What became of the core file."),
-                }),
-            ),
-            &["spec"],
-            Some(gvk("Coredump")),
-        ),
-    );
-    put(
-        format!("{OURS}.CoredumpEndpointSpec"),
-        object(
-            "Which pod an endpoint serves.",
-            json!({"podUID": s("UID of the pod; its cores are stored under this UID. Filled from the live pod when omitted.")}),
-            // Optional: the API server fills it from the live pod (the seed's behavior), so
-            // kubectl's client-side validation must not demand it.
-            &[],
-            None,
-        ),
-    );
-    put(
-        format!("{OURS}.CoredumpEndpointStatus"),
-        object(
-            "Observed state of an endpoint.",
-            json!({
-                "coreCount": int("Number of stored cores of the pod.", "int64"),
-                "message": s("Free-form message."),
-            }),
-            &[],
-            None,
-        ),
-    );
-    put(
-        format!("{OURS}.CoredumpEndpoint"),
-        object(
-            "Access to the cores of one pod (metadata.name = pod name); the dump subresource streams them as tar.gz.",
-            with(
-                type_meta("CoredumpEndpoint"),
-                json!({
-                    "metadata": rd(&format!("{META}.ObjectMeta"), "Standard object metadata."),
-                    "spec": rd(&format!("{OURS}.CoredumpEndpointSpec"), "Which pod."),
-                    "status": rd(&format!("{OURS}.CoredumpEndpointStatus"), "Observed state."),
-                }),
-            ),
-            &[],
-            Some(gvk("CoredumpEndpoint")),
-        ),
-    );
-    for kind in ["Coredump", "CoredumpEndpoint"] {
-        put(
-            format!("{OURS}.{kind}List"),
-            object(
-                &format!("A list of {kind} objects."),
-                with(
-                    type_meta(&format!("{kind}List")),
-                    json!({
-                        "metadata": rd(&format!("{META}.ListMeta"), "Standard list metadata."),
-                        "items": {"type": "array", "items": r(&format!("{OURS}.{kind}")), "description": "The objects."},
-                    }),
-                ),
-                &["items"],
-                Some(gvk(&format!("{kind}List"))),
-            ),
-        );
     }
-    m
+    schemas
+}
+
+/// Rewrites `schemars`' JSON Schema into what Kubernetes publishes:
+/// - an optional field is absent, never `null`: `null` leaves every `type`, and the
+///   `anyOf: [X, {type: null}]` of an `Option` of a named type becomes `X`;
+/// - an enum of strings whose variants carry doc comments (`oneOf` of one-value schemas)
+///   becomes one `{type: string, enum: [...]}`, as `kubectl explain` lists enums;
+/// - integers use Kubernetes' two formats, `int32` and `int64` (unsigned widths widened; the
+///   `minimum: 0` schemars adds keeps the sign);
+/// - `const` (JSON Schema) becomes a one-value `enum` (OpenAPI);
+/// - no `default`: serde's defaults make decoding lenient, they are not values the server
+///   fills in;
+/// - a description is the doc comment's text with its lines joined (paragraphs kept), as
+///   `kubectl explain` wraps it.
+#[derive(Clone)]
+struct KubernetesDialect;
+
+impl Transform for KubernetesDialect {
+    fn transform(&mut self, schema: &mut Schema) {
+        transform_subschemas(self, schema);
+        let Some(object) = schema.as_object_mut() else {
+            return;
+        };
+        drop_null_type(object);
+        unwrap_nullable_any_of(object);
+        flatten_string_enum(object);
+        if let Some(Value::String(format)) = object.get_mut("format") {
+            match format.as_str() {
+                "uint8" | "uint16" | "int8" | "int16" => *format = "int32".to_owned(),
+                "uint32" | "uint64" | "uint" | "int" => *format = "int64".to_owned(),
+                _ => {}
+            }
+        }
+        object.remove("default");
+        if let Some(Value::String(description)) = object.get_mut("description") {
+            *description = join_lines(description);
+        }
+        if let Some(value) = object.remove("const") {
+            object.insert("enum".to_owned(), json!([value]));
+        }
+    }
+}
+
+/// `type: ["string", "null"]` → `type: "string"`.
+fn drop_null_type(object: &mut Map<String, Value>) {
+    if let Some(Value::Array(types)) = object.get_mut("type") {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            let only = types.remove(0);
+            object.insert("type".to_owned(), only);
+        }
+    }
+}
+
+/// `anyOf: [X, {type: null}]` → the keys of `X` (a `$ref` keeps its sibling description, which
+/// `RemoveRefSiblings` then wraps).
+fn unwrap_nullable_any_of(object: &mut Map<String, Value>) {
+    let Some(Value::Array(any_of)) = object.get("anyOf") else {
+        return;
+    };
+    let is_null = |v: &Value| {
+        v.get("type") == Some(&json!("null")) && v.as_object().is_some_and(|o| o.len() == 1)
+    };
+    let rest: Vec<&Value> = any_of.iter().filter(|v| !is_null(v)).collect();
+    if rest.len() == 1
+        && rest.len() < any_of.len()
+        && let Some(inner) = rest[0].as_object().cloned()
+    {
+        object.remove("anyOf");
+        for (key, value) in inner {
+            object.entry(key).or_insert(value);
+        }
+    }
+}
+
+/// `oneOf: [{type: string, enum: [A], description}, ...]` → `type: string, enum: [A, ...]`.
+fn flatten_string_enum(object: &mut Map<String, Value>) {
+    let Some(Value::Array(one_of)) = object.get("oneOf") else {
+        return;
+    };
+    let values: Option<Vec<Value>> = one_of
+        .iter()
+        .map(|variant| {
+            let single = variant
+                .get("const")
+                .cloned()
+                .or_else(|| match variant.get("enum") {
+                    Some(Value::Array(values)) if values.len() == 1 => values.first().cloned(),
+                    _ => None,
+                })?;
+            single.is_string().then_some(single)
+        })
+        .collect();
+    if let Some(values) = values {
+        object.remove("oneOf");
+        object.insert("type".to_owned(), json!("string"));
+        object.insert("enum".to_owned(), Value::Array(values));
+    }
+}
+
+/// Joins the lines of a doc comment into one line per paragraph.
+fn join_lines(text: &str) -> String {
+    text.split("\n\n")
+        .map(|paragraph| paragraph.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n\n")
 }
