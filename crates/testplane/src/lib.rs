@@ -34,6 +34,7 @@ mod control_plane;
 mod error;
 mod etcd;
 pub mod fake_gcs;
+pub mod helm;
 mod http;
 mod instance;
 mod kubectl;
