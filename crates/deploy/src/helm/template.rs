@@ -26,11 +26,14 @@ pub(crate) struct Rules<'a> {
     pub(crate) whole: &'a [(String, String)],
 }
 
+/// (marker, expression) pairs: what [`substitute`] puts in place of each marker.
+pub(crate) type Markers = Vec<(String, String)>;
+
 /// The objects with every placeholder replaced by a marker, and each marker's expression.
 pub(crate) fn templated(
     objects: Vec<Object>,
     rules: &Rules<'_>,
-) -> Result<(Vec<Object>, Vec<(String, String)>), DeployError> {
+) -> Result<(Vec<Object>, Markers), DeployError> {
     let mut exprs = Vec::new();
     let mut out = Vec::with_capacity(objects.len());
     for object in objects {
