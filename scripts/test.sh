@@ -14,11 +14,13 @@ if [ -x scripts/control-plane/build.sh ]; then
   # SeaweedFS: the S3 server of the object-store tests (crates/objstore). Its cold build is the
   # longest Go build (10-20 min on 2 cores), so it runs beside the Rust build below; the tests
   # wait for it (build.sh holds a lock per binary), and a failed build fails this script.
-  # fake-gcs-server (the GCS server of the same tests, ~2 min cold) follows it in that job.
+  # fake-gcs-server (the GCS server of the same tests, ~2 min cold) and helm (the chart tests of
+  # crates/deploy, a few minutes cold) follow it in that job.
   weed_log=$(mktemp)
   # In a session of its own (its pid is its process group), so that stopping it stops `go build`.
   setsid bash -c 'bash scripts/control-plane/build.sh seaweedfs &&
-    bash scripts/control-plane/build.sh fake-gcs-server' >"$weed_log" 2>&1 &
+    bash scripts/control-plane/build.sh fake-gcs-server &&
+    bash scripts/control-plane/build.sh helm' >"$weed_log" 2>&1 &
   weed_build=$!
   # An early exit (fmt, clippy or build failed) stops the whole group and removes its log.
   trap 'kill -- -"$weed_build" 2>/dev/null || true; rm -f "$weed_log"' EXIT
@@ -39,10 +41,10 @@ cargo build --quiet -p coredump-detector --bin coredump-detector
 cargo build --quiet -p coredump-kubectl --bin kubectl-coredump
 cargo build --quiet --workspace --all-targets
 if [ -n "${weed_build:-}" ]; then
-  echo "== waiting for the SeaweedFS and fake-gcs-server builds"
+  echo "== waiting for the SeaweedFS, fake-gcs-server and helm builds"
   if ! wait "$weed_build"; then
     cat "$weed_log" >&2
-    echo "building SeaweedFS or fake-gcs-server failed" >&2
+    echo "building SeaweedFS, fake-gcs-server or helm failed" >&2
     exit 1
   fi
   rm -f "$weed_log"

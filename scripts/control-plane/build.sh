@@ -4,13 +4,14 @@
 # also the node components of the same Kubernetes release (kubelet, kube-controller-manager,
 # kube-scheduler, kube-proxy), in one `go build` through the same wrapper module; with
 # `seaweedfs`, SeaweedFS's `weed` (the S3 server the object-store tests run); with
-# `fake-gcs-server`, fsouza's fake-gcs-server (the GCS server of the same tests).
+# `fake-gcs-server`, fsouza's fake-gcs-server (the GCS server of the same tests); with `helm`,
+# Helm's CLI (the chart tests of crates/deploy).
 #
-#   scripts/control-plane/build.sh [kube-apiserver|etcd|seaweedfs|fake-gcs-server|all|node]
+#   scripts/control-plane/build.sh [kube-apiserver|etcd|seaweedfs|fake-gcs-server|helm|all|node]
 #                                                                              (default: all)
 #
 # `all` prints kube-apiserver and etcd; `node` prints those two and the four node components;
-# `seaweedfs` prints `weed`; `fake-gcs-server` prints `fake-gcs-server`.
+# `seaweedfs` prints `weed`; `fake-gcs-server` prints `fake-gcs-server`; `helm` prints `helm`.
 # Prints one `name=/absolute/path` line per binary on stdout; progress goes to stderr.
 # Idempotent: an existing binary is reported at once. A per-binary flock serialises parallel
 # callers (several test binaries start at the same time), and the normal Go module and build
@@ -25,12 +26,14 @@
 #   SEAWEEDFS_VERSION        github.com/seaweedfs/seaweedfs version (default below: a pseudo-version,
 #                            the module publishes no semver tags Go accepts)
 #   FAKE_GCS_SERVER_VERSION  github.com/fsouza/fake-gcs-server release (default below)
+#   HELM_VERSION             helm.sh/helm/v4 release (default below)
 set -euo pipefail
 
 KUBE_APISERVER_VERSION="${KUBE_APISERVER_VERSION:-v1.37.2}"
 ETCD_VERSION="${ETCD_VERSION:-v3.7.3}"
 SEAWEEDFS_VERSION="${SEAWEEDFS_VERSION:-v0.0.0-20261109003541-7506e5f91cd6}"
 FAKE_GCS_SERVER_VERSION="${FAKE_GCS_SERVER_VERSION:-v1.56.1}"
+HELM_VERSION="${HELM_VERSION:-v4.3.2}"
 CACHE="${COREDUMP_CACHE:-/var/cache/coredump-detector}"
 # Never let `go` fetch a different toolchain behind our back: the release must build with ours.
 export GOTOOLCHAIN=local
@@ -167,12 +170,20 @@ fake_gcs_server() {
     github.com/fsouza/fake-gcs-server "$FAKE_GCS_SERVER_VERSION" ""
 }
 
+# Helm's CLI: `helm install|upgrade|uninstall` of the chart `deploy --helm-chart` writes, against
+# the real kube-apiserver. The version stamp is what `helm version` prints.
+helm() {
+  build helm "$HELM_VERSION" helm.sh/helm/v4 helm.sh/helm/v4/cmd/helm "$HELM_VERSION" \
+    "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION"
+}
+
 case "${1:-all}" in
   kube-apiserver) kube_apiserver ;;
   etcd) etcd ;;
   seaweedfs) seaweedfs ;;
   fake-gcs-server) fake_gcs_server ;;
+  helm) helm ;;
   all) kube_apiserver; etcd ;;
   node) kube_apiserver; etcd; kube_node ;;
-  *) echo "usage: $0 [kube-apiserver|etcd|seaweedfs|fake-gcs-server|all|node]" >&2; exit 2 ;;
+  *) echo "usage: $0 [kube-apiserver|etcd|seaweedfs|fake-gcs-server|helm|all|node]" >&2; exit 2 ;;
 esac

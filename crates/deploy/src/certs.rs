@@ -45,6 +45,29 @@ pub fn server_dns_names(namespace: &str, service: &str) -> Vec<String> {
     ]
 }
 
+/// DNS names of etcd's serving certificate: those of its Service, and `localhost` (etcd dials
+/// itself); its IP address is [`etcd_server_ips`].
+pub fn etcd_server_dns_names(namespace: &str) -> Vec<String> {
+    let mut names = server_dns_names(namespace, ETCD_SERVICE);
+    names.push("localhost".into());
+    names
+}
+
+/// IP addresses of etcd's serving certificate: loopback.
+pub fn etcd_server_ips() -> Vec<IpAddr> {
+    vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]
+}
+
+/// Common name of the API CA.
+pub fn ca_name(service: &str) -> String {
+    format!("{service}-certificate-authority")
+}
+
+/// Common name of the etcd CA.
+pub fn etcd_ca_name(service: &str) -> String {
+    format!("{service}-etcd-certificate-authority")
+}
+
 /// Common name of the API server's etcd client certificate.
 pub fn etcd_client_name(service: &str) -> String {
     format!("{service}-apiserver-etcd-client")
@@ -58,18 +81,16 @@ pub fn generate_certs(namespace: &str, service: &str) -> Result<Certs, DeployErr
     };
     let names = server_dns_names(namespace, service);
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let ca_name = format!("{service}-certificate-authority");
+    let ca_name = ca_name(service);
     let ca = Ca::generate(&ca_name).map_err(pki_err(&ca_name))?;
     let server = ca.issue_server(&refs, &[]).map_err(pki_err(&names[0]))?;
 
-    let etcd_ca_name = format!("{service}-etcd-certificate-authority");
+    let etcd_ca_name = etcd_ca_name(service);
     let etcd_ca = Ca::generate(&etcd_ca_name).map_err(pki_err(&etcd_ca_name))?;
-    let mut etcd_names = server_dns_names(namespace, ETCD_SERVICE);
-    etcd_names.push("localhost".into());
+    let etcd_names = etcd_server_dns_names(namespace);
     let etcd_refs: Vec<&str> = etcd_names.iter().map(String::as_str).collect();
-    let loopback = [IpAddr::V4(Ipv4Addr::LOCALHOST)];
     let etcd_server = etcd_ca
-        .issue_server_client(&etcd_refs, &loopback)
+        .issue_server_client(&etcd_refs, &etcd_server_ips())
         .map_err(pki_err(&etcd_names[0]))?;
     let client_name = etcd_client_name(service);
     let etcd_client = etcd_ca

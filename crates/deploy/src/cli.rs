@@ -117,6 +117,12 @@ pub struct DeployArgs {
     /// Do not create the Namespace (it exists already).
     #[arg(long)]
     pub no_create_namespace: bool,
+    /// Write a Helm chart into DIR instead of coredump.yaml: the same objects (but the
+    /// Namespace: the release's), with SERVICE, the images, quota, GC ages, capture mode and
+    /// host paths as chart values defaulting to these flags; certificates are made by Helm at
+    /// install time and kept by upgrades. Install with `helm install NAME DIR -n NAMESPACE`.
+    #[arg(long)]
+    pub helm_chart: bool,
     /// Also write the two CA private keys to DIR (to issue more certificates later). Without
     /// it they exist only in memory while `deploy` runs: the manifest does not need them.
     #[arg(long)]
@@ -205,6 +211,16 @@ pub fn write_with(
 
 /// Runs `deploy`: writes the files and tells the user what to run next.
 pub fn run(args: DeployArgs) -> anyhow::Result<()> {
+    if args.helm_chart {
+        let dir = crate::helm::write_chart(&args.dir, &args.options())?;
+        println!("wrote the Helm chart {}", dir.display());
+        println!(
+            "install with: helm install coredump-detector {} -n {} --create-namespace",
+            dir.display(),
+            args.namespace
+        );
+        return Ok(());
+    }
     let keys = if args.write_ca_keys {
         CaKeys::Write
     } else {

@@ -32,6 +32,12 @@ pub enum DeployError {
         #[source]
         source: serde_saphyr::SerializeError,
     },
+    /// The Helm chart could not be made from the rendered objects (a bug of the renderer).
+    #[error("making the Helm chart: {reason}")]
+    Chart {
+        /// What went wrong.
+        reason: String,
+    },
     /// The output directory could not be created or written.
     #[error("{action} {path}: {source}")]
     Io {

@@ -28,6 +28,8 @@
 //! # Ok::<(), coredump_deploy::DeployError>(())
 //! ```
 //!
+//! [`helm`] writes the same objects as a Helm chart (`deploy --helm-chart`).
+//!
 //! The rendered manifest for fixed options and placeholder certificates is pinned by the golden
 //! file `tests/golden/coredump.yaml`. After an intended change, regenerate it with
 //! `UPDATE_GOLDEN=1 cargo test -p coredump-deploy --test golden` and review the diff.
@@ -36,6 +38,7 @@
 mod certs;
 mod cli;
 mod error;
+pub mod helm;
 pub mod names;
 mod objects;
 mod options;

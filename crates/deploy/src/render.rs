@@ -80,6 +80,16 @@ pub(crate) fn meta(name: &str, namespace: Option<&str>, component: &str) -> Obje
 /// workloads last (after the identities, Secret and Services they use).
 pub(crate) fn objects(opts: &DeployOptions, certs: &Certs) -> Result<Vec<Object>, DeployError> {
     opts.validate()?;
+    objects_unchecked(opts, certs)
+}
+
+/// [`objects`] without checking `opts` first: for the Helm chart, whose options hold
+/// placeholders where the chart's values go (checked by Helm's schema instead), after the
+/// options of the chart's defaults were checked.
+pub(crate) fn objects_unchecked(
+    opts: &DeployOptions,
+    certs: &Certs,
+) -> Result<Vec<Object>, DeployError> {
     let mut all = Vec::new();
     if opts.emits_namespace() {
         all.push(objects::namespace(opts));
@@ -96,12 +106,16 @@ pub(crate) fn objects(opts: &DeployOptions, certs: &Certs) -> Result<Vec<Object>
 
 /// The whole manifest as multi-document YAML, after checking `opts`.
 pub fn render(opts: &DeployOptions, certs: &Certs) -> Result<String, DeployError> {
-    let all = objects(opts, certs)?;
+    let body = to_yaml(&objects(opts, certs)?)?;
+    Ok(format!("{HEADER}{body}"))
+}
+
+/// `objects` as multi-document YAML, without a header.
+pub(crate) fn to_yaml(objects: &[Object]) -> Result<String, DeployError> {
     let options = serde_saphyr::ser_options! {
         // Base64 data and long arguments stay plain one-line scalars, as kubectl prints them.
         prefer_block_scalars: false,
     };
-    let body = serde_saphyr::to_string_multiple_with_options(&all, options)
-        .map_err(|source| DeployError::Yaml { source })?;
-    Ok(format!("{HEADER}{body}"))
+    serde_saphyr::to_string_multiple_with_options(objects, options)
+        .map_err(|source| DeployError::Yaml { source })
 }

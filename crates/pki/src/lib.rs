@@ -64,6 +64,11 @@ fn generate_err(subject: &str) -> impl FnOnce(rcgen::Error) -> PkiError + '_ {
     }
 }
 
+/// Days a CA made by [`Ca::generate`] is valid (ten years).
+pub const CA_VALID_DAYS: i64 = 3650;
+/// Days a certificate a [`Ca`] issues is valid (two years).
+pub const ISSUED_VALID_DAYS: i64 = 730;
+
 fn validity(params: &mut CertificateParams, days: i64) {
     let now = time::OffsetDateTime::now_utc();
     params.not_before = now - time::Duration::hours(1);
@@ -84,7 +89,7 @@ impl Ca {
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
-        validity(&mut params, 3650);
+        validity(&mut params, CA_VALID_DAYS);
         let cert = params
             .self_signed(&key)
             .map_err(generate_err(common_name))?;
@@ -116,7 +121,7 @@ impl Ca {
         let issuer = Issuer::from_ca_cert_pem(&self.issued.cert_pem, ca_key)
             .map_err(generate_err(subject))?;
         let key = KeyPair::generate().map_err(generate_err(subject))?;
-        validity(&mut params, 730);
+        validity(&mut params, ISSUED_VALID_DAYS);
         params.use_authority_key_identifier_extension = true;
         let cert = params
             .signed_by(&key, &issuer)

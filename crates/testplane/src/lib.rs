@@ -24,7 +24,8 @@
 //! [`seaweedfs`] starts a real S3 server (SeaweedFS, also built from its Go module) for the
 //! object-store tests; [`fake_gcs`] a GCS server (fake-gcs-server, from its Go module) and
 //! [`azurite`] an Azure Blob server (Azurite, from npm); [`object_server`] puts the three
-//! behind one trait so a test body runs against each.
+//! behind one trait so a test body runs against each. [`helm`] runs Helm's CLI (from its Go
+//! module) against a control plane.
 #![deny(missing_docs)]
 
 pub mod aggregation;
@@ -34,6 +35,7 @@ mod control_plane;
 mod error;
 mod etcd;
 pub mod fake_gcs;
+pub mod helm;
 mod http;
 mod instance;
 mod kubectl;
