@@ -1,14 +1,20 @@
 //! The capture pipeline: drain a core from its source (the kernel's pipe or socket) at the
-//! source's speed, then let the source go, while a trailing thread hashes and compresses.
+//! source's speed, then let the source go, while trailing threads hash and compress.
 //!
 //! Why this shape: the kernel holds the crashed process until we close our end of the pipe, and
 //! inline zstd on two cores is slower than the pipe. So the reader ([`crate::splice`]) only
 //! moves bytes into an unnamed spill file (with `splice(2)` when the source is a pipe) and
-//! closes the source the moment it reads EOF. The compressor follows behind through the page
-//! cache and punches holes into the spill file behind itself (every [`PUNCH_BATCH`] bytes),
-//! so disk use stays near the compressor's lag, not the core size; when the spill file is the raw core it keeps, the
-//! trailer punches only the zero pages. Memory is at most two fixed 1 MiB buffers plus zstd's
-//! state, whatever the core size.
+//! closes the source the moment it reads EOF. Behind it, through the page cache, a hasher
+//! (SHA-256, sequential by nature) and a compressor (zstd, with its workers) run side by side,
+//! the compressor never past the hasher, punching holes into the spill file behind itself
+//! (every [`PUNCH_BATCH`] bytes) so disk use stays near the compressor's lag, not the core
+//! size; when the spill file is the raw core it keeps, only the zero pages are punched.
+//!
+//! While the reader runs, the trailing threads are `SCHED_IDLE` ([`sys::idle_this_thread`]):
+//! on a 2-core node they use only cycles the kernel's dump writer and the reader leave, so the
+//! crashed process is held no longer than a plain drain would hold it; the moment the source is
+//! released they get the normal policy back to finish quickly. Memory is at most three fixed
+//! 1 MiB buffers plus zstd's state, whatever the core size.
 
 use std::fs::File;
 use std::io::Write;
@@ -35,8 +41,20 @@ pub(crate) const CHUNK: usize = 1 << 20;
 pub(crate) const PUNCH_BATCH: u64 = 16 << 20;
 /// Granularity of zero detection: a whole zero page becomes a hole.
 pub(crate) const PAGE: usize = 4096;
-/// Nice value of the trailing thread and its zstd workers.
+/// Nice value of the trailing thread and its zstd workers where `SCHED_IDLE` is refused.
 const TRAILER_NICE: i32 = 10;
+
+/// A name for the trailing thread of one capture, unique within the process (the socket server
+/// runs several captures at once): its zstd workers inherit it, which is how their priority is
+/// restored after the drain ([`sys::normal_priority_for`]). At most 15 bytes (the kernel's
+/// limit for thread names).
+fn trailer_name() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "cdtrail-{:x}",
+        NEXT.fetch_add(1, Ordering::Relaxed) & 0xff_ffff
+    )
+}
 
 /// What the pipeline should produce.
 #[derive(Debug, Clone, Copy)]
@@ -86,18 +104,26 @@ pub struct Captured {
     pub spliced: u64,
 }
 
-/// Shared between the reader and the trailing thread. Lock-free on purpose: the trailer runs at
-/// a low priority, and a lock it held while preempted would stall the reader, and with it the
-/// crashed process.
+/// Shared between the reader and the trailing threads (the compressor and the hasher).
+/// Lock-free on purpose: the trailers run at idle priority, and a lock one of them held while
+/// preempted would stall the reader, and with it the crashed process.
 #[derive(Default)]
 pub(crate) struct Progress {
     /// Bytes of the spill file that are final.
     written: AtomicU64,
     /// The reader has finished (EOF, error or limit) and `written` will not grow.
     finished: AtomicBool,
-    /// The trailing thread, to wake when there is more.
-    trailer: OnceLock<Thread>,
+    /// Bytes of the spill file hashed so far: the compressor never goes past them, so it never
+    /// punches a hole the hasher has still to read.
+    hashed: AtomicU64,
+    /// The trailing threads ([`COMPRESSOR`], [`HASHER`]), to wake when there is more.
+    waiters: [OnceLock<Thread>; 2],
 }
+
+/// [`Progress::wait_past`]'s caller: the compressor (or, for a raw core, the zero-page puncher).
+const COMPRESSOR: usize = 0;
+/// [`Progress::wait_past`]'s caller: the hasher.
+const HASHER: usize = 1;
 
 impl Progress {
     /// Reader side: the first `written` bytes of the spill file are final.
@@ -113,30 +139,42 @@ impl Progress {
     }
 
     fn wake(&self) {
-        if let Some(trailer) = self.trailer.get() {
-            trailer.unpark();
+        for waiter in self.waiters.iter().filter_map(OnceLock::get) {
+            waiter.unpark();
         }
     }
 
-    /// Trailer side: waits until bytes past `pos` are final and returns where they end, or
-    /// `None` once the reader has finished and everything was seen. Until the reader finishes
-    /// only whole pages are handed out, so `pos` stays page-aligned and zero pages can be
-    /// found in place. Must be called from one thread only.
-    fn wait_past(&self, pos: u64) -> Option<u64> {
-        let _ = self.trailer.set(std::thread::current());
+    /// Hasher side: the first `pos` bytes are hashed.
+    fn hashed_to(&self, pos: u64) {
+        self.hashed.store(pos, Ordering::Release);
+        if let Some(compressor) = self.waiters[COMPRESSOR].get() {
+            compressor.unpark();
+        }
+    }
+
+    /// Trailer side: waits until bytes past `pos` are final (and, for the [`COMPRESSOR`],
+    /// hashed) and returns where they end, or `None` once the reader has finished and
+    /// everything was seen. Until the reader finishes only whole pages are handed out, so
+    /// `pos` stays page-aligned and zero pages can be found in place. Each of `who` must be
+    /// one thread only.
+    fn wait_past(&self, pos: u64, who: usize) -> Option<u64> {
+        let _ = self.waiters[who].set(std::thread::current());
         loop {
             // `finished` first: once it is set, `written` is final.
             let finished = self.finished.load(Ordering::Acquire);
             let written = self.written.load(Ordering::Acquire);
-            let ready = if finished {
+            let mut ready = if finished {
                 written
             } else {
                 written - written % PAGE as u64
             };
+            if who == COMPRESSOR {
+                ready = ready.min(self.hashed.load(Ordering::Acquire));
+            }
             if ready > pos {
                 return Some(ready);
             }
-            if finished {
+            if finished && written <= pos {
                 return None;
             }
             std::thread::park();
@@ -164,12 +202,13 @@ pub fn capture<R: CoreSource>(
     let spill = Arc::new(spill);
     let progress = Arc::new(Progress::default());
 
+    let name = trailer_name();
     let trailer = {
         let spill = Arc::clone(&spill);
         let progress = Arc::clone(&progress);
         let dir = dir.to_path_buf();
         std::thread::Builder::new()
-            .name("core-trailer".into())
+            .name(name.clone())
             .spawn(move || trail(&spill, &progress, &dir, output))
             .map_err(|e| CaptureError::io("spawn trailing thread for", dir_of(&spill_path), e))?
     };
@@ -178,8 +217,10 @@ pub fn capture<R: CoreSource>(
     // Whatever happened, the kernel must get its process back now.
     release(source);
     let held = started.elapsed();
-    sys::reset_thread_priorities();
+    // The trailer and its workers may use the whole machine now. `finish` first: a trailer
+    // that makes itself idle only after this reset sees it and restores itself.
     progress.finish();
+    sys::normal_priority_for(&name);
     let trailed = trailer.join().unwrap_or_else(|_| {
         Err(CaptureError::Usage(
             "trailing compressor thread panicked".into(),
@@ -222,8 +263,10 @@ pub(crate) fn is_zero(block: &[u8]) -> bool {
         && words.remainder().iter().all(|&b| b == 0)
 }
 
-/// Trailing side: hashes (and compresses) the spill file as it grows; returns the stored size
-/// and the hex SHA-256 of the kept bytes.
+/// Trailing side: compresses the spill file as it grows (or punches its zero pages when it is
+/// the raw core kept), while a hasher thread of the same name hashes ahead of it: SHA-256 is
+/// sequential, and on the compressor's thread it came on top of every frame's compression.
+/// Returns the stored size and the hex SHA-256 of the kept bytes.
 fn trail(
     spill: &File,
     progress: &Progress,
@@ -231,66 +274,120 @@ fn trail(
     output: Output,
 ) -> Result<(u64, String), CaptureError> {
     let zst_path = dir.join(crate::record::CORE_ZST);
-    // zstd's workers inherit this from the thread that starts them.
-    sys::lower_this_thread_priority(TRAILER_NICE);
+    let name = std::thread::current().name().unwrap_or_default().to_owned();
+    // zstd's workers and the hasher inherit this from the thread that starts them.
+    sys::idle_this_thread(TRAILER_NICE);
+    if progress.finished.load(Ordering::Acquire) {
+        // The drain ended before this thread went idle, and its reset came too early.
+        sys::normal_priority_for(&name);
+    }
+    std::thread::scope(|scope| {
+        let hasher = std::thread::Builder::new()
+            .name(name.clone())
+            .spawn_scoped(scope, || hash(spill, progress))
+            .map_err(|e| CaptureError::io("spawn hashing thread for", dir, e))?;
+        let stored = compress(spill, progress, &zst_path, output);
+        // A failed compressor stops waiting for the hasher: let the hasher end too.
+        let hashed = hasher
+            .join()
+            .unwrap_or_else(|_| Err(CaptureError::Usage("hashing thread panicked".into())))?;
+        Ok((stored?, hashed))
+    })
+}
+
+/// The hasher: the hex SHA-256 of the spill file, read as it becomes final. A hasher that
+/// fails lets the compressor run on to the end (it waits for nothing more).
+fn hash(spill: &File, progress: &Progress) -> Result<String, CaptureError> {
+    let hashed = hash_spill(spill, progress);
+    if hashed.is_err() {
+        progress.hashed_to(u64::MAX);
+    }
+    hashed
+}
+
+fn hash_spill(spill: &File, progress: &Progress) -> Result<String, CaptureError> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut pos = 0u64;
+    while let Some(available) = progress.wait_past(pos, HASHER) {
+        while pos < available {
+            let len = ((available - pos) as usize).min(CHUNK);
+            read_back(spill, &mut buf[..len], pos)
+                .map_err(|e| CaptureError::io("read back", Path::new("spill file"), e))?;
+            hasher.update(&buf[..len]);
+            pos += len as u64;
+            progress.hashed_to(pos);
+        }
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// The compressor: writes `core.zst` from the spill file behind the hasher, punching holes
+/// behind itself; or, for a raw core, punches its zero pages. Returns the stored size.
+fn compress(
+    spill: &File,
+    progress: &Progress,
+    zst_path: &Path,
+    output: Output,
+) -> Result<u64, CaptureError> {
     let mut encoder = match output {
         Output::Zstd { level, workers } => {
-            let file = crate::fsutil::create_new_nofollow(&zst_path)?;
+            let file = crate::fsutil::create_new_nofollow(zst_path)?;
             // Independent frames plus a seek table: a Range request or the analysis of one
             // page later decodes one frame, not the whole core (coredump_seekable).
             let enc = coredump_seekable::SeekableWriter::new(file, level, workers)
-                .map_err(|e| CaptureError::io("start zstd for", &zst_path, e))?;
+                .map_err(|e| CaptureError::io("start zstd for", zst_path, e))?;
             Some(enc)
         }
         Output::Raw => None,
     };
-    let mut hasher = Sha256::new();
     let mut buf = vec![0u8; CHUNK];
     let mut pos = 0u64;
     let mut punched = 0u64;
-    while let Some(available) = progress.wait_past(pos) {
+    while let Some(available) = progress.wait_past(pos, COMPRESSOR) {
         while pos < available {
             let len = ((available - pos) as usize).min(CHUNK);
             read_back(spill, &mut buf[..len], pos)
-                .map_err(|e| CaptureError::io("read back", &zst_path, e))?;
-            hasher.update(&buf[..len]);
+                .map_err(|e| CaptureError::io("read back", zst_path, e))?;
             if let Some(enc) = encoder.as_mut() {
                 enc.write_all(&buf[..len])
-                    .map_err(|e| CaptureError::io("compress into", &zst_path, e))?;
+                    .map_err(|e| CaptureError::io("compress into", zst_path, e))?;
                 let end = pos + len as u64;
                 if end - punched >= PUNCH_BATCH {
-                    // Once zstd has written these bytes out, give the disk and page cache back.
+                    // Once zstd has written these bytes out (and the hasher read them, which
+                    // `wait_past` guarantees), give the disk and page cache back.
                     enc.flush()
-                        .map_err(|e| CaptureError::io("compress into", &zst_path, e))?;
+                        .map_err(|e| CaptureError::io("compress into", zst_path, e))?;
                     sys::punch_hole(spill, punched, end - punched);
                     punched = end;
                 }
             } else {
-                // This file is the raw core kept: spliced zero pages become holes.
+                // This file is the raw core kept: spliced zero pages become holes (the hasher
+                // reads a hole as the zeros it was).
                 punch_zero_pages(spill, pos, &buf[..len]);
             }
             pos += len as u64;
         }
     }
-    let stored = match encoder {
+    match encoder {
         Some(enc) => {
             let file = enc
                 .finish()
-                .map_err(|e| CaptureError::io("finish", &zst_path, e))?;
+                .map_err(|e| CaptureError::io("finish", zst_path, e))?;
             file.sync_all()
-                .map_err(|e| CaptureError::io("fsync", &zst_path, e))?;
-            file.metadata()
-                .map_err(|e| CaptureError::io("stat", &zst_path, e))?
-                .len()
+                .map_err(|e| CaptureError::io("fsync", zst_path, e))?;
+            Ok(file
+                .metadata()
+                .map_err(|e| CaptureError::io("stat", zst_path, e))?
+                .len())
         }
         None => {
             spill
                 .sync_all()
-                .map_err(|e| CaptureError::io("fsync", dir, e))?;
-            pos
+                .map_err(|e| CaptureError::io("fsync", zst_path, e))?;
+            Ok(pos)
         }
-    };
-    Ok((stored, hex::encode(hasher.finalize())))
+    }
 }
 
 /// Punches a hole for every run of whole zero pages in `data`, which sits at `pos` (page-aligned)

@@ -101,25 +101,46 @@ pub(crate) fn take_stdin() -> Option<File> {
     Some(File::from(unsafe { OwnedFd::from_raw_fd(0) }))
 }
 
-/// Lowers the calling thread's scheduling priority (nice value) and that of threads it starts
-/// afterwards. The compressor runs behind the drain: on a busy node the drain, which holds
-/// the crashed process, must win the CPU.
-pub fn lower_this_thread_priority(nice: i32) {
-    let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice);
+/// Puts the calling thread (and the threads it starts afterwards, which inherit the policy) in
+/// `SCHED_IDLE`: it runs only on cycles no normal thread wants. The compressor trails the drain
+/// this way, so it never takes a core from the kernel's dump writer or the reader, which hold
+/// the crashed process; a nice value is not enough (measured: nice 10 still took 10-20 % of the
+/// held time on 2 cores). Falls back to nice `fallback_nice` where the policy is refused.
+pub fn idle_this_thread(fallback_nice: i32) {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid `sched_param` for the duration of the call; pid 0 is the
+    // calling thread.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    if rc != 0 {
+        let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), fallback_nice);
+    }
 }
 
-/// Puts every thread of this process back to nice 0: once the drain is over, the compressor
-/// (and zstd's workers, whose thread ids we do not know otherwise) should finish quickly.
-pub fn reset_thread_priorities() {
+/// Gives the threads of this process named `name` (a trailing thread and the zstd workers it
+/// started, which inherit its name) the normal policy and nice 0 again: once the drain is over
+/// they should finish quickly, also on a busy node. Other threads (other captures of the socket
+/// server) keep their policy.
+pub fn normal_priority_for(name: &str) {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return;
     };
+    let param = libc::sched_param { sched_priority: 0 };
     for task in tasks.flatten() {
-        let tid = task
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() != name {
+            continue;
+        }
+        let Some(tid) = task
             .file_name()
             .to_str()
-            .and_then(|t| t.parse::<i32>().ok());
-        if let Some(pid) = tid.and_then(rustix::process::Pid::from_raw) {
+            .and_then(|t| t.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: `param` is a valid `sched_param` for the duration of the call; a tid that
+        // exited meanwhile only makes the call fail with ESRCH.
+        let _ = unsafe { libc::sched_setscheduler(tid, libc::SCHED_OTHER, &param) };
+        if let Some(pid) = rustix::process::Pid::from_raw(tid) {
             let _ = rustix::process::setpriority_process(Some(pid), 0);
         }
     }
