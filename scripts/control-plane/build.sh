@@ -4,13 +4,14 @@
 # also the node components of the same Kubernetes release (kubelet, kube-controller-manager,
 # kube-scheduler, kube-proxy), in one `go build` through the same wrapper module; with
 # `seaweedfs`, SeaweedFS's `weed` (the S3 server the object-store tests run); with
-# `fake-gcs-server`, fsouza's fake-gcs-server (the GCS server of the same tests).
+# `fake-gcs-server`, fsouza's fake-gcs-server (the GCS server of the same tests); with `caddy`,
+# Caddy (a net/http TLS file server: the baseline of the download benchmark).
 #
-#   scripts/control-plane/build.sh [kube-apiserver|etcd|seaweedfs|fake-gcs-server|all|node]
+#   scripts/control-plane/build.sh [kube-apiserver|etcd|seaweedfs|fake-gcs-server|caddy|all|node]
 #                                                                              (default: all)
 #
 # `all` prints kube-apiserver and etcd; `node` prints those two and the four node components;
-# `seaweedfs` prints `weed`; `fake-gcs-server` prints `fake-gcs-server`.
+# `seaweedfs` prints `weed`; `fake-gcs-server` prints `fake-gcs-server`; `caddy` prints `caddy`.
 # Prints one `name=/absolute/path` line per binary on stdout; progress goes to stderr.
 # Idempotent: an existing binary is reported at once. A per-binary flock serialises parallel
 # callers (several test binaries start at the same time), and the normal Go module and build
@@ -25,12 +26,14 @@
 #   SEAWEEDFS_VERSION        github.com/seaweedfs/seaweedfs version (default below: a pseudo-version,
 #                            the module publishes no semver tags Go accepts)
 #   FAKE_GCS_SERVER_VERSION  github.com/fsouza/fake-gcs-server release (default below)
+#   CADDY_VERSION            github.com/caddyserver/caddy/v2 release (default below)
 set -euo pipefail
 
 KUBE_APISERVER_VERSION="${KUBE_APISERVER_VERSION:-v1.37.2}"
 ETCD_VERSION="${ETCD_VERSION:-v3.7.3}"
 SEAWEEDFS_VERSION="${SEAWEEDFS_VERSION:-v0.0.0-20261109003541-7506e5f91cd6}"
 FAKE_GCS_SERVER_VERSION="${FAKE_GCS_SERVER_VERSION:-v1.56.1}"
+CADDY_VERSION="${CADDY_VERSION:-v2.11.9}"
 CACHE="${COREDUMP_CACHE:-/var/cache/coredump-detector}"
 # Never let `go` fetch a different toolchain behind our back: the release must build with ours.
 export GOTOOLCHAIN=local
@@ -167,12 +170,21 @@ fake_gcs_server() {
     github.com/fsouza/fake-gcs-server "$FAKE_GCS_SERVER_VERSION" ""
 }
 
+# Caddy: its `file_server` handler is Go's net/http (http.ServeContent over crypto/tls, HTTP/2
+# from net/http), the baseline the `core` download is measured against (crates/apiserver's
+# download benchmark).
+caddy() {
+  build caddy "$CADDY_VERSION" github.com/caddyserver/caddy/v2 \
+    github.com/caddyserver/caddy/v2/cmd/caddy "$CADDY_VERSION" ""
+}
+
 case "${1:-all}" in
   kube-apiserver) kube_apiserver ;;
   etcd) etcd ;;
   seaweedfs) seaweedfs ;;
   fake-gcs-server) fake_gcs_server ;;
+  caddy) caddy ;;
   all) kube_apiserver; etcd ;;
   node) kube_apiserver; etcd; kube_node ;;
-  *) echo "usage: $0 [kube-apiserver|etcd|seaweedfs|fake-gcs-server|all|node]" >&2; exit 2 ;;
+  *) echo "usage: $0 [kube-apiserver|etcd|seaweedfs|fake-gcs-server|caddy|all|node]" >&2; exit 2 ;;
 esac
