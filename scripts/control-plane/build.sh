@@ -5,13 +5,15 @@
 # kube-scheduler, kube-proxy), in one `go build` through the same wrapper module; with
 # `seaweedfs`, SeaweedFS's `weed` (the S3 server the object-store tests run); with
 # `fake-gcs-server`, fsouza's fake-gcs-server (the GCS server of the same tests); with `helm`,
-# Helm's CLI (the chart tests of crates/deploy).
+# Helm's CLI (the chart tests of crates/deploy); with `caddy`, Caddy (a net/http TLS file
+# server: the baseline of the download benchmark).
 #
-#   scripts/control-plane/build.sh [kube-apiserver|etcd|seaweedfs|fake-gcs-server|helm|all|node]
-#                                                                              (default: all)
+#   scripts/control-plane/build.sh
+#       [kube-apiserver|etcd|seaweedfs|fake-gcs-server|helm|caddy|all|node]   (default: all)
 #
 # `all` prints kube-apiserver and etcd; `node` prints those two and the four node components;
-# `seaweedfs` prints `weed`; `fake-gcs-server` prints `fake-gcs-server`; `helm` prints `helm`.
+# `seaweedfs` prints `weed`; `fake-gcs-server` prints `fake-gcs-server`; `helm` prints `helm`;
+# `caddy` prints `caddy`.
 # Prints one `name=/absolute/path` line per binary on stdout; progress goes to stderr.
 # Idempotent: an existing binary is reported at once. A per-binary flock serialises parallel
 # callers (several test binaries start at the same time), and the normal Go module and build
@@ -27,6 +29,7 @@
 #                            the module publishes no semver tags Go accepts)
 #   FAKE_GCS_SERVER_VERSION  github.com/fsouza/fake-gcs-server release (default below)
 #   HELM_VERSION             helm.sh/helm/v4 release (default below)
+#   CADDY_VERSION            github.com/caddyserver/caddy/v2 release (default below)
 set -euo pipefail
 
 KUBE_APISERVER_VERSION="${KUBE_APISERVER_VERSION:-v1.37.2}"
@@ -34,6 +37,7 @@ ETCD_VERSION="${ETCD_VERSION:-v3.7.3}"
 SEAWEEDFS_VERSION="${SEAWEEDFS_VERSION:-v0.0.0-20261109003541-7506e5f91cd6}"
 FAKE_GCS_SERVER_VERSION="${FAKE_GCS_SERVER_VERSION:-v1.56.1}"
 HELM_VERSION="${HELM_VERSION:-v4.3.2}"
+CADDY_VERSION="${CADDY_VERSION:-v2.11.9}"
 CACHE="${COREDUMP_CACHE:-/var/cache/coredump-detector}"
 # Never let `go` fetch a different toolchain behind our back: the release must build with ours.
 export GOTOOLCHAIN=local
@@ -177,13 +181,22 @@ helm() {
     "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION"
 }
 
+# Caddy: its `file_server` handler is Go's net/http (http.ServeContent over crypto/tls, HTTP/2
+# from net/http), the baseline the `core` download is measured against (crates/apiserver's
+# download benchmark).
+caddy() {
+  build caddy "$CADDY_VERSION" github.com/caddyserver/caddy/v2 \
+    github.com/caddyserver/caddy/v2/cmd/caddy "$CADDY_VERSION" ""
+}
+
 case "${1:-all}" in
   kube-apiserver) kube_apiserver ;;
   etcd) etcd ;;
   seaweedfs) seaweedfs ;;
   fake-gcs-server) fake_gcs_server ;;
   helm) helm ;;
+  caddy) caddy ;;
   all) kube_apiserver; etcd ;;
   node) kube_apiserver; etcd; kube_node ;;
-  *) echo "usage: $0 [kube-apiserver|etcd|seaweedfs|fake-gcs-server|helm|all|node]" >&2; exit 2 ;;
+  *) echo "usage: $0 [kube-apiserver|etcd|seaweedfs|fake-gcs-server|helm|caddy|all|node]" >&2; exit 2 ;;
 esac

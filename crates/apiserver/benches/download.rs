@@ -1,11 +1,21 @@
 //! Download benchmark (`cargo bench -p coredump-apiserver --bench download`): streams a large
-//! core (default 1 GiB, `BENCH_CORE_MIB` to change) through the real TLS server and compares
-//! with `zstd -dc FILE > /dev/null` measured in the same run. Reports throughput of `core` and of
-//! `dump` at several gzip levels, first-byte latency, and the process RSS peak during 10
-//! parallel `core` downloads. The server runs in this process; the clients discard what they
-//! read, so the RSS is the server's working set plus a small constant.
+//! core (default 1 GiB of mixed content, `BENCH_CORE_MIB` to change; stored as seekable zstd
+//! level 1 like the capture writes it) through the real TLS server and compares, in the same
+//! run:
+//!
+//! * with Caddy's `file_server` (Go `net/http` over `crypto/tls`, built by
+//!   `scripts/control-plane/build.sh caddy`) serving the raw core file with the same
+//!   certificate: curl downloads from both, HTTP/1.1 and HTTP/2, alternating, `BENCH_RUNS`
+//!   (default 3) times each; medians and the time ratio ours / Go. Every byte of both servers'
+//!   answers is compared with the raw file once per protocol (untimed).
+//! * with `zstd -dc FILE > /dev/null`: the `core` handler without TLS, and over TLS.
+//! * `dump` at gzip levels 0 and 1, first-byte latency, and the process RSS peak during 10
+//!   parallel `core` downloads (the server runs in this process; the clients discard what they
+//!   read, so the RSS is the server's working set plus a small constant).
 #![allow(clippy::unwrap_used, missing_docs)]
 
+#[path = "support/baseline.rs"]
+mod baseline;
 #[path = "../tests/common/blobs.rs"]
 mod blobs;
 #[path = "../tests/common/pki.rs"]
@@ -29,31 +39,51 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 const BASE: &str = "/apis/coredump.fujitsu.com/v1alpha1/namespaces/bench";
 const MIB: u64 = 1024 * 1024;
 
-/// Core-like content: a quarter incompressible, the rest repetitive or zero pages.
-fn write_core_blob(path: &std::path::Path, size: u64) {
-    let file = std::fs::File::create(path).unwrap();
-    let mut enc = zstd::stream::write::Encoder::new(file, 3).unwrap();
-    enc.multithread(2).unwrap();
+/// Core-like content, as issue 15 measured: per MiB, 40 % incompressible, 30 % text-like,
+/// 30 % zero pages. Written raw to `raw` (what the Go server serves) and as seekable zstd
+/// level 1 to `blob` (what ours decodes).
+fn write_core(raw: &std::path::Path, blob: &std::path::Path, size: u64) {
+    let mut raw = std::io::BufWriter::new(std::fs::File::create(raw).unwrap());
+    let mut enc =
+        coredump_seekable::SeekableWriter::new(std::fs::File::create(blob).unwrap(), 1, 2).unwrap();
     let mut block = vec![0u8; MIB as usize];
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    const WORDS: [&[u8]; 8] = [
+        b"coredump ",
+        b"segfault ",
+        b"0x7ffd3a2c ",
+        b"libc.so.6 ",
+        b"main\n",
+        b"pthread_",
+        b"= NULL; ",
+        b"ERROR ",
+    ];
     for i in 0..size / MIB {
-        match i % 4 {
-            0 => {
-                for b in block.chunks_mut(8) {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    b.copy_from_slice(&x.to_le_bytes()[..b.len()]);
+        match i % 10 {
+            0..=3 => block
+                .chunks_mut(8)
+                .for_each(|b| b.copy_from_slice(&next().to_le_bytes()[..b.len()])),
+            4..=6 => {
+                let mut at = 0;
+                while at < block.len() {
+                    let w = WORDS[(next() % 8) as usize];
+                    let n = w.len().min(block.len() - at);
+                    block[at..at + n].copy_from_slice(&w[..n]);
+                    at += n;
                 }
             }
-            1 => block
-                .iter_mut()
-                .enumerate()
-                .for_each(|(j, b)| *b = (j % 251) as u8),
             _ => block.fill(0),
         }
+        raw.write_all(&block).unwrap();
         enc.write_all(&block).unwrap();
     }
+    raw.flush().unwrap();
     enc.finish().unwrap();
 }
 
@@ -142,8 +172,11 @@ async fn main() {
     };
     let blob_file = dir.path().join("blobs/bench/pod-uid/app/core-1.core.zst");
     std::fs::create_dir_all(blob_file.parent().unwrap()).unwrap();
+    let raw_dir = dir.path().join("raw");
+    std::fs::create_dir_all(&raw_dir).unwrap();
+    let raw_file = raw_dir.join("core");
     let t = Instant::now();
-    write_core_blob(&blob_file, size);
+    write_core(&raw_file, &blob_file, size);
     let stored = std::fs::metadata(&blob_file).unwrap().len();
     println!(
         "core: {size_mib} MiB raw, {:.1} MiB zstd (written in {:.1?})",
@@ -214,6 +247,107 @@ async fn main() {
     let connector = tokio_rustls::TlsConnector::from(Arc::new(client_cfg));
 
     let mut results = Vec::new();
+
+    // Against Go's net/http (Caddy) serving the raw file, curl the client of both.
+    {
+        let pem = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let ca = pem("ca.pem", &pki.ca_pem);
+        let server_cert = pem("server.pem", &pki.server.cert_pem);
+        let server_key = pem("server-key.pem", &pki.server.key_pem);
+        let admin = (
+            pem("admin.pem", &pki.admin.cert_pem),
+            pem("admin-key.pem", &pki.admin.key_pem),
+        );
+        let caddy_bin = baseline::caddy_binary();
+        let caddy = baseline::start_caddy(
+            &caddy_bin,
+            &dir.path().join("caddy"),
+            &raw_dir,
+            &server_cert,
+            &server_key,
+        );
+        let mut state = AppState::new(registry.clone(), auth.clone());
+        state.dump_gzip_level = 0;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(coredump_apiserver::serve_listener(
+            listener,
+            tls.clone(),
+            state,
+            async {
+                let _ = rx.await;
+            },
+        ));
+        let go = baseline::Target {
+            url: format!("https://localhost:{}/core", caddy.port),
+            ca: ca.clone(),
+            client: None,
+        };
+        let ours = baseline::Target {
+            url: format!("https://localhost:{port}{BASE}/coredumps/core-1/core"),
+            ca,
+            client: Some(admin),
+        };
+        let runs: usize = std::env::var("BENCH_RUNS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3)
+            .max(1);
+        for proto in [baseline::Proto::H1, baseline::Proto::H2] {
+            for target in [&go, &ours] {
+                let target = target.clone();
+                let raw = raw_file.clone();
+                tokio::task::spawn_blocking(move || target.verify(proto, &raw))
+                    .await
+                    .unwrap();
+            }
+            let (mut go_t, mut our_t) = (Vec::new(), Vec::new());
+            for run in 0..runs {
+                // Alternate who goes first, so neither always follows the other's cache state.
+                let order = if run % 2 == 0 {
+                    [true, false]
+                } else {
+                    [false, true]
+                };
+                for is_go in order {
+                    let target = if is_go { go.clone() } else { ours.clone() };
+                    let d = tokio::task::spawn_blocking(move || target.time(proto, size))
+                        .await
+                        .unwrap();
+                    if is_go { &mut go_t } else { &mut our_t }.push(d);
+                }
+            }
+            println!(
+                "core over TLS, {} (curl, {runs} runs, byte-identical): Go net/http (Caddy) {:?}, ours {:?}",
+                proto.name(),
+                go_t,
+                our_t
+            );
+            let (g, o) = (baseline::median(go_t), baseline::median(our_t));
+            let ratio = o.as_secs_f64() / g.as_secs_f64();
+            println!(
+                "  medians: Go {g:.2?} ({:.0} MiB/s), ours {o:.2?} ({:.0} MiB/s): time ours/Go = {ratio:.2}",
+                mib_s(size, g),
+                mib_s(size, o)
+            );
+            results.push((
+                if proto == baseline::Proto::H1 {
+                    "h1_time_ours_over_go"
+                } else {
+                    "h2_time_ours_over_go"
+                },
+                ratio,
+            ));
+        }
+        let _ = tx.send(());
+        server.await.unwrap();
+        drop(caddy);
+    }
 
     // The same handler without TLS or sockets: decode + chunking alone.
     {
@@ -338,7 +472,7 @@ async fn main() {
         "summary: {}",
         results
             .iter()
-            .map(|(k, v)| format!("{k}={v:.1}"))
+            .map(|(k, v)| format!("{k}={v:.2}"))
             .collect::<Vec<_>>()
             .join(" ")
     );

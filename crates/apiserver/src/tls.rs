@@ -78,8 +78,53 @@ impl ClientCertVerifier for DeferredClientCertVerifier {
     }
 }
 
+/// How fast a cipher suite's bulk cipher is here: AES-128-GCM first where the CPU has AES
+/// instructions, ChaCha20-Poly1305 first where it has none (the order Go's `crypto/tls` server
+/// uses). AES-256-GCM, which OpenSSL clients (curl) list first, costs 40 % more rounds than
+/// AES-128 for the same protection in practice.
+fn cipher_rank(suite: rustls::CipherSuite) -> u8 {
+    use rustls::CipherSuite as S;
+    let aes_hardware = {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("aes")
+                && std::arch::is_x86_feature_detected!("pclmulqdq")
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            std::arch::is_aarch64_feature_detected!("aes")
+        }
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        {
+            false
+        }
+    };
+    match suite {
+        S::TLS13_AES_128_GCM_SHA256
+        | S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+        | S::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => {
+            if aes_hardware {
+                0
+            } else {
+                1
+            }
+        }
+        S::TLS13_CHACHA20_POLY1305_SHA256
+        | S::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+        | S::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 => {
+            if aes_hardware {
+                2
+            } else {
+                0
+            }
+        }
+        _ => 1,
+    }
+}
+
 /// A rustls server configuration from PEM certificate chain and key, offering HTTP/2 and
-/// HTTP/1.1 and requesting optional client certificates.
+/// HTTP/1.1, requesting optional client certificates, and choosing the cipher suite by its
+/// speed on this CPU (see [`cipher_rank`]) rather than by the client's order.
 pub fn server_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<rustls::ServerConfig, TlsError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<_, _>>()
@@ -88,7 +133,11 @@ pub fn server_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<rustls::ServerCo
         return Err(TlsError::Certificate("no certificate found".to_owned()));
     }
     let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| TlsError::Key(e.to_string()))?;
-    let provider: Arc<CryptoProvider> = Arc::new(rustls::crypto::ring::default_provider());
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider
+        .cipher_suites
+        .sort_by_key(|s| cipher_rank(s.suite()));
+    let provider: Arc<CryptoProvider> = Arc::new(provider);
     let verifier = Arc::new(DeferredClientCertVerifier {
         algorithms: provider.signature_verification_algorithms,
     });
@@ -97,5 +146,6 @@ pub fn server_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<rustls::ServerCo
         .with_client_cert_verifier(verifier)
         .with_single_cert(certs, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.ignore_client_order = true;
     Ok(config)
 }

@@ -65,6 +65,10 @@ async fn seekable_cores_answer_ranges_from_their_frame() {
         ("bytes=1048570-1048580", 1_048_570, 1_048_580),
         ("bytes=-10", 4_999_990, 4_999_999),
         ("bytes=3000000-", 3_000_000, 4_999_999),
+        // Across three frame boundaries, and exactly one whole frame.
+        ("bytes=1000000-3500000", 1_000_000, 3_500_000),
+        ("bytes=1048576-2097151", 1_048_576, 2_097_151),
+        ("bytes=4194303-4194304", 4_194_303, 4_194_304),
     ] {
         let resp = h
             .send(Who::Admin, Method::GET, &uri, &[("range", range)], None)

@@ -3,7 +3,7 @@
 
 use std::io::{self, Read, Seek, SeekFrom};
 
-use crate::table::SeekTable;
+use crate::table::{Frame, SeekTable};
 
 /// `Read + Seek` over the decompressed content of a zstd file.
 pub struct SeekableReader<R: Read + Seek> {
@@ -18,6 +18,7 @@ enum Mode<R: Read + Seek> {
     Indexed {
         table: SeekTable,
         cached: Option<(usize, Vec<u8>)>,
+        frames: FrameDecoder,
     },
     /// One long stream (blobs written before the seekable format): decode forward, start over
     /// for a backward seek. `at` is the decoded position.
@@ -40,6 +41,7 @@ impl<R: Read + Seek> SeekableReader<R> {
                 Mode::Indexed {
                     table,
                     cached: None,
+                    frames: FrameDecoder::new()?,
                 },
             ),
             None => (
@@ -94,8 +96,41 @@ impl<R: Read + Seek> SeekableReader<R> {
         self.len == 0
     }
 
+    /// The seek table of an indexed file.
+    pub fn table(&self) -> Option<&SeekTable> {
+        match &self.mode {
+            Mode::Indexed { table, .. } => Some(table),
+            Mode::Stream { .. } => None,
+        }
+    }
+
+    /// Decodes frame `i` of an indexed file into `out` (cleared first), writing each byte once:
+    /// no zeroing, no intermediate copy, `out`'s allocation reused. Serving a whole core frame
+    /// by frame this way costs the decompression alone (see `coredump-apiserver`'s `core`).
+    pub fn decode_frame(&mut self, i: usize, out: &mut Vec<u8>) -> io::Result<()> {
+        let Mode::Indexed { table, frames, .. } = &mut self.mode else {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a zstd stream without seek table has no frames to decode",
+            ));
+        };
+        let frame = table.frames.get(i).copied().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("no zstd frame {i}"))
+        })?;
+        let inner = self
+            .inner
+            .as_mut()
+            .ok_or_else(|| io::Error::other("reader lost after an error"))?;
+        frames.decode(inner, i, frame, out)
+    }
+
     fn read_indexed(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let Mode::Indexed { table, cached } = &mut self.mode else {
+        let Mode::Indexed {
+            table,
+            cached,
+            frames,
+        } = &mut self.mode
+        else {
             return Ok(0);
         };
         let Some(i) = table.frame_at(self.pos) else {
@@ -107,20 +142,9 @@ impl<R: Read + Seek> SeekableReader<R> {
                 .inner
                 .as_mut()
                 .ok_or_else(|| io::Error::other("reader lost after an error"))?;
-            let mut compressed = vec![0u8; frame.compressed_size as usize];
-            inner.seek(SeekFrom::Start(frame.compressed_offset))?;
-            inner.read_exact(&mut compressed)?;
-            let data = zstd::bulk::decompress(&compressed, frame.decompressed_size as usize)?;
-            if data.len() != frame.decompressed_size as usize {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "zstd frame {i} holds {} bytes, its seek table entry says {}",
-                        data.len(),
-                        frame.decompressed_size
-                    ),
-                ));
-            }
+            // Reuse the previous frame's allocation.
+            let mut data = cached.take().map(|(_, d)| d).unwrap_or_default();
+            frames.decode(inner, i, frame, &mut data)?;
             *cached = Some((i, data));
         }
         let Some((_, data)) = cached.as_ref() else {
@@ -164,6 +188,60 @@ impl<R: Read + Seek> SeekableReader<R> {
         *at += n as u64;
         self.pos += n as u64;
         Ok(n)
+    }
+}
+
+/// Decodes single frames with one reused zstd context and compressed-input buffer.
+struct FrameDecoder {
+    context: zstd::bulk::Decompressor<'static>,
+    compressed: Vec<u8>,
+}
+
+impl FrameDecoder {
+    fn new() -> io::Result<Self> {
+        Ok(FrameDecoder {
+            context: zstd::bulk::Decompressor::new()?,
+            compressed: Vec::new(),
+        })
+    }
+
+    /// Reads frame `i` (`frame`) from `inner` and decodes it into `out`.
+    fn decode<R: Read + Seek>(
+        &mut self,
+        inner: &mut R,
+        i: usize,
+        frame: Frame,
+        out: &mut Vec<u8>,
+    ) -> io::Result<()> {
+        self.compressed.clear();
+        inner.seek(SeekFrom::Start(frame.compressed_offset))?;
+        let want = u64::from(frame.compressed_size);
+        let got = inner
+            .by_ref()
+            .take(want)
+            .read_to_end(&mut self.compressed)?;
+        if (got as u64) < want {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("zstd frame {i} ends after {got} of its {want} bytes"),
+            ));
+        }
+        out.clear();
+        out.reserve(frame.decompressed_size as usize);
+        // Writes into `out`'s spare capacity, which it never reads: `out` is not zeroed first.
+        self.context
+            .decompress_to_buffer(&self.compressed[..], out)?;
+        if out.len() != frame.decompressed_size as usize {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "zstd frame {i} holds {} bytes, its seek table entry says {}",
+                    out.len(),
+                    frame.decompressed_size
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -260,6 +338,35 @@ mod tests {
             r.read_to_end(&mut tail).unwrap();
             assert_eq!(tail, &data[data.len() - 10..]);
         }
+    }
+
+    #[test]
+    fn whole_frames_decode_into_one_reused_buffer() {
+        let data = sample(1_000_000);
+        let file = seekable(&data, 64 << 10, 0);
+        let mut r = SeekableReader::new(Cursor::new(&file), None).unwrap();
+        let frames = r.table().unwrap().frames.clone();
+        let mut out = Vec::new();
+        // Backwards, so each frame overwrites a longer or equal previous one.
+        for (i, f) in frames.iter().enumerate().rev() {
+            r.decode_frame(i, &mut out).unwrap();
+            let at = f.decompressed_offset as usize;
+            assert_eq!(
+                &out[..],
+                &data[at..at + f.decompressed_size as usize],
+                "frame {i}"
+            );
+        }
+        assert!(r.decode_frame(frames.len(), &mut out).is_err());
+        // Reads after whole-frame decodes still see the right bytes.
+        let mut buf = [0u8; 100];
+        r.seek(SeekFrom::Start(700_000)).unwrap();
+        r.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf[..], &data[700_000..700_100]);
+        let plain = zstd::encode_all(&data[..], 1).unwrap();
+        let mut p = SeekableReader::new(Cursor::new(&plain), Some(data.len() as u64)).unwrap();
+        assert!(p.table().is_none());
+        assert!(p.decode_frame(0, &mut out).is_err());
     }
 
     #[test]

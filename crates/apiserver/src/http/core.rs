@@ -5,10 +5,12 @@
 //! which costs decoding time but no memory.
 
 use std::io::{self, Read};
+use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use coredump_api::{Coredump, CoredumpState};
 
 use super::stream;
@@ -64,6 +66,99 @@ pub fn parse_range(value: Option<&str>, size: u64) -> Result<Option<ByteRange>, 
     Ok(Some(range))
 }
 
+/// Chunks queued for the connection: one whole frame, so the next frame is decoded while this
+/// one is encrypted and sent.
+const FRAME_CHUNKS: usize = coredump_seekable::FRAME_SIZE / stream::CHUNK;
+/// Decoded frames kept for reuse per download (queued, being sent, being decoded): their pages
+/// stay mapped, so decoding never waits on fresh zeroed memory.
+const FRAME_BUFFERS: usize = 4;
+
+/// Streams decompressed bytes `skip..skip + len` of a seekable core: each frame decoded once
+/// into a reused buffer and handed to the connection as slices of it, with no copy between the
+/// decoder and TLS.
+fn send_frames<R: io::Read + io::Seek>(
+    reader: &mut coredump_seekable::SeekableReader<R>,
+    skip: u64,
+    len: u64,
+    writer: &mut stream::ChunkWriter,
+) -> io::Result<()> {
+    let short = || {
+        io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "core shorter than status.coreSize",
+        )
+    };
+    let end = skip + len;
+    let pool = FramePool::default();
+    let mut sent = 0;
+    let mut next = match reader.table().and_then(|t| t.frame_at(skip)) {
+        Some(i) => i,
+        None if len == 0 => return Ok(()),
+        None => return Err(short()),
+    };
+    while sent < len {
+        let frame = reader
+            .table()
+            .and_then(|t| t.frames.get(next).copied())
+            .ok_or_else(short)?;
+        let mut buf = pool.take();
+        reader.decode_frame(next, &mut buf)?;
+        let from = skip.saturating_sub(frame.decompressed_offset);
+        let to = (end - frame.decompressed_offset).min(buf.len() as u64);
+        if from >= to {
+            return Err(short());
+        }
+        sent += to - from;
+        let data = Bytes::from_owner(pool.owned(buf)).slice(from as usize..to as usize);
+        writer.send(data)?;
+        next += 1;
+    }
+    io::Write::flush(writer)
+}
+
+/// Frame buffers of one download, given back when the connection drops its last slice.
+#[derive(Default, Clone)]
+struct FramePool(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl FramePool {
+    fn take(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|mut free| free.pop())
+            .unwrap_or_default()
+    }
+
+    fn owned(&self, buf: Vec<u8>) -> PooledFrame {
+        PooledFrame {
+            buf,
+            pool: self.clone(),
+        }
+    }
+}
+
+/// A decoded frame owned by the response body's slices.
+struct PooledFrame {
+    buf: Vec<u8>,
+    pool: FramePool,
+}
+
+impl AsRef<[u8]> for PooledFrame {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for PooledFrame {
+    fn drop(&mut self) {
+        if let Ok(mut free) = self.pool.0.lock()
+            && free.len() < FRAME_BUFFERS
+        {
+            free.push(std::mem::take(&mut self.buf));
+        }
+    }
+}
+
 /// A stored core as the store can open it.
 enum Blob {
     Seekable(Box<dyn coredump_store::SeekableRead>),
@@ -117,7 +212,7 @@ pub async fn core(
         }
         Err(e) => return Err(e.into()),
     };
-    let (mut writer, body) = stream::channel();
+    let (mut writer, body) = stream::channel_with(FRAME_CHUNKS);
     let label = format!("{ns}/{name}");
     tokio::task::spawn_blocking(move || {
         let result = (|| -> io::Result<()> {
@@ -125,15 +220,7 @@ pub async fn core(
                 Blob::Seekable(r) => {
                     let mut reader = coredump_seekable::SeekableReader::new(r, Some(size))?;
                     if reader.is_indexed() {
-                        io::Seek::seek(&mut reader, io::SeekFrom::Start(skip))?;
-                        let sent = writer.copy_from(&mut reader, len)?;
-                        if sent < len {
-                            return Err(io::Error::new(
-                                io::ErrorKind::UnexpectedEof,
-                                "core shorter than status.coreSize",
-                            ));
-                        }
-                        return io::Write::flush(&mut writer);
+                        return send_frames(&mut reader, skip, len, &mut writer);
                     }
                     Box::new(zstd::stream::read::Decoder::new(reader.into_inner()?)?)
                 }

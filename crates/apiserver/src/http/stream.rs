@@ -1,7 +1,8 @@
 //! Bridging blocking readers (blob files, zstd, tar, gzip) to an async response body: a
 //! blocking task writes fixed-size chunks into a small bounded channel, so memory per download
 //! is bounded by `CHANNEL_CHUNKS × CHUNK` whatever the core size, and the first chunk leaves as
-//! soon as it is produced.
+//! soon as it is produced. A producer that already holds its bytes in a buffer of its own (a
+//! decoded core frame) hands them over as [`Bytes`] with [`ChunkWriter::send`]: no copy.
 
 use std::io::{self, Write};
 
@@ -23,7 +24,12 @@ pub struct ChunkWriter {
 
 /// A writer and the response body it feeds.
 pub fn channel() -> (ChunkWriter, Body) {
-    let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+    channel_with(CHANNEL_CHUNKS)
+}
+
+/// [`channel`] with `chunks` chunks in flight.
+pub fn channel_with(chunks: usize) -> (ChunkWriter, Body) {
+    let (tx, rx) = mpsc::channel(chunks.max(1));
     (
         ChunkWriter {
             tx,
@@ -51,6 +57,17 @@ impl ChunkWriter {
     pub fn fail(mut self, err: io::Error) {
         self.buf.clear();
         let _ = self.tx.blocking_send(Err(err));
+    }
+
+    /// Sends `data` as it is, in pieces of at most [`CHUNK`] (slices of the same buffer), after
+    /// whatever was written before.
+    pub fn send(&mut self, mut data: Bytes) -> io::Result<()> {
+        self.send_buf()?;
+        while !data.is_empty() {
+            let piece = data.split_to(data.len().min(CHUNK));
+            self.tx.blocking_send(Ok(piece)).map_err(|_| gone())?;
+        }
+        Ok(())
     }
 
     /// Copies everything from `reader`, chunk by chunk, reading straight into the chunk buffer.
