@@ -102,12 +102,10 @@ fn cipher_rank(suite: rustls::CipherSuite) -> u8 {
     match suite {
         S::TLS13_AES_128_GCM_SHA256
         | S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
-        | S::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => {
-            if aes_hardware {
-                0
-            } else {
-                1
-            }
+        | S::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+            if aes_hardware =>
+        {
+            0
         }
         S::TLS13_CHACHA20_POLY1305_SHA256
         | S::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
@@ -118,6 +116,7 @@ fn cipher_rank(suite: rustls::CipherSuite) -> u8 {
                 0
             }
         }
+        // AES-128 without AES hardware, and every other suite.
         _ => 1,
     }
 }
