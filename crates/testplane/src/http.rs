@@ -1,6 +1,7 @@
 //! A minimal HTTP/1.0 client for loopback test servers: readiness probes and the few setup
 //! requests (create a bucket) the object-store harnesses make before any client of ours runs.
-//! Bounded: one connection per request, short timeouts, at most 64 KiB of answer.
+//! Bounded: one connection per request, timeouts of 5 s plus 1 s per 8 MiB of body, at most
+//! 64 KiB of answer.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -28,8 +29,11 @@ pub(crate) fn request(
 ) -> std::io::Result<Answer> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    // 5 s, plus a second per 8 MiB of body: planting a 1 GiB object (the transfer benchmark)
+    // waits for the server to store it before it answers.
+    let timeout = Duration::from_secs(5 + body.len() as u64 / (8 << 20));
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
     let mut head = format!(
         "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n",
         body.len()
