@@ -5,6 +5,7 @@
 mod common;
 mod node_fixture;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use coredump_api::CoredumpState;
@@ -482,6 +483,122 @@ fn uninstall_restores_the_kernel_settings_and_leaves_nothing_running() {
         })
         .collect();
     assert!(running.is_empty(), "still running: {running:?}");
+    c.reinstall();
+}
+
+/// The committed Helm chart on the real node: the manifest install is deleted, `helm install`
+/// of `deploy/helm/coredump-detector` (this node's images and host paths as values) brings up
+/// an agent that takes `core_pattern` and records a crash, and `helm uninstall` gives
+/// `core_pattern` and `core_pipe_limit` back as they were. Then the manifest install is
+/// recreated for the other tests.
+#[test]
+fn helm_install_captures_and_helm_uninstall_restores_the_kernel_settings() {
+    let c = cluster();
+    let _lock = c.lock();
+    let manifest = c.install.manifest.display().to_string();
+    let kernel = || {
+        let read = |f: &str| std::fs::read_to_string(f).unwrap().trim().to_string();
+        (
+            read("/proc/sys/kernel/core_pattern"),
+            read("/proc/sys/kernel/core_pipe_limit"),
+        )
+    };
+    c.kubectl(&["delete", "-f", &manifest, "--wait=true", "--timeout=180s"]);
+    c.wait(Duration::from_secs(60), "core_pattern restored", || {
+        (kernel() == c.pattern_before).then_some(())
+    });
+    c.wait(
+        Duration::from_secs(120),
+        "the install's namespace to go",
+        || {
+            let out = c
+                .cp()
+                .kubectl(&["get", "namespace", node_fixture::INSTALL_NS]);
+            (!out.status.success()).then_some(())
+        },
+    );
+
+    // The chart leaves the namespace to the user (README): created with the Pod Security level
+    // the privileged agent needs.
+    c.kubectl(&["create", "namespace", node_fixture::INSTALL_NS]);
+    c.kubectl(&[
+        "label",
+        "namespace",
+        node_fixture::INSTALL_NS,
+        "pod-security.kubernetes.io/enforce=privileged",
+    ]);
+    let home = tempfile::tempdir().unwrap();
+    let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/helm/coredump-detector");
+    let helm = |args: &[&str]| {
+        let out = coredump_testplane::helm::helm_command(c.cp(), home.path())
+            .unwrap()
+            .args(args)
+            .args(["-n", node_fixture::INSTALL_NS, "--timeout", "180s"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "helm {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let images = c.node.images();
+    let host = c.install.host_dir.parent().unwrap();
+    let values = [
+        format!("image={}", images.detector),
+        format!("etcdImage={}", images.etcd),
+        format!("hostDir={}", c.install.host_dir.display()),
+        format!("localPath={}", c.install.local_path.display()),
+        format!("etcdDataPath={}", host.join("etcd").display()),
+        format!("gcThreshold={}s", node_fixture::GC_THRESHOLD_S),
+        "nsDiskQuota=40Mi".to_string(),
+    ]
+    .join(",");
+    helm(&[
+        "install",
+        "cd",
+        chart.to_str().unwrap(),
+        "--set-string",
+        &values,
+    ]);
+    let took = c
+        .node
+        .wait_installed(&c.install, Duration::from_secs(300))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let handler = c.install.host_dir.display().to_string();
+    let (pattern, _) = c.wait(Duration::from_secs(60), "the agent's core_pattern", || {
+        let now = kernel();
+        now.0.contains(&handler).then_some(now)
+    });
+    eprintln!("real_node: helm install ready in {took:?}, core_pattern {pattern:?}");
+
+    let ns = c.namespace("helm");
+    c.apply(&c.crasher_pod(&ns, "crash", &["segv", "8"]));
+    let records = c.wait_coredumps(
+        &ns,
+        Duration::from_secs(120),
+        "a Coredump of the helm install",
+        |r| !r.is_empty(),
+    );
+    assert_eq!(records[0].spec.pod_name.as_deref(), Some("crash"));
+    assert_eq!(records[0].status.state, CoredumpState::Stored);
+    c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
+
+    helm(&["uninstall", "cd"]);
+    c.wait(
+        Duration::from_secs(120),
+        "core_pattern restored by helm uninstall",
+        || (kernel() == c.pattern_before).then_some(()),
+    );
+    assert_eq!(kernel(), c.pattern_before);
+    c.kubectl(&[
+        "delete",
+        "namespace",
+        node_fixture::INSTALL_NS,
+        "--wait=true",
+        "--timeout=180s",
+    ]);
     c.reinstall();
 }
 
