@@ -2,11 +2,13 @@
 //! from the cgroup, looked up in the node's pod informer, retried with backoff while the cache
 //! may lag ([`crate::retry`]), and answered with whatever is known when the wait ends.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
+// Tokio's clock (the wall clock unless a test pauses it), so waits and their measure agree.
 use coredump_capture::CrashRecord;
 use coredump_ingest::{IdentityResolver, ResolvedIdentity};
+use tokio::time::Instant;
 
 use crate::informer::Caches;
 use crate::pods::match_pod;
@@ -120,7 +122,7 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn waits_for_a_pod_and_its_container_status_to_arrive() {
         let (caches, mut pods, _ns) = crate::informer::manual(true);
         let resolver = KubeResolver::new(caches, fast());
@@ -145,6 +147,8 @@ mod tests {
         assert!(took < Duration::from_secs(2), "{took:?}");
     }
 
+    // Real time: the grace counts from the crash's wall-clock time (`CrashRecord::time`), which
+    // a paused Tokio clock does not move (paused, the wait runs to `max_wait` instead).
     #[tokio::test]
     async fn gives_up_after_the_grace_with_what_is_known() {
         let (caches, mut pods, _ns) = crate::informer::manual(true);
@@ -175,7 +179,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn unsynced_cache_is_waited_for_until_max_wait_and_host_crashes_not_at_all() {
         let (caches, _pods, _ns) = crate::informer::manual(false);
         let resolver = KubeResolver::new(
