@@ -7,13 +7,10 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use axum::http::{Method, StatusCode};
 use common::{BASE, Harness, Who, assert_status};
 use coredump_apiserver::cli::ETCD_PREFIX;
 use coredump_store::BlobPath;
-use coredump_store::etcd_store::EtcdStore;
 
 const SECRET: &[u8] = b"victim memory: password=hunter2";
 
@@ -26,12 +23,7 @@ struct Scene {
 
 /// A victim namespace with one genuine crash (record through the API, core in the blob store).
 async fn scene() -> Scene {
-    let dir = tempfile::tempdir().unwrap();
-    let etcd = coredump_testplane::start_etcd(&dir.path().join("etcd")).unwrap();
-    let store = EtcdStore::connect(&[etcd.url()], ETCD_PREFIX)
-        .await
-        .unwrap();
-    let h = Harness::with_metadata(dir, Arc::new(store));
+    let (h, etcd) = Harness::on_etcd().await;
     let victim_blob = BlobPath::new("victim", "uid-v", "app", "crash-v.core.zst").unwrap();
     h.blobs
         .put_bytes(&victim_blob, &zstd::encode_all(SECRET, 1).unwrap());

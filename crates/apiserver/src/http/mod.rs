@@ -12,4 +12,5 @@ pub mod params;
 pub mod path_check;
 pub mod render;
 pub mod stream;
+pub mod unchunked;
 pub mod watch;

@@ -10,7 +10,7 @@ use coredump_api::{API_VERSION, DeleteOptions, List};
 use super::defaults::CreateDefaults;
 use super::negotiate::{Representation, content_type, representation};
 use super::params::Params;
-use super::{body, render, watch};
+use super::{body, render, unchunked, watch};
 use crate::AppState;
 use crate::auth::UserInfo;
 use crate::error::ApiError;
@@ -27,6 +27,9 @@ async fn list_or_watch<R: Stored>(
     let opts = params.list_options::<R>()?;
     if params.watch()? {
         return watch::serve::<R>(state, namespace, repr, include, opts, params).await;
+    }
+    if opts.limit == 0 {
+        return unchunked::serve::<R>(&state.registry, namespace, repr, include, opts).await;
     }
     let page = state.registry.list::<R>(namespace, &opts).await?;
     render::list(repr, page, include)

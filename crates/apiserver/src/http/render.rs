@@ -19,9 +19,7 @@ pub fn json<T: Serialize>(
     body: &T,
     content_type: &'static str,
 ) -> Result<Response, ApiError> {
-    let bytes = serde_json::to_vec(body).map_err(|e| ApiError::Internal {
-        message: format!("encoding response: {e}"),
-    })?;
+    let bytes = encode(body)?;
     Ok((
         code,
         [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
@@ -48,20 +46,10 @@ pub fn table<R: Resource>(
     columns: bool,
 ) -> Result<Table, ApiError> {
     let now = OffsetDateTime::now_utc();
-    let mut rows = Vec::with_capacity(items.len());
-    for item in items {
-        let object = match include {
-            IncludeObject::None => None,
-            IncludeObject::Metadata => Some(to_value(&PartialObjectMetadata::new(
-                item.metadata().clone(),
-            ))?),
-            IncludeObject::Object => Some(to_value(item)?),
-        };
-        rows.push(TableRow {
-            cells: item.cells(now),
-            object,
-        });
-    }
+    let rows = items
+        .iter()
+        .map(|item| table_row(item, include, now))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut t = Table::new(
         metadata,
         if columns { R::columns() } else { Vec::new() },
@@ -69,6 +57,25 @@ pub fn table<R: Resource>(
     );
     api_version.clone_into(&mut t.api_version);
     Ok(t)
+}
+
+/// One object's row of a table, its age counted to `now`.
+fn table_row<R: Resource>(
+    item: &R,
+    include: IncludeObject,
+    now: OffsetDateTime,
+) -> Result<TableRow, ApiError> {
+    let object = match include {
+        IncludeObject::None => None,
+        IncludeObject::Metadata => Some(to_value(&PartialObjectMetadata::new(
+            item.metadata().clone(),
+        ))?),
+        IncludeObject::Object => Some(to_value(item)?),
+    };
+    Ok(TableRow {
+        cells: item.cells(now),
+        object,
+    })
 }
 
 /// Serializes to a JSON value.
@@ -140,43 +147,87 @@ pub fn list<R: Resource>(
     page: ObjectList<R>,
     include: IncludeObject,
 ) -> Result<Response, ApiError> {
+    let (body, content_type) = list_body(repr, page, include)?;
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        body,
+    )
+        .into_response())
+}
+
+/// The body of [`list`] and its content type. Every representation ends with its array of
+/// items (`items` or `rows`), so a body of no items ends in `[]}`: the unchunked list
+/// ([`super::unchunked`]) writes its items between the two.
+pub fn list_body<R: Resource>(
+    repr: Representation,
+    page: ObjectList<R>,
+    include: IncludeObject,
+) -> Result<(Vec<u8>, &'static str), ApiError> {
     let metadata = ListMeta {
         resource_version: page.resource_version.to_string(),
         continue_token: page.continue_token,
         remaining_item_count: None,
     };
     match repr {
-        Representation::Object => json(
-            StatusCode::OK,
-            &List {
+        Representation::Object => Ok((
+            encode(&List {
                 api_version: API_VERSION.to_owned(),
                 kind: R::list_kind(),
                 metadata,
                 items: page.items,
-            },
+            })?,
             "application/json",
-        ),
-        Representation::Table(v) => json(
-            StatusCode::OK,
-            &table(v, &page.items, metadata, include, true)?,
+        )),
+        Representation::Table(v) => Ok((
+            encode(&table(v, &page.items, metadata, include, true)?)?,
             table_content_type(v),
-        ),
+        )),
         Representation::PartialMetadata => {
             let items = page
                 .items
                 .iter()
                 .map(|i| PartialObjectMetadata::new(i.metadata().clone()))
                 .collect();
-            json(
-                StatusCode::OK,
-                &List {
+            Ok((
+                encode(&List {
                     api_version: META_API_VERSION.to_owned(),
                     kind: "PartialObjectMetadataList".to_owned(),
                     metadata,
                     items,
-                },
+                })?,
                 "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io",
-            )
+            ))
         }
     }
+}
+
+/// Appends the JSON of `item` as an element of [`list_body`]'s array in `repr` (the object, its
+/// metadata, or its table row with its age counted to `now`).
+pub fn append_list_item<R: Resource>(
+    repr: Representation,
+    item: &R,
+    include: IncludeObject,
+    now: OffsetDateTime,
+    out: &mut Vec<u8>,
+) -> Result<(), ApiError> {
+    let written = match repr {
+        Representation::Object => serde_json::to_writer(&mut *out, item),
+        Representation::Table(_) => {
+            serde_json::to_writer(&mut *out, &table_row(item, include, now)?)
+        }
+        Representation::PartialMetadata => serde_json::to_writer(
+            &mut *out,
+            &PartialObjectMetadata::new(item.metadata().clone()),
+        ),
+    };
+    written.map_err(|e| ApiError::Internal {
+        message: format!("encoding object: {e}"),
+    })
+}
+
+fn encode<T: Serialize>(body: &T) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(body).map_err(|e| ApiError::Internal {
+        message: format!("encoding response: {e}"),
+    })
 }

@@ -46,6 +46,20 @@ impl Harness {
         Self::with_metadata(dir, meta)
     }
 
+    /// Over a real etcd of its own, as the server runs with `--etcd-servers` (the process is
+    /// killed when the returned handle drops).
+    pub async fn on_etcd() -> (Self, coredump_testplane::EtcdProcess) {
+        let dir = tempfile::tempdir().unwrap();
+        let etcd = coredump_testplane::start_etcd(&dir.path().join("etcd")).unwrap();
+        let store = coredump_store::etcd_store::EtcdStore::connect(
+            &[etcd.url()],
+            coredump_apiserver::cli::ETCD_PREFIX,
+        )
+        .await
+        .unwrap();
+        (Self::with_metadata(dir, Arc::new(store)), etcd)
+    }
+
     /// Over another metadata store (etcd).
     pub fn with_metadata(
         dir: tempfile::TempDir,

@@ -1,0 +1,162 @@
+//! Lists without `limit` are read from the store a page at a time and streamed
+//! (`http/unchunked.rs`): the body is the same bytes one page of everything would be, in each
+//! representation kubectl asks for, on the embedded store and on real etcd; a selector that
+//! matches a few objects spread over many store pages finds each of them once; and a store that
+//! dies between two pages cuts the body off instead of answering a list that looks whole.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use common::{BASE, Harness, TABLE_ACCEPT, Who, bytes};
+use coredump_apiserver::http::unchunked::STORE_PAGE;
+use http_body_util::BodyExt;
+use serde_json::Value;
+
+/// Two full store pages and one object more.
+const OBJECTS: usize = 2 * STORE_PAGE + 1;
+const ALL: &str = "/apis/coredump.fujitsu.com/v1alpha1/coredumpendpoints";
+const METADATA_ACCEPT: &str = "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io";
+
+/// `OBJECTS` endpoints over three namespaces; every 400th carries the label `rare=yes`.
+async fn fill(h: &Harness) {
+    for i in 0..OBJECTS {
+        let ns = ["a", "b", "c"][i % 3];
+        let mut e = common::endpoint(&format!("ep-{i:05}"), &format!("uid-{i}"));
+        if i % 400 == 0 {
+            e["metadata"]["labels"] = serde_json::json!({"rare": "yes"});
+        }
+        let (code, body) = h
+            .call(
+                Method::POST,
+                &format!("{BASE}/namespaces/{ns}/coredumpendpoints"),
+                Some(e),
+            )
+            .await;
+        assert_eq!(code, StatusCode::CREATED, "{body}");
+    }
+}
+
+async fn get(h: &Harness, uri: &str, accept: &str) -> Vec<u8> {
+    let resp = h
+        .send(Who::Admin, Method::GET, uri, &[("accept", accept)], None)
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK, "{uri}");
+    bytes(resp).await
+}
+
+/// The streamed list and the one-page list (`limit` above the total) of `query`.
+async fn streamed_and_one_page(h: &Harness, query: &str, accept: &str) -> (Vec<u8>, Vec<u8>) {
+    let join = if query.is_empty() { "?" } else { "&" };
+    let streamed = get(h, &format!("{ALL}{query}"), accept).await;
+    let one_page = get(h, &format!("{ALL}{query}{join}limit=100000"), accept).await;
+    (streamed, one_page)
+}
+
+/// A table without its `Age` cells (counted to each request's own clock).
+fn without_age(table: &[u8]) -> Value {
+    let mut t: Value = serde_json::from_slice(table).unwrap();
+    let age = t["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|c| c["name"] == "Age");
+    for row in t["rows"].as_array_mut().unwrap() {
+        if let Some(age) = age {
+            row["cells"].as_array_mut().unwrap().remove(age);
+        }
+    }
+    t
+}
+
+fn names(list: &[u8], field: &str) -> Vec<String> {
+    let v: Value = serde_json::from_slice(list).unwrap();
+    v[field]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let meta = if field == "rows" {
+                &i["object"]["metadata"]
+            } else {
+                &i["metadata"]
+            };
+            meta["name"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+async fn streamed_lists_equal_one_page(h: &Harness) {
+    let (streamed, one_page) = streamed_and_one_page(h, "", "application/json").await;
+    assert_eq!(names(&streamed, "items").len(), OBJECTS);
+    assert!(
+        streamed == one_page,
+        "objects: the streamed list differs from the one-page list"
+    );
+    let (streamed, one_page) = streamed_and_one_page(h, "", METADATA_ACCEPT).await;
+    assert_eq!(names(&streamed, "items").len(), OBJECTS);
+    assert!(
+        streamed == one_page,
+        "metadata: the streamed list differs from the one-page list"
+    );
+    let (streamed, one_page) = streamed_and_one_page(h, "", TABLE_ACCEPT).await;
+    assert_eq!(names(&streamed, "rows").len(), OBJECTS);
+    assert_eq!(without_age(&streamed), without_age(&one_page));
+
+    let (streamed, one_page) =
+        streamed_and_one_page(h, "?labelSelector=rare%3Dyes", "application/json").await;
+    let mut expected: Vec<(usize, String)> = (0..OBJECTS)
+        .step_by(400)
+        .map(|i| (i % 3, format!("ep-{i:05}")))
+        .collect();
+    expected.sort();
+    let expected: Vec<String> = expected.into_iter().map(|(_, n)| n).collect();
+    assert_eq!(names(&streamed, "items"), expected);
+    assert!(
+        streamed == one_page,
+        "selector: streamed and one-page lists differ"
+    );
+    let parsed: Value = serde_json::from_slice(&streamed).unwrap();
+    assert!(
+        parsed["metadata"].get("continue").is_none(),
+        "an unchunked list has no continue token: {}",
+        parsed["metadata"]
+    );
+}
+
+#[tokio::test]
+async fn embedded_store_streams_the_same_bytes_as_one_page() {
+    let h = Harness::new();
+    fill(&h).await;
+    streamed_lists_equal_one_page(&h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_streams_the_same_bytes_and_a_dead_etcd_cuts_the_body_off() {
+    let (h, etcd) = Harness::on_etcd().await;
+    fill(&h).await;
+    streamed_lists_equal_one_page(&h).await;
+
+    // The answer has begun (status 200, first store page read) when etcd dies.
+    let resp = h
+        .send(
+            Who::Admin,
+            Method::GET,
+            ALL,
+            &[("accept", "application/json")],
+            None,
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    etcd.kill();
+    let body = tokio::time::timeout(Duration::from_secs(60), resp.into_body().collect())
+        .await
+        .expect("the body ends within 60 s of etcd's death");
+    let err = body.expect_err("a list whose later pages are unreadable must not end cleanly");
+    assert!(
+        err.to_string().contains("list broke off"),
+        "the body's error says why: {err}"
+    );
+}
