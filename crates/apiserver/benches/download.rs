@@ -88,12 +88,7 @@ fn write_core(raw: &std::path::Path, blob: &std::path::Path, size: u64) {
 }
 
 fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    coredump_testplane::resident_kib(std::process::id()).unwrap_or(0)
 }
 
 struct Client {
@@ -145,6 +140,28 @@ impl Client {
             bytes,
         }
     }
+}
+
+/// Our server on a loopback port, stopped by `stop`.
+struct Serving {
+    port: u16,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn serve(state: AppState, tls: Arc<rustls::ServerConfig>) -> Serving {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(coredump_apiserver::serve_listener(
+        listener,
+        tls,
+        state,
+        async {
+            let _ = rx.await;
+        },
+    ));
+    Serving { port, stop, task }
 }
 
 fn mib_s(bytes: u64, d: Duration) -> f64 {
@@ -272,17 +289,11 @@ async fn main() {
         );
         let mut state = AppState::new(registry.clone(), auth.clone());
         state.dump_gzip_level = 0;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(coredump_apiserver::serve_listener(
-            listener,
-            tls.clone(),
-            state,
-            async {
-                let _ = rx.await;
-            },
-        ));
+        let Serving {
+            port,
+            stop: tx,
+            task: server,
+        } = serve(state, tls.clone()).await;
         let go = baseline::Target {
             url: format!("https://localhost:{}/core", caddy.port),
             ca: ca.clone(),
@@ -385,17 +396,11 @@ async fn main() {
     for level in [0u32, 1] {
         let mut state = AppState::new(registry.clone(), auth.clone());
         state.dump_gzip_level = level;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(coredump_apiserver::serve_listener(
-            listener,
-            tls.clone(),
-            state,
-            async {
-                let _ = rx.await;
-            },
-        ));
+        let Serving {
+            port,
+            stop: tx,
+            task: server,
+        } = serve(state, tls.clone()).await;
         let client = Client {
             tls: connector.clone(),
             port,

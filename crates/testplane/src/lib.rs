@@ -25,12 +25,13 @@
 //! object-store tests; [`fake_gcs`] a GCS server (fake-gcs-server, from its Go module) and
 //! [`azurite`] an Azure Blob server (Azurite, from npm); [`object_server`] puts the three
 //! behind one trait so a test body runs against each. [`helm`] runs Helm's CLI (from its Go
-//! module) against a control plane.
+//! module) against a control plane; [`caddy`] finds Caddy, the download benchmark's baseline.
 #![deny(missing_docs)]
 
 pub mod aggregation;
 pub mod azurite;
 mod binaries;
+pub mod caddy;
 mod control_plane;
 mod error;
 mod etcd;
@@ -55,6 +56,6 @@ pub use error::HarnessError;
 pub use etcd::{EtcdProcess, start_etcd};
 pub use netns::NetworkNamespace;
 pub use pki::{IssuedCert, TestCa};
-pub use process::{ManagedProcess, free_port, log_tail, spawn_logged, spawn_tied};
+pub use process::{ManagedProcess, free_port, log_tail, resident_kib, spawn_logged, spawn_tied};
 pub use shared::shared;
 pub use wait::eventually;

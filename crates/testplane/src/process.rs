@@ -260,6 +260,16 @@ pub fn free_port() -> Result<u16, HarnessError> {
         .map_err(|source| HarnessError::Port { source })
 }
 
+/// Resident memory of process `pid` (`VmRSS` of `/proc/<pid>/status`) in KiB; `None` once it
+/// is gone. Benchmarks sample it to report a server's peak memory.
+pub fn resident_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
