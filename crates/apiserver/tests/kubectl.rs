@@ -538,66 +538,11 @@ async fn client_without_certificate_is_refused() {
     s.stop().await;
 }
 
-/// An etcd server owned by one test (killed on drop).
-struct Etcd {
-    child: std::process::Child,
-    url: String,
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start_etcd(dir: &Path) -> Etcd {
-    let (client, peer) = (free_port(), free_port());
-    let url = format!("http://127.0.0.1:{client}");
-    let child = Command::new("etcd")
-        .arg("--data-dir")
-        .arg(dir.join("etcd"))
-        .arg(format!("--listen-client-urls={url}"))
-        .arg(format!("--advertise-client-urls={url}"))
-        .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer}"))
-        .arg(format!(
-            "--initial-advertise-peer-urls=http://127.0.0.1:{peer}"
-        ))
-        .arg(format!("--initial-cluster=default=http://127.0.0.1:{peer}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("etcd must be installed (scripts/install-deps.sh)");
-    let etcd = Etcd { child, url };
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if coredump_store::etcd_store::EtcdStore::connect(std::slice::from_ref(&etcd.url), "/probe")
-            .await
-            .is_ok()
-        {
-            return etcd;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "etcd did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_backend_serves_kubectl() {
     let etcd_dir = tempfile::tempdir().unwrap();
-    let etcd = start_etcd(etcd_dir.path()).await;
-    let s = Server::start_with(vec![etcd.url.clone()]).await;
+    let etcd = coredump_testplane::start_etcd(&etcd_dir.path().join("etcd")).unwrap();
+    let s = Server::start_with(vec![etcd.url()]).await;
     let manifest = s.dir.path().join("ep.yaml");
     write(
         &manifest,

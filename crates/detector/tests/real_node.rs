@@ -450,28 +450,8 @@ fn cores_of_a_deleted_pod_are_collected_after_the_threshold_not_before() {
 fn uninstall_restores_the_kernel_settings_and_leaves_nothing_running() {
     let c = cluster();
     let _lock = c.lock();
-    let manifest = c.install.manifest.display().to_string();
-    c.kubectl(&["delete", "-f", &manifest, "--wait=true", "--timeout=180s"]);
-    let (pattern, limit) = c.wait(Duration::from_secs(60), "core_pattern restored", || {
-        let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
-        let limit = std::fs::read_to_string("/proc/sys/kernel/core_pipe_limit").unwrap();
-        (pattern.trim() == c.pattern_before.0)
-            .then(|| (pattern.trim().to_string(), limit.trim().to_string()))
-    });
-    assert_eq!(
-        (pattern.as_str(), limit.as_str()),
-        (c.pattern_before.0.as_str(), c.pattern_before.1.as_str())
-    );
-    c.wait(
-        Duration::from_secs(120),
-        "the install's namespace to go",
-        || {
-            let out = c
-                .cp()
-                .kubectl(&["get", "namespace", node_fixture::INSTALL_NS]);
-            (!out.status.success()).then_some(())
-        },
-    );
+    c.uninstall();
+    assert_eq!(node_fixture::kernel_settings(), c.pattern_before);
     let running: Vec<String> = std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| {
@@ -495,28 +475,8 @@ fn uninstall_restores_the_kernel_settings_and_leaves_nothing_running() {
 fn helm_install_captures_and_helm_uninstall_restores_the_kernel_settings() {
     let c = cluster();
     let _lock = c.lock();
-    let manifest = c.install.manifest.display().to_string();
-    let kernel = || {
-        let read = |f: &str| std::fs::read_to_string(f).unwrap().trim().to_string();
-        (
-            read("/proc/sys/kernel/core_pattern"),
-            read("/proc/sys/kernel/core_pipe_limit"),
-        )
-    };
-    c.kubectl(&["delete", "-f", &manifest, "--wait=true", "--timeout=180s"]);
-    c.wait(Duration::from_secs(60), "core_pattern restored", || {
-        (kernel() == c.pattern_before).then_some(())
-    });
-    c.wait(
-        Duration::from_secs(120),
-        "the install's namespace to go",
-        || {
-            let out = c
-                .cp()
-                .kubectl(&["get", "namespace", node_fixture::INSTALL_NS]);
-            (!out.status.success()).then_some(())
-        },
-    );
+    let kernel = node_fixture::kernel_settings;
+    c.uninstall();
 
     // The chart leaves the namespace to the user (README): created with the Pod Security level
     // the privileged agent needs.
@@ -1145,22 +1105,7 @@ fn an_install_whose_image_is_missing_reports_it_and_changes_nothing() {
     let c = cluster();
     let _lock = c.lock();
     let took = Instant::now();
-    let manifest = c.install.manifest.display().to_string();
-    c.kubectl(&["delete", "-f", &manifest, "--wait=true", "--timeout=180s"]);
-    c.wait(Duration::from_secs(60), "core_pattern restored", || {
-        let p = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
-        (p.trim() == c.pattern_before.0).then_some(())
-    });
-    c.wait(
-        Duration::from_secs(120),
-        "the shared install's namespace to go",
-        || {
-            let out = c
-                .cp()
-                .kubectl(&["get", "namespace", node_fixture::INSTALL_NS]);
-            (!out.status.success()).then_some(())
-        },
-    );
+    c.uninstall();
     struct Reinstall<'a>(&'a node_fixture::Cluster);
     impl Drop for Reinstall<'_> {
         fn drop(&mut self) {

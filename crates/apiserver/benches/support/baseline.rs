@@ -150,37 +150,13 @@ impl Drop for Caddy {
 
 /// Builds (or finds in the cache) Caddy through the project's build script.
 pub fn caddy_binary() -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/control-plane/build.sh");
-    let out = Command::new("bash")
-        .arg(script)
-        .arg("caddy")
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "scripts/control-plane/build.sh caddy failed"
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let path = text
-        .lines()
-        .find_map(|l| l.strip_prefix("caddy="))
-        .expect("build.sh printed no caddy= line");
-    PathBuf::from(path)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    coredump_testplane::caddy::caddy_binary().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Starts Caddy serving `root` over TLS (HTTP/1.1 and HTTP/2) with `cert`/`key`, its state
 /// under `dir`, no admin endpoint; returns once it accepts connections.
 pub fn start_caddy(bin: &Path, dir: &Path, root: &Path, cert: &Path, key: &Path) -> Caddy {
-    let port = free_port();
+    let port = coredump_testplane::free_port().unwrap();
     std::fs::create_dir_all(dir).unwrap();
     let config = serde_json::json!({
         "admin": {"disabled": true},

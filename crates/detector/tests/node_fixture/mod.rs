@@ -44,11 +44,7 @@ pub fn cluster() -> &'static Cluster {
             format!("--gc-threshold={GC_THRESHOLD_S}s"),
             "--ns-disk-quota=40Mi".to_string(),
         ];
-        let read = |f: &str| std::fs::read_to_string(f).unwrap().trim().to_string();
-        let pattern_before = (
-            read("/proc/sys/kernel/core_pattern"),
-            read("/proc/sys/kernel/core_pipe_limit"),
-        );
+        let pattern_before = kernel_settings();
         let install = node
             .install(INSTALL_NS, &flags)
             .unwrap_or_else(|e| panic!("{e}"));
@@ -66,7 +62,35 @@ pub fn cluster() -> &'static Cluster {
     })
 }
 
+/// `core_pattern` and `core_pipe_limit` now, trimmed.
+pub fn kernel_settings() -> (String, String) {
+    let read = |f: &str| std::fs::read_to_string(f).unwrap().trim().to_string();
+    (
+        read("/proc/sys/kernel/core_pattern"),
+        read("/proc/sys/kernel/core_pipe_limit"),
+    )
+}
+
 impl Cluster {
+    /// `kubectl delete -f` of the shared install, waited for: until `core_pattern` is what it
+    /// was before the install and the install's namespace is gone ([`Cluster::reinstall`]
+    /// brings it back).
+    pub fn uninstall(&self) {
+        let manifest = self.install.manifest.display().to_string();
+        self.kubectl(&["delete", "-f", &manifest, "--wait=true", "--timeout=180s"]);
+        self.wait(Duration::from_secs(60), "core_pattern restored", || {
+            (kernel_settings().0 == self.pattern_before.0).then_some(())
+        });
+        self.wait(
+            Duration::from_secs(120),
+            "the install's namespace to go",
+            || {
+                let out = self.cp().kubectl(&["get", "namespace", INSTALL_NS]);
+                (!out.status.success()).then_some(())
+            },
+        );
+    }
+
     /// `kubectl create -f` of the same manifest again, waited for (after an uninstall test).
     pub fn reinstall(&self) {
         let manifest = self.install.manifest.display().to_string();
