@@ -7,47 +7,54 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Seconds since the start, on every stage line: where a CI run's time goes.
+stage() { echo "== $* (at ${SECONDS} s)"; }
+
 bash scripts/install-deps.sh
 if [ -x scripts/control-plane/build.sh ]; then
-  # `node`: kube-apiserver and etcd, and the node components the real-node tests run.
-  bash scripts/control-plane/build.sh node
-  # SeaweedFS: the S3 server of the object-store tests (crates/objstore). Its cold build is the
-  # longest Go build (10-20 min on 2 cores), so it runs beside the Rust build below; the tests
-  # wait for it (build.sh holds a lock per binary), and a failed build fails this script.
-  # fake-gcs-server (the GCS server of the same tests, ~2 min cold) and helm (the chart tests of
-  # crates/deploy, a few minutes cold) follow it in that job.
-  weed_log=$(mktemp)
+  # The Go builds of the real components, in one background job beside the Rust build below,
+  # so that the Rust build overlaps all of them (a cold run spends 20-30 min on them on 2 cores;
+  # `node` used to run first, alone):
+  # `node` (kube-apiserver, etcd and the node components the real-node tests run), SeaweedFS
+  # (the S3 server of the object-store tests, the longest, 10-20 min cold), fake-gcs-server
+  # (the GCS server of the same tests, ~2 min) and helm (the chart tests of crates/deploy).
+  # The tests wait for the job (build.sh also holds a lock per binary); a failed build fails
+  # this script.
+  go_log=$(mktemp)
   # In a session of its own (its pid is its process group), so that stopping it stops `go build`.
-  setsid bash -c 'bash scripts/control-plane/build.sh seaweedfs &&
-    bash scripts/control-plane/build.sh fake-gcs-server &&
-    bash scripts/control-plane/build.sh helm' >"$weed_log" 2>&1 &
-  weed_build=$!
+  setsid bash -c 'bash scripts/control-plane/build.sh node >/dev/null &&
+    bash scripts/control-plane/build.sh seaweedfs >/dev/null &&
+    bash scripts/control-plane/build.sh fake-gcs-server >/dev/null &&
+    bash scripts/control-plane/build.sh helm >/dev/null' >"$go_log" 2>&1 &
+  go_build=$!
   # An early exit (fmt, clippy or build failed) stops the whole group and removes its log.
-  trap 'kill -- -"$weed_build" 2>/dev/null || true; rm -f "$weed_log"' EXIT
+  trap 'kill -- -"$go_build" 2>/dev/null || true; rm -f "$go_log"' EXIT
 fi
 
 # A clean checkout gains nothing from incremental compilation, and its caches more than
 # doubled the target directory (CI ran out of disk). Developers may export CARGO_INCREMENTAL=1.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
-echo "== cargo fmt --check"
+stage "cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy"
+stage "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-echo "== cargo build"
+stage "cargo build"
 # Some end-to-end tests rebuild the binary with `cargo build -p coredump-detector` (to never test
 # a stale one); building that feature set first makes their rebuild a relink.
 cargo build --quiet -p coredump-detector --bin coredump-detector
 cargo build --quiet -p coredump-kubectl --bin kubectl-coredump
 cargo build --quiet --workspace --all-targets
-if [ -n "${weed_build:-}" ]; then
-  echo "== waiting for the SeaweedFS, fake-gcs-server and helm builds"
-  if ! wait "$weed_build"; then
-    cat "$weed_log" >&2
-    echo "building SeaweedFS, fake-gcs-server or helm failed" >&2
+if [ -n "${go_build:-}" ]; then
+  stage "waiting for the Go builds (kube-apiserver, etcd, node components, SeaweedFS, fake-gcs-server, helm)"
+  if ! wait "$go_build"; then
+    cat "$go_log" >&2
+    echo "building the Go components failed" >&2
     exit 1
   fi
-  rm -f "$weed_log"
+  grep -h "control-plane/build: built" "$go_log" || true
+  rm -f "$go_log"
 fi
-echo "== cargo test"
+stage "cargo test"
 cargo test --workspace --no-fail-fast "$@"
+stage "done"
