@@ -5,10 +5,12 @@
 //! The record is a journal of JSON lines: the first line, the [`Header`], names the upload
 //! (store, key, upload id, part size) and the source it reads (size, modification time,
 //! inode); every further line is one [`DonePart`], appended and flushed to disk (`fdatasync`)
-//! once the server has acknowledged that part. The header is written atomically (temp file,
-//! fsync, rename, fsync of the directory). An append-only journal costs one short line per
-//! part, where a record rewritten whole after each part would write the list of all parts
-//! every time (quadratic in the core's size: about 80 MB of rewrites for a 10 GiB core).
+//! once the server has acknowledged that part. The record is written whole, atomically (temp
+//! file, fsync, rename, fsync of the directory), when an upload starts and when it resumes
+//! (from the lines read back, so nothing is appended to a line torn by the crash); in
+//! between, only appended to. An append-only journal costs one short line per part, where a
+//! record rewritten whole after each part would write the list of all parts every time
+//! (quadratic in the core's size: about 80 MB of rewrites for a 10 GiB core in 8 MiB parts).
 //!
 //! A record only ever lists parts the server confirmed, so whatever is lost (a torn last line,
 //! a record that cannot be written on a full disk, an unreadable one) costs a part sent again,
@@ -177,15 +179,24 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Writes a new record holding `header` only (replacing any), atomically.
-    pub fn create(path: &Path, header: &Header) -> io::Result<Self> {
+    /// Writes a record of `header` and the parts `done` (replacing any), atomically; a resumed
+    /// upload rewrites its record so that a line torn by the crash is not appended to.
+    pub fn create<'a>(
+        path: &Path,
+        header: &Header,
+        done: impl IntoIterator<Item = &'a DonePart>,
+    ) -> io::Result<Self> {
         let dir = path.parent().unwrap_or(Path::new("."));
         let mut tmp_name = path.file_name().unwrap_or_default().to_owned();
         tmp_name.push(format!(".tmp-{}", std::process::id()));
         let tmp = dir.join(tmp_name);
         let written = (|| {
+            let mut content = line(header)?;
+            for part in done {
+                content.extend(line(part)?);
+            }
             let mut file = File::create(&tmp)?;
-            file.write_all(&line(header)?)?;
+            file.write_all(&content)?;
             file.sync_all()?;
             std::fs::rename(&tmp, path)?;
             File::open(dir)?.sync_all()
@@ -194,11 +205,6 @@ impl Journal {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
         }
-        Self::reopen(path)
-    }
-
-    /// Opens an existing record to append to it.
-    pub fn reopen(path: &Path) -> io::Result<Self> {
         let file = OpenOptions::new().append(true).open(path)?;
         Ok(Self {
             path: path.to_owned(),
@@ -268,7 +274,7 @@ mod tests {
         assert!(path.ends_with("core.zst.upload"), "{path:?}");
         let header = header(dir.path(), "p/ns/pod/c/x.core.zst");
         assert_eq!(UploadRecord::load(&path).expect("absent"), None);
-        let mut journal = Journal::create(&path, &header).expect("create");
+        let mut journal = Journal::create(&path, &header, []).expect("create");
         journal.append(&part(1)).expect("append");
         journal.append(&part(0)).expect("append");
         let back = UploadRecord::load(&path).expect("load").expect("record");
@@ -280,10 +286,22 @@ mod tests {
         let mut file = OpenOptions::new().append(true).open(&path).expect("open");
         file.write_all(b"{\"part\":2,\"cont").expect("torn");
         drop(file);
-        let mut journal = Journal::reopen(&path).expect("reopen");
-        journal.append(&part(3)).expect("append");
+        let mut journal = OpenOptions::new().append(true).open(&path).expect("open");
+        journal
+            .write_all(&line(&part(3)).expect("line"))
+            .expect("append");
         let back = UploadRecord::load(&path).expect("load").expect("record");
         assert_eq!(back.parts.keys().copied().collect::<Vec<_>>(), vec![0, 1]);
+
+        // A resume rewrites the record from what it read: appends count again.
+        let mut journal =
+            Journal::create(&path, &back.header, back.parts.values()).expect("rewrite");
+        journal.append(&part(3)).expect("append");
+        let back = UploadRecord::load(&path).expect("load").expect("record");
+        assert_eq!(
+            back.parts.keys().copied().collect::<Vec<_>>(),
+            vec![0, 1, 3]
+        );
 
         discard(&path);
         discard(&path);

@@ -152,7 +152,7 @@ impl ObjectBlobStore {
         let resuming = resumed.is_some();
         let (id, done, journal) = match resumed {
             Some(record) => {
-                let journal = Journal::reopen(&record_path);
+                let journal = Journal::create(&record_path, &record.header, record.parts.values());
                 (record.header.upload_id, record.parts, journal)
             }
             None => {
@@ -164,7 +164,11 @@ impl ObjectBlobStore {
                     upload_id: id.clone(),
                     ..wanted.clone()
                 };
-                (id, BTreeMap::new(), Journal::create(&record_path, &header))
+                (
+                    id,
+                    BTreeMap::new(),
+                    Journal::create(&record_path, &header, []),
+                )
             }
         };
         // A record that cannot be written (a full disk) costs the resume, not the upload.
