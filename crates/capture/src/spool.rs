@@ -3,7 +3,8 @@
 //! Layout under the spool directory:
 //! * `<id>.tmp/` an entry being written; its `lock` file is flocked by the writer for its life.
 //! * `<id>/` a published entry: `meta.json` and `core.zst` or `core.raw`. Publication is a
-//!   rename, so a reader never sees a half entry.
+//!   rename, so a reader never sees a half entry. The ingest may add files of its own (the
+//!   object store's upload record `core.zst.upload`); they go when the entry is removed.
 //! * `slots/` lock files bounding how many handlers run and compress at once.
 //! * `.reserve` a file of zeros the agent keeps ([`Spool::keep_reserve`]): on a filesystem full
 //!   to the last byte the crash path deletes it and writes the crash's record in its room, so a
@@ -381,8 +382,14 @@ mod tests {
         spool.publish(entry, &record).unwrap();
         assert_eq!(spool.ready().unwrap(), vec!["100-7-0000abcd".to_string()]);
         assert_eq!(spool.record("100-7-0000abcd").unwrap(), record);
+        // The object store's upload record beside the core (`core.zst.upload`) is no entry of
+        // its own and goes with the entry.
+        let dir = spool.entry_dir("100-7-0000abcd");
+        std::fs::write(dir.join("core.zst.upload"), b"{}\n").unwrap();
+        assert_eq!(spool.ready().unwrap(), vec!["100-7-0000abcd".to_string()]);
         spool.remove("100-7-0000abcd").unwrap();
         assert!(spool.ready().unwrap().is_empty());
+        assert!(!dir.exists(), "the entry and its upload record are removed");
     }
 
     #[test]

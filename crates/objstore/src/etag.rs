@@ -88,8 +88,21 @@ impl Md5Check {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// `bytes` in lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An MD5 back from its hex form ([`hex`]); `None` if `text` is not one.
+pub fn from_hex(text: &str) -> Option<PartMd5> {
+    let mut out = [0u8; 16];
+    if text.len() != 32 || !text.is_ascii() {
+        return None;
+    }
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -115,6 +128,14 @@ mod tests {
             check.check(Some("5d41402abc4b2a76b9719d911017c592-2")),
             Verdict::NotComparable
         );
+    }
+
+    #[test]
+    fn md5_hex_round_trips() {
+        let digest = md5(b"hello");
+        assert_eq!(from_hex(&hex(&digest)), Some(digest));
+        assert_eq!(from_hex("5d41"), None);
+        assert_eq!(from_hex(&"zz".repeat(16)), None);
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! Storage), with the filesystem store's
 //! layout under a key prefix (`<prefix>/<namespace>/<podUID>/<container>/<file>`).
 //!
-//! * [`store`]: the store: multipart uploads in bounded memory, ranged reads, batched deletes.
+//! * [`store`]: the store: multipart uploads in bounded memory (resumed after a restart),
+//!   ranged reads, batched deletes.
+//! * [`resume`]: the progress record beside the source of an upload, to resume it.
 //! * [`read`]: the streaming, seekable reader of one object.
 //! * [`bridge`]: the private runtime that runs the async client for the synchronous trait.
 //! * [`keys`]: blob paths to object keys and back.
@@ -17,10 +19,11 @@ pub mod etag;
 pub mod keys;
 pub mod providers;
 pub mod read;
+pub mod resume;
 pub mod select;
 pub mod store;
 
 /// The retry settings of [`BlobStoreArgs::open_with_retry`] (`object_store`'s).
 pub use object_store::{BackoffConfig, RetryConfig};
 pub use select::{BlobStoreArgs, BlobStoreSelector, Provider, SelectError};
-pub use store::ObjectBlobStore;
+pub use store::{ObjectBlobStore, PartsSent};

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+use object_store::multipart::MultipartStore;
 use object_store::{ClientConfigKey, ObjectStore, RetryConfig};
 
 use crate::select::{BlobStoreArgs, Secret};
@@ -27,8 +28,22 @@ use crate::select::{BlobStoreArgs, Secret};
 pub struct Client {
     /// The client.
     pub store: Arc<dyn ObjectStore>,
+    /// The same client's multipart API, for uploads that resume after a restart.
+    pub multipart: Arc<dyn MultipartStore>,
     /// Its endpoint when not the service's default.
     pub endpoint: Option<String>,
+}
+
+impl Client {
+    /// `client` through both of its interfaces.
+    fn of<C: ObjectStore + MultipartStore>(client: C, endpoint: Option<String>) -> Self {
+        let client = Arc::new(client);
+        Self {
+            store: Arc::clone(&client) as Arc<dyn ObjectStore>,
+            multipart: client,
+            endpoint,
+        }
+    }
 }
 
 /// The S3 client of `bucket`.
@@ -52,10 +67,7 @@ pub fn s3(args: &BlobStoreArgs, bucket: &str, retry: RetryConfig) -> object_stor
         builder = builder.with_allow_http(true);
     }
     let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint);
-    Ok(Client {
-        store: Arc::new(builder.build()?),
-        endpoint,
-    })
+    Ok(Client::of(builder.build()?, endpoint))
 }
 
 /// The "service account" of `--gcs-anonymous`: `object_store`'s own emulator switch
@@ -88,10 +100,7 @@ pub fn gcs(args: &BlobStoreArgs, bucket: &str, retry: RetryConfig) -> object_sto
         builder = builder.with_config(GoogleConfigKey::Client(ClientConfigKey::AllowHttp), "true");
     }
     let endpoint = builder.get_config_value(&GoogleConfigKey::BaseUrl);
-    Ok(Client {
-        store: Arc::new(builder.build()?),
-        endpoint,
-    })
+    Ok(Client::of(builder.build()?, endpoint))
 }
 
 /// The Azure Blob client of container `container`.
@@ -117,8 +126,5 @@ pub fn azure(
         builder = builder.with_allow_http(true);
     }
     let endpoint = builder.get_config_value(&AzureConfigKey::Endpoint);
-    Ok(Client {
-        store: Arc::new(builder.build()?),
-        endpoint,
-    })
+    Ok(Client::of(builder.build()?, endpoint))
 }

@@ -319,10 +319,16 @@ impl BlobStoreArgs {
             "storing blobs in object storage"
         );
         let bucket_url = format!("{}://{bucket}", provider.scheme());
-        ObjectBlobStore::new(client.store, prefix, bucket_url, client.endpoint)
-            .map(|store| store.with_md5_etags(*provider == Provider::S3 && !self.s3_no_md5_check))
-            .map(Some)
-            .map_err(|source| SelectError::Store { location, source })
+        ObjectBlobStore::new(
+            client.store,
+            client.multipart,
+            prefix,
+            bucket_url,
+            client.endpoint,
+        )
+        .map(|store| store.with_md5_etags(*provider == Provider::S3 && !self.s3_no_md5_check))
+        .map(Some)
+        .map_err(|source| SelectError::Store { location, source })
     }
 }
 

@@ -3,10 +3,13 @@
 //! * `put_file` streams the local file in parts of [`PART_SIZE`] through a multipart upload,
 //!   at most [`PARTS_IN_FLIGHT`] parts at a time (peak memory a few parts, whatever the core's
 //!   size); a file of one part or less is one PUT. The object appears whole when the upload
-//!   completes, never partly; a failed upload is aborted. A blob of the same size already
-//!   there is left alone (idempotent ingest, as on the filesystem), and the stored size is
-//!   checked after the upload (an object missing then is an error; one another writer put
-//!   there meanwhile, with another `ETag`, is theirs: last writer wins, as with renames).
+//!   completes, never partly; a failed upload is aborted. An upload interrupted by the end of
+//!   the process resumes at the next `put_file` of the same source, sending only the parts the
+//!   server does not have (module `upload`, with its record beside the source: [`crate::resume`]).
+//!   A blob of the same size already there is left alone (idempotent ingest, as on the
+//!   filesystem), and the stored size is checked after the upload (an object missing then is
+//!   an error; one another writer put there meanwhile, with another `ETag`, is theirs: last
+//!   writer wins, as with renames).
 //! * With [`ObjectBlobStore::with_md5_etags`] (S3), the completed upload's `ETag` is compared
 //!   with the MD5 of what was sent ([`crate::etag`]); a mismatch deletes the object and fails.
 //! * `namespaces` and `pods` enumerate by delimiter listing, for the GC's inventory.
@@ -14,23 +17,26 @@
 //! * Listing is by key prefix; `delete_pod` deletes in batches (S3 `DeleteObjects`).
 //! * Transient errors are retried by `object_store` (its `RetryConfig`, with backoff).
 
-use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use coredump_store::{BlobInfo, BlobPath, BlobStore, SeekableRead, StoreError};
 use futures::{StreamExt, TryStreamExt};
+use object_store::multipart::MultipartStore;
 use object_store::path::Path as Key;
-use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use percent_encoding::percent_decode_str;
 
-use crate::bridge::{Bridge, Pending};
+use crate::bridge::Bridge;
 use crate::etag::{Md5Check, Verdict};
 use crate::keys::Layout;
 use crate::read::{ObjectReader, Opened, SEEK_WINDOW, STREAM_WINDOW};
+
+mod upload;
 
 /// Size of one part of a multipart upload (S3 needs at least 5 MiB for all parts but the last).
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
@@ -40,6 +46,8 @@ pub const PARTS_IN_FLIGHT: usize = 2;
 /// Blobs in an object store bucket, under a key prefix (see the module docs).
 pub struct ObjectBlobStore {
     store: Arc<dyn ObjectStore>,
+    /// The same client's multipart API (upload ids and part ids that outlive the process).
+    multipart: Arc<dyn MultipartStore>,
     bridge: Arc<Bridge>,
     layout: Layout,
     /// `s3://bucket`: what error messages name (never credentials).
@@ -49,6 +57,20 @@ pub struct ObjectBlobStore {
     part_size: usize,
     /// Compare S3's MD5 `ETag` with what was sent ([`crate::etag`]).
     verify_md5: bool,
+    /// Parts of multipart uploads sent (started) by this store, see [`PartsSent`].
+    parts_sent: AtomicU64,
+    /// Their bytes.
+    bytes_sent: AtomicU64,
+}
+
+/// What a store sent as parts of multipart uploads since it was opened: how a resumed upload
+/// shows that it sent only the parts missing (observability, and the tests' proof).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartsSent {
+    /// Parts started (a part sent twice, after a failure, counts twice).
+    pub parts: u64,
+    /// Their bytes.
+    pub bytes: u64,
 }
 
 impl std::fmt::Debug for ObjectBlobStore {
@@ -64,23 +86,36 @@ impl std::fmt::Debug for ObjectBlobStore {
 }
 
 impl ObjectBlobStore {
-    /// A store of blobs under `prefix` in `store`. `location` (`s3://bucket`) and `endpoint`
-    /// name the bucket in error messages and logs; neither may carry credentials.
+    /// A store of blobs under `prefix` in `store`, whose multipart API is `multipart` (the same
+    /// client). `location` (`s3://bucket`) and `endpoint` name the bucket in error messages,
+    /// logs and upload records; neither may carry credentials.
     pub fn new(
         store: Arc<dyn ObjectStore>,
+        multipart: Arc<dyn MultipartStore>,
         prefix: &str,
         location: impl Into<String>,
         endpoint: Option<String>,
     ) -> Result<Self, StoreError> {
         Ok(Self {
             store,
+            multipart,
             bridge: Arc::new(Bridge::new("objstore")?),
             layout: Layout::new(prefix)?,
             location: location.into(),
             endpoint,
             part_size: PART_SIZE,
             verify_md5: false,
+            parts_sent: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
         })
+    }
+
+    /// The parts of multipart uploads this store has sent so far.
+    pub fn parts_sent(&self) -> PartsSent {
+        PartsSent {
+            parts: self.parts_sent.load(Ordering::Relaxed),
+            bytes: self.bytes_sent.load(Ordering::Relaxed),
+        }
     }
 
     /// The same store comparing each completed upload's `ETag` with the MD5 (S3: of the parts'
@@ -153,114 +188,6 @@ impl ObjectBlobStore {
                 .await
                 .map(|r| r.e_tag)
         })
-    }
-
-    /// Uploads `file` (`expected` bytes) as a multipart upload; aborts it on any failure.
-    /// Returns the new object's `ETag`.
-    fn put_multipart(
-        &self,
-        key: &Key,
-        file: &mut File,
-        source: &Path,
-        expected: u64,
-    ) -> Result<(Option<String>, Md5Check), StoreError> {
-        let (store, k) = (Arc::clone(&self.store), key.clone());
-        let mut upload = self.call("starting a multipart upload of", key, async move {
-            store.put_multipart(&k).await
-        })?;
-        let mut digests = Vec::new();
-        let mut result = self
-            .send_parts(key, upload.as_mut(), file, source, expected, &mut digests)
-            .map(|()| None);
-        if result.is_ok() {
-            let (back, completed) = self.bridge.run(async move {
-                let completed = upload.complete().await;
-                (upload, completed)
-            })?;
-            upload = back;
-            result = completed
-                .map(|r| r.e_tag)
-                .map_err(|e| self.error("completing the multipart upload of", key, e));
-        }
-        if let Err(e) = result {
-            // The error we report is the upload's; a failed abort only leaves parts behind
-            // for the bucket's lifecycle rule (logged).
-            let aborted = self
-                .bridge
-                .run(async move { upload.abort().await })
-                .and_then(|r| {
-                    r.map_err(|e| self.error("aborting the multipart upload of", key, e))
-                });
-            if let Err(abort) = aborted {
-                tracing::warn!(object = %self.url(key), error = %abort, "a failed multipart upload was not aborted");
-            }
-            return Err(e);
-        }
-        result.map(|etag| (etag, Md5Check::Multipart(digests)))
-    }
-
-    /// Reads `file` part by part and uploads the parts, at most [`PARTS_IN_FLIGHT`] at once.
-    /// Waits for every part it started, also on failure (so an abort that follows finds no
-    /// part still uploading).
-    fn send_parts(
-        &self,
-        key: &Key,
-        upload: &mut dyn MultipartUpload,
-        file: &mut File,
-        source: &Path,
-        expected: u64,
-        digests: &mut Vec<crate::etag::PartMd5>,
-    ) -> Result<(), StoreError> {
-        let mut in_flight: VecDeque<Pending<object_store::Result<()>>> = VecDeque::new();
-        let mut first_error = None;
-        let mut read_total = 0u64;
-        let settle = |part: Pending<object_store::Result<()>>, first: &mut Option<StoreError>| {
-            let result = part
-                .wait()
-                .and_then(|r| r.map_err(|e| self.error("uploading a part of", key, e)));
-            if let (Err(e), None) = (result, &first) {
-                *first = Some(e);
-            }
-        };
-        loop {
-            let part = match read_part(file, self.part_size) {
-                Ok(p) => p,
-                Err(source_err) => {
-                    first_error = Some(StoreError::Io {
-                        path: source.to_owned(),
-                        source: source_err,
-                    });
-                    break;
-                }
-            };
-            if part.is_empty() {
-                break;
-            }
-            let short = part.len() < self.part_size;
-            read_total += part.len() as u64;
-            if self.verify_md5 {
-                digests.push(crate::etag::md5(&part));
-            }
-            in_flight.push_back(self.bridge.spawn(upload.put_part(PutPayload::from(part))));
-            while in_flight.len() >= PARTS_IN_FLIGHT {
-                if let Some(oldest) = in_flight.pop_front() {
-                    settle(oldest, &mut first_error);
-                }
-            }
-            if short || first_error.is_some() {
-                break;
-            }
-        }
-        for part in in_flight {
-            settle(part, &mut first_error);
-        }
-        if let Some(e) = first_error {
-            return Err(e);
-        }
-        if read_total != expected {
-            return Err(changed(source, read_total, expected));
-        }
-        Ok(())
     }
 
     /// Compares the `ETag` of a completed upload with the MD5 of what was sent; a mismatch
@@ -383,9 +310,13 @@ impl BlobStore for ObjectBlobStore {
             source: e,
         };
         let mut file = File::open(source).map_err(source_err)?;
-        let expected = file.metadata().map_err(source_err)?.len();
+        let meta = file.metadata().map_err(source_err)?;
+        let expected = meta.len();
         if self.head(&key)?.is_some_and(|(size, _)| size == expected) {
-            return Ok(expected); // idempotent ingest: already stored
+            // Idempotent ingest: already stored (also by an upload completed just before the
+            // process ended, whose record is left).
+            crate::resume::discard(&crate::resume::record_path(source));
+            return Ok(expected);
         }
         let (ours, sent) = if expected <= self.part_size as u64 {
             let bytes = read_part(&mut file, self.part_size).map_err(source_err)?;
@@ -399,7 +330,7 @@ impl BlobStore for ObjectBlobStore {
             });
             (self.put_whole(&key, bytes)?, sent)
         } else {
-            self.put_multipart(&key, &mut file, source, expected)?
+            self.put_multipart(&key, &file, source, &meta)?
         };
         if self.verify_md5 {
             self.verify_etag(&key, &sent, ours.as_deref())?;
