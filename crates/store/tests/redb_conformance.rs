@@ -120,6 +120,7 @@ async fn slow_watcher_beyond_the_window_ends_expired() {
     let options = RedbOptions {
         history_window: 10,
         broadcast_capacity: 2,
+        ..RedbOptions::default()
     };
     let store = RedbStore::open_with(&dir.path().join("s.redb"), options).unwrap();
     let mut stream = store.watch(conformance::RESOURCE, None, 0).await.unwrap();
