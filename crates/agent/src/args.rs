@@ -146,8 +146,9 @@ pub struct CaptureFlags {
     /// zstd level.
     #[arg(long, default_value_t = 1)]
     pub zstd_level: i32,
-    /// zstd worker threads per compressing crash.
-    #[arg(long, default_value_t = 2)]
+    /// zstd worker threads per compressing crash (default: the CPUs this process may use less
+    /// one, at least 1, at most 2).
+    #[arg(long, default_value_t = coredump_capture::config::default_zstd_workers())]
     pub zstd_workers: u32,
 }
 

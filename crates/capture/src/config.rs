@@ -61,6 +61,17 @@ pub struct HandlerConfig {
     pub limits: Option<crate::limits::CrashLimits>,
 }
 
+/// zstd worker threads per compressing crash unless configured: one fewer than the CPUs this
+/// process may use, at least 1 and at most 2. The workers trail the drain of the pipe at
+/// `SCHED_IDLE`, yet on a 2-core machine two of them still took cycles from the kernel's dump
+/// writer: the capture benchmark on a quiet 2-core machine held the crashed process 1.68x as
+/// long as `cat > /dev/null` with 2 workers and 1.05x with 1, and finished compressing sooner
+/// with 1 too (README, Benchmarks).
+pub fn default_zstd_workers() -> u32 {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    u32::try_from(cpus.saturating_sub(1).clamp(1, 2)).unwrap_or(1)
+}
+
 impl Default for HandlerConfig {
     fn default() -> Self {
         HandlerConfig {
@@ -71,7 +82,7 @@ impl Default for HandlerConfig {
             max_handlers: 32,
             slot_wait_ms: 10_000,
             zstd_level: 1,
-            zstd_workers: 2,
+            zstd_workers: default_zstd_workers(),
             non_pod: NonPodPolicy::Record,
             forward_pattern: None,
             limits: None,
