@@ -104,6 +104,16 @@ struct Download {
 
 impl Client {
     async fn get(&self, path: &str) -> Download {
+        self.get_with(path, None).await.0
+    }
+
+    /// `Range: bytes=from-(from+len-1)` of `path`: the download and its bytes (206 expected).
+    async fn get_range(&self, path: &str, from: u64, len: u64) -> (Download, Vec<u8>) {
+        self.get_with(path, Some((from, len))).await
+    }
+
+    /// GET `path` (the whole body, or a range of it), keeping the body only for a range.
+    async fn get_with(&self, path: &str, range: Option<(u64, u64)>) -> (Download, Vec<u8>) {
         let start = Instant::now();
         let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
             .await
@@ -117,28 +127,37 @@ impl Client {
             .await
             .unwrap();
         tokio::spawn(conn);
-        let req = hyper::Request::get(path)
-            .header("host", "localhost")
-            .body(Empty::<Bytes>::new())
+        let mut req = hyper::Request::get(path).header("host", "localhost");
+        if let Some((from, len)) = range {
+            req = req.header("range", format!("bytes={from}-{}", from + len - 1));
+        }
+        let resp = send
+            .send_request(req.body(Empty::<Bytes>::new()).unwrap())
+            .await
             .unwrap();
-        let resp = send.send_request(req).await.unwrap();
-        assert_eq!(resp.status(), 200, "{path}");
+        let want = if range.is_some() { 206 } else { 200 };
+        assert_eq!(resp.status(), want, "{path}");
         let mut body = resp.into_body();
         let mut first_byte = None;
         let mut bytes = 0u64;
+        let mut kept = Vec::new();
         while let Some(frame) = body.frame().await {
             if let Ok(data) = frame.unwrap().into_data() {
                 if first_byte.is_none() && !data.is_empty() {
                     first_byte = Some(start.elapsed());
                 }
                 bytes += data.len() as u64;
+                if range.is_some() {
+                    kept.extend_from_slice(&data);
+                }
             }
         }
-        Download {
+        let download = Download {
             first_byte: first_byte.unwrap_or_default(),
             total: start.elapsed(),
             bytes,
-        }
+        };
+        (download, kept)
     }
 }
 
@@ -418,6 +437,38 @@ async fn main() {
             );
             results.push(("core_pct_of_zstd", 100.0 * rate / zstd_rate));
             results.push(("core_first_byte_ms", d.first_byte.as_secs_f64() * 1000.0));
+
+            // A 1 MiB `Range` piece at the start, the middle and the end of the core: with
+            // seekable frames each costs one frame, wherever it is. Bytes checked against the
+            // raw core.
+            let piece = MIB.min(size);
+            let mut raw = std::fs::File::open(&raw_file).unwrap();
+            let mut times = Vec::new();
+            for from in [0, size / 2, size - piece] {
+                let mut runs = Vec::new();
+                for _ in 0..3 {
+                    let (d, bytes) = client
+                        .get_range(&format!("{BASE}/coredumps/core-1/core"), from, piece)
+                        .await;
+                    let mut want = vec![0u8; piece as usize];
+                    std::io::Seek::seek(&mut raw, std::io::SeekFrom::Start(from)).unwrap();
+                    std::io::Read::read_exact(&mut raw, &mut want).unwrap();
+                    assert!(
+                        bytes == want,
+                        "range at {from}: bytes differ from the raw core"
+                    );
+                    runs.push(d.total);
+                }
+                let t = baseline::median(runs);
+                println!(
+                    "core Range 1 MiB at {} MiB: {t:.2?} (median of 3)",
+                    from / MIB
+                );
+                times.push(t);
+            }
+            let ratio = times[2].as_secs_f64() / times[0].as_secs_f64();
+            println!("core Range: piece at the end / piece at the start = {ratio:.2}");
+            results.push(("range_end_over_start", ratio));
 
             // 10 parallel downloads; sample RSS meanwhile.
             let base_rss = rss_kib();

@@ -2,7 +2,8 @@
 //! (`http/unchunked.rs`): the body is the same bytes one page of everything would be, in each
 //! representation kubectl asks for, on the embedded store and on real etcd; a selector that
 //! matches a few objects spread over many store pages finds each of them once; and a store that
-//! dies between two pages cuts the body off instead of answering a list that looks whole.
+//! dies between two pages cuts the body off instead of answering a list that looks whole. A
+//! watch from "now" sends the current objects the same way, page by page, each exactly once.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -159,4 +160,58 @@ async fn etcd_streams_the_same_bytes_and_a_dead_etcd_cuts_the_body_off() {
         err.to_string().contains("list broke off"),
         "the body's error says why: {err}"
     );
+}
+
+/// `?watch=1&resourceVersion=0`: every current object as one ADDED event (read from the store a
+/// page at a time), then the changes that follow.
+#[tokio::test]
+async fn a_watch_from_now_sends_every_page_of_current_objects_once() {
+    let h = Harness::new();
+    fill(&h).await;
+    let resp = h
+        .send(
+            Who::Admin,
+            Method::GET,
+            &format!("{ALL}?watch=1&resourceVersion=0"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body();
+    let mut pending = Vec::new();
+    let mut added = std::collections::BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut created_after = false;
+    let mut seen_after = false;
+    while !seen_after {
+        let frame = tokio::time::timeout_at(deadline, body.frame())
+            .await
+            .expect("every initial event and the later creation within 60 s")
+            .expect("the watch stays open")
+            .unwrap();
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        pending.extend_from_slice(&data);
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            let event: Value = serde_json::from_slice(&line).unwrap();
+            assert_eq!(event["type"], "ADDED", "{event}");
+            let name = event["object"]["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            if name == "after" {
+                seen_after = true;
+            } else {
+                assert!(added.insert(name.clone()), "{name} sent twice");
+            }
+        }
+        if added.len() == OBJECTS && !created_after {
+            h.create_endpoint("a", "after", "uid-after").await;
+            created_after = true;
+        }
+    }
+    assert_eq!(added.len(), OBJECTS, "each current object once");
 }

@@ -28,7 +28,7 @@ use super::params::Params;
 use super::render;
 use crate::AppState;
 use crate::error::ApiError;
-use crate::registry::{ListOptions, ObjectList, Stored, decode, matches};
+use crate::registry::{ListOptions, ObjectList, Registry, Stored, decode, matches};
 
 /// Default watch duration when the client gives no `timeoutSeconds`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
@@ -207,13 +207,24 @@ pub async fn serve<R: Stored>(
     let registry = &state.registry;
     let (initial, after, end_bookmark) = match start {
         Start::Initial { end_bookmark } => {
-            let list: ObjectList<R> = registry.list_all(namespace, &opts).await?;
+            // The current objects a store page at a time, as an unchunked list reads them: the
+            // first page now (its revision is where the watch starts), the rest while sending.
+            let mut first = opts.clone();
+            first.limit = super::unchunked::STORE_PAGE;
+            first.continue_token = None;
+            let list: ObjectList<R> = registry.list(namespace, &first).await?;
             let rev = list.resource_version;
-            (list.items, rev, end_bookmark)
+            let initial = Initial {
+                items: list.items,
+                next: list.continue_token,
+                registry: registry.clone(),
+                namespace: namespace.map(str::to_owned),
+            };
+            (initial, rev, end_bookmark)
         }
-        Start::After(rev) => (Vec::new(), rev, false),
+        Start::After(rev) => (Initial::none(registry), rev, false),
         Start::Now => (
-            Vec::new(),
+            Initial::none(registry),
             registry.metadata_store().current_revision().await?,
             false,
         ),
@@ -252,10 +263,60 @@ pub async fn serve<R: Stored>(
         .into_response())
 }
 
+/// The objects a watch from "now" first sends as `ADDED`: the first store page, read before
+/// the answer, and the token of the next page, read while the events go out.
+struct Initial<R> {
+    items: Vec<R>,
+    next: Option<String>,
+    registry: Registry,
+    namespace: Option<String>,
+}
+
+impl<R: Stored> Initial<R> {
+    /// Nothing to send first (a watch from a given version).
+    fn none(registry: &Registry) -> Self {
+        Initial {
+            items: Vec::new(),
+            next: None,
+            registry: registry.clone(),
+            namespace: None,
+        }
+    }
+
+    /// Sends every page as `ADDED` events; false when the watch ended (client gone, a page
+    /// unreadable: then the client got an ERROR event).
+    async fn send(mut self, out: &mut Emitter<R>, opts: &ListOptions) -> bool {
+        let mut page_opts = opts.clone();
+        page_opts.limit = super::unchunked::STORE_PAGE;
+        loop {
+            for obj in &self.items {
+                if !out.object(WatchEventType::Added, obj).await {
+                    return false;
+                }
+            }
+            let Some(token) = self.next.take() else {
+                return true;
+            };
+            page_opts.continue_token = Some(token);
+            match self
+                .registry
+                .list::<R>(self.namespace.as_deref(), &page_opts)
+                .await
+            {
+                Ok(page) => (self.items, self.next) = (page.items, page.continue_token),
+                Err(e) => {
+                    out.error(e).await;
+                    return false;
+                }
+            }
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn pump<R: Stored>(
     mut out: Emitter<R>,
-    initial: Vec<R>,
+    initial: Initial<R>,
     after: u64,
     end_bookmark: bool,
     mut stream: WatchStream,
@@ -263,10 +324,8 @@ async fn pump<R: Stored>(
     bookmark_every: Option<Duration>,
     timeout: Duration,
 ) {
-    for obj in &initial {
-        if !out.object(WatchEventType::Added, obj).await {
-            return;
-        }
+    if !initial.send(&mut out, &opts).await {
+        return;
     }
     if end_bookmark && !out.bookmark(after, true).await {
         return;
