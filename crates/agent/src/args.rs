@@ -147,7 +147,7 @@ pub struct CaptureFlags {
     #[arg(long, default_value_t = 1)]
     pub zstd_level: i32,
     /// zstd worker threads per compressing crash (default: the CPUs this process may use less
-    /// one, at least 1, at most 2).
+    /// two, at most 2; 0 compresses on the capture's own thread).
     #[arg(long, default_value_t = coredump_capture::config::default_zstd_workers())]
     pub zstd_workers: u32,
 }

@@ -61,15 +61,15 @@ pub struct HandlerConfig {
     pub limits: Option<crate::limits::CrashLimits>,
 }
 
-/// zstd worker threads per compressing crash unless configured: one fewer than the CPUs this
-/// process may use, at least 1 and at most 2. The workers trail the drain of the pipe at
-/// `SCHED_IDLE`, yet on a 2-core machine two of them still took cycles from the kernel's dump
-/// writer: the capture benchmark on a quiet 2-core machine held the crashed process 1.68x as
-/// long as `cat > /dev/null` with 2 workers and 1.05x with 1, and finished compressing sooner
-/// with 1 too (README, Benchmarks).
+/// zstd worker threads per compressing crash unless configured: two fewer than the CPUs this
+/// process may use, at most 2 (0 compresses on the trailing thread itself, beside the hasher).
+/// On a 2-core machine every extra thread competes with the hasher and the kernel's dump
+/// writer: the capture benchmark (`--workers 0,1`, two runs in reversed order) finished a 1 GiB
+/// core 0.97-1.05 s after releasing it with 0 workers and 1.16-1.7 s with 1, at 10.9 instead
+/// of 17 MiB peak RSS, and held the process no longer (README, Benchmarks).
 pub fn default_zstd_workers() -> u32 {
     let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    u32::try_from(cpus.saturating_sub(1).clamp(1, 2)).unwrap_or(1)
+    u32::try_from(cpus.saturating_sub(2).min(2)).unwrap_or(0)
 }
 
 impl Default for HandlerConfig {
