@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use common::{BASE, Harness, TABLE_ACCEPT, Who, bytes};
-use coredump_apiserver::http::unchunked::STORE_PAGE;
+use coredump_apiserver::registry::pages::STORE_PAGE;
 use http_body_util::BodyExt;
 use serde_json::Value;
 

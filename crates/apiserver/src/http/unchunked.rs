@@ -1,5 +1,5 @@
 //! Lists without `limit` (`kubectl get --chunk-size=0`, clients that never page): the server
-//! reads the store [`STORE_PAGE`] objects at a time, every page at the first page's revision
+//! reads the store a page at a time ([`PagedList`]), every page at the first page's revision
 //! (the store's continue token carries it, so the result is the same snapshot one read would
 //! give), and writes each page to the client as soon as it is read, reading the next one
 //! meanwhile. The server holds a few pages, not the whole list, whatever the number of
@@ -22,10 +22,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::negotiate::Representation;
 use super::render;
 use crate::error::ApiError;
+use crate::registry::pages::PagedList;
 use crate::registry::{ListOptions, ObjectList, Registry, Stored};
-
-/// Objects read from the store per page of an unchunked list.
-pub const STORE_PAGE: usize = 500;
 
 /// Serves the whole list `opts` selects (its `limit` is ignored: the caller asked for none).
 pub async fn serve<R: Stored>(
@@ -33,13 +31,12 @@ pub async fn serve<R: Stored>(
     namespace: Option<&str>,
     repr: Representation,
     include: IncludeObject,
-    mut opts: ListOptions,
+    opts: ListOptions,
 ) -> Result<Response, ApiError> {
-    opts.limit = STORE_PAGE;
-    let first = registry.list::<R>(namespace, &opts).await?;
-    let Some(next) = first.continue_token.clone() else {
+    let (first, rest) = PagedList::start::<R>(registry, namespace, &opts).await?;
+    if !rest.has_more() {
         return render::list(repr, first, include);
-    };
+    }
     let envelope = ObjectList::<R> {
         items: Vec::new(),
         resource_version: first.resource_version,
@@ -53,18 +50,16 @@ pub async fn serve<R: Stored>(
     }
     prefix.truncate(prefix.len() - 2);
     let pages = Pages {
-        registry: registry.clone(),
-        namespace: namespace.map(str::to_owned),
+        rest,
         repr,
         include,
-        opts,
         now: OffsetDateTime::now_utc(),
         wrote_item: false,
     };
     // One chunk waits in the channel while the producer reads and renders the next page: the
     // store's latency overlaps the client's transfer, and memory stays a few pages.
     let (tx, rx) = mpsc::channel(1);
-    tokio::spawn(pages.produce::<R>(prefix, first.items, next, tx));
+    tokio::spawn(pages.produce::<R>(prefix, first.items, tx));
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
@@ -75,41 +70,37 @@ pub async fn serve<R: Stored>(
 
 /// What every page of one unchunked list shares.
 struct Pages {
-    registry: Registry,
-    namespace: Option<String>,
+    rest: PagedList,
     repr: Representation,
     include: IncludeObject,
-    opts: ListOptions,
     /// One clock for every row's age, as one page would have.
     now: OffsetDateTime,
     wrote_item: bool,
 }
 
 impl Pages {
-    /// Sends `opening` with `first`'s items, then every further page from `token` on, then the
-    /// closing; stops as soon as the client is gone, ends the body with an error if a page
-    /// cannot be read.
+    /// Sends `opening` with `first`'s items, then every further page, then the closing; stops
+    /// as soon as the client is gone, ends the body with an error if a page cannot be read.
     async fn produce<R: Stored>(
         mut self,
         mut chunk: Vec<u8>,
         first: Vec<R>,
-        token: String,
         tx: mpsc::Sender<std::io::Result<Bytes>>,
     ) {
         if let Err(e) = self.append(&first, &mut chunk) {
             let _ = tx.send(Err(e)).await;
             return;
         }
-        let mut token = Some(token);
         loop {
-            if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
-                return; // the client went away
+            let last = !self.rest.has_more();
+            if last {
+                chunk.extend_from_slice(b"]}");
             }
-            let Some(next) = token.take() else {
-                return;
-            };
-            match self.next_chunk::<R>(next).await {
-                Ok((next_chunk, next_token)) => (chunk, token) = (next_chunk, next_token),
+            if tx.send(Ok(Bytes::from(chunk))).await.is_err() || last {
+                return; // the client went away, or it has everything
+            }
+            match self.next_chunk::<R>().await {
+                Ok(next) => chunk = next,
                 Err(e) => {
                     let _ = tx.send(Err(e)).await;
                     return;
@@ -118,26 +109,16 @@ impl Pages {
         }
     }
 
-    /// The items of the page at `token`, with the closing after the last page; the next token.
-    async fn next_chunk<R: Stored>(
-        &mut self,
-        token: String,
-    ) -> std::io::Result<(Vec<u8>, Option<String>)> {
-        let page = self.read::<R>(token).await?;
+    /// The items of the next page.
+    async fn next_chunk<R: Stored>(&mut self) -> std::io::Result<Vec<u8>> {
+        let items = match self.rest.next::<R>().await {
+            Some(Ok(items)) => items,
+            Some(Err(e)) => return Err(self.cut_off(&e)),
+            None => Vec::new(),
+        };
         let mut chunk = Vec::new();
-        self.append(&page.items, &mut chunk)?;
-        if page.continue_token.is_none() {
-            chunk.extend_from_slice(b"]}");
-        }
-        Ok((chunk, page.continue_token))
-    }
-
-    async fn read<R: Stored>(&mut self, token: String) -> std::io::Result<ObjectList<R>> {
-        self.opts.continue_token = Some(token);
-        self.registry
-            .list::<R>(self.namespace.as_deref(), &self.opts)
-            .await
-            .map_err(|e| cut_off(&self.namespace, &e))
+        self.append(&items, &mut chunk)?;
+        Ok(chunk)
     }
 
     fn append<R: Stored>(&mut self, items: &[R], out: &mut Vec<u8>) -> std::io::Result<()> {
@@ -146,16 +127,16 @@ impl Pages {
                 out.push(b',');
             }
             render::append_list_item(self.repr, item, self.include, self.now, out)
-                .map_err(|e| cut_off(&self.namespace, &e))?;
+                .map_err(|e| self.cut_off(&e))?;
             self.wrote_item = true;
         }
         Ok(())
     }
-}
 
-/// Logs why a list that already answered 200 stops, and the error that cuts its body off.
-fn cut_off(namespace: &Option<String>, e: &ApiError) -> std::io::Error {
-    let namespace = namespace.as_deref().unwrap_or("(all namespaces)");
-    tracing::error!(namespace, error = %e, "an unchunked list broke off after its first page");
-    std::io::Error::other(format!("list broke off: {e}"))
+    /// Logs why a list that already answered 200 stops, and the error that cuts its body off.
+    fn cut_off(&self, e: &ApiError) -> std::io::Error {
+        let namespace = self.rest.namespace().unwrap_or("(all namespaces)");
+        tracing::error!(namespace, error = %e, "an unchunked list broke off after its first page");
+        std::io::Error::other(format!("list broke off: {e}"))
+    }
 }

@@ -28,7 +28,8 @@ use super::params::Params;
 use super::render;
 use crate::AppState;
 use crate::error::ApiError;
-use crate::registry::{ListOptions, ObjectList, Registry, Stored, decode, matches};
+use crate::registry::pages::PagedList;
+use crate::registry::{ListOptions, Stored, decode, matches};
 
 /// Default watch duration when the client gives no `timeoutSeconds`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
@@ -209,22 +210,17 @@ pub async fn serve<R: Stored>(
         Start::Initial { end_bookmark } => {
             // The current objects a store page at a time, as an unchunked list reads them: the
             // first page now (its revision is where the watch starts), the rest while sending.
-            let mut first = opts.clone();
-            first.limit = super::unchunked::STORE_PAGE;
-            first.continue_token = None;
-            let list: ObjectList<R> = registry.list(namespace, &first).await?;
+            let (list, rest) = PagedList::start::<R>(registry, namespace, &opts).await?;
             let rev = list.resource_version;
             let initial = Initial {
                 items: list.items,
-                next: list.continue_token,
-                registry: registry.clone(),
-                namespace: namespace.map(str::to_owned),
+                rest: Some(rest),
             };
             (initial, rev, end_bookmark)
         }
-        Start::After(rev) => (Initial::none(registry), rev, false),
+        Start::After(rev) => (Initial::none(), rev, false),
         Start::Now => (
-            Initial::none(registry),
+            Initial::none(),
             registry.metadata_store().current_revision().await?,
             false,
         ),
@@ -264,47 +260,37 @@ pub async fn serve<R: Stored>(
 }
 
 /// The objects a watch from "now" first sends as `ADDED`: the first store page, read before
-/// the answer, and the token of the next page, read while the events go out.
+/// the answer, and the reader of the further pages, read while the events go out.
 struct Initial<R> {
     items: Vec<R>,
-    next: Option<String>,
-    registry: Registry,
-    namespace: Option<String>,
+    rest: Option<PagedList>,
 }
 
 impl<R: Stored> Initial<R> {
     /// Nothing to send first (a watch from a given version).
-    fn none(registry: &Registry) -> Self {
+    fn none() -> Self {
         Initial {
             items: Vec::new(),
-            next: None,
-            registry: registry.clone(),
-            namespace: None,
+            rest: None,
         }
     }
 
     /// Sends every page as `ADDED` events; false when the watch ended (client gone, a page
     /// unreadable: then the client got an ERROR event).
-    async fn send(mut self, out: &mut Emitter<R>, opts: &ListOptions) -> bool {
-        let mut page_opts = opts.clone();
-        page_opts.limit = super::unchunked::STORE_PAGE;
+    async fn send(mut self, out: &mut Emitter<R>) -> bool {
         loop {
             for obj in &self.items {
                 if !out.object(WatchEventType::Added, obj).await {
                     return false;
                 }
             }
-            let Some(token) = self.next.take() else {
+            let Some(rest) = self.rest.as_mut() else {
                 return true;
             };
-            page_opts.continue_token = Some(token);
-            match self
-                .registry
-                .list::<R>(self.namespace.as_deref(), &page_opts)
-                .await
-            {
-                Ok(page) => (self.items, self.next) = (page.items, page.continue_token),
-                Err(e) => {
+            match rest.next::<R>().await {
+                None => return true,
+                Some(Ok(items)) => self.items = items,
+                Some(Err(e)) => {
                     out.error(e).await;
                     return false;
                 }
@@ -324,7 +310,7 @@ async fn pump<R: Stored>(
     bookmark_every: Option<Duration>,
     timeout: Duration,
 ) {
-    if !initial.send(&mut out, &opts).await {
+    if !initial.send(&mut out).await {
         return;
     }
     if end_bookmark && !out.bookmark(after, true).await {

@@ -7,6 +7,7 @@
 pub mod apply;
 mod cleanup;
 mod codec;
+pub mod pages;
 pub mod retention;
 mod typed;
 
