@@ -7,7 +7,8 @@
 //!   the custom resources;
 //! * paging with `limit=500`: the time of every page, first against last (a page deep in the
 //!   list must cost what the first does);
-//! * the unchunked list (`Table`, as kubectl asks, and JSON), time to the last byte, and
+//! * the unchunked list (`Table`, as kubectl asks, and JSON), time to the last byte and the
+//!   CPU time each server process (ours, the aggregator, each etcd) spent on it, and
 //!   `kubectl get -A --chunk-size=0` whole;
 //! * our server's resident memory (sampled every 20 ms from `/proc`) after loading, with
 //!   `--watchers` watches open (each must see every one of 500 further creations), and its peak
@@ -169,6 +170,9 @@ struct Unchunked {
     table: (u64, Duration),
     json: (u64, Duration),
     kubectl: Duration,
+    /// CPU time of the server processes during the `Table` list, and during the JSON list.
+    table_cpu: String,
+    json_cpu: String,
 }
 
 fn unchunked(
@@ -177,12 +181,39 @@ fn unchunked(
     cp: &ControlPlane,
     uri: &str,
     resource: &str,
+    servers: &[(&str, u32)],
 ) -> Unchunked {
+    let before = cpu_of(servers);
+    let table = rt.block_on(get_all(client, uri, TABLE_ACCEPT));
+    let table_cpu = spent(servers, &before);
+    let before = cpu_of(servers);
+    let json = rt.block_on(get_all(client, uri, "application/json"));
+    let json_cpu = spent(servers, &before);
     Unchunked {
-        table: rt.block_on(get_all(client, uri, TABLE_ACCEPT)),
-        json: rt.block_on(get_all(client, uri, "application/json")),
+        table,
+        json,
         kubectl: kubectl_unchunked(cp, resource),
+        table_cpu,
+        json_cpu,
     }
+}
+
+/// CPU seconds used so far by each of `servers` (name, pid).
+fn cpu_of(servers: &[(&str, u32)]) -> Vec<f64> {
+    servers
+        .iter()
+        .map(|(_, pid)| coredump_testplane::cpu_seconds(*pid).unwrap_or(0.0))
+        .collect()
+}
+
+/// What each of `servers` used since `before`, as "name 1.23 s".
+fn spent(servers: &[(&str, u32)], before: &[f64]) -> String {
+    servers
+        .iter()
+        .zip(cpu_of(servers).iter().zip(before))
+        .map(|((name, _), (now, then))| format!("{name} {:.2} s", now - then))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Unchunked {
@@ -194,13 +225,15 @@ impl Unchunked {
             })
         };
         format!(
-            "Table {:.2} s ({} MiB{}), JSON {:.2} s ({} MiB{}), kubectl get -A --chunk-size=0 {:.2} s{}",
+            "Table {:.2} s ({} MiB{}; CPU {}), JSON {:.2} s ({} MiB{}; CPU {}), kubectl get -A --chunk-size=0 {:.2} s{}",
             self.table.1.as_secs_f64(),
             self.table.0 >> 20,
             ratio(self.table.1, |b| b.table.1),
+            self.table_cpu,
             self.json.1.as_secs_f64(),
             self.json.0 >> 20,
             ratio(self.json.1, |b| b.json.1),
+            self.json_cpu,
             self.kubectl.as_secs_f64(),
             ratio(self.kubectl, |b| b.kubectl),
         )
@@ -437,6 +470,10 @@ fn main() {
         cp,
         &format!("{THEIRS}/bulkcores"),
         "bulkcores",
+        &[
+            ("kube-apiserver", cp.apiserver_pid()),
+            ("its etcd", cp.etcd_pid()),
+        ],
     );
     println!(
         "kube-apiserver unchunked: {}",
@@ -449,7 +486,7 @@ fn main() {
             .tempdir_in("/var/tmp")
             .unwrap();
         let system = cp.create_namespace("coredump-system").unwrap();
-        let (server, _etcd) = start_ours(cp, store, dir.path(), &system);
+        let (server, etcd) = start_ours(cp, store, dir.path(), &system);
         let rss = Rss::watch(server.pid().unwrap());
         let start_mib = rss.now_mib();
         let ours = ("coredump.fujitsu.com/v1alpha1", "Coredump");
@@ -512,7 +549,21 @@ fn main() {
             rss.peak_mib()
         );
         rss.reset();
-        let ours_unchunked = unchunked(&rt, &client, cp, &format!("{OURS}/coredumps"), "coredumps");
+        let mut servers = vec![
+            ("ours", server.pid().unwrap()),
+            ("kube-apiserver (aggregator)", cp.apiserver_pid()),
+        ];
+        if let Some(etcd) = &etcd {
+            servers.push(("our etcd", etcd.pid()));
+        }
+        let ours_unchunked = unchunked(
+            &rt,
+            &client,
+            cp,
+            &format!("{OURS}/coredumps"),
+            "coredumps",
+            &servers,
+        );
         println!(
             "ours ({store}) unchunked: {}; peak RSS {:.0} MiB with {} watchers",
             ours_unchunked.describe(Some(&theirs_unchunked)),

@@ -269,6 +269,16 @@ impl ControlPlane {
         self.etcd.url()
     }
 
+    /// The process id of kube-apiserver (benchmarks count its CPU time and memory).
+    pub fn apiserver_pid(&self) -> u32 {
+        self.apiserver.pid()
+    }
+
+    /// The process id of its etcd (benchmarks count its CPU time).
+    pub fn etcd_pid(&self) -> u32 {
+        self.etcd.pid()
+    }
+
     /// kube-apiserver's log file.
     pub fn apiserver_log(&self) -> &Path {
         self.apiserver.log()

@@ -83,6 +83,11 @@ impl EtcdProcess {
         }))
     }
 
+    /// The process id (benchmarks count its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
     /// The client URL, `http://127.0.0.1:<port>` (inside the control plane's network namespace
     /// when it has one).
     pub fn url(&self) -> String {

@@ -56,6 +56,8 @@ pub use error::HarnessError;
 pub use etcd::{EtcdProcess, start_etcd};
 pub use netns::NetworkNamespace;
 pub use pki::{IssuedCert, TestCa};
-pub use process::{ManagedProcess, free_port, log_tail, resident_kib, spawn_logged, spawn_tied};
+pub use process::{
+    ManagedProcess, cpu_seconds, free_port, log_tail, resident_kib, spawn_logged, spawn_tied,
+};
 pub use shared::shared;
 pub use wait::eventually;

@@ -1,8 +1,8 @@
 //! Lists without `limit` (`kubectl get --chunk-size=0`, clients that never page): the server
 //! reads the store a page at a time ([`PagedList`]), every page at the first page's revision
 //! (the store's continue token carries it, so the result is the same snapshot one read would
-//! give), and writes each page to the client as soon as it is read, reading the next one
-//! meanwhile. The server holds a few pages, not the whole list, whatever the number of
+//! give), and writes each page to the client as soon as it is rendered, reading the next one
+//! and rendering the one before meanwhile. The server holds a few pages, not the whole list, whatever the number of
 //! objects: 100 000 records cost what 500 do.
 //!
 //! The body is byte for byte what [`render::list`] writes for the same objects in one page. A
@@ -50,16 +50,19 @@ pub async fn serve<R: Stored>(
     }
     prefix.truncate(prefix.len() - 2);
     let pages = Pages {
-        rest,
+        namespace: rest.namespace().map(str::to_owned),
         repr,
         include,
         now: OffsetDateTime::now_utc(),
         wrote_item: false,
     };
-    // One chunk waits in the channel while the producer reads and renders the next page: the
-    // store's latency overlaps the client's transfer, and memory stays a few pages.
+    // Three stages, each a page apart: the store read of one page, the rendering of the one
+    // before, and the client's transfer of the one before that. One page waits in each channel,
+    // so memory stays a few pages, and on a busy machine no stage waits for another's latency.
+    let (page_tx, page_rx) = mpsc::channel(1);
+    tokio::spawn(read_ahead::<R>(rest, page_tx));
     let (tx, rx) = mpsc::channel(1);
-    tokio::spawn(pages.produce::<R>(prefix, first.items, tx));
+    tokio::spawn(pages.produce::<R>(prefix, first.items, page_rx, tx));
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
@@ -68,9 +71,21 @@ pub async fn serve<R: Stored>(
         .into_response())
 }
 
+/// Reads every page after the first into `pages`, ending after the last page, a failed page
+/// (sent on as the error), or when the renderer is gone.
+async fn read_ahead<R: Stored>(mut rest: PagedList, pages: mpsc::Sender<Result<Vec<R>, ApiError>>) {
+    while let Some(page) = rest.next::<R>().await {
+        let failed = page.is_err();
+        if pages.send(page).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
 /// What every page of one unchunked list shares.
 struct Pages {
-    rest: PagedList,
+    /// For messages: the namespace listed, `None` for all.
+    namespace: Option<String>,
     repr: Representation,
     include: IncludeObject,
     /// One clock for every row's age, as one page would have.
@@ -79,46 +94,34 @@ struct Pages {
 }
 
 impl Pages {
-    /// Sends `opening` with `first`'s items, then every further page, then the closing; stops
-    /// as soon as the client is gone, ends the body with an error if a page cannot be read.
+    /// Sends `opening` with `first`'s items, then every page [`read_ahead`] reads, then the
+    /// closing; stops as soon as the client is gone, ends the body with an error if a page
+    /// cannot be read.
     async fn produce<R: Stored>(
         mut self,
         mut chunk: Vec<u8>,
         first: Vec<R>,
+        mut pages: mpsc::Receiver<Result<Vec<R>, ApiError>>,
         tx: mpsc::Sender<std::io::Result<Bytes>>,
     ) {
-        if let Err(e) = self.append(&first, &mut chunk) {
-            let _ = tx.send(Err(e)).await;
-            return;
-        }
+        let mut next = self.append(&first, &mut chunk).map(|()| chunk);
         loop {
-            let last = !self.rest.has_more();
-            if last {
-                chunk.extend_from_slice(b"]}");
+            let failed = next.is_err();
+            if tx.send(next.map(Bytes::from)).await.is_err() || failed {
+                return; // the client went away, or the body ends with the error
             }
-            if tx.send(Ok(Bytes::from(chunk))).await.is_err() || last {
-                return; // the client went away, or it has everything
-            }
-            match self.next_chunk::<R>().await {
-                Ok(next) => chunk = next,
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
+            next = match pages.recv().await {
+                None => {
+                    let _ = tx.send(Ok(Bytes::from_static(b"]}"))).await;
                     return;
                 }
-            }
+                Some(Ok(items)) => {
+                    let mut chunk = Vec::new();
+                    self.append(&items, &mut chunk).map(|()| chunk)
+                }
+                Some(Err(e)) => Err(self.cut_off(&e)),
+            };
         }
-    }
-
-    /// The items of the next page.
-    async fn next_chunk<R: Stored>(&mut self) -> std::io::Result<Vec<u8>> {
-        let items = match self.rest.next::<R>().await {
-            Some(Ok(items)) => items,
-            Some(Err(e)) => return Err(self.cut_off(&e)),
-            None => Vec::new(),
-        };
-        let mut chunk = Vec::new();
-        self.append(&items, &mut chunk)?;
-        Ok(chunk)
     }
 
     fn append<R: Stored>(&mut self, items: &[R], out: &mut Vec<u8>) -> std::io::Result<()> {
@@ -135,7 +138,7 @@ impl Pages {
 
     /// Logs why a list that already answered 200 stops, and the error that cuts its body off.
     fn cut_off(&self, e: &ApiError) -> std::io::Error {
-        let namespace = self.rest.namespace().unwrap_or("(all namespaces)");
+        let namespace = self.namespace.as_deref().unwrap_or("(all namespaces)");
         tracing::error!(namespace, error = %e, "an unchunked list broke off after its first page");
         std::io::Error::other(format!("list broke off: {e}"))
     }
