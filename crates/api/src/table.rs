@@ -55,10 +55,12 @@ pub struct TableRow {
     pub object: Option<serde_json::Value>,
 }
 
-/// A table of objects.
+/// A table of objects. `Row` is [`TableRow`] for a table read from the wire; a server may
+/// write rows of its own type that serialize the same way (straight from its objects, with no
+/// `serde_json::Value` in between).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Table {
+pub struct Table<Row = TableRow> {
     /// Always `meta.k8s.io/v1`.
     pub api_version: String,
     /// Always `Table`.
@@ -68,15 +70,15 @@ pub struct Table {
     /// Columns; may be empty in watch events after the first.
     pub column_definitions: Vec<TableColumnDefinition>,
     /// Rows.
-    pub rows: Vec<TableRow>,
+    pub rows: Vec<Row>,
 }
 
-impl Table {
+impl<Row> Table<Row> {
     /// A table with the given columns and rows.
     pub fn new(
         metadata: ListMeta,
         column_definitions: Vec<TableColumnDefinition>,
-        rows: Vec<TableRow>,
+        rows: Vec<Row>,
     ) -> Self {
         Self {
             api_version: META_API_VERSION.to_owned(),

@@ -4,7 +4,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use coredump_api::meta::META_API_VERSION;
 use coredump_api::{
-    API_VERSION, IncludeObject, List, ListMeta, PartialObjectMetadata, Resource, Table, TableRow,
+    API_VERSION, IncludeObject, List, ListMeta, ObjectMeta, PartialObjectMetadata, Resource, Table,
 };
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -38,44 +38,73 @@ fn table_content_type(api_version: &str) -> &'static str {
 
 /// A table of `items`; `columns` false leaves the column definitions out (watch events after
 /// the first).
-pub fn table<R: Resource>(
+pub fn table<'a, R: Resource>(
     api_version: &str,
-    items: &[R],
+    items: &'a [R],
     metadata: ListMeta,
     include: IncludeObject,
     columns: bool,
-) -> Result<Table, ApiError> {
+) -> Table<Row<'a, R>> {
     let now = OffsetDateTime::now_utc();
     let rows = items
         .iter()
-        .map(|item| table_row(item, include, now))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|item| Row::new(item, include, now))
+        .collect();
     let mut t = Table::new(
         metadata,
         if columns { R::columns() } else { Vec::new() },
         rows,
     );
     api_version.clone_into(&mut t.api_version);
-    Ok(t)
+    t
 }
 
-/// One object's row of a table, its age counted to `now`.
-fn table_row<R: Resource>(
-    item: &R,
-    include: IncludeObject,
-    now: OffsetDateTime,
-) -> Result<TableRow, ApiError> {
-    let object = match include {
-        IncludeObject::None => None,
-        IncludeObject::Metadata => Some(to_value(&PartialObjectMetadata::new(
-            item.metadata().clone(),
-        ))?),
-        IncludeObject::Object => Some(to_value(item)?),
-    };
-    Ok(TableRow {
-        cells: item.cells(now),
-        object,
-    })
+/// One object's row of a table (the wire's `TableRow`), serialized straight from the object:
+/// building a `serde_json::Value` of every row's object first cost a fifth of an unchunked
+/// `Table` list's CPU.
+#[derive(Serialize)]
+pub struct Row<'a, R> {
+    cells: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    object: Option<RowObject<'a, R>>,
+}
+
+/// What a [`Row`] carries as `object` (`?includeObject=`).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum RowObject<'a, R> {
+    /// `PartialObjectMetadata`, the default.
+    Metadata(MetadataOf<'a>),
+    /// The whole object.
+    Object(&'a R),
+}
+
+/// `PartialObjectMetadata` of a borrowed object: the same JSON, without copying the metadata.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MetadataOf<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    metadata: &'a ObjectMeta,
+}
+
+impl<'a, R: Resource> Row<'a, R> {
+    /// `item`'s row, its age counted to `now`.
+    fn new(item: &'a R, include: IncludeObject, now: OffsetDateTime) -> Self {
+        let object = match include {
+            IncludeObject::None => None,
+            IncludeObject::Metadata => Some(RowObject::Metadata(MetadataOf {
+                api_version: META_API_VERSION,
+                kind: "PartialObjectMetadata",
+                metadata: item.metadata(),
+            })),
+            IncludeObject::Object => Some(RowObject::Object(item)),
+        };
+        Row {
+            cells: item.cells(now),
+            object,
+        }
+    }
 }
 
 /// Serializes to a JSON value.
@@ -101,7 +130,7 @@ pub fn object<R: Resource>(
             };
             json(
                 code,
-                &table(v, std::slice::from_ref(obj), meta, include, true)?,
+                &table(v, std::slice::from_ref(obj), meta, include, true),
                 table_content_type(v),
             )
         }
@@ -127,13 +156,7 @@ pub fn object_value<R: Resource>(
                 resource_version: obj.metadata().resource_version.clone(),
                 ..Default::default()
             };
-            to_value(&table(
-                v,
-                std::slice::from_ref(obj),
-                meta,
-                include,
-                columns,
-            )?)
+            to_value(&table(v, std::slice::from_ref(obj), meta, include, columns))
         }
         Representation::PartialMetadata => {
             to_value(&PartialObjectMetadata::new(obj.metadata().clone()))
@@ -180,7 +203,7 @@ pub fn list_body<R: Resource>(
             "application/json",
         )),
         Representation::Table(v) => Ok((
-            encode(&table(v, &page.items, metadata, include, true)?)?,
+            encode(&table(v, &page.items, metadata, include, true))?,
             table_content_type(v),
         )),
         Representation::PartialMetadata => {
@@ -213,9 +236,7 @@ pub fn append_list_item<R: Resource>(
 ) -> Result<(), ApiError> {
     let written = match repr {
         Representation::Object => serde_json::to_writer(&mut *out, item),
-        Representation::Table(_) => {
-            serde_json::to_writer(&mut *out, &table_row(item, include, now)?)
-        }
+        Representation::Table(_) => serde_json::to_writer(&mut *out, &Row::new(item, include, now)),
         Representation::PartialMetadata => serde_json::to_writer(
             &mut *out,
             &PartialObjectMetadata::new(item.metadata().clone()),

@@ -99,7 +99,7 @@ impl<R: Resource> Emitter<R> {
                 metadata,
             }),
             Representation::Table(v) => {
-                let mut t = Table::new(
+                let mut t = Table::<coredump_api::TableRow>::new(
                     ListMeta {
                         resource_version: revision.to_string(),
                         ..Default::default()
