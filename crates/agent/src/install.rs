@@ -75,16 +75,8 @@ pub fn install_binary(source: &Path, layout: &HostLayout) -> Result<(), CaptureE
     if source == layout.handler_bin {
         return Ok(());
     }
-    let dir = layout.handler_bin.parent().unwrap_or(layout.root.as_path());
-    let tmp = dir.join(format!(".coredump-detector.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    std::fs::copy(source, &tmp).map_err(|e| CaptureError::io("copy handler to", &tmp, e))?;
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| CaptureError::io("fsync", &tmp, e))?;
-    std::fs::rename(&tmp, &layout.handler_bin)
-        .map_err(|e| CaptureError::io("install handler as", &layout.handler_bin, e))?;
-    coredump_capture::fsutil::fsync_dir(dir)
+    coredump_common::atomic_file::copy(source, &layout.handler_bin, 0o755)
+        .map_err(|e| CaptureError::io("install handler as", e.path, e.source))
 }
 
 /// The pipe to forward non-pod crashes to: the previous `core_pattern` when it is a pipe that

@@ -2,7 +2,7 @@
 //! bounded reads, atomic writes, directory fsync. Writes never follow symlinks.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -57,33 +57,15 @@ pub fn create_new_nofollow_rw(path: &Path) -> Result<File, CaptureError> {
 
 /// fsyncs a directory so a rename or create inside it survives a crash.
 pub fn fsync_dir(dir: &Path) -> Result<(), CaptureError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| CaptureError::io("fsync", dir, e))
+    coredump_common::atomic_file::fsync_dir(dir).map_err(from_atomic)
 }
 
-/// Writes `bytes` to `path` atomically: a temp file beside it, fsync, rename, fsync of the
-/// directory. Readers see the old content or the new, never a part.
+/// Writes `bytes` to `path` atomically, mode 0600 ([`coredump_common::atomic_file`]): readers
+/// see the old content or the new, never a part.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CaptureError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    let mut file = create_new_nofollow(&tmp)?;
-    let written = file
-        .write_all(bytes)
-        .and_then(|_| file.sync_all())
-        .map_err(|e| CaptureError::io("write", &tmp, e))
-        .and_then(|()| {
-            std::fs::rename(&tmp, path).map_err(|e| CaptureError::io("rename", path, e))
-        });
-    if let Err(e) = written {
-        // Nothing half-written stays behind (a full disk is the usual cause).
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    fsync_dir(dir)
+    coredump_common::atomic_file::write(path, bytes, 0o600).map_err(from_atomic)
+}
+
+fn from_atomic(e: coredump_common::atomic_file::AtomicWriteError) -> CaptureError {
+    CaptureError::io(e.step, e.path, e.source)
 }

@@ -5,12 +5,15 @@
 //! plain-HTTP health/metrics endpoint ([`health`]) and how a mirror pod names its static pod
 //! ([`mirror_pod`]).
 //!
+//! Every role also replaces files the same way ([`atomic_file`]).
+//!
 //! The parsers have no dependencies; the rest sits behind features (`runtime`, `kube`,
 //! `server`), so `deploy` does not build an HTTP server to validate a flag.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod atomic_file;
 pub mod duration;
 #[cfg(feature = "server")]
 pub mod health;
@@ -34,6 +37,7 @@ pub use shutdown::shutdown_signal;
 /// Where the blobs of a cluster install live (`--backend-kind` of the agent, the API server and
 /// the GC, as the seed named it). Only the filesystem: buckets are chosen with `--blob-store`,
 /// which overrides this flag, so the two never disagree.
+#[cfg(feature = "cli")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendKind {
     /// A filesystem under `--local-path` (local disk or a shared volume).

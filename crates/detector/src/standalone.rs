@@ -167,19 +167,15 @@ async fn serve(layout: &Layout, args: &StandaloneArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Copies this binary to `bin/coredump-detector` (temp name, fsync, rename: a handler already
-/// running keeps its old file, the next crash gets the new one whole) and writes its config.
+/// Copies this binary to `bin/coredump-detector` (atomically: a handler already running keeps
+/// its old file, the next crash gets the new one whole) and writes its config.
 fn install_handler(layout: &Layout, args: &StandaloneArgs) -> anyhow::Result<()> {
     let bin_dir = layout.handler_bin.parent().unwrap_or(&layout.root);
     create_private_dir_all(bin_dir)?;
     let me = std::env::current_exe().context("locating this binary")?;
     if me != layout.handler_bin {
-        let tmp = bin_dir.join(format!(".coredump-detector.tmp-{}", std::process::id()));
-        std::fs::copy(&me, &tmp)
-            .with_context(|| format!("copying {} to {}", me.display(), tmp.display()))?;
-        std::fs::File::open(&tmp).and_then(|f| f.sync_all())?;
-        std::fs::rename(&tmp, &layout.handler_bin)
-            .with_context(|| format!("installing {}", layout.handler_bin.display()))?;
+        coredump_common::atomic_file::copy(&me, &layout.handler_bin, 0o755)
+            .with_context(|| format!("installing {} as the handler", me.display()))?;
     }
     let flags = &args.capture_flags;
     let min_free = flags.floor_bytes(flags.min_free, &layout.root, false);

@@ -7,7 +7,6 @@
 //! Deriving the time instead was the alternative: Kubernetes keeps no record of deleted pods,
 //! and file times on the volume say when a crash was stored, not when its pod went away.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::plan::GoneState;
@@ -46,7 +45,7 @@ pub fn load(path: &Path) -> Result<GoneState, StateError> {
     serde_json::from_slice(&bytes).map_err(|e| err("parse", e.into()))
 }
 
-/// Writes the state atomically.
+/// Writes the state atomically ([`coredump_common::atomic_file`]).
 pub fn store(path: &Path, state: &GoneState) -> Result<(), StateError> {
     let err = |source| StateError {
         action: "write",
@@ -56,19 +55,7 @@ pub fn store(path: &Path, state: &GoneState) -> Result<(), StateError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(err)?;
     let json = serde_json::to_vec_pretty(state).map_err(|e| err(e.into()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("state"),
-        std::process::id()
-    ));
-    let mut file = std::fs::File::create(&tmp).map_err(err)?;
-    file.write_all(&json).map_err(err)?;
-    file.sync_all().map_err(err)?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(err)?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(err)
+    coredump_common::atomic_file::write(path, &json, 0o644).map_err(|e| err(e.source))
 }
 
 #[cfg(test)]

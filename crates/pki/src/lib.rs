@@ -252,24 +252,12 @@ pub fn read_pair(dir: &Path, name: &str) -> Result<Option<Issued>, PkiError> {
     })
 }
 
-/// Writes a file atomically with `mode` (temp name, rename).
+/// Writes a file atomically with `mode` ([`coredump_common::atomic_file`]).
 pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let io = |source| PkiError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(io)?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    coredump_common::atomic_file::write(path, bytes, mode).map_err(|e| PkiError::Io {
+        path: e.path,
+        source: e.source,
+    })
 }
 
 #[cfg(test)]
