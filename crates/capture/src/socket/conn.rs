@@ -336,13 +336,20 @@ fn capture_one(
 /// The core as the kernel streams it. The kernel sends one page per message and the socket
 /// holds only ~40 of them, so a plain `read` returns ~10 KB at a time (29,000 reads for
 /// 256 MiB, each waking the pipeline's trailing thread); `MSG_WAITALL` returns only when the
-/// buffer is full or the core ended: one call per MiB, same throughput as a pipe.
+/// buffer is full or the core ended: one call per [`SOCKET_READ`] bytes.
 struct CoreStream(UnixStream);
+
+/// Bytes taken from the socket per `recv` (then written to the spill file before the next).
+/// The kernel's end of the connection queues only about 200 KiB: while a whole MiB was written
+/// out, the dumping task waited with a full socket, so the core crossed in two alternating
+/// halves. A write of this much takes less time than the kernel needs to queue as much again.
+const SOCKET_READ: usize = 128 << 10;
 
 impl Read for CoreStream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let len = buf.len().min(SOCKET_READ);
         loop {
-            match rustix::net::recv(&self.0, &mut *buf, rustix::net::RecvFlags::WAITALL) {
+            match rustix::net::recv(&self.0, &mut buf[..len], rustix::net::RecvFlags::WAITALL) {
                 Ok((n, _)) => return Ok(n),
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(e.into()),
