@@ -13,6 +13,9 @@ const COMPACTED: &str = "required revision has been compacted";
 /// etcd's text for a revision that does not exist yet.
 const FUTURE: &str = "required revision is a future revision";
 
+/// tonic's text for an answer above the client's message size limit (also `OUT_OF_RANGE`).
+const TOO_LARGE: &str = "message length too large";
+
 /// The gRPC status code `OUT_OF_RANGE` (fixed by the gRPC spec; etcd-client does not re-export
 /// tonic's `Code`, and a direct tonic dependency only for this constant is not worth it).
 const GRPC_OUT_OF_RANGE: i32 = 11;
@@ -23,6 +26,8 @@ pub(super) enum Failure {
     Compacted,
     /// The revision asked for is beyond the current one.
     FutureRevision,
+    /// etcd's answer was larger than [`super::MAX_ANSWER_BYTES`].
+    TooLarge,
     /// Anything else: connection, timeout, server error.
     Other(StoreError),
 }
@@ -37,6 +42,9 @@ pub(super) fn classify(operation: &str, err: etcd_client::Error) -> Failure {
         }
         if status.message().contains(FUTURE) {
             return Failure::FutureRevision;
+        }
+        if status.message().contains(TOO_LARGE) {
+            return Failure::TooLarge;
         }
     }
     Failure::Other(StoreError::backend(format!("etcd {operation}"), err))

@@ -17,7 +17,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use etcd_client::{
     Certificate, Client, CompactionOptions, Compare, CompareOp, ConnectOptions, DeleteOptions,
-    GetOptions, Identity, KeyValue, TlsOptions, Txn, TxnOp, TxnOpResponse, TxnResponse,
+    GetOptions, Identity, KeyValue, KvClient, TlsOptions, Txn, TxnOp, TxnOpResponse, TxnResponse,
+    WatchClient,
 };
 
 use crate::StoreError;
@@ -69,10 +70,19 @@ impl std::fmt::Debug for EtcdTls {
     }
 }
 
+/// Largest answer taken from etcd in one message. gRPC clients refuse more than 4 MiB unless
+/// told otherwise, and objects may be as large as etcd takes (1.5 MiB by default): a page of a
+/// few large objects broke every list that reached them. Above this, a list asks for fewer
+/// objects per page instead ([`EtcdStore::list`]), so one answer never costs more memory.
+pub const MAX_ANSWER_BYTES: usize = 64 << 20;
+
 /// The etcd [`MetadataStore`].
 #[derive(Clone)]
 pub struct EtcdStore {
-    client: Client,
+    /// Key-value calls, taking answers of up to [`MAX_ANSWER_BYTES`].
+    kv: KvClient,
+    /// Watches, taking event batches of up to [`MAX_ANSWER_BYTES`].
+    watcher: WatchClient,
     /// Without a trailing `/`.
     prefix: String,
     endpoints: Vec<String>,
@@ -133,7 +143,12 @@ impl EtcdStore {
         .await?
         .map_err(|e| backend(&operation, e))?;
         let store = Self {
-            client,
+            kv: client
+                .kv_client()
+                .max_decoding_message_size(MAX_ANSWER_BYTES),
+            watcher: client
+                .watch_client()
+                .max_decoding_message_size(MAX_ANSWER_BYTES),
             prefix: prefix.trim_end_matches('/').to_owned(),
             endpoints: endpoints.to_vec(),
             options,
@@ -173,7 +188,7 @@ impl EtcdStore {
 
     /// Runs one transaction with a deadline.
     async fn txn(&self, operation: &str, txn: Txn) -> Result<TxnResponse, StoreError> {
-        let mut client = self.client.clone();
+        let mut client = self.kv.clone();
         bounded(self.options.request_timeout, operation, client.txn(txn))
             .await?
             .map_err(|e| backend(operation, e))
@@ -242,7 +257,7 @@ impl MetadataStore for EtcdStore {
         key::validate(key)?;
         let k = self.etcd_key(&key::encode(key));
         let operation = format!("get {k}");
-        let mut client = self.client.clone();
+        let mut client = self.kv.clone();
         let mut resp = bounded(
             self.options.request_timeout,
             &operation,
@@ -329,38 +344,49 @@ impl MetadataStore for EtcdStore {
             ),
             None => (self.etcd_key(&start), None),
         };
-        let mut options = GetOptions::new()
-            .with_range(self.etcd_key(&end))
-            .with_limit(i64::try_from(request.limit).unwrap_or(i64::MAX));
-        if let Some(r) = at {
-            options = options.with_revision(etcd_rev(r));
-        }
         let operation = format!("list {}", self.etcd_key(&start));
-        let mut client = self.client.clone();
-        let result = bounded(
-            self.options.request_timeout,
-            &operation,
-            client.get(from, Some(options)),
-        )
-        .await?;
-        let mut resp = match result {
-            Ok(resp) => resp,
-            Err(e) => {
-                let requested = at.unwrap_or(0);
-                return Err(match classify(&operation, e) {
-                    Failure::Compacted => StoreError::Expired {
-                        requested,
-                        // etcd does not say how far it compacted; the token's revision is gone,
-                        // so the oldest readable one is at least the next.
-                        oldest: requested + 1,
-                    },
-                    Failure::FutureRevision => StoreError::Invalid {
-                        what: "continue token (revision from the future)",
-                        value: request.continue_token.clone().unwrap_or_default(),
-                    },
-                    Failure::Other(e) => e,
-                });
+        let mut limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
+        let mut resp = loop {
+            let mut options = GetOptions::new()
+                .with_range(self.etcd_key(&end))
+                .with_limit(limit);
+            if let Some(r) = at {
+                options = options.with_revision(etcd_rev(r));
             }
+            let mut client = self.kv.clone();
+            let result = bounded(
+                self.options.request_timeout,
+                &operation,
+                client.get(from.as_str(), Some(options)),
+            )
+            .await?;
+            let e = match result {
+                Ok(resp) => break resp,
+                Err(e) => e,
+            };
+            let requested = at.unwrap_or(0);
+            return Err(match classify(&operation, e) {
+                Failure::TooLarge if limit != 1 => {
+                    // Large objects: the same page in smaller steps (0, all, counts as large).
+                    limit = if limit <= 0 { 256 } else { limit / 2 };
+                    continue;
+                }
+                Failure::TooLarge => StoreError::backend(
+                    format!("etcd {operation}"),
+                    format!("one object is larger than {MAX_ANSWER_BYTES} bytes"),
+                ),
+                Failure::Compacted => StoreError::Expired {
+                    requested,
+                    // etcd does not say how far it compacted; the token's revision is gone,
+                    // so the oldest readable one is at least the next.
+                    oldest: requested + 1,
+                },
+                Failure::FutureRevision => StoreError::Invalid {
+                    what: "continue token (revision from the future)",
+                    value: request.continue_token.clone().unwrap_or_default(),
+                },
+                Failure::Other(e) => e,
+            });
         };
         let revision = at.unwrap_or_else(|| Self::header_rev(resp.header()));
         let more = resp.more();
@@ -410,7 +436,7 @@ impl MetadataStore for EtcdStore {
 
     async fn current_revision(&self) -> Result<u64, StoreError> {
         let operation = format!("read revision at {}", self.endpoints.join(","));
-        let mut client = self.client.clone();
+        let mut client = self.kv.clone();
         let options = GetOptions::new().with_count_only();
         let resp = bounded(
             self.options.request_timeout,
@@ -426,7 +452,7 @@ impl MetadataStore for EtcdStore {
     /// the cluster, as kube-apiserver's periodic compaction does.
     async fn compact(&self, revision: u64) -> Result<(), StoreError> {
         let operation = format!("compact to {revision}");
-        let mut client = self.client.clone();
+        let mut client = self.kv.clone();
         let call = client.compact(
             etcd_rev(revision),
             Some(CompactionOptions::new().with_physical()),
@@ -439,6 +465,10 @@ impl MetadataStore for EtcdStore {
                     what: "compaction revision (beyond the current revision)",
                     value: revision.to_string(),
                 }),
+                Failure::TooLarge => Err(StoreError::backend(
+                    format!("etcd {operation}"),
+                    "answer larger than the client takes",
+                )),
                 Failure::Other(e) => Err(e),
             },
         }

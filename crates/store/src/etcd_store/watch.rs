@@ -119,8 +119,13 @@ pub(super) async fn start(
     let options = WatchOptions::new()
         .with_range(to)
         .with_start_revision(etcd_rev(after_revision.saturating_add(1)))
-        .with_prev_key();
-    let mut client = store.client.clone();
+        .with_prev_key()
+        // etcd's answer to a watch that catches up holds every event since its start at once,
+        // larger than any client takes when objects are large; in fragments each answer stays
+        // near etcd's request size limit. Events are handled one by one, and each of our
+        // revisions is one change, so a fragment never splits what belongs together.
+        .with_fragment();
+    let mut client = store.watcher.clone();
     let stream = bounded(
         store.options.request_timeout,
         &operation,
