@@ -173,35 +173,12 @@ async fn etcd_streams_the_same_bytes_and_a_dead_etcd_cuts_the_body_off() {
 async fn a_watch_from_now_sends_every_page_of_current_objects_once() {
     let h = Harness::new();
     fill(&h, 0..OBJECTS).await;
-    let resp = h
-        .send(
-            Who::Admin,
-            Method::GET,
-            &format!("{ALL}?watch=1&resourceVersion=0"),
-            &[],
-            None,
-        )
-        .await;
-    assert_eq!(resp.status(), StatusCode::OK);
-    let mut body = resp.into_body();
-    let mut pending = Vec::new();
+    let mut events = Events::open(&h, "0").await;
     let mut added = std::collections::BTreeSet::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let mut created_after = false;
     let mut seen_after = false;
     while !seen_after {
-        let frame = tokio::time::timeout_at(deadline, body.frame())
-            .await
-            .expect("every initial event and the later creation within 60 s")
-            .expect("the watch stays open")
-            .unwrap();
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        pending.extend_from_slice(&data);
-        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=end).collect();
-            let event: Value = serde_json::from_slice(&line).unwrap();
+        for event in events.next().await {
             assert_eq!(event["type"], "ADDED", "{event}");
             let name = event["object"]["metadata"]["name"]
                 .as_str()
@@ -219,6 +196,52 @@ async fn a_watch_from_now_sends_every_page_of_current_objects_once() {
         }
     }
     assert_eq!(added.len(), OBJECTS, "each current object once");
+}
+
+/// The events of a watch of every endpoint, as they arrive (at most 60 s in all).
+struct Events {
+    body: axum::body::Body,
+    pending: Vec<u8>,
+    deadline: tokio::time::Instant,
+}
+
+impl Events {
+    /// `?watch=1&resourceVersion=<rv>`.
+    async fn open(h: &Harness, rv: &str) -> Events {
+        let resp = h
+            .send(
+                Who::Admin,
+                Method::GET,
+                &format!("{ALL}?watch=1&resourceVersion={rv}"),
+                &[],
+                None,
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        Events {
+            body: resp.into_body(),
+            pending: Vec::new(),
+            deadline: tokio::time::Instant::now() + Duration::from_secs(60),
+        }
+    }
+
+    /// The events of the next piece of the body (maybe none).
+    async fn next(&mut self) -> Vec<Value> {
+        let frame = tokio::time::timeout_at(self.deadline, self.body.frame())
+            .await
+            .expect("the events within 60 s")
+            .expect("the watch stays open")
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            self.pending.extend_from_slice(&data);
+        }
+        let mut events = Vec::new();
+        while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=end).collect();
+            events.push(serde_json::from_slice(&line).unwrap());
+        }
+        events
+    }
 }
 
 /// Objects may be large (a body of up to 3 MiB, etcd takes values of up to 1.5 MiB): a tenant
@@ -283,35 +306,12 @@ async fn lists_of_large_objects_work_on_etcd() {
     assert_whole(&events, &filler, LARGE, "watch from before the creations");
 }
 
-/// The objects of the first `count` events of a watch from `rv`, within 60 s.
+/// The objects of the first `count` events of a watch from `rv`, all `ADDED`.
 async fn watch_from(h: &Harness, rv: &str, count: usize) -> Vec<Value> {
-    let resp = h
-        .send(
-            Who::Admin,
-            Method::GET,
-            &format!("{ALL}?watch=1&resourceVersion={rv}"),
-            &[],
-            None,
-        )
-        .await;
-    assert_eq!(resp.status(), StatusCode::OK);
-    let mut body = resp.into_body();
-    let mut pending = Vec::new();
+    let mut events = Events::open(h, rv).await;
     let mut objects = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while objects.len() < count {
-        let frame = tokio::time::timeout_at(deadline, body.frame())
-            .await
-            .expect("every event within 60 s")
-            .expect("the watch stays open")
-            .unwrap();
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        pending.extend_from_slice(&data);
-        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=end).collect();
-            let event: Value = serde_json::from_slice(&line).unwrap();
+        for event in events.next().await {
             assert_eq!(event["type"], "ADDED", "{}", event["object"]["message"]);
             objects.push(event["object"].clone());
         }
