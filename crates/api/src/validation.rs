@@ -222,8 +222,24 @@ pub fn object_meta(meta: &ObjectMeta) -> Vec<FieldError> {
             errs.push(FieldError::invalid("metadata.annotations", k, e));
         }
     }
+    let annotation_bytes: usize = meta
+        .annotations
+        .iter()
+        .map(|(k, v)| k.len() + v.len())
+        .sum();
+    if annotation_bytes > MAX_ANNOTATION_BYTES {
+        errs.push(FieldError::invalid(
+            "metadata.annotations",
+            &format!("{annotation_bytes} bytes"),
+            format!("must have at most {MAX_ANNOTATION_BYTES} bytes"),
+        ));
+    }
     errs
 }
+
+/// Most bytes of annotations (keys and values) one object may carry: Kubernetes' limit, which
+/// keeps any tenant's objects small enough that a page of them stays cheap to list.
+pub const MAX_ANNOTATION_BYTES: usize = 256 << 10;
 
 /// Validates a `Coredump` for create. The blob path must lie under the object's own namespace
 /// (and pod UID, when known): a client allowed to create Coredumps in one namespace must not be
@@ -353,6 +369,24 @@ mod tests {
         for bad in ["", ".a", "a.", "a..b", "A.b", &"a.".repeat(127)] {
             assert!(dns1123_subdomain(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn annotations_are_limited_in_total_like_kubernetes() {
+        let mut meta = ObjectMeta {
+            name: "x".into(),
+            namespace: "ns".into(),
+            ..Default::default()
+        };
+        let key = "example.com/a";
+        meta.annotations
+            .insert(key.into(), "v".repeat(MAX_ANNOTATION_BYTES - key.len()));
+        assert_eq!(object_meta(&meta), vec![], "exactly the limit is accepted");
+        meta.annotations.insert("b".into(), String::new());
+        let errs = object_meta(&meta);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].field, "metadata.annotations");
+        assert!(errs[0].detail.contains("262144"), "{}", errs[0].detail);
     }
 
     #[test]

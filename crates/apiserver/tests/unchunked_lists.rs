@@ -244,21 +244,39 @@ impl Events {
     }
 }
 
-/// Objects may be large (a body of up to 3 MiB, etcd takes values of up to 1.5 MiB): a tenant
-/// who creates some of 1.2 MB must not make every list that reaches them fail, paged or not.
-/// gRPC clients refused answers above 4 MiB (five such objects broke every list); 60 of them
-/// are more than the store takes in one answer (`MAX_ANSWER_BYTES`), so the store reads that
-/// page in smaller steps.
+/// Objects may be large: a tenant who creates many must not make every list that reaches them
+/// fail, paged or not. gRPC clients refused answers above 4 MiB (five objects with 1.2 MB of
+/// annotations broke every list that reached them; annotations are now limited to 256 KiB, as
+/// Kubernetes limits them, and such an object is refused); 280 objects of 250 KB are more than
+/// the store takes in one answer (`MAX_ANSWER_BYTES`), so the store reads that page in
+/// smaller steps, and a watch catching up over them gets them all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lists_of_large_objects_work_on_etcd() {
-    const LARGE: usize = 60;
-    const { assert!(LARGE * 1_200_000 > coredump_store::etcd_store::MAX_ANSWER_BYTES) };
+    const LARGE: usize = 280;
+    const SIZE: usize = 250_000;
+    const { assert!(LARGE * SIZE > coredump_store::etcd_store::MAX_ANSWER_BYTES) };
     let (h, _etcd) = Harness::on_etcd().await;
+    let mut huge = common::endpoint("huge", "uid-huge");
+    huge["metadata"]["annotations"] =
+        serde_json::json!({ "example.com/filler": "x".repeat(1_200_000) });
+    let (code, body) = h
+        .call(
+            Method::POST,
+            &format!("{BASE}/namespaces/a/coredumpendpoints"),
+            Some(huge),
+        )
+        .await;
+    assert_eq!(
+        code,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        body["message"]
+    );
     let before = list_json(&h, "?limit=1").await["metadata"]["resourceVersion"]
         .as_str()
         .expect("resourceVersion")
         .to_owned();
-    let filler = "x".repeat(1_200_000);
+    let filler = "x".repeat(SIZE);
     for i in 0..LARGE {
         let mut e = common::endpoint(&format!("big-{i}"), &format!("uid-big-{i}"));
         e["metadata"]["annotations"] = serde_json::json!({ "example.com/filler": filler });
@@ -279,12 +297,14 @@ async fn lists_of_large_objects_work_on_etcd() {
     // Paged: pages may hold fewer objects than asked for, the continue token goes on.
     let mut items = Vec::new();
     let mut token: Option<String> = None;
+    let mut pages = 0;
     for _ in 0..LARGE + 1 {
         let query = match &token {
             Some(t) => format!("?limit=500&continue={t}"),
             None => "?limit=500".to_owned(),
         };
         let list = list_json(&h, &query).await;
+        pages += 1;
         items.extend(list["items"].as_array().expect("items").iter().cloned());
         token = list["metadata"]["continue"].as_str().map(str::to_owned);
         if token.is_none() {
@@ -292,6 +312,10 @@ async fn lists_of_large_objects_work_on_etcd() {
         }
     }
     assert!(token.is_none(), "the pages end");
+    assert!(
+        pages > 1,
+        "one page of all of them is more than one answer from etcd: the store reads less"
+    );
     assert_whole(&items, &filler, LARGE, "paged list");
     let list = list_json(&h, "").await;
     assert_whole(
