@@ -25,20 +25,35 @@ const METADATA_ACCEPT: &str = "application/json;as=PartialObjectMetadataList;v=v
 /// carries the label `rare=yes`.
 async fn fill(h: &Harness, ids: std::ops::Range<usize>) {
     for i in ids {
-        let ns = ["a", "b", "c"][i % 3];
         let mut e = common::endpoint(&format!("ep-{i:05}"), &format!("uid-{i}"));
         if i % 400 == 0 {
             e["metadata"]["labels"] = serde_json::json!({"rare": "yes"});
         }
-        let (code, body) = h
-            .call(
-                Method::POST,
-                &format!("{BASE}/namespaces/{ns}/coredumpendpoints"),
-                Some(e),
-            )
-            .await;
-        assert_eq!(code, StatusCode::CREATED, "{body}");
+        create(h, ["a", "b", "c"][i % 3], e).await;
     }
+}
+
+/// `count` endpoints `<prefix>-NNN` in `ns`, each carrying `filler` as an annotation.
+async fn fill_large(h: &Harness, ns: &str, prefix: &str, count: usize, filler: &str) {
+    for i in 0..count {
+        let name = format!("{prefix}-{i:03}");
+        let mut e = common::endpoint(&name, &format!("uid-{name}"));
+        e["metadata"]["annotations"] = serde_json::json!({ "example.com/filler": filler });
+        create(h, ns, e).await;
+    }
+}
+
+/// Creates `endpoint` in `ns`; anything but 201 fails the test.
+async fn create(h: &Harness, ns: &str, endpoint: Value) {
+    let name = endpoint["metadata"]["name"].to_string();
+    let (code, body) = h
+        .call(
+            Method::POST,
+            &format!("{BASE}/namespaces/{ns}/coredumpendpoints"),
+            Some(endpoint),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{name}: {}", body["message"]);
 }
 
 async fn get(h: &Harness, uri: &str, accept: &str) -> Vec<u8> {
@@ -140,10 +155,12 @@ async fn etcd_streams_the_same_bytes_and_a_dead_etcd_cuts_the_body_off() {
     let (h, etcd) = Harness::on_etcd().await;
     fill(&h, 0..OBJECTS).await;
     streamed_lists_equal_one_page(&h).await;
-    // The server reads a few pages ahead of the client (a page waiting for the renderer, one
-    // being rendered, one rendered in the body): with seven pages, etcd's death lands
-    // between two of them whatever the timing, since this client reads nothing before it.
-    fill(&h, OBJECTS..6 * STORE_PAGE + 1).await;
+    // The server reads ahead of the client (a piece waiting for the renderer, one being
+    // rendered, one rendered in the body, and what etcd's stream has in flight, pieces of
+    // about 1.5 MiB): 20 MB more at the end of the list, in objects of 250 KB, are more than
+    // that, so etcd's death lands before the end whatever the timing, since this client reads
+    // nothing before it.
+    fill_large(&h, "z", "tail", 80, &"x".repeat(250_000)).await;
 
     // The answer has begun (status 200, first store page read) when etcd dies.
     let resp = h
@@ -165,6 +182,21 @@ async fn etcd_streams_the_same_bytes_and_a_dead_etcd_cuts_the_body_off() {
         err.to_string().contains("list broke off"),
         "the body's error says why: {err}"
     );
+}
+
+/// etcd before 3.7 has no `RangeStream`: the rest of an unchunked list is then read page by
+/// page, to the same bytes. Debian's etcd (3.4, installed by `scripts/install-deps.sh`) is
+/// such an etcd.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_etcd_without_range_stream_gets_the_same_lists_page_by_page() {
+    let debian_etcd = std::path::Path::new("/usr/bin/etcd");
+    assert!(
+        debian_etcd.exists(),
+        "Debian's etcd-server package (scripts/install-deps.sh) is needed"
+    );
+    let (h, _etcd) = Harness::on_etcd_binary(debian_etcd).await;
+    fill(&h, 0..OBJECTS).await;
+    streamed_lists_equal_one_page(&h).await;
 }
 
 /// `?watch=1&resourceVersion=0`: every current object as one ADDED event (read from the store a
@@ -277,23 +309,7 @@ async fn lists_of_large_objects_work_on_etcd() {
         .expect("resourceVersion")
         .to_owned();
     let filler = "x".repeat(SIZE);
-    for i in 0..LARGE {
-        let mut e = common::endpoint(&format!("big-{i}"), &format!("uid-big-{i}"));
-        e["metadata"]["annotations"] = serde_json::json!({ "example.com/filler": filler });
-        let (code, body) = h
-            .call(
-                Method::POST,
-                &format!("{BASE}/namespaces/a/coredumpendpoints"),
-                Some(e),
-            )
-            .await;
-        assert_eq!(
-            code,
-            StatusCode::CREATED,
-            "{}",
-            &body.to_string()[..200.min(body.to_string().len())]
-        );
-    }
+    fill_large(&h, "a", "big", LARGE, &filler).await;
     // Paged: pages may hold fewer objects than asked for, the continue token goes on.
     let mut items = Vec::new();
     let mut token: Option<String> = None;
@@ -371,5 +387,103 @@ fn assert_whole(items: &[Value], filler: &str, count: usize, what: &str) {
             .iter()
             .all(|i| i["metadata"]["annotations"]["example.com/filler"] == filler),
         "every object whole in the {what}"
+    );
+}
+
+/// The store itself: etcd 3.7 (the harness's) streams the rest of a list after a page in one
+/// `RangeStream` answer, the same objects at the page's revision as paging gives, and writes
+/// after the page do not show; Debian's etcd 3.4 has no `RangeStream` and the store says so
+/// (`None`: the caller pages).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_etcd_store_streams_the_rest_of_a_list_where_etcd_can() {
+    use coredump_store::etcd_store::EtcdStore;
+    use coredump_store::{ListRequest, MetadataStore, ObjectKey};
+    use futures::StreamExt;
+
+    async fn fill_store(store: &EtcdStore, count: usize) {
+        for i in 0..count {
+            let key = ObjectKey {
+                resource: "things".into(),
+                namespace: ["a", "b"][i % 2].into(),
+                name: format!("t-{i:05}"),
+            };
+            store
+                .create(&key, bytes::Bytes::from(format!("{{\"n\":{i}}}")))
+                .await
+                .unwrap();
+        }
+    }
+    fn request(token: Option<String>, limit: usize) -> ListRequest {
+        ListRequest {
+            resource: "things".into(),
+            namespace: None,
+            limit,
+            continue_token: token,
+        }
+    }
+    let names = |items: &[coredump_store::StoredObject]| -> Vec<String> {
+        items
+            .iter()
+            .map(|o| format!("{}/{}", o.key.namespace, o.key.name))
+            .collect()
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = coredump_testplane::start_etcd(&dir.path().join("etcd")).unwrap();
+    let store = EtcdStore::connect(&[etcd.url()], "/stream").await.unwrap();
+    fill_store(&store, 1200).await;
+    let first = store.list(&request(None, 500)).await.unwrap();
+    let token = first.continue_token.clone().expect("more than one page");
+    // Written after the first page: not part of its snapshot.
+    fill_store(&store, 0).await;
+    store
+        .create(
+            &ObjectKey {
+                resource: "things".into(),
+                namespace: "c".into(),
+                name: "later".into(),
+            },
+            bytes::Bytes::from_static(b"{}"),
+        )
+        .await
+        .unwrap();
+    let mut chunks = store
+        .list_rest(&request(Some(token.clone()), 0))
+        .await
+        .unwrap()
+        .expect("etcd 3.7 streams the rest of a range");
+    let mut streamed = Vec::new();
+    let mut pieces = 0;
+    while let Some(chunk) = chunks.next().await {
+        streamed.extend(names(&chunk.unwrap()));
+        pieces += 1;
+    }
+    let mut paged = Vec::new();
+    let mut next = Some(token);
+    while let Some(t) = next {
+        let page = store.list(&request(Some(t), 500)).await.unwrap();
+        paged.extend(names(&page.items));
+        next = page.continue_token;
+    }
+    assert_eq!(streamed.len(), 700);
+    assert_eq!(streamed, paged, "the same objects in the same order");
+    assert!(pieces >= 1);
+
+    let old_dir = tempfile::tempdir().unwrap();
+    let old = coredump_testplane::start_etcd_binary(
+        std::path::Path::new("/usr/bin/etcd"),
+        &old_dir.path().join("etcd"),
+    )
+    .unwrap();
+    let store = EtcdStore::connect(&[old.url()], "/stream").await.unwrap();
+    fill_store(&store, 600).await;
+    let first = store.list(&request(None, 500)).await.unwrap();
+    assert!(
+        store
+            .list_rest(&request(first.continue_token, 0))
+            .await
+            .unwrap()
+            .is_none(),
+        "etcd 3.4 has no RangeStream: the store says so instead of failing"
     );
 }

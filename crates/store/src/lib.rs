@@ -35,6 +35,6 @@ mod token;
 pub use blob::{BlobInfo, BlobPath, BlobStore, SeekableRead};
 pub use error::StoreError;
 pub use metadata::{
-    EventType, ListPage, ListRequest, MetadataStore, ObjectKey, Precondition, StoredObject,
-    WatchEvent, WatchStream,
+    EventType, ListPage, ListRequest, MetadataStore, ObjectChunks, ObjectKey, Precondition,
+    StoredObject, WatchEvent, WatchStream,
 };

@@ -104,6 +104,9 @@ pub struct WatchEvent {
 /// window, or when the store shuts down.
 pub type WatchStream = BoxStream<'static, Result<WatchEvent, StoreError>>;
 
+/// Pieces of a list read in one streamed answer ([`MetadataStore::list_rest`]), in key order.
+pub type ObjectChunks = BoxStream<'static, Result<Vec<StoredObject>, StoreError>>;
+
 /// The metadata store. All methods are cancel-safe; a write either happens whole or not at all.
 #[async_trait]
 pub trait MetadataStore: Send + Sync + 'static {
@@ -134,6 +137,17 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Lists objects of one resource, optionally in one namespace, one page at a time.
     /// A continue token from an older page that fell out of history is [`StoreError::Expired`].
     async fn list(&self, request: &ListRequest) -> Result<ListPage, StoreError>;
+
+    /// The rest of a list in one answer streamed in pieces: every object of `request`'s range
+    /// after its continue token, at the token's revision, in store-sized chunks (`limit` is
+    /// ignored). For lists without `limit`, where reading page by page costs more: etcd counts
+    /// the keys from a page's start to the end of the range for every page it answers. `None`
+    /// when the store has no such read (the caller pages with [`MetadataStore::list`]); the
+    /// default.
+    async fn list_rest(&self, request: &ListRequest) -> Result<Option<ObjectChunks>, StoreError> {
+        let _ = request;
+        Ok(None)
+    }
 
     /// Streams every change to `resource` (in `namespace` if given) with a revision strictly
     /// greater than `after_revision`, in order. If history before that point was discarded,

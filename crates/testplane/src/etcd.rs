@@ -35,10 +35,15 @@ pub struct EtcdProcess {
 /// Starts a standalone etcd that keeps its data in `data_dir` (created if missing; reuse it to
 /// restart on the same data). Its log goes to a scratch directory removed on `Drop`.
 pub fn start_etcd(data_dir: &Path) -> Result<EtcdProcess, HarnessError> {
-    let binary = crate::binaries::binaries()?.etcd;
+    start_etcd_binary(&crate::binaries::binaries()?.etcd, data_dir)
+}
+
+/// [`start_etcd`] with another etcd binary (Debian's older etcd, for what must work on any
+/// etcd 3.x).
+pub fn start_etcd_binary(binary: &Path, data_dir: &Path) -> Result<EtcdProcess, HarnessError> {
     let log_dir = crate::workdir::instance_dir("etcd")?;
     let log = log_dir.path().join("etcd.log");
-    let mut etcd = EtcdProcess::start(&binary, data_dir, &log, None)?;
+    let mut etcd = EtcdProcess::start(binary, data_dir, &log, None)?;
     etcd._log_dir = Some(log_dir);
     Ok(etcd)
 }

@@ -314,23 +314,8 @@ impl Registry {
                 continue_token: opts.continue_token.clone(),
             })
             .await?;
-        let mut items = Vec::with_capacity(page.items.len());
-        for stored in &page.items {
-            let obj: R = match decode(stored) {
-                Ok(obj) => obj,
-                Err(e @ ApiError::Corrupt { .. }) => {
-                    // One planted or damaged record must not hide every other one.
-                    tracing::error!(error = %e, "leaving a refused stored object out of a list");
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            if matches(&obj, opts) {
-                items.push(obj);
-            }
-        }
         Ok(ObjectList {
-            items,
+            items: matching(&page.items, opts)?,
             resource_version: page.revision,
             continue_token: page.continue_token,
         })
@@ -612,7 +597,31 @@ impl Registry {
     }
 }
 
-/// Whether an object satisfies the selectors of a list.
+/// The objects among `stored` that `opts`' selectors match, decoded. A stored object that
+/// cannot be decoded is left out (and logged): one planted or damaged record must not hide
+/// every other one.
+pub fn matching<R: Stored>(
+    stored: &[coredump_store::StoredObject],
+    opts: &ListOptions,
+) -> Result<Vec<R>, ApiError> {
+    let mut items = Vec::with_capacity(stored.len());
+    for stored in stored {
+        let obj: R = match decode(stored) {
+            Ok(obj) => obj,
+            Err(e @ ApiError::Corrupt { .. }) => {
+                tracing::error!(error = %e, "leaving a refused stored object out of a list");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if matches(&obj, opts) {
+            items.push(obj);
+        }
+    }
+    Ok(items)
+}
+
+/// Whether `obj` matches `opts`' label and field selectors.
 pub fn matches<R: Resource>(obj: &R, opts: &ListOptions) -> bool {
     opts.labels.matches(&obj.metadata().labels) && opts.fields.matches(|f| obj.field(f))
 }

@@ -1,9 +1,15 @@
 //! A whole list read a store page at a time: what unchunked lists and watches from "now" need.
 //! Every page after the first is read at the first page's revision (the store's continue token
 //! carries it), so the pages together are the snapshot one read would have given, and the
-//! reader holds one page, not the list.
+//! reader holds one page, not the list. Where the store can stream the rest of a range in one
+//! answer ([`coredump_store::MetadataStore::list_rest`], etcd 3.7's `RangeStream`), the rest
+//! comes that way: etcd counts every key after a page for each page it answers, so 200 pages
+//! cost it the square of the list.
 
-use super::{ListOptions, ObjectList, Registry, Stored};
+use coredump_store::{ListRequest, ObjectChunks};
+use futures::StreamExt;
+
+use super::{ListOptions, ObjectList, Registry, Stored, matching};
 use crate::error::ApiError;
 
 /// Objects read from the store per page.
@@ -14,7 +20,10 @@ pub const STORE_PAGE: usize = 500;
 pub struct PagedList {
     registry: Registry,
     namespace: Option<String>,
+    /// The selectors, and the continue token of the next page (`None` after the last).
     opts: ListOptions,
+    /// The rest of the list as one streamed answer, when the store has one.
+    streamed: Option<ObjectChunks>,
 }
 
 impl PagedList {
@@ -30,12 +39,27 @@ impl PagedList {
         opts.continue_token = None;
         let first = registry.list::<R>(namespace, &opts).await?;
         opts.continue_token.clone_from(&first.continue_token);
+        let streamed = match &first.continue_token {
+            Some(token) => {
+                registry
+                    .metadata_store()
+                    .list_rest(&ListRequest {
+                        resource: R::PLURAL.to_owned(),
+                        namespace: namespace.map(str::to_owned),
+                        limit: 0,
+                        continue_token: Some(token.clone()),
+                    })
+                    .await?
+            }
+            None => None,
+        };
         Ok((
             first,
             PagedList {
                 registry: registry.clone(),
                 namespace: namespace.map(str::to_owned),
                 opts,
+                streamed,
             },
         ))
     }
@@ -54,20 +78,34 @@ impl PagedList {
     /// and still not be the last.
     pub async fn next<R: Stored>(&mut self) -> Option<Result<Vec<R>, ApiError>> {
         self.opts.continue_token.as_ref()?;
-        match self
-            .registry
-            .list::<R>(self.namespace.as_deref(), &self.opts)
-            .await
-        {
-            Ok(page) => {
-                self.opts.continue_token = page.continue_token;
-                Some(Ok(page.items))
-            }
-            Err(e) => {
-                // A failed page ends the list: the caller reports it, nothing is retried.
-                self.opts.continue_token = None;
-                Some(Err(e))
-            }
+        let page = match self.streamed.as_mut() {
+            Some(chunks) => match chunks.next().await {
+                None => {
+                    self.end();
+                    return None;
+                }
+                Some(chunk) => chunk
+                    .map_err(ApiError::from)
+                    .and_then(|chunk| matching(&chunk, &self.opts)),
+            },
+            None => self
+                .registry
+                .list::<R>(self.namespace.as_deref(), &self.opts)
+                .await
+                .map(|page| {
+                    self.opts.continue_token = page.continue_token;
+                    page.items
+                }),
+        };
+        if page.is_err() {
+            // A failed page ends the list: the caller reports it, nothing is retried.
+            self.end();
         }
+        Some(page)
+    }
+
+    fn end(&mut self) {
+        self.opts.continue_token = None;
+        self.streamed = None;
     }
 }

@@ -49,8 +49,16 @@ impl Harness {
     /// Over a real etcd of its own, as the server runs with `--etcd-servers` (the process is
     /// killed when the returned handle drops).
     pub async fn on_etcd() -> (Self, coredump_testplane::EtcdProcess) {
+        let binary = coredump_testplane::binaries().unwrap().etcd;
+        Self::on_etcd_binary(&binary).await
+    }
+
+    /// [`Harness::on_etcd`] on another etcd binary (Debian's older one).
+    pub async fn on_etcd_binary(
+        binary: &std::path::Path,
+    ) -> (Self, coredump_testplane::EtcdProcess) {
         let dir = tempfile::tempdir().unwrap();
-        let etcd = coredump_testplane::start_etcd(&dir.path().join("etcd")).unwrap();
+        let etcd = coredump_testplane::start_etcd_binary(binary, &dir.path().join("etcd")).unwrap();
         let store = coredump_store::etcd_store::EtcdStore::connect(
             &[etcd.url()],
             coredump_apiserver::cli::ETCD_PREFIX,

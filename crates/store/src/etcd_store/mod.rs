@@ -20,11 +20,13 @@ use etcd_client::{
     GetOptions, Identity, KeyValue, KvClient, TlsOptions, Txn, TxnOp, TxnOpResponse, TxnResponse,
     WatchClient,
 };
+use futures::StreamExt;
 
 use crate::StoreError;
 use crate::key;
 use crate::metadata::{
-    ListPage, ListRequest, MetadataStore, ObjectKey, Precondition, StoredObject, WatchStream,
+    ListPage, ListRequest, MetadataStore, ObjectChunks, ObjectKey, Precondition, StoredObject,
+    WatchStream,
 };
 use crate::token::ContinueToken;
 use errors::{Failure, backend, bounded, classify};
@@ -102,6 +104,39 @@ impl std::fmt::Debug for EtcdStore {
 /// Converts etcd's signed revisions (never negative in practice).
 fn rev(r: i64) -> u64 {
     u64::try_from(r).unwrap_or(0)
+}
+
+/// What a failed read of a list means: a compacted revision is [`StoreError::Expired`] (410
+/// for the client, who lists again), a revision from the future an invalid token.
+fn read_failure(
+    operation: &str,
+    failure: Failure,
+    at: Option<u64>,
+    request: &ListRequest,
+) -> StoreError {
+    let requested = at.unwrap_or(0);
+    match failure {
+        Failure::TooLarge => StoreError::backend(
+            format!("etcd {operation}"),
+            format!("one object is larger than {MAX_ANSWER_BYTES} bytes"),
+        ),
+        Failure::Compacted => StoreError::Expired {
+            requested,
+            // etcd does not say how far it compacted; the token's revision is gone, so the
+            // oldest readable one is at least the next.
+            oldest: requested + 1,
+        },
+        Failure::FutureRevision => StoreError::Invalid {
+            what: "continue token (revision from the future)",
+            value: request.continue_token.clone().unwrap_or_default(),
+        },
+        Failure::Other(e) => e,
+    }
+}
+
+/// Whether etcd does not know the call (gRPC `UNIMPLEMENTED`, fixed by the gRPC spec).
+fn unimplemented(e: &etcd_client::Error) -> bool {
+    matches!(e, etcd_client::Error::GRpcStatus(status) if status.code() as i32 == 12)
 }
 
 /// Converts our revisions for etcd; values beyond `i64::MAX` cannot exist there.
@@ -184,6 +219,19 @@ impl EtcdStore {
                     ),
                 )
             })
+    }
+
+    /// Our objects of etcd's key-values (in the order given).
+    fn stored_objects(&self, kvs: Vec<KeyValue>) -> Result<Vec<StoredObject>, StoreError> {
+        kvs.into_iter()
+            .map(|kv| {
+                Ok(StoredObject {
+                    key: self.store_key(&kv)?,
+                    revision: rev(kv.mod_revision()),
+                    value: Bytes::from(kv.into_key_value().1),
+                })
+            })
+            .collect()
     }
 
     /// Runs one transaction with a deadline.
@@ -364,43 +412,18 @@ impl MetadataStore for EtcdStore {
                 Ok(resp) => break resp,
                 Err(e) => e,
             };
-            let requested = at.unwrap_or(0);
             return Err(match classify(&operation, e) {
                 Failure::TooLarge if limit != 1 => {
                     // Large objects: the same page in smaller steps (0, all, counts as large).
                     limit = if limit <= 0 { 256 } else { limit / 2 };
                     continue;
                 }
-                Failure::TooLarge => StoreError::backend(
-                    format!("etcd {operation}"),
-                    format!("one object is larger than {MAX_ANSWER_BYTES} bytes"),
-                ),
-                Failure::Compacted => StoreError::Expired {
-                    requested,
-                    // etcd does not say how far it compacted; the token's revision is gone,
-                    // so the oldest readable one is at least the next.
-                    oldest: requested + 1,
-                },
-                Failure::FutureRevision => StoreError::Invalid {
-                    what: "continue token (revision from the future)",
-                    value: request.continue_token.clone().unwrap_or_default(),
-                },
-                Failure::Other(e) => e,
+                failure => read_failure(&operation, failure, at, request),
             });
         };
         let revision = at.unwrap_or_else(|| Self::header_rev(resp.header()));
         let more = resp.more();
-        let items = resp
-            .take_kvs()
-            .into_iter()
-            .map(|kv| {
-                Ok(StoredObject {
-                    key: self.store_key(&kv)?,
-                    revision: rev(kv.mod_revision()),
-                    value: Bytes::from(kv.into_key_value().1),
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let items = self.stored_objects(resp.take_kvs())?;
         let continue_token = match (more, items.last()) {
             (true, Some(last)) => Some(
                 ContinueToken {
@@ -416,6 +439,63 @@ impl MetadataStore for EtcdStore {
             revision,
             continue_token,
         })
+    }
+
+    /// etcd 3.7's `RangeStream`: one request for the rest of the range, answered in chunks of
+    /// about etcd's request size, none of which counts the keys after it. An etcd without it
+    /// (3.6 and older answer `UNIMPLEMENTED`) gets `None`: the caller pages.
+    async fn list_rest(&self, request: &ListRequest) -> Result<Option<ObjectChunks>, StoreError> {
+        let (start, end) = key::prefix_range(&request.resource, request.namespace.as_deref())?;
+        let Some(token) = request
+            .continue_token
+            .as_deref()
+            .map(ContinueToken::decode)
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        let from = format!(
+            "{}\0",
+            self.etcd_key(&token.full_key(&request.resource, &start)?)
+        );
+        let options = GetOptions::new()
+            .with_range(self.etcd_key(&end))
+            .with_revision(etcd_rev(token.rev));
+        let operation = format!("list {} (streamed)", self.etcd_key(&start));
+        let at = Some(token.rev);
+        let mut client = self.kv.clone();
+        let first = bounded(self.options.request_timeout, &operation, async {
+            let mut stream = client.get_stream(from, Some(options)).await?;
+            let first = stream.next().await.transpose()?;
+            Ok((stream, first))
+        })
+        .await?;
+        let (stream, first) = match first {
+            Ok(answer) => answer,
+            Err(e) if unimplemented(&e) => return Ok(None),
+            Err(e) => {
+                return Err(read_failure(
+                    &operation,
+                    classify(&operation, e),
+                    at,
+                    request,
+                ));
+            }
+        };
+        let store = self.clone();
+        let request = request.clone();
+        let chunks = futures::stream::iter(first.map(Ok))
+            .chain(stream)
+            .map(move |answer| match answer {
+                Ok(mut answer) => store.stored_objects(answer.take_kvs()),
+                Err(e) => Err(read_failure(
+                    &operation,
+                    classify(&operation, e),
+                    at,
+                    &request,
+                )),
+            });
+        Ok(Some(chunks.boxed()))
     }
 
     async fn watch(
