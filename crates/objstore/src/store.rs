@@ -55,6 +55,8 @@ pub struct ObjectBlobStore {
     /// The endpoint, when not the provider's default, for error messages.
     endpoint: Option<String>,
     part_size: usize,
+    /// Parts uploading at the same time ([`PARTS_IN_FLIGHT`] unless set).
+    parts_in_flight: usize,
     /// Compare S3's MD5 `ETag` with what was sent ([`crate::etag`]).
     verify_md5: bool,
     /// Parts of multipart uploads sent (started) by this store, see [`PartsSent`].
@@ -81,6 +83,7 @@ impl std::fmt::Debug for ObjectBlobStore {
             .field("prefix", &self.layout.prefix().as_ref())
             .field("endpoint", &self.endpoint)
             .field("part_size", &self.part_size)
+            .field("parts_in_flight", &self.parts_in_flight)
             .finish()
     }
 }
@@ -104,6 +107,7 @@ impl ObjectBlobStore {
             location: location.into(),
             endpoint,
             part_size: PART_SIZE,
+            parts_in_flight: PARTS_IN_FLIGHT,
             verify_md5: false,
             parts_sent: AtomicU64::new(0),
             bytes_sent: AtomicU64::new(0),
@@ -130,6 +134,13 @@ impl ObjectBlobStore {
     /// several parts out of a small file).
     pub fn with_part_size(mut self, bytes: usize) -> Self {
         self.part_size = bytes.max(1);
+        self
+    }
+
+    /// The same store with at most `parts` parts of an upload uploading at once (at least 1;
+    /// memory grows by a part per part in flight). The transfer benchmark compares settings.
+    pub fn with_parts_in_flight(mut self, parts: usize) -> Self {
+        self.parts_in_flight = parts.max(1);
         self
     }
 

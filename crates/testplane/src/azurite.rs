@@ -98,27 +98,64 @@ impl Azurite {
         Ok(())
     }
 
-    fn put_container(&self, name: &str) -> Result<(), HarnessError> {
+    /// The headers of a request signed with the account's key (Shared Key): `x-ms-date`,
+    /// `x-ms-version`, the `x-ms-*` headers in `extra` and `Authorization`. `path` is what
+    /// follows the account in the URL (`container/blob`), `query` its parameters,
+    /// `content_length` the body's size (0: none). Lets a client that is not `object_store`
+    /// (the harness itself, curl in a benchmark's baseline) talk to this server.
+    pub fn signed_headers(
+        &self,
+        verb: &str,
+        path: &str,
+        query: &[(&str, &str)],
+        content_length: u64,
+        extra: &[(&str, &str)],
+    ) -> Result<Vec<(String, String)>, HarnessError> {
         let date = httpdate::fmt_http_date(SystemTime::now());
-        let resource = format!("/{ACCOUNT}/{ACCOUNT}/{name}\nrestype:container");
-        let to_sign = format!(
-            "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{API_VERSION}\n{resource}"
-        );
+        let mut headers: Vec<(String, String)> =
+            [("x-ms-date", date.as_str()), ("x-ms-version", API_VERSION)]
+                .iter()
+                .chain(extra)
+                .map(|(k, v)| (k.to_ascii_lowercase(), (*v).to_owned()))
+                .collect();
+        headers.sort();
+        let length = match content_length {
+            0 => String::new(),
+            n => n.to_string(),
+        };
+        let mut to_sign = format!("{verb}\n\n\n{length}\n\n\n\n\n\n\n\n\n");
+        for (name, value) in &headers {
+            to_sign.push_str(&format!("{name}:{value}\n"));
+        }
+        to_sign.push_str(&format!("/{ACCOUNT}/{ACCOUNT}/{path}"));
+        let mut query = query.to_vec();
+        query.sort_unstable();
+        for (name, value) in query {
+            to_sign.push_str(&format!("\n{name}:{value}"));
+        }
         let key = STANDARD.decode(ACCESS_KEY).map_err(|e| {
             HarnessError::io("decode", Path::new("ACCESS_KEY"), std::io::Error::other(e))
         })?;
         let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key);
         let signature = STANDARD.encode(ring::hmac::sign(&key, to_sign.as_bytes()).as_ref());
-        let authorization = format!("SharedKey {ACCOUNT}:{signature}");
+        headers.push((
+            "Authorization".to_owned(),
+            format!("SharedKey {ACCOUNT}:{signature}"),
+        ));
+        Ok(headers)
+    }
+
+    fn put_container(&self, name: &str) -> Result<(), HarnessError> {
+        let headers = self.signed_headers("PUT", name, &[("restype", "container")], 0, &[])?;
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         let answer = request(
             self.port,
             "PUT",
             &format!("/{ACCOUNT}/{name}?restype=container"),
-            &[
-                ("x-ms-date", &date),
-                ("x-ms-version", API_VERSION),
-                ("Authorization", &authorization),
-            ],
+            &headers,
             b"",
         )
         .map_err(|e| HarnessError::io("create a container on", &self.instance.binary, e))?;

@@ -3,8 +3,9 @@
 //! which outlive the process, where the `MultipartUpload` handle dies with it).
 //!
 //! * A new upload writes its record ([`crate::resume`]) beside the source and appends every
-//!   part the server acknowledged; at most [`PARTS_IN_FLIGHT`] parts are read and uploading at
-//!   once, read from their offsets in the source.
+//!   part the server acknowledged; at most [`super::PARTS_IN_FLIGHT`] parts (or as set) are
+//!   read and uploading at once, read from their offsets in the source; with S3's `ETag` check,
+//!   each part's MD5 is computed on the runtime's blocking pool while the part is sent.
 //! * `put_file` on a source with a record of the same source, object and part size continues
 //!   that upload: only the parts missing from the record are sent, then the upload completes
 //!   with the recorded parts and the new ones.
@@ -29,7 +30,7 @@ use object_store::multipart::PartId;
 use object_store::path::Path as Key;
 use object_store::{MultipartId, PutPayload};
 
-use super::{ObjectBlobStore, PARTS_IN_FLIGHT, changed};
+use super::{ObjectBlobStore, changed};
 use crate::bridge::Pending;
 use crate::etag::{Md5Check, PartMd5};
 use crate::resume::{self, DonePart, Header, Journal, Target, UploadRecord};
@@ -65,12 +66,19 @@ fn upload_gone(e: &object_store::Error) -> bool {
     GONE_CODES.iter().any(|code| text.contains(code))
 }
 
-/// A part read from the source, on its way.
+/// A part read from the source, on its way: the server's answer and, when verifying, the
+/// part's MD5, computed beside the upload (not before it: on the caller's thread it held up
+/// the next part, 2 s of a 1 GiB upload).
 struct Sending {
     idx: usize,
-    md5: Option<PartMd5>,
-    pending: Pending<object_store::Result<PartId>>,
+    pending: Pending<PartAnswer>,
 }
+
+/// The server's answer to a part, and its MD5 when verifying (an error if its task died).
+type PartAnswer = (
+    object_store::Result<PartId>,
+    Option<Result<PartMd5, String>>,
+);
 
 impl ObjectBlobStore {
     /// Uploads `file` (`meta.len()` bytes) as a multipart upload, resuming the recorded one
@@ -202,7 +210,7 @@ impl ObjectBlobStore {
         }
     }
 
-    /// Sends the parts of `file` missing from `done`, at most [`PARTS_IN_FLIGHT`] at once, and
+    /// Sends the parts of `file` missing from `done`, at most `parts_in_flight` at once, and
     /// records each as it is acknowledged; all parts, in order. Waits for every part it
     /// started, also on failure (so an abort that follows finds no part still uploading).
     #[allow(clippy::too_many_arguments)]
@@ -222,18 +230,29 @@ impl ObjectBlobStore {
         let mut in_flight: VecDeque<Sending> = VecDeque::new();
         let mut first_error: Option<Failure> = None;
         let mut settle = |part: Sending, first: &mut Option<Failure>| {
-            let result = part.pending.wait().map_err(Failure::from).and_then(|r| {
-                r.map_err(|e| Failure {
-                    gone: upload_gone(&e),
-                    error: self.error("uploading a part of", key, e),
-                })
-            });
+            let result = part
+                .pending
+                .wait()
+                .map_err(Failure::from)
+                .and_then(|(r, md5)| {
+                    let part_id = r.map_err(|e| Failure {
+                        gone: upload_gone(&e),
+                        error: self.error("uploading a part of", key, e),
+                    })?;
+                    let md5 = md5.transpose().map_err(|e| {
+                        StoreError::backend(
+                            self.doing(&format!("computing the MD5 of part {} of", part.idx), key),
+                            e,
+                        )
+                    })?;
+                    Ok((part_id, md5))
+                });
             match result {
-                Ok(part_id) => {
+                Ok((part_id, md5)) => {
                     let part = DonePart {
                         part: part.idx,
                         content_id: part_id.content_id,
-                        md5: part.md5.map(|m| crate::etag::hex(&m)),
+                        md5: md5.map(|m| crate::etag::hex(&m)),
                     };
                     if let Some(j) = &mut journal
                         && let Err(e) = j.append(&part)
@@ -266,15 +285,25 @@ impl ObjectBlobStore {
                     break;
                 }
             };
-            let md5 = self.verify_md5.then(|| crate::etag::md5(&bytes));
             self.parts_sent.fetch_add(1, Ordering::Relaxed);
             self.bytes_sent.fetch_add(len as u64, Ordering::Relaxed);
             let (store, k, id) = (Arc::clone(&self.multipart), key.clone(), id.clone());
-            let pending = self
-                .bridge
-                .spawn(async move { store.put_part(&k, &id, idx, PutPayload::from(bytes)).await });
-            in_flight.push_back(Sending { idx, md5, pending });
-            while in_flight.len() >= PARTS_IN_FLIGHT {
+            let verify_md5 = self.verify_md5;
+            let pending = self.bridge.spawn(async move {
+                // The MD5 on the blocking pool (CPU, 8 MiB at a time) while the part is sent.
+                let md5 = verify_md5.then(|| {
+                    let bytes = bytes.clone();
+                    tokio::task::spawn_blocking(move || crate::etag::md5(&bytes))
+                });
+                let put = store.put_part(&k, &id, idx, PutPayload::from(bytes)).await;
+                let md5 = match md5 {
+                    Some(task) => Some(task.await.map_err(|e| e.to_string())),
+                    None => None,
+                };
+                (put, md5)
+            });
+            in_flight.push_back(Sending { idx, pending });
+            while in_flight.len() >= self.parts_in_flight {
                 if let Some(oldest) = in_flight.pop_front() {
                     settle(oldest, &mut first_error);
                 }
