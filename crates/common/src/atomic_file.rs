@@ -79,7 +79,12 @@ fn replace(
         .map_err(failed("create", &tmp))?;
     let written = fill(&mut file, &tmp)
         .and_then(|()| file.sync_all().map_err(failed("fsync", &tmp)))
-        .and_then(|()| std::fs::rename(&tmp, path).map_err(failed("rename", path)));
+        .and_then(|()| {
+            // Closed before it takes the name: a binary still open for writing cannot be
+            // executed (ETXTBSY), and the kernel may exec the handler at any moment.
+            drop(file);
+            std::fs::rename(&tmp, path).map_err(failed("rename", path))
+        });
     if let Err(e) = written {
         // Nothing half-written stays behind (a full disk is the usual cause).
         let _ = std::fs::remove_file(&tmp);
@@ -139,6 +144,39 @@ mod tests {
         write(&path, b"written", 0o600).unwrap();
         assert_eq!(std::fs::read(&victim).unwrap(), b"untouched");
         assert_eq!(std::fs::read(&path).unwrap(), b"written");
+    }
+
+    #[test]
+    fn a_binary_being_replaced_can_always_be_executed() {
+        // While this process installs the binary again and again, another process executes it
+        // (as the kernel executes the crash handler): every exec must find a whole, closed
+        // file. The file used to take the name while still open for writing, and exec of such
+        // a file fails with ETXTBSY: a crash whose handler cannot start is a lost core. (The
+        // executing process is a shell started before the installs: a process forked from
+        // this one during an install would itself hold the file open.)
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("true");
+        let stop = dir.path().join("stop");
+        copy(Path::new("/bin/true"), &path, 0o755).unwrap();
+        let runner = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(r#"i=0; while [ ! -e "$2" ] && [ $i -lt 100000 ]; do "$1" && echo ok || echo failed; i=$((i+1)); done"#)
+            .arg("sh")
+            .arg(&path)
+            .arg(&stop)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        for _ in 0..300 {
+            copy(Path::new("/bin/true"), &path, 0o755).unwrap();
+        }
+        std::fs::write(&stop, b"").unwrap();
+        let out = runner.wait_with_output().unwrap();
+        let out = String::from_utf8_lossy(&out.stdout);
+        let ok = out.lines().filter(|l| *l == "ok").count();
+        let failed = out.lines().filter(|l| *l == "failed").count();
+        assert!(ok > 0, "the binary ran");
+        assert_eq!(failed, 0, "{failed} of {} execs failed", ok + failed);
     }
 
     #[test]
