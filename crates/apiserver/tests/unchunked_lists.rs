@@ -151,18 +151,49 @@ async fn embedded_store_streams_the_same_bytes_as_one_page() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn etcd_streams_the_same_bytes_and_a_dead_etcd_cuts_the_body_off() {
+async fn etcd_streams_the_same_bytes_and_a_frozen_or_dead_etcd_cuts_the_body_off() {
     let (h, etcd) = Harness::on_etcd().await;
     fill(&h, 0..OBJECTS).await;
     streamed_lists_equal_one_page(&h).await;
-    // The server reads ahead of the client (a piece waiting for the renderer, one being
-    // rendered, one rendered in the body, and what etcd's stream has in flight, pieces of
-    // about 1.5 MiB): 20 MB more at the end of the list, in objects of 250 KB, are more than
-    // that, so etcd's death lands before the end whatever the timing, since this client reads
-    // nothing before it.
     fill_large(&h, "z", "tail", 80, &"x".repeat(250_000)).await;
 
+    // Frozen (SIGSTOP: alive, answering nothing) after the answer began: the body ends with an
+    // error within the store's request timeout (5 s) per piece, not never.
+    let resp = begin_list(&h).await;
+    let frozen = etcd.freeze();
+    // 5 s of request timeout and the pieces already read: well within 15 s (the connection's
+    // keep-alive alone, without a timeout per piece, took 20 s).
+    let body = tokio::time::timeout(Duration::from_secs(15), resp.into_body().collect()).await;
+    drop(frozen);
+    let err = body
+        .expect("the body ends within 15 s of etcd's freeze")
+        .expect_err("a list whose later pieces never come must not end cleanly");
+    assert!(
+        err.to_string().contains("list broke off"),
+        "the body's error says why: {err}"
+    );
+    // The server reads ahead of the client (a piece waiting for the renderer, one being
+    // rendered, one rendered in the body, and what etcd's stream has in flight, pieces of
+    // about 1.5 MiB): the 20 MB at the end of the list, in objects of 250 KB, are more than
+    // that, so etcd's freeze or death lands before the end whatever the timing, since this
+    // client reads nothing before it.
+
     // The answer has begun (status 200, first store page read) when etcd dies.
+    let resp = begin_list(&h).await;
+    etcd.kill();
+    let body = tokio::time::timeout(Duration::from_secs(60), resp.into_body().collect())
+        .await
+        .expect("the body ends within 60 s of etcd's death");
+    let err = body.expect_err("a list whose later pages are unreadable must not end cleanly");
+    assert!(
+        err.to_string().contains("list broke off"),
+        "the body's error says why: {err}"
+    );
+}
+
+/// An unchunked JSON list of every endpoint whose answer has begun (200, first page read);
+/// its body not read yet.
+async fn begin_list(h: &Harness) -> axum::response::Response {
     let resp = h
         .send(
             Who::Admin,
@@ -173,15 +204,7 @@ async fn etcd_streams_the_same_bytes_and_a_dead_etcd_cuts_the_body_off() {
         )
         .await;
     assert_eq!(resp.status(), StatusCode::OK);
-    etcd.kill();
-    let body = tokio::time::timeout(Duration::from_secs(60), resp.into_body().collect())
-        .await
-        .expect("the body ends within 60 s of etcd's death");
-    let err = body.expect_err("a list whose later pages are unreadable must not end cleanly");
-    assert!(
-        err.to_string().contains("list broke off"),
-        "the body's error says why: {err}"
-    );
+    resp
 }
 
 /// etcd before 3.7 has no `RangeStream`: the rest of an unchunked list is then read page by

@@ -93,6 +93,16 @@ impl EtcdProcess {
         self.process.pid()
     }
 
+    /// Freezes etcd (SIGSTOP: alive, connections open, answering nothing) until the guard
+    /// drops (SIGCONT), also when the test panics.
+    pub fn freeze(&self) -> Frozen {
+        let pid = rustix::process::Pid::from_raw(self.pid() as i32);
+        if let Some(pid) = pid {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::STOP);
+        }
+        Frozen(pid)
+    }
+
     /// The client URL, `http://127.0.0.1:<port>` (inside the control plane's network namespace
     /// when it has one).
     pub fn url(&self) -> String {
@@ -225,6 +235,17 @@ fn health_body_ok(response: &[u8]) -> bool {
 #[derive(serde::Deserialize)]
 struct Health {
     health: String,
+}
+
+/// A frozen etcd ([`EtcdProcess::freeze`]), thawed on drop.
+pub struct Frozen(Option<rustix::process::Pid>);
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::CONT);
+        }
+    }
 }
 
 #[cfg(test)]

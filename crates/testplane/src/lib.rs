@@ -53,7 +53,7 @@ mod workdir;
 pub use binaries::{Binaries, binaries};
 pub use control_plane::{ControlPlane, ControlPlaneOptions, NodePlacement};
 pub use error::HarnessError;
-pub use etcd::{EtcdProcess, start_etcd, start_etcd_binary};
+pub use etcd::{EtcdProcess, Frozen, start_etcd, start_etcd_binary};
 pub use netns::NetworkNamespace;
 pub use pki::{IssuedCert, TestCa};
 pub use process::{

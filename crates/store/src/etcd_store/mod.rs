@@ -484,15 +484,30 @@ impl MetadataStore for EtcdStore {
         };
         let store = self.clone();
         let request = request.clone();
-        let chunks = futures::stream::iter(first.map(Ok))
-            .chain(stream)
+        // Each further chunk within the request timeout too: a live but stalled etcd must end
+        // the list with an error, as a stalled page read does.
+        let timeout = self.options.request_timeout;
+        let rest = futures::stream::unfold(Some(stream), move |stream| async move {
+            let mut stream = stream?;
+            match tokio::time::timeout(timeout, stream.next()).await {
+                Ok(None) => None,
+                Ok(Some(answer)) => Some((Ok(answer), Some(stream))),
+                Err(_) => Some((Err(()), None)),
+            }
+        });
+        let chunks = futures::stream::iter(first.map(|answer| Ok(Ok(answer))))
+            .chain(rest)
             .map(move |answer| match answer {
-                Ok(mut answer) => store.stored_objects(answer.take_kvs()),
-                Err(e) => Err(read_failure(
+                Ok(Ok(mut answer)) => store.stored_objects(answer.take_kvs()),
+                Ok(Err(e)) => Err(read_failure(
                     &operation,
                     classify(&operation, e),
                     at,
                     &request,
+                )),
+                Err(()) => Err(StoreError::backend(
+                    format!("etcd {operation}"),
+                    format!("no further answer from etcd within {timeout:?}"),
                 )),
             });
         Ok(Some(chunks.boxed()))
