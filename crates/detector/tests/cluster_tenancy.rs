@@ -353,7 +353,7 @@ fn crash_loop(cgroup: &common::FakePodCgroup, n: u32) -> std::process::Child {
 fn a_crash_loop_is_bounded_and_another_tenants_crash_is_recorded_at_once() {
     let _one = one_at_a_time();
     let t = install();
-    const CRASHES: u32 = 1000;
+    const CRASHES: u32 = 3000;
     let looping = t.cp.create_namespace("loop").unwrap();
     let other = t.cp.create_namespace("other").unwrap();
     let (uid, cid) = t.pod(&looping, "loop-0", serde_json::json!({}));
