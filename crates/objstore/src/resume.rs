@@ -186,25 +186,12 @@ impl Journal {
         header: &Header,
         done: impl IntoIterator<Item = &'a DonePart>,
     ) -> io::Result<Self> {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let mut tmp_name = path.file_name().unwrap_or_default().to_owned();
-        tmp_name.push(format!(".tmp-{}", std::process::id()));
-        let tmp = dir.join(tmp_name);
-        let written = (|| {
-            let mut content = line(header)?;
-            for part in done {
-                content.extend(line(part)?);
-            }
-            let mut file = File::create(&tmp)?;
-            file.write_all(&content)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, path)?;
-            File::open(dir)?.sync_all()
-        })();
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
+        let mut content = line(header)?;
+        for part in done {
+            content.extend(line(part)?);
         }
+        coredump_common::atomic_file::write(path, &content, 0o600)
+            .map_err(|e| io::Error::new(e.source.kind(), e))?;
         let file = OpenOptions::new().append(true).open(path)?;
         Ok(Self {
             path: path.to_owned(),
